@@ -1,0 +1,2 @@
+//! pola captp layer (see DESIGN.md).
+#![forbid(unsafe_code)]

@@ -1,0 +1,6 @@
+//! The `pola` binary.
+#![forbid(unsafe_code)]
+
+fn main() {
+    println!("pola");
+}

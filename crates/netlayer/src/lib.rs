@@ -1,0 +1,2 @@
+//! pola netlayer layer (see DESIGN.md).
+#![forbid(unsafe_code)]

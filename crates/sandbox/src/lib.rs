@@ -1,0 +1,2 @@
+//! pola sandbox layer (see DESIGN.md).
+#![forbid(unsafe_code)]

@@ -1,0 +1,2 @@
+//! pola vat layer (see DESIGN.md).
+#![forbid(unsafe_code)]
