@@ -1,0 +1,180 @@
+//! `tcp-testing-only`: OCapN's interop netlayer over plain TCP.
+//!
+//! **Insecure by design**: no encryption, no authentication, the designator
+//! is an unauthenticated random string. Use it only to test against other
+//! OCapN implementations (the public test suite speaks it).
+//!
+//! Locator: transport `tcp-testing-only`, designator 32 lowercase hex
+//! characters, hints `host` and `port` (both Strings), e.g.
+//! `ocapn://a2ef69ddd5f84840970612ff660f5058.tcp-testing-only?host=127.0.0.1&port=22045`.
+//! Messages are unframed by default (Syrup records back to back).
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+
+use tokio::net::{TcpListener, TcpStream};
+
+use crate::stream::{StreamReader, StreamWriter};
+use crate::{BoxFuture, Connection, Direction, Framing, Location, NetError, Netlayer};
+
+/// The transport name of this netlayer.
+pub const TRANSPORT: &str = "tcp-testing-only";
+
+/// A `tcp-testing-only` netlayer listening on one TCP port.
+#[derive(Debug)]
+pub struct TcpTestingOnly {
+    listener: TcpListener,
+    location: Location,
+    framing: Framing,
+}
+
+impl TcpTestingOnly {
+    /// Listens on `host:port` (port 0 picks a free port) under a fresh random
+    /// designator. The advertised location carries `host` as given and the
+    /// port actually bound.
+    ///
+    /// # Errors
+    /// The address cannot be bound, or the OS RNG failed.
+    pub async fn bind(host: &str, port: u16) -> Result<Self, NetError> {
+        let designator = crate::random_designator()?;
+        Self::bind_as(host, port, designator).await
+    }
+
+    /// Like [`TcpTestingOnly::bind`] with a chosen designator.
+    ///
+    /// # Errors
+    /// The address cannot be bound.
+    pub async fn bind_as(host: &str, port: u16, designator: String) -> Result<Self, NetError> {
+        let listener = TcpListener::bind((host, port)).await?;
+        let bound = listener.local_addr()?;
+        let mut hints = BTreeMap::new();
+        hints.insert("host".to_owned(), host.to_owned());
+        hints.insert("port".to_owned(), bound.port().to_string());
+        Ok(TcpTestingOnly {
+            listener,
+            location: Location {
+                transport: TRANSPORT.to_owned(),
+                designator,
+                hints,
+            },
+            framing: Framing::None,
+        })
+    }
+
+    /// Uses `framing` for every later connection (default: unframed).
+    #[must_use]
+    pub fn with_framing(mut self, framing: Framing) -> Self {
+        self.framing = framing;
+        self
+    }
+
+    /// The socket address actually bound.
+    ///
+    /// # Errors
+    /// The OS could not report it.
+    pub fn local_addr(&self) -> Result<SocketAddr, NetError> {
+        Ok(self.listener.local_addr()?)
+    }
+
+    fn wrap(&self, stream: TcpStream, direction: Direction, remote: String) -> Connection {
+        // Small CapTP messages must not wait for Nagle's algorithm.
+        let _ = stream.set_nodelay(true);
+        let (r, w) = stream.into_split();
+        Connection {
+            reader: Box::new(StreamReader::new(r, self.framing)),
+            writer: Box::new(StreamWriter::new(w, self.framing)),
+            direction,
+            remote,
+        }
+    }
+}
+
+/// Reads `host` and `port` from a `tcp-testing-only` location.
+fn host_port(to: &Location) -> Result<(&str, u16), NetError> {
+    if to.transport != TRANSPORT {
+        return Err(NetError::WrongTransport {
+            expected: TRANSPORT.to_owned(),
+            found: to.transport.clone(),
+        });
+    }
+    let host = to.hints.get("host").ok_or(NetError::MissingHint("host"))?;
+    let port = to.hints.get("port").ok_or(NetError::MissingHint("port"))?;
+    let port = port
+        .parse::<u16>()
+        .map_err(|_| NetError::BadHint { name: "port" })?;
+    if host.is_empty() {
+        return Err(NetError::BadHint { name: "host" });
+    }
+    Ok((host, port))
+}
+
+impl Netlayer for TcpTestingOnly {
+    fn transport(&self) -> &str {
+        TRANSPORT
+    }
+
+    fn location(&self) -> &Location {
+        &self.location
+    }
+
+    fn connect<'a>(&'a self, to: &'a Location) -> BoxFuture<'a, Result<Connection, NetError>> {
+        Box::pin(async move {
+            let (host, port) = host_port(to)?;
+            let stream = TcpStream::connect((host, port)).await?;
+            let remote = format!("{host}:{port}");
+            Ok(self.wrap(stream, Direction::Outbound, remote))
+        })
+    }
+
+    fn accept(&self) -> BoxFuture<'_, Result<Connection, NetError>> {
+        Box::pin(async move {
+            let (stream, addr) = self.listener.accept().await?;
+            Ok(self.wrap(stream, Direction::Inbound, addr.to_string()))
+        })
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn loc(hints: &[(&str, &str)]) -> Location {
+        Location {
+            transport: TRANSPORT.into(),
+            designator: "d".into(),
+            hints: hints
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn hint_errors() {
+        assert!(matches!(
+            host_port(&loc(&[("port", "1")])),
+            Err(NetError::MissingHint("host"))
+        ));
+        assert!(matches!(
+            host_port(&loc(&[("host", "h")])),
+            Err(NetError::MissingHint("port"))
+        ));
+        for bad in ["70000", "-1", "", "1x"] {
+            assert!(matches!(
+                host_port(&loc(&[("host", "h"), ("port", bad)])),
+                Err(NetError::BadHint { name: "port" })
+            ));
+        }
+        let mut other = loc(&[("host", "h"), ("port", "1")]);
+        other.transport = "onion".into();
+        assert!(matches!(
+            host_port(&other),
+            Err(NetError::WrongTransport { .. })
+        ));
+        assert_eq!(
+            host_port(&loc(&[("host", "h"), ("port", "80")])).unwrap(),
+            ("h", 80)
+        );
+    }
+}
