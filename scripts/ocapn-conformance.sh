@@ -1,0 +1,85 @@
+#!/usr/bin/env bash
+# Runs the public OCapN test suite against pola's test peer over
+# tcp-testing-only and prints the pass/fail count.
+#
+#   scripts/ocapn-conformance.sh SUITE_DIR [extra test_runner.py args...]
+#
+# SUITE_DIR is a checkout of github.com/ocapn/ocapn-test-suite (CI cannot fetch
+# it; run this by hand). Python >= 3.10 with `cryptography` and `stem` is
+# needed: set OCAPN_PYTHON to such an interpreter, or the script makes a venv
+# in SUITE_DIR/.venv and pip-installs them there.
+# Environment: PORT (default: a free port), CARGO_TARGET_DIR (as usual),
+# POLA_BIN (skip the build and use this binary).
+set -euo pipefail
+
+if [[ $# -lt 1 || ! -f "$1/test_runner.py" ]]; then
+    echo "usage: $0 SUITE_DIR [test_runner.py args...]  (SUITE_DIR must hold test_runner.py)" >&2
+    exit 2
+fi
+suite_dir=$(cd "$1" && pwd)
+shift
+repo=$(cd "$(dirname "$0")/.." && pwd)
+
+# 1. Python with the suite's dependencies.
+python=${OCAPN_PYTHON:-}
+if [[ -z "$python" ]]; then
+    if ! "$suite_dir/.venv/bin/python" -c 'import cryptography, stem' 2>/dev/null; then
+        echo "== making $suite_dir/.venv (cryptography, stem)" >&2
+        python3 -m venv "$suite_dir/.venv"
+        "$suite_dir/.venv/bin/pip" install -q cryptography stem
+    fi
+    python="$suite_dir/.venv/bin/python"
+fi
+
+# 2. Build pola.
+if [[ -z "${POLA_BIN:-}" ]]; then
+    echo "== building pola" >&2
+    (cd "$repo" && cargo build -q -p pola-cli --bin pola)
+    target=${CARGO_TARGET_DIR:-$repo/target}
+    POLA_BIN="$target/debug/pola"
+fi
+
+# 3. Start the test peer and read the locator it prints first.
+port=${PORT:-$("$python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')}
+workdir=$(mktemp -d)
+peer_pid=""
+cleanup() {
+    if [[ -n "$peer_pid" ]]; then
+        kill "$peer_pid" 2>/dev/null || true
+        wait "$peer_pid" 2>/dev/null || true
+    fi
+    rm -rf "$workdir"
+}
+trap cleanup EXIT
+mkfifo "$workdir/out"
+"$POLA_BIN" ocapn test-peer --port "$port" >"$workdir/out" 2>"$workdir/peer.log" &
+peer_pid=$!
+exec 3<"$workdir/out"
+locator=""
+if ! read -r -t 30 locator <&3 || [[ "$locator" != ocapn://* ]]; then
+    echo "test peer did not print a locator (got: '$locator'); its log:" >&2
+    cat "$workdir/peer.log" >&2
+    exit 1
+fi
+# Keep draining the peer's stdout so it never blocks on a full pipe.
+cat <&3 >/dev/null &
+echo "== test peer at $locator (pid $peer_pid)" >&2
+
+# 4. Run the suite.
+set +e
+(cd "$suite_dir" && "$python" test_runner.py "$locator" -v "$@") 2>&1 | tee "$workdir/suite.log"
+status=${PIPESTATUS[0]}
+set -e
+
+# 5. Summarise: unittest prints "Ran N tests" and "FAILED (failures=a, errors=b)".
+ran=$(sed -n 's/^Ran \([0-9]*\) tests\{0,1\}.*/\1/p' "$workdir/suite.log" | tail -1)
+failures=$(sed -n 's/.*failures=\([0-9]*\).*/\1/p' "$workdir/suite.log" | tail -1)
+errors=$(sed -n 's/.*errors=\([0-9]*\).*/\1/p' "$workdir/suite.log" | tail -1)
+ran=${ran:-0}; failures=${failures:-0}; errors=${errors:-0}
+passed=$((ran - failures - errors))
+echo "== OCapN test suite: $passed/$ran pass ($failures failures, $errors errors)"
+if [[ -s "$workdir/peer.log" ]]; then
+    echo "== test peer log (last 20 lines):" >&2
+    tail -20 "$workdir/peer.log" >&2
+fi
+exit "$status"
