@@ -1,0 +1,5 @@
+//! The glue between a vat and OCapN: a peer owns a vat, listens on
+//! netlayers, and drives one CapTP session per remote peer.
+#![forbid(unsafe_code)]
+
+pub mod swiss;
