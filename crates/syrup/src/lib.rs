@@ -6,6 +6,7 @@
 
 mod decode;
 mod encode;
+pub mod text;
 pub mod value;
 
 pub use decode::{

@@ -2,4 +2,5 @@
 //! and the text form.
 #![allow(clippy::unwrap_used)]
 
+mod props;
 mod zoo;
