@@ -2,4 +2,5 @@
 //! netlayers, and drives one CapTP session per remote peer.
 #![forbid(unsafe_code)]
 
+pub mod conn;
 pub mod swiss;

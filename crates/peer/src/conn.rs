@@ -1,0 +1,295 @@
+//! Connection plumbing: tasks that move bytes between a netlayer
+//! [`Connection`] and the peer's event loop.
+//!
+//! Each connection gets two tasks:
+//! - a *reader* that forwards every incoming chunk to the event loop as
+//!   [`NetEvent::Bytes`] and ends with one [`NetEvent::Closed`];
+//! - a *writer* that sends the messages queued on its [`ConnHandle`], each
+//!   with a single write, in order. [`ConnHandle::close`] flushes what is
+//!   queued, shuts the sending half (FIN) and then lets the reader drain
+//!   until the peer closes or a short linger passes, so the peer sees a
+//!   clean end of stream rather than a reset.
+//!
+//! The tasks make no protocol decisions; the event loop owns every session.
+//! Invariant: after [`NetEvent::Closed`] for a connection, no further event
+//! for it is sent.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+use bytes::Bytes;
+use pola_netlayer::{Connection, Direction, Location, NetError, Netlayer};
+use tokio::sync::mpsc;
+
+/// How long a closing connection keeps draining input before giving up.
+pub const CLOSE_LINGER: Duration = Duration::from_millis(500);
+
+/// Names one connection for the life of the peer (never reused).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ConnId(u64);
+
+impl ConnId {
+    /// A fresh id.
+    pub fn fresh() -> Self {
+        static NEXT: AtomicU64 = AtomicU64::new(1);
+        ConnId(NEXT.fetch_add(1, Ordering::Relaxed))
+    }
+}
+
+/// What the connection tasks tell the event loop.
+#[derive(Debug)]
+pub enum NetEvent {
+    /// A netlayer accepted an inbound connection (not yet started).
+    Accepted(Connection),
+    /// A dial finished; `token` is the one given to [`spawn_dial`].
+    Dialed {
+        /// The caller's token.
+        token: u64,
+        /// Where we dialled.
+        to: Location,
+        /// The connection, or why not.
+        result: Result<Connection, NetError>,
+    },
+    /// Bytes arrived on a connection.
+    Bytes(ConnId, Bytes),
+    /// The connection ended (clean end of stream: `None`).
+    Closed(ConnId, Option<NetError>),
+}
+
+enum Outgoing {
+    Message(Vec<u8>),
+    Close,
+}
+
+/// The event loop's handle on a running connection.
+#[derive(Debug, Clone)]
+pub struct ConnHandle {
+    id: ConnId,
+    direction: Direction,
+    tx: mpsc::UnboundedSender<Outgoing>,
+    closing: Arc<AtomicBool>,
+}
+
+impl std::fmt::Debug for Outgoing {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Outgoing::Message(m) => write!(f, "Message({} bytes)", m.len()),
+            Outgoing::Close => f.write_str("Close"),
+        }
+    }
+}
+
+impl ConnHandle {
+    /// The connection's id.
+    pub fn id(&self) -> ConnId {
+        self.id
+    }
+
+    /// Who dialled.
+    pub fn direction(&self) -> Direction {
+        self.direction
+    }
+
+    /// Queues one complete message. Ignored once the connection is closing
+    /// or gone (the reader reports the end separately).
+    pub fn send(&self, message: Vec<u8>) {
+        if !self.closing.load(Ordering::Acquire) {
+            let _ = self.tx.send(Outgoing::Message(message));
+        }
+    }
+
+    /// Flushes queued messages, then closes politely. Idempotent.
+    pub fn close(&self) {
+        if !self.closing.swap(true, Ordering::AcqRel) {
+            let _ = self.tx.send(Outgoing::Close);
+        }
+    }
+
+    /// Whether [`ConnHandle::close`] was called.
+    pub fn is_closing(&self) -> bool {
+        self.closing.load(Ordering::Acquire)
+    }
+}
+
+/// Starts the reader and writer tasks for `conn`, reporting to `events`.
+/// Must be called inside a tokio runtime.
+pub fn spawn_connection(conn: Connection, events: mpsc::UnboundedSender<NetEvent>) -> ConnHandle {
+    let id = ConnId::fresh();
+    let Connection {
+        mut reader,
+        mut writer,
+        direction,
+        ..
+    } = conn;
+    let (tx, mut rx) = mpsc::unbounded_channel::<Outgoing>();
+    let closing = Arc::new(AtomicBool::new(false));
+    // Set once the writer has shut our sending half; the reader then only
+    // drains (no more events) and gives up after the linger.
+    let (shut_tx, mut shut_rx) = tokio::sync::watch::channel(false);
+
+    tokio::spawn(async move {
+        while let Some(out) = rx.recv().await {
+            match out {
+                Outgoing::Message(m) => {
+                    if writer.send(&m).await.is_err() {
+                        break;
+                    }
+                }
+                Outgoing::Close => break,
+            }
+        }
+        let _ = writer.close().await;
+        let _ = shut_tx.send(true);
+    });
+
+    let reader_events = events;
+    tokio::spawn(async move {
+        let mut shut = false;
+        let mut deadline: std::pin::Pin<Box<tokio::time::Sleep>> =
+            Box::pin(tokio::time::sleep(Duration::from_secs(365 * 86_400)));
+        let end = loop {
+            tokio::select! {
+                r = reader.recv() => match r {
+                    Ok(Some(chunk)) => {
+                        if !shut {
+                            let _ = reader_events.send(NetEvent::Bytes(id, chunk));
+                        }
+                    }
+                    Ok(None) => break None,
+                    Err(e) => break Some(e),
+                },
+                changed = shut_rx.changed(), if !shut => {
+                    if changed.is_err() || *shut_rx.borrow() {
+                        shut = true;
+                        deadline = Box::pin(tokio::time::sleep(CLOSE_LINGER));
+                    }
+                }
+                () = &mut deadline, if shut => break None,
+            }
+        };
+        let _ = reader_events.send(NetEvent::Closed(id, end));
+    });
+
+    ConnHandle {
+        id,
+        direction,
+        tx,
+        closing,
+    }
+}
+
+/// Accepts connections from `netlayer` forever (until it fails or the event
+/// loop is gone), sending each as [`NetEvent::Accepted`].
+pub fn spawn_acceptor(netlayer: Arc<dyn Netlayer>, events: mpsc::UnboundedSender<NetEvent>) {
+    tokio::spawn(async move {
+        loop {
+            match netlayer.accept().await {
+                Ok(conn) => {
+                    if events.send(NetEvent::Accepted(conn)).is_err() {
+                        return;
+                    }
+                }
+                Err(NetError::Closed) => return,
+                // A failed accept (e.g. too many open files) must not stop
+                // the listener for good; back off briefly.
+                Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+            }
+        }
+    });
+}
+
+/// Dials `to` on `netlayer` in the background; the result comes back as
+/// [`NetEvent::Dialed`] with `token`.
+pub fn spawn_dial(
+    netlayer: Arc<dyn Netlayer>,
+    to: Location,
+    token: u64,
+    events: mpsc::UnboundedSender<NetEvent>,
+) {
+    tokio::spawn(async move {
+        let result = netlayer.connect(&to).await;
+        let _ = events.send(NetEvent::Dialed { token, to, result });
+    });
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use pola_netlayer::{MemoryNetwork, TcpTestingOnly};
+
+    async fn collect(
+        rx: &mut mpsc::UnboundedReceiver<NetEvent>,
+        id: ConnId,
+    ) -> (Vec<u8>, Option<NetError>) {
+        let mut got = Vec::new();
+        loop {
+            match rx.recv().await.unwrap() {
+                NetEvent::Bytes(i, b) if i == id => got.extend_from_slice(&b),
+                NetEvent::Closed(i, e) if i == id => return (got, e),
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn messages_in_order_then_clean_close() {
+        let tcp_a: Arc<dyn Netlayer> =
+            Arc::new(TcpTestingOnly::bind("127.0.0.1", 0).await.unwrap());
+        let tcp_b: Arc<dyn Netlayer> =
+            Arc::new(TcpTestingOnly::bind("127.0.0.1", 0).await.unwrap());
+        let (etx, mut erx) = mpsc::unbounded_channel();
+        spawn_acceptor(tcp_b.clone(), etx.clone());
+        spawn_dial(tcp_a.clone(), tcp_b.location().clone(), 7, etx.clone());
+
+        let (mut accepted, mut dialed) = (None, None);
+        while accepted.is_none() || dialed.is_none() {
+            match erx.recv().await.unwrap() {
+                NetEvent::Accepted(c) => accepted = Some(c),
+                NetEvent::Dialed {
+                    token: 7, result, ..
+                } => dialed = Some(result.unwrap()),
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+        let (a_tx, mut a_rx) = mpsc::unbounded_channel();
+        let (b_tx, mut b_rx) = mpsc::unbounded_channel();
+        let a = spawn_connection(dialed.unwrap(), a_tx);
+        let b = spawn_connection(accepted.unwrap(), b_tx);
+        assert_eq!(a.direction(), Direction::Outbound);
+        assert_eq!(b.direction(), Direction::Inbound);
+        for i in 0..100u8 {
+            a.send(vec![i; 3]);
+        }
+        a.close();
+        a.send(b"after close".to_vec()); // ignored
+        let (got, err) = collect(&mut b_rx, b.id()).await;
+        assert!(err.is_none());
+        let expect: Vec<u8> = (0..100u8).flat_map(|i| [i; 3]).collect();
+        assert_eq!(got, expect);
+        b.close();
+        let (got, err) = collect(&mut a_rx, a.id()).await;
+        assert!(got.is_empty());
+        assert!(err.is_none());
+    }
+
+    #[tokio::test]
+    async fn closing_side_stops_after_linger_if_peer_stays_open() {
+        let net = MemoryNetwork::new();
+        let x = net.netlayer("x").unwrap();
+        let y = net.netlayer("y").unwrap();
+        let to = y.location().clone();
+        let (cx, cy) = tokio::join!(x.connect(&to), y.accept());
+        let (etx, mut erx) = mpsc::unbounded_channel();
+        let hx = spawn_connection(cx.unwrap(), etx);
+        let _keep_open = cy.unwrap();
+        hx.close();
+        let started = tokio::time::Instant::now();
+        match erx.recv().await.unwrap() {
+            NetEvent::Closed(id, None) => assert_eq!(id, hx.id()),
+            other => panic!("unexpected {other:?}"),
+        }
+        assert!(started.elapsed() >= CLOSE_LINGER / 2);
+    }
+}
