@@ -1,2 +1,14 @@
-//! pola vat layer (see DESIGN.md).
+//! pola vat runtime (docs below are expanded later).
 #![forbid(unsafe_code)]
+
+mod refs;
+mod settle;
+mod turn;
+mod vat;
+
+pub use refs::{
+    Message, Outcome, Ref, RefKind, Remote, Resolver, Val, VatId, error, error_message,
+};
+pub use settle::{Settled, WaitError, listen_external, settled};
+pub use turn::{FnObject, Object, ResolverObject, Turn, from_fn};
+pub use vat::{Vat, wait};

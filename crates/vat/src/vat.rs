@@ -1,0 +1,891 @@
+//! The vat: one thread, one event loop, one object table, one promise table.
+//!
+//! Invariants (upheld by the event loop in this module):
+//! - Only the vat's own thread touches its tables; other threads talk to it
+//!   only by posting [`Event`]s to its inbox (one lock per batch).
+//! - Events are processed one at a time, to completion, in arrival order.
+//! - A failed turn's delta is dropped before anything in it is applied.
+
+use std::collections::{HashMap, VecDeque};
+use std::hash::{BuildHasherDefault, Hasher};
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::thread::{JoinHandle, Thread};
+use std::time::Duration;
+
+use crate::refs::{
+    Message, Outcome, Ref, RefInner, Resolver, ResolverInner, Slot, Val, VatId, error,
+};
+use crate::settle::{Settled, WaitError, settled};
+use crate::turn::{Callback, Delta, Listener, Object, Turn, Work};
+
+/// Forwarding hops after which a message or listener is assumed to be in a
+/// promise cycle and is broken.
+const MAX_HOPS: u8 = 64;
+/// Turns between flushes of the outbox and checks of the inbox while the
+/// local queue stays busy (fairness and batching).
+const BATCH: u32 = 128;
+
+static NEXT_VAT: AtomicU64 = AtomicU64::new(1);
+
+/// Sequential ids hash well by multiplication; std's SipHash is needless here.
+#[derive(Default)]
+pub(crate) struct IdHasher(u64);
+
+impl Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(*b);
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+}
+
+pub(crate) type IdMap<V> = HashMap<u64, V, BuildHasherDefault<IdHasher>>;
+
+pub(crate) struct ObjectEntry {
+    pub(crate) slot: Arc<Slot>,
+    pub(crate) behaviour: Rc<dyn Object>,
+}
+
+pub(crate) type ObjectTable = IdMap<ObjectEntry>;
+
+/// What a vat's thread is asked to do.
+pub(crate) enum Event {
+    Deliver {
+        target: Ref,
+        msg: Message,
+        resolver: Option<Resolver>,
+        hops: u8,
+    },
+    Spawn {
+        slot: Arc<Slot>,
+        object: Box<dyn Object>,
+    },
+    NewPromise {
+        slot: Arc<Slot>,
+    },
+    Resolve {
+        slot: Arc<Slot>,
+        outcome: Outcome,
+    },
+    Listen {
+        slot: Arc<Slot>,
+        resolver: Resolver,
+        hops: u8,
+    },
+    Callback {
+        cb: Callback,
+        outcome: Outcome,
+        result: Resolver,
+        me: Option<Arc<Slot>>,
+    },
+    Run {
+        f: Box<dyn for<'t> FnOnce(&mut Turn<'t>) -> Outcome + Send>,
+        result: Option<Resolver>,
+    },
+    Stop,
+}
+
+impl Event {
+    /// The resolver that must hear about it if this event is never
+    /// processed.
+    fn abandon(self) {
+        let r = match self {
+            Event::Deliver { resolver, .. } => resolver,
+            Event::Listen { resolver, .. } => Some(resolver),
+            Event::Callback { result, .. } => Some(result),
+            Event::Run { result, .. } => result,
+            _ => None,
+        };
+        if let Some(r) = r {
+            r.break_now(error("vat shut down"));
+        }
+    }
+}
+
+#[derive(Default)]
+struct Inbox {
+    events: Vec<Event>,
+    closed: bool,
+}
+
+/// The part of a vat other threads see.
+pub(crate) struct VatShared {
+    pub(crate) id: VatId,
+    name: String,
+    next_id: AtomicU64,
+    inbox: Mutex<Inbox>,
+    has_mail: AtomicBool,
+    sleeping: AtomicBool,
+    thread: OnceLock<Thread>,
+    join: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl VatShared {
+    pub(crate) fn alloc_id(&self) -> u64 {
+        self.next_id.fetch_add(1, Ordering::Relaxed)
+    }
+
+    pub(crate) fn post(&self, event: Event) {
+        self.post_batch(vec![event]);
+    }
+
+    pub(crate) fn post_batch(&self, events: Vec<Event>) {
+        let mut inbox = self.inbox.lock().unwrap_or_else(|p| p.into_inner());
+        if inbox.closed {
+            drop(inbox);
+            events.into_iter().for_each(Event::abandon);
+            return;
+        }
+        if inbox.events.is_empty() {
+            inbox.events = events;
+        } else {
+            inbox.events.extend(events);
+        }
+        self.has_mail.store(true, Ordering::SeqCst);
+        drop(inbox);
+        if self.sleeping.swap(false, Ordering::SeqCst)
+            && let Some(t) = self.thread.get()
+        {
+            t.unpark();
+        }
+    }
+}
+
+/// A handle to a vat: `Send + Clone`, usable from any thread.
+///
+/// Each vat runs on its own thread and owns its objects; vats share no
+/// mutable state and talk only through eventual sends. Stop a vat with
+/// [`Vat::shutdown`] (dropping handles does not stop it: refs to its objects
+/// may still be held elsewhere).
+#[derive(Clone)]
+pub struct Vat {
+    shared: Arc<VatShared>,
+}
+
+impl std::fmt::Debug for Vat {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Vat({} {:?})", self.shared.id, self.shared.name)
+    }
+}
+
+impl Vat {
+    /// Starts a new vat on its own thread.
+    ///
+    /// # Panics
+    /// If the OS refuses to start a thread.
+    pub fn new(name: &str) -> Vat {
+        let id = VatId(NEXT_VAT.fetch_add(1, Ordering::Relaxed));
+        let shared = Arc::new(VatShared {
+            id,
+            name: name.to_owned(),
+            next_id: AtomicU64::new(1),
+            inbox: Mutex::new(Inbox::default()),
+            has_mail: AtomicBool::new(false),
+            sleeping: AtomicBool::new(false),
+            thread: OnceLock::new(),
+            join: Mutex::new(None),
+        });
+        let for_thread = shared.clone();
+        #[allow(clippy::expect_used)]
+        let handle = std::thread::Builder::new()
+            .name(format!("vat-{name}"))
+            .spawn(move || {
+                let _ = for_thread.thread.set(std::thread::current());
+                VatCore::new(for_thread).run();
+            })
+            .expect("failed to start a vat thread");
+        *shared.join.lock().unwrap_or_else(|p| p.into_inner()) = Some(handle);
+        Vat { shared }
+    }
+
+    /// This vat's id.
+    pub fn id(&self) -> VatId {
+        self.shared.id
+    }
+
+    /// This vat's name.
+    pub fn name(&self) -> &str {
+        &self.shared.name
+    }
+
+    /// Moves `object` into this vat and returns a reference to it. Messages
+    /// sent to the ref after this call are delivered after it exists.
+    pub fn spawn(&self, object: impl Object) -> Ref {
+        let slot = Slot::new(&self.shared);
+        self.shared.post(Event::Spawn {
+            slot: slot.clone(),
+            object: Box::new(object),
+        });
+        Ref(RefInner::Object(slot))
+    }
+
+    /// A promise owned by this vat, with its resolver, for code outside any
+    /// vat.
+    pub fn promise(&self) -> (Ref, Resolver) {
+        let slot = Slot::new(&self.shared);
+        self.shared.post(Event::NewPromise { slot: slot.clone() });
+        (
+            Ref(RefInner::Promise(slot.clone())),
+            Resolver(ResolverInner::Promise(slot)),
+        )
+    }
+
+    /// Eventual send from outside any vat, routed through this vat (which
+    /// owns the answer promise).
+    pub fn send(
+        &self,
+        target: &Ref,
+        method: impl Into<std::borrow::Cow<'static, str>>,
+        args: Vec<Val>,
+    ) -> Ref {
+        let (answer, resolver) = self.promise();
+        self.deliver(target, Message::new(method, args), Some(resolver));
+        answer
+    }
+
+    /// Eventual send without an answer, from outside any vat.
+    pub fn send_only(
+        &self,
+        target: &Ref,
+        method: impl Into<std::borrow::Cow<'static, str>>,
+        args: Vec<Val>,
+    ) {
+        self.deliver(target, Message::new(method, args), None);
+    }
+
+    /// Injects a delivery into this vat, as a session driver does for an
+    /// incoming `op:deliver`: `msg` goes to `target` (normally a ref of this
+    /// vat the session exported) in a later turn, and `resolver` (for
+    /// example [`Resolver::from_fn`]) is settled with the answer.
+    pub fn deliver(&self, target: &Ref, msg: Message, resolver: Option<Resolver>) {
+        self.shared.post(Event::Deliver {
+            target: target.clone(),
+            msg,
+            resolver,
+            hops: 0,
+        });
+    }
+
+    /// Runs `f` as a turn of this vat (transactional like any other) and
+    /// returns a promise for its outcome.
+    pub fn run<F>(&self, f: F) -> Ref
+    where
+        F: for<'t> FnOnce(&mut Turn<'t>) -> Outcome + Send + 'static,
+    {
+        let (answer, resolver) = self.promise();
+        self.shared.post(Event::Run {
+            f: Box::new(f),
+            result: Some(resolver),
+        });
+        answer
+    }
+
+    /// Waits (blocking this thread, at most `timeout`) for `target` to
+    /// settle. Must not be called on a vat's own thread.
+    ///
+    /// # Errors
+    /// [`WaitError::Broken`] with the reason, or a timeout.
+    pub fn block_on(&self, target: &Ref, timeout: Duration) -> Result<Val, WaitError> {
+        settled(target).wait(timeout)
+    }
+
+    /// A handle to wait on `target`'s settlement (see [`Settled`]).
+    pub fn settled(&self, target: &Ref) -> Settled {
+        settled(target)
+    }
+
+    /// Stops the vat after the events already posted, breaks every promise
+    /// still waiting on it ("vat shut down") and joins its thread.
+    /// Idempotent; from the vat's own thread it only asks it to stop.
+    pub fn shutdown(&self) {
+        self.shared.post(Event::Stop);
+        let on_own_thread = self
+            .shared
+            .thread
+            .get()
+            .is_some_and(|t| t.id() == std::thread::current().id());
+        if on_own_thread {
+            return;
+        }
+        let handle = self
+            .shared
+            .join
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        if let Some(h) = handle {
+            let _ = h.join();
+        }
+    }
+}
+
+struct PromiseEntry {
+    slot: Arc<Slot>,
+    state: PromiseState,
+}
+
+enum PromiseState {
+    Pending {
+        queued: Vec<(Message, Option<Resolver>)>,
+        listeners: Vec<Listener>,
+    },
+    Resolved(Outcome),
+}
+
+/// The vat's own state, living on its thread.
+struct VatCore {
+    shared: Arc<VatShared>,
+    objects: ObjectTable,
+    promises: IdMap<PromiseEntry>,
+    queue: VecDeque<Event>,
+    work: VecDeque<Work>,
+    outbox: Vec<(Arc<VatShared>, Vec<Event>)>,
+    inserts: usize,
+}
+
+fn panic_reason() -> Val {
+    error("turn failed: panic")
+}
+
+impl VatCore {
+    fn new(shared: Arc<VatShared>) -> Self {
+        VatCore {
+            shared,
+            objects: IdMap::default(),
+            promises: IdMap::default(),
+            queue: VecDeque::new(),
+            work: VecDeque::new(),
+            outbox: Vec::new(),
+            inserts: 0,
+        }
+    }
+
+    fn run(mut self) {
+        let mut since = 0u32;
+        loop {
+            if let Some(ev) = self.queue.pop_front() {
+                if matches!(ev, Event::Stop) {
+                    break;
+                }
+                self.handle(ev);
+                since += 1;
+                if since >= BATCH {
+                    since = 0;
+                    self.flush();
+                    self.pull_inbox();
+                }
+                continue;
+            }
+            since = 0;
+            self.flush();
+            if self.inserts > 4096usize.max(self.objects.len() + self.promises.len()) {
+                self.sweep();
+                continue;
+            }
+            if !self.pull_inbox() {
+                self.sleep();
+            }
+        }
+        self.close();
+    }
+
+    fn pull_inbox(&mut self) -> bool {
+        if !self.shared.has_mail.load(Ordering::SeqCst) {
+            return false;
+        }
+        let events = {
+            let mut inbox = self.shared.inbox.lock().unwrap_or_else(|p| p.into_inner());
+            self.shared.has_mail.store(false, Ordering::SeqCst);
+            std::mem::take(&mut inbox.events)
+        };
+        let got = !events.is_empty();
+        self.queue.extend(events);
+        got
+    }
+
+    fn sleep(&mut self) {
+        self.shared.sleeping.store(true, Ordering::SeqCst);
+        if self.shared.has_mail.load(Ordering::SeqCst) {
+            self.shared.sleeping.store(false, Ordering::SeqCst);
+            return;
+        }
+        std::thread::park();
+        self.shared.sleeping.store(false, Ordering::SeqCst);
+    }
+
+    fn flush(&mut self) {
+        for (vat, events) in &mut self.outbox {
+            if !events.is_empty() {
+                vat.post_batch(std::mem::take(events));
+            }
+        }
+        if self.outbox.len() > 32 {
+            self.outbox.clear();
+        }
+    }
+
+    fn post_to(&mut self, vat: &Arc<VatShared>, ev: Event) {
+        if let Some((_, evs)) = self.outbox.iter_mut().find(|(v, _)| v.id == vat.id) {
+            evs.push(ev);
+        } else {
+            self.outbox.push((vat.clone(), vec![ev]));
+        }
+    }
+
+    fn handle(&mut self, ev: Event) {
+        match ev {
+            Event::Deliver {
+                target,
+                msg,
+                resolver,
+                hops,
+            } => match &target.0 {
+                RefInner::Object(slot) if slot.vat.id == self.shared.id => {
+                    let entry = self
+                        .objects
+                        .get(&slot.id)
+                        .map(|e| (e.slot.clone(), e.behaviour.clone()));
+                    match entry {
+                        Some((slot, behaviour)) => {
+                            let Message { method, args } = msg;
+                            self.run_turn(
+                                Some(slot),
+                                |cx| behaviour.receive(cx, &method, args),
+                                resolver,
+                            );
+                        }
+                        None => {
+                            if let Some(r) = resolver {
+                                self.work.push_back(Work::Resolve {
+                                    resolver: r,
+                                    outcome: Err(error("no such object")),
+                                });
+                                self.run_work();
+                            }
+                        }
+                    }
+                }
+                _ => {
+                    self.work.push_back(Work::Send {
+                        target,
+                        msg,
+                        resolver,
+                        hops,
+                    });
+                    self.run_work();
+                }
+            },
+            Event::Spawn { slot, object } => {
+                self.inserts += 1;
+                self.objects.insert(
+                    slot.id,
+                    ObjectEntry {
+                        slot,
+                        behaviour: Rc::from(object),
+                    },
+                );
+            }
+            Event::NewPromise { slot } => self.insert_promise(slot),
+            Event::Resolve { slot, outcome } => {
+                self.settle_local(&slot, outcome);
+                self.run_work();
+            }
+            Event::Listen {
+                slot,
+                resolver,
+                hops,
+            } => {
+                self.work.push_back(Work::Listen {
+                    target: Ref(RefInner::Promise(slot)),
+                    listener: Listener::Resolver(resolver),
+                    hops,
+                });
+                self.run_work();
+            }
+            Event::Callback {
+                cb,
+                outcome,
+                result,
+                me,
+            } => self.run_turn(me, |cx| cb(cx, outcome), Some(result)),
+            Event::Run { f, result } => self.run_turn(None, f, result),
+            Event::Stop => {}
+        }
+    }
+
+    fn insert_promise(&mut self, slot: Arc<Slot>) {
+        self.inserts += 1;
+        self.promises.insert(
+            slot.id,
+            PromiseEntry {
+                slot,
+                state: PromiseState::Pending {
+                    queued: Vec::new(),
+                    listeners: Vec::new(),
+                },
+            },
+        );
+    }
+
+    /// Runs one turn: `body` under `catch_unwind`, then commit or discard.
+    fn run_turn(
+        &mut self,
+        me: Option<Arc<Slot>>,
+        body: impl FnOnce(&mut Turn<'_>) -> Outcome,
+        result: Option<Resolver>,
+    ) {
+        let mut turn = Turn::new(&self.shared, &self.objects, me);
+        let r = catch_unwind(AssertUnwindSafe(|| body(&mut turn)));
+        let delta = turn.into_delta();
+        let outcome = match r {
+            Ok(Ok(v)) => {
+                self.commit(delta);
+                Ok(v)
+            }
+            Ok(Err(e)) => Err(e),
+            Err(_) => Err(panic_reason()),
+        };
+        if let Some(resolver) = result {
+            self.work.push_back(Work::Resolve { resolver, outcome });
+        }
+        self.run_work();
+    }
+
+    fn commit(&mut self, delta: Delta) {
+        let Delta {
+            behaviours,
+            promises,
+            ops,
+        } = delta;
+        for (slot, behaviour) in behaviours {
+            self.inserts += 1;
+            self.objects
+                .insert(slot.id, ObjectEntry { slot, behaviour });
+        }
+        for slot in promises {
+            self.insert_promise(slot);
+        }
+        self.work.extend(ops);
+    }
+
+    fn run_work(&mut self) {
+        while let Some(w) = self.work.pop_front() {
+            match w {
+                Work::Send {
+                    target,
+                    msg,
+                    resolver,
+                    hops,
+                } => self.route_send(target, msg, resolver, hops),
+                Work::Resolve { resolver, outcome } => match resolver.0 {
+                    ResolverInner::Promise(slot) => {
+                        if slot.vat.id == self.shared.id {
+                            self.settle_local(&slot, outcome);
+                        } else {
+                            let vat = slot.vat.clone();
+                            self.post_to(&vat, Event::Resolve { slot, outcome });
+                        }
+                    }
+                    foreign @ ResolverInner::Foreign(_) => Resolver(foreign).settle_now(outcome),
+                },
+                Work::Listen {
+                    target,
+                    listener,
+                    hops,
+                } => self.route_listen(target, listener, hops),
+            }
+        }
+    }
+
+    fn break_answer(&mut self, resolver: Option<Resolver>, reason: Val) {
+        if let Some(resolver) = resolver {
+            self.work.push_back(Work::Resolve {
+                resolver,
+                outcome: Err(reason),
+            });
+        }
+    }
+
+    fn route_send(&mut self, target: Ref, msg: Message, resolver: Option<Resolver>, hops: u8) {
+        if hops > MAX_HOPS {
+            self.break_answer(resolver, error("promise forwarding cycle"));
+            return;
+        }
+        match &target.0 {
+            RefInner::Object(slot) => {
+                if slot.vat.id == self.shared.id {
+                    self.queue.push_back(Event::Deliver {
+                        target,
+                        msg,
+                        resolver,
+                        hops,
+                    });
+                } else {
+                    let vat = slot.vat.clone();
+                    self.post_to(
+                        &vat,
+                        Event::Deliver {
+                            target,
+                            msg,
+                            resolver,
+                            hops,
+                        },
+                    );
+                }
+            }
+            RefInner::Promise(slot) => {
+                if slot.vat.id != self.shared.id {
+                    let vat = slot.vat.clone();
+                    self.post_to(
+                        &vat,
+                        Event::Deliver {
+                            target,
+                            msg,
+                            resolver,
+                            hops,
+                        },
+                    );
+                    return;
+                }
+                match self.promises.get_mut(&slot.id).map(|e| &mut e.state) {
+                    None => self.break_answer(resolver, error("no such promise")),
+                    Some(PromiseState::Pending { queued, .. }) => queued.push((msg, resolver)),
+                    Some(PromiseState::Resolved(Ok(Val::Ref(next)))) => {
+                        let next = next.clone();
+                        self.work.push_back(Work::Send {
+                            target: next,
+                            msg,
+                            resolver,
+                            hops: hops + 1,
+                        });
+                    }
+                    Some(PromiseState::Resolved(Ok(_))) => {
+                        self.break_answer(resolver, error("not a reference"))
+                    }
+                    Some(PromiseState::Resolved(Err(e))) => {
+                        let e = e.clone();
+                        self.break_answer(resolver, e);
+                    }
+                }
+            }
+            RefInner::Remote(r) => r.target.deliver(msg, resolver),
+            RefInner::Broken(e) => {
+                let e = (**e).clone();
+                self.break_answer(resolver, e);
+            }
+        }
+    }
+
+    /// Turns a local listener into a resolver that can travel: callbacks
+    /// get a fresh local promise carrying them.
+    fn listener_to_resolver(&mut self, listener: Listener) -> Resolver {
+        match listener {
+            Listener::Resolver(r) => r,
+            cb @ Listener::Callback { .. } => {
+                let slot = Slot::new(&self.shared);
+                self.insert_promise(slot.clone());
+                if let Some(PromiseEntry {
+                    state: PromiseState::Pending { listeners, .. },
+                    ..
+                }) = self.promises.get_mut(&slot.id)
+                {
+                    listeners.push(cb);
+                }
+                Resolver(ResolverInner::Promise(slot))
+            }
+        }
+    }
+
+    fn fire(&mut self, listener: Listener, outcome: Outcome) {
+        match listener {
+            Listener::Resolver(resolver) => {
+                self.work.push_back(Work::Resolve { resolver, outcome })
+            }
+            Listener::Callback { cb, result, me } => self.queue.push_back(Event::Callback {
+                cb,
+                outcome,
+                result,
+                me,
+            }),
+        }
+    }
+
+    fn route_listen(&mut self, target: Ref, listener: Listener, hops: u8) {
+        if hops > MAX_HOPS {
+            self.fire(listener, Err(error("promise forwarding cycle")));
+            return;
+        }
+        match &target.0 {
+            RefInner::Promise(slot) if slot.vat.id == self.shared.id => {
+                match self.promises.get_mut(&slot.id).map(|e| &mut e.state) {
+                    None => self.fire(listener, Err(error("no such promise"))),
+                    Some(PromiseState::Pending { listeners, .. }) => listeners.push(listener),
+                    Some(PromiseState::Resolved(outcome)) => {
+                        let outcome = outcome.clone();
+                        self.listen_outcome(outcome, listener, hops + 1);
+                    }
+                }
+            }
+            RefInner::Promise(slot) => {
+                let resolver = self.listener_to_resolver(listener);
+                let vat = slot.vat.clone();
+                self.post_to(
+                    &vat,
+                    Event::Listen {
+                        slot: slot.clone(),
+                        resolver,
+                        hops: hops + 1,
+                    },
+                );
+            }
+            RefInner::Remote(r) if r.target.is_promise() => {
+                let resolver = self.listener_to_resolver(listener);
+                r.target.listen(resolver);
+            }
+            RefInner::Broken(e) => {
+                let e = (**e).clone();
+                self.fire(listener, Err(e));
+            }
+            RefInner::Object(_) | RefInner::Remote(_) => self.fire(listener, Ok(Val::Ref(target))),
+        }
+    }
+
+    /// Delivers a (possibly promise-valued) outcome to a listener: promises
+    /// are followed, everything else fires.
+    fn listen_outcome(&mut self, outcome: Outcome, listener: Listener, hops: u8) {
+        match outcome {
+            Ok(Val::Ref(r)) => self.work.push_back(Work::Listen {
+                target: r,
+                listener,
+                hops,
+            }),
+            other => self.fire(listener, other),
+        }
+    }
+
+    fn settle_local(&mut self, slot: &Arc<Slot>, outcome: Outcome) {
+        let outcome = match outcome {
+            Ok(Val::Ref(Ref(RefInner::Broken(e)))) => Err((*e).clone()),
+            Ok(Val::Ref(Ref(RefInner::Promise(p))))
+                if p.id == slot.id && p.vat.id == slot.vat.id =>
+            {
+                Err(error("promise resolved to itself"))
+            }
+            o => o,
+        };
+        let Some(entry) = self.promises.get_mut(&slot.id) else {
+            return;
+        };
+        if matches!(entry.state, PromiseState::Resolved(_)) {
+            return;
+        }
+        let old = std::mem::replace(&mut entry.state, PromiseState::Resolved(outcome.clone()));
+        let PromiseState::Pending { queued, listeners } = old else {
+            return;
+        };
+        for (msg, resolver) in queued {
+            match &outcome {
+                Ok(Val::Ref(r)) => self.work.push_back(Work::Send {
+                    target: r.clone(),
+                    msg,
+                    resolver,
+                    hops: 1,
+                }),
+                Ok(_) => self.break_answer(resolver, error("not a reference")),
+                Err(e) => self.break_answer(resolver, e.clone()),
+            }
+        }
+        for l in listeners {
+            self.listen_outcome(outcome.clone(), l, 1);
+        }
+    }
+
+    /// Drops objects and promises nothing can reach any more (only the table
+    /// holds their slot). A pending promise nobody can settle breaks its
+    /// listeners.
+    fn sweep(&mut self) {
+        self.inserts = 0;
+        self.objects.retain(|_, e| Arc::strong_count(&e.slot) > 1);
+        let mut orphans = Vec::new();
+        self.promises.retain(|_, e| {
+            if Arc::strong_count(&e.slot) > 1 {
+                return true;
+            }
+            if let PromiseState::Pending { listeners, queued } =
+                std::mem::replace(&mut e.state, PromiseState::Resolved(Ok(Val::null())))
+            {
+                orphans.push((listeners, queued));
+            }
+            false
+        });
+        for (listeners, queued) in orphans {
+            for l in listeners {
+                self.fire(l, Err(error("promise abandoned")));
+            }
+            for (_, r) in queued {
+                self.break_answer(r, error("promise abandoned"));
+            }
+        }
+        self.run_work();
+    }
+
+    fn close(mut self) {
+        let leftover = {
+            let mut inbox = self.shared.inbox.lock().unwrap_or_else(|p| p.into_inner());
+            inbox.closed = true;
+            std::mem::take(&mut inbox.events)
+        };
+        let reason = error("vat shut down");
+        let queued: Vec<Event> = self.queue.drain(..).chain(leftover).collect();
+        let mut pending = Vec::new();
+        for (_, e) in self.promises.drain() {
+            if let PromiseState::Pending { queued, listeners } = e.state {
+                pending.push((queued, listeners));
+            }
+        }
+        for (q, listeners) in pending {
+            for (_, r) in q {
+                if let Some(r) = r {
+                    self.work.push_back(Work::Resolve {
+                        resolver: r,
+                        outcome: Err(reason.clone()),
+                    });
+                }
+            }
+            for l in listeners {
+                if let Listener::Resolver(r) = l {
+                    self.work.push_back(Work::Resolve {
+                        resolver: r,
+                        outcome: Err(reason.clone()),
+                    });
+                }
+            }
+        }
+        // Local promises are gone: resolutions aimed at them are dropped by
+        // settle_local; everything else reaches other vats or foreign code.
+        self.run_work();
+        self.flush();
+        for ev in queued {
+            ev.abandon();
+        }
+        self.objects.clear();
+    }
+}
+
+/// Waits for a promise from outside a vat with `timeout`; shorthand for
+/// [`settled`]`(target).wait(timeout)`.
+///
+/// # Errors
+/// See [`Settled::wait`].
+pub fn wait(target: &Ref, timeout: Duration) -> Result<Val, WaitError> {
+    settled(target).wait(timeout)
+}

@@ -1,0 +1,11 @@
+//! Integration tests for pola-vat.
+#![allow(clippy::unwrap_used)]
+
+mod broken;
+mod cross_vat;
+mod fifo;
+mod pipelining;
+mod remote;
+mod support;
+mod turns;
+mod when;

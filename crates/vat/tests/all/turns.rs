@@ -1,0 +1,199 @@
+//! Turns: one message to completion, transactional rollback (error and
+//! panic), nested savepoints for synchronous calls.
+
+use pola_vat::{
+    Object, Outcome, Ref, Resolver, Turn, Val, Vat, WaitError, error, error_message, from_fn,
+};
+
+use crate::support::{Counter, Log, T, as_ref, int, n};
+
+/// Does several kinds of effect, then succeeds or fails as asked.
+struct Risky {
+    n: i64,
+    log: Ref,
+    resolver: Resolver,
+}
+
+impl Object for Risky {
+    fn receive(&self, cx: &mut Turn<'_>, method: &str, _args: Vec<Val>) -> Outcome {
+        if method == "get" {
+            return Ok(n(self.n));
+        }
+        cx.become_(Risky {
+            n: self.n + 1,
+            log: self.log.clone(),
+            resolver: self.resolver.clone(),
+        })?;
+        let child = cx.spawn(Counter(100));
+        cx.send_only(&self.log, "add", vec![Val::str(method), Val::Ref(child)]);
+        cx.resolve(&self.resolver, Val::str(method));
+        match method {
+            "fail" => Err(error("refused")),
+            "panic" => panic!("deliberate panic inside a turn"),
+            _ => Ok(n(self.n + 1)),
+        }
+    }
+}
+
+#[test]
+fn failed_turn_leaves_no_trace() {
+    let vat = Vat::new("turns");
+    let log = vat.spawn(Log::default());
+    let (p, r) = vat.promise();
+    let risky = vat.spawn(Risky {
+        n: 0,
+        log: log.clone(),
+        resolver: r,
+    });
+
+    let e = vat
+        .block_on(&vat.send(&risky, "fail", vec![]), T)
+        .unwrap_err();
+    assert_eq!(e.reason().and_then(error_message), Some("refused"));
+    let e = vat
+        .block_on(&vat.send(&risky, "panic", vec![]), T)
+        .unwrap_err();
+    assert_eq!(
+        e.reason().and_then(error_message),
+        Some("turn failed: panic")
+    );
+
+    // No become was kept.
+    assert_eq!(
+        int(&vat.block_on(&vat.send(&risky, "get", vec![]), T).unwrap()),
+        0
+    );
+    // A successful turn now: its resolution wins because the failed ones
+    // never resolved anything, and the log shows only its send.
+    assert_eq!(
+        int(&vat.block_on(&vat.send(&risky, "ok", vec![]), T).unwrap()),
+        1
+    );
+    assert_eq!(vat.block_on(&p, T).unwrap(), Val::str("ok"));
+    let entries = vat.block_on(&vat.send(&log, "get", vec![]), T).unwrap();
+    let entries = entries.as_list().unwrap();
+    assert_eq!(entries.len(), 2);
+    assert_eq!(entries[0], Val::str("ok"));
+    // The object spawned by the successful turn exists and works.
+    let child = as_ref(&entries[1]);
+    assert_eq!(
+        int(&vat.block_on(&vat.send(&child, "inc", vec![]), T).unwrap()),
+        101
+    );
+    vat.shutdown();
+}
+
+#[test]
+fn objects_spawned_by_a_failed_turn_do_not_exist() {
+    let vat = Vat::new("ghost");
+    let ghost_holder = vat.spawn(from_fn(|cx, _m, _a| {
+        let ghost = cx.spawn(Counter(0));
+        // The ref escapes only through the (failing) answer's reason.
+        Err(Val::List(vec![error("fail"), Val::Ref(ghost)]))
+    }));
+    let e = vat
+        .block_on(&vat.send(&ghost_holder, "go", vec![]), T)
+        .unwrap_err();
+    let ghost = as_ref(&e.reason().unwrap().as_list().unwrap()[1]);
+    let e = vat
+        .block_on(&vat.send(&ghost, "get", vec![]), T)
+        .unwrap_err();
+    assert_eq!(e.reason().and_then(error_message), Some("no such object"));
+    vat.shutdown();
+}
+
+#[test]
+fn a_turn_runs_to_completion_before_the_next() {
+    let vat = Vat::new("no-interleave");
+    let log = vat.spawn(Log::default());
+    let l = log.clone();
+    let obj = vat.spawn(from_fn(move |cx, m, _a| {
+        match m {
+            "a" => {
+                let me = cx.me().ok_or_else(|| error("no me"))?;
+                cx.send_only(&me, "b", vec![]);
+                cx.call(&l, "add", vec![Val::str("a-after-send")])?;
+                // A synchronous call to itself runs now, inside this turn.
+                cx.call(&me, "c", vec![])?;
+                cx.call(&l, "add", vec![Val::str("a-end")])?;
+            }
+            other => {
+                cx.call(&l, "add", vec![Val::str(other)])?;
+            }
+        }
+        Ok(Val::null())
+    }));
+    // The log must be in this vat for `call`: it is.
+    vat.block_on(&vat.send(&obj, "a", vec![]), T).unwrap();
+    // "b" was queued behind the turn; wait for it with a FIFO marker.
+    vat.block_on(&vat.send(&obj, "d", vec![]), T).unwrap();
+    let got = vat.block_on(&vat.send(&log, "get", vec![]), T).unwrap();
+    let got: Vec<&str> = got
+        .as_list()
+        .unwrap()
+        .iter()
+        .filter_map(Val::as_str)
+        .collect();
+    assert_eq!(got, ["a-after-send", "c", "a-end", "b", "d"]);
+    vat.shutdown();
+}
+
+#[test]
+fn failed_sync_call_is_rolled_back_but_caller_continues() {
+    let vat = Vat::new("savepoint");
+    let counter = vat.spawn(Counter(0));
+    let c = counter.clone();
+    let outer = vat.spawn(from_fn(move |cx, _m, _a| {
+        cx.call(&c, "inc", vec![])?;
+        let r = cx.call(&c, "inc_then_fail", vec![]);
+        assert!(r.is_err());
+        cx.call(&c, "get", vec![])
+    }));
+    let v = vat.block_on(&vat.send(&outer, "go", vec![]), T).unwrap();
+    assert_eq!(int(&v), 1, "the failed call's become was undone");
+    assert_eq!(
+        int(&vat.block_on(&vat.send(&counter, "get", vec![]), T).unwrap()),
+        1
+    );
+    vat.shutdown();
+}
+
+#[test]
+fn run_turn_failure_rolls_back_too() {
+    let vat = Vat::new("run");
+    let log = vat.spawn(Log::default());
+    let l = log.clone();
+    let p = vat.run(move |cx| {
+        cx.send_only(&l, "add", vec![n(1)]);
+        Err(error("no"))
+    });
+    assert!(matches!(vat.block_on(&p, T), Err(WaitError::Broken(_))));
+    let l = log.clone();
+    let p = vat.run(move |cx| {
+        cx.send_only(&l, "add", vec![n(2)]);
+        Ok(Val::null())
+    });
+    vat.block_on(&p, T).unwrap();
+    let got = vat.block_on(&vat.send(&log, "get", vec![]), T).unwrap();
+    assert_eq!(got, Val::List(vec![n(2)]));
+    vat.shutdown();
+}
+
+#[test]
+fn shutdown_breaks_waiting_promises() {
+    let vat = Vat::new("stopping");
+    let (p, _r) = vat.promise();
+    let waiting = vat.settled(&p);
+    vat.shutdown();
+    let e = waiting.wait(T).unwrap_err();
+    assert_eq!(e.reason().and_then(error_message), Some("vat shut down"));
+    // Sends after shutdown break at once.
+    let other = Vat::new("other");
+    let c = vat.spawn(Counter(0));
+    let e = other
+        .block_on(&other.send(&c, "get", vec![]), T)
+        .unwrap_err();
+    assert_eq!(e.reason().and_then(error_message), Some("vat shut down"));
+    vat.shutdown();
+    other.shutdown();
+}
