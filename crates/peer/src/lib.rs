@@ -3,4 +3,6 @@
 #![forbid(unsafe_code)]
 
 pub mod conn;
+pub mod message;
 pub mod swiss;
+pub mod test_peer;
