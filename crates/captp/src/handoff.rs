@@ -268,7 +268,7 @@ pub fn parse_envelope<R>(v: &Value<R>) -> Result<Envelope, WireError> {
 /// key, receiving session and side, fresh handoff count). Only this crate
 /// creates it; [`crate::Session::redeem_gift`] on the gifter–exporter session
 /// requires it.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VerifiedReceive {
     pub(crate) signed_give: SignedGive,
 }
@@ -296,6 +296,7 @@ impl VerifiedGive {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use std::collections::BTreeMap;
 

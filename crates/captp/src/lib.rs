@@ -27,9 +27,15 @@ pub mod crypto;
 pub mod handoff;
 pub mod ids;
 pub mod locator;
+pub mod session;
 pub mod wire;
 
 pub use ids::{
     AnswerPosition, ExportPosition, ImportPosition, LocalId, Position, QuestionPosition,
 };
 pub use wire::{Dialect, WireError};
+
+pub use session::{
+    CapRef, Event, LocalTarget, Misuse, PeerVerified, ProjectKind, Reply, Session, SessionConfig,
+    SessionError, Settlement, TableSizes, Violation,
+};

@@ -276,10 +276,10 @@ impl Swiss {
 
     /// The Syrup form in the sender's type.
     pub fn to_value<R>(&self) -> Value<R> {
-        if self.written_as_string {
-            if let Ok(s) = std::str::from_utf8(&self.bytes) {
-                return Value::str(s);
-            }
+        if self.written_as_string
+            && let Ok(s) = std::str::from_utf8(&self.bytes)
+        {
+            return Value::str(s);
         }
         Value::Bytes(self.bytes.clone())
     }
@@ -494,6 +494,7 @@ fn escape_into(out: &mut String, bytes: &[u8]) {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

@@ -600,6 +600,7 @@ impl Op {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use crate::crypto::SessionKeys;

@@ -1,1 +1,9 @@
-//! Integration tests for pola-captp.
+//! Integration tests for pola-captp: a deterministic two- and three-session
+//! simulator, hostile peers feeding raw bytes, and property tests.
+#![allow(clippy::unwrap_used)]
+
+mod handoff;
+mod hostile;
+mod props;
+mod sim;
+mod two_party;

@@ -1,0 +1,1 @@
+//! Third-party handoffs across three sessions (DIGEST section 13).

@@ -1,0 +1,152 @@
+//! Property tests: arbitrary bytes and random message streams never panic
+//! a session; it ends healthy or aborted.
+
+use pola_captp::{Dialect, Session, TableSizes};
+use pola_syrup::Value;
+use proptest::prelude::*;
+
+use crate::sim::Pair;
+
+fn established() -> (Session, Vec<u8>) {
+    // Reuse a real handshake; return b and the start-session bytes a sent.
+    let mut p = Pair::new(Dialect::TestSuite, 1, 2);
+    let start = p.wire.iter().find(|(a, _)| *a).unwrap().1.clone();
+    p.run();
+    (p.b, start)
+}
+
+fn check_state(s: &Session, r: &Result<(), pola_captp::SessionError>) {
+    if r.is_err() {
+        assert!(s.is_terminated());
+        assert_eq!(s.table_sizes(), TableSizes::default());
+    }
+}
+
+fn small_value() -> impl Strategy<Value = Value> {
+    let pos = 0i64..4;
+    let leaf = prop_oneof![
+        pos.clone().prop_map(Value::int),
+        any::<bool>().prop_map(Value::Bool),
+        "[a-z]{0,3}".prop_map(Value::sym),
+        "[a-z]{0,3}".prop_map(Value::str),
+        pos.clone()
+            .prop_map(|n| Value::record("desc:export", vec![Value::int(n)])),
+        pos.clone()
+            .prop_map(|n| Value::record("desc:import-object", vec![Value::int(n)])),
+        pos.clone()
+            .prop_map(|n| Value::record("desc:import-promise", vec![Value::int(n)])),
+        pos.clone()
+            .prop_map(|n| Value::record("desc:answer", vec![Value::int(n)])),
+        Just(Value::sym("fetch")),
+        Just(Value::sym("fulfill")),
+        Just(Value::sym("break")),
+    ];
+    leaf.prop_recursive(3, 16, 4, |inner| {
+        prop_oneof![
+            prop::collection::vec(inner.clone(), 0..4).prop_map(Value::List),
+            (
+                prop::sample::select(vec![
+                    "op:deliver",
+                    "op:deliver-only",
+                    "op:listen",
+                    "op:gc-export",
+                    "op:gc-answers",
+                    "op:get",
+                    "op:index",
+                    "op:untag",
+                    "op:abort",
+                    "desc:export",
+                ]),
+                prop::collection::vec(inner, 0..5)
+            )
+                .prop_map(|(l, f)| Value::record(l, f)),
+        ]
+    })
+}
+
+fn message() -> impl Strategy<Value = Value> {
+    let pos = 0i64..4;
+    let export = pos
+        .clone()
+        .prop_map(|n| Value::record("desc:export", vec![Value::int(n)]));
+    let target = prop_oneof![
+        export.clone(),
+        pos.clone()
+            .prop_map(|n| Value::record("desc:answer", vec![Value::int(n)]))
+    ];
+    let resolver = prop_oneof![
+        Just(Value::Bool(false)),
+        pos.clone()
+            .prop_map(|n| Value::record("desc:import-object", vec![Value::int(n)]))
+    ];
+    let answer = prop_oneof![Just(Value::Bool(false)), pos.clone().prop_map(Value::int)];
+    let args = || prop::collection::vec(small_value(), 0..4).prop_map(Value::List);
+    prop_oneof![
+        4 => (target.clone(), args(), answer, resolver.clone())
+            .prop_map(|(t, a, q, r)| Value::record("op:deliver", vec![t, a, q, r])),
+        2 => (target.clone(), args()).prop_map(|(t, a)| Value::record("op:deliver-only", vec![t, a])),
+        1 => (target, resolver, any::<bool>())
+            .prop_map(|(t, r, w)| Value::record("op:listen", vec![t, r, Value::Bool(w)])),
+        1 => (pos.clone(), 0i64..3).prop_map(|(p, d)| Value::record(
+            "op:gc-exports",
+            vec![Value::List(vec![Value::int(p)]), Value::List(vec![Value::int(d)])]
+        )),
+        1 => pos.prop_map(|p| Value::record("op:gc-answer", vec![Value::List(vec![Value::int(p)])])),
+        1 => small_value(),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+    #[test]
+    fn arbitrary_bytes_never_panic(bytes in prop::collection::vec(any::<u8>(), 0..256)) {
+        let (mut s, _) = established();
+        let r = s.handle_bytes(&bytes);
+        check_state(&s, &r);
+        while s.poll_transmit().is_some() {}
+        while s.poll_event().is_some() {}
+    }
+
+    #[test]
+    fn arbitrary_bytes_before_start_never_panic(bytes in prop::collection::vec(any::<u8>(), 0..128)) {
+        let mut s = crate::sim::session(Dialect::Current, 5, "x");
+        let r = s.handle_bytes(&bytes);
+        check_state(&s, &r);
+    }
+
+    #[test]
+    fn random_message_streams_end_healthy_or_aborted(
+        msgs in prop::collection::vec(message(), 1..12),
+        chunk in 1usize..40,
+    ) {
+        let (mut s, _) = established();
+        let mut stream = Vec::new();
+        for m in &msgs {
+            stream.extend(pola_syrup::encode(m));
+        }
+        let mut result = Ok(());
+        for c in stream.chunks(chunk) {
+            result = s.handle_bytes(c);
+            check_state(&s, &result);
+            // A local side that answers everything it is asked.
+            while let Some(e) = s.poll_event() {
+                let reply = match e {
+                    pola_captp::Event::Deliver { reply, .. } | pola_captp::Event::Fetch { reply, .. } => reply,
+                    pola_captp::Event::Listen { reply, .. } | pola_captp::Event::Project { reply, .. } => Some(reply),
+                    _ => None,
+                };
+                if let Some(r) = reply {
+                    let _ = s.resolve(r, Ok(Value::int(1i64)));
+                }
+            }
+            while s.poll_transmit().is_some() {}
+            if result.is_err() {
+                break;
+            }
+        }
+        if result.is_ok() {
+            prop_assert!(!s.is_terminated() || s.error().is_some());
+        }
+    }
+}
