@@ -1,6 +1,8 @@
 //! pola vat runtime (docs below are expanded later).
 #![forbid(unsafe_code)]
 
+pub mod mint;
+pub mod patterns;
 mod refs;
 mod settle;
 mod turn;

@@ -173,6 +173,29 @@ impl<'a> Turn<'a> {
         Ok(())
     }
 
+    /// Sets the behaviour of an object spawned earlier in this same turn
+    /// (to build cycles: spawn A, spawn B holding A, then `init` A holding
+    /// B). Only objects born in this turn can be changed this way.
+    ///
+    /// # Errors
+    /// If `target` was not spawned in this turn.
+    pub fn init(&mut self, target: &Ref, behaviour: impl Object) -> Result<(), Val> {
+        let slot = match &target.0 {
+            RefInner::Object(s)
+                if s.vat.id == self.shared.id
+                    && !self.objects.contains_key(&s.id)
+                    && self.delta.behaviours.iter().any(|(b, _)| b.id == s.id) =>
+            {
+                s.clone()
+            }
+            _ => return Err(error("init: not an object spawned in this turn")),
+        };
+        self.delta
+            .behaviours
+            .push((slot, Rc::new(behaviour) as Rc<dyn Object>));
+        Ok(())
+    }
+
     /// A fresh promise of this vat and the right to settle it.
     pub fn promise(&mut self) -> (Ref, Resolver) {
         let slot = Slot::new(self.shared);

@@ -4,6 +4,8 @@
 mod broken;
 mod cross_vat;
 mod fifo;
+mod mint;
+mod patterns;
 mod pipelining;
 mod remote;
 mod support;
