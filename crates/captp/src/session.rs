@@ -36,8 +36,8 @@ use crate::ids::{
 };
 use crate::locator::{PeerLocator, Swiss};
 use crate::wire::{
-    Desc, Dialect, Op, OpAbort, OpDeliver, OpDeliverOnly, OpGcAnswers, OpGcExports, OpListen,
-    OpStartSession, Projection, WireError,
+    Desc, Dialect, Op, OpAbort, OpDeliver, OpDeliverOnly, OpGcAnswers, OpGcExports, OpGetOrIndex,
+    OpListen, OpStartSession, OpUntag, Projection, WireError,
 };
 
 /// The CapTP version both sides must announce.
@@ -311,6 +311,9 @@ pub enum Misuse {
     /// The session is not open yet (the peer's key is needed).
     #[error("session not open")]
     NotOpen,
+    /// The operation does not exist in this session's dialect.
+    #[error("not available in this dialect")]
+    NotInDialect,
     /// A handoff certificate failed a check.
     #[error("handoff rejected: {0}")]
     Handoff(&'static str),
@@ -1316,11 +1319,7 @@ impl Session {
         self.check_live()?;
         let to = self.target_desc(target)?;
         let args = self.prepare_args(args)?;
-        let q = QuestionPosition(self.tables.next_question);
-        self.tables.next_question = self.tables.next_question.saturating_add(1);
-        self.tables
-            .questions
-            .insert(q, QuestionEntry { settled: false });
+        let q = self.new_question();
         let resolver = self
             .tables
             .export(ExportTarget::Resolver(Awaited::Question(q)));
@@ -1344,6 +1343,61 @@ impl Session {
         let args = self.prepare_args(args)?;
         self.send(&Op::DeliverOnly(OpDeliverOnly { to, args }));
         Ok(())
+    }
+
+    /// Pipelines a projection (`op:get`, `op:index` or `op:untag`) on
+    /// `target` (an import or a question) and listens for its result with
+    /// `op:listen` on the new answer. The result arrives as the returned
+    /// question's [`Event::Answer`].
+    ///
+    /// # Errors
+    /// The terminal error, a misuse for a bad target, or
+    /// [`Misuse::NotInDialect`] in [`Dialect::TestSuite`] (the suite cannot
+    /// decode these operations).
+    pub fn project(&mut self, target: &CapRef, kind: ProjectKind) -> InResult<QuestionPosition> {
+        self.check_live()?;
+        if self.dialect == Dialect::TestSuite {
+            return Err(Misuse::NotInDialect.into());
+        }
+        let receiver = self.target_desc(target)?;
+        let q = self.new_question();
+        let new_answer_pos = q.into();
+        let op = match kind {
+            ProjectKind::Field(f) => Op::GetOrIndex(OpGetOrIndex {
+                receiver,
+                projection: Projection::Field(f),
+                new_answer_pos,
+            }),
+            ProjectKind::Index(i) => Op::GetOrIndex(OpGetOrIndex {
+                receiver,
+                projection: Projection::Index(i),
+                new_answer_pos,
+            }),
+            ProjectKind::Untag(tag) => Op::Untag(OpUntag {
+                receiver,
+                tag,
+                new_answer_pos,
+            }),
+        };
+        self.send(&op);
+        let resolver = self
+            .tables
+            .export(ExportTarget::Resolver(Awaited::Question(q)));
+        self.send(&Op::Listen(OpListen {
+            to: Desc::Answer(q.into()),
+            listener: Desc::ImportObject(resolver.into()),
+            wants_partial: false,
+        }));
+        Ok(q)
+    }
+
+    fn new_question(&mut self) -> QuestionPosition {
+        let q = QuestionPosition(self.tables.next_question);
+        self.tables.next_question = self.tables.next_question.saturating_add(1);
+        self.tables
+            .questions
+            .insert(q, QuestionEntry { settled: false });
+        q
     }
 
     /// Asks the peer to tell us when the imported promise `promise` settles;
@@ -1517,11 +1571,7 @@ impl Session {
     pub fn fetch(&mut self, swiss: &Swiss) -> InResult<QuestionPosition> {
         self.check_live()?;
         let to = Desc::Export(Position(0));
-        let q = QuestionPosition(self.tables.next_question);
-        self.tables.next_question = self.tables.next_question.saturating_add(1);
-        self.tables
-            .questions
-            .insert(q, QuestionEntry { settled: false });
+        let q = self.new_question();
         let resolver = self
             .tables
             .export(ExportTarget::Resolver(Awaited::Question(q)));
@@ -1622,11 +1672,7 @@ impl Session {
     /// The terminal error.
     pub fn withdraw_gift(&mut self, receive: SignedReceive) -> InResult<QuestionPosition> {
         self.check_live()?;
-        let q = QuestionPosition(self.tables.next_question);
-        self.tables.next_question = self.tables.next_question.saturating_add(1);
-        self.tables
-            .questions
-            .insert(q, QuestionEntry { settled: false });
+        let q = self.new_question();
         let resolver = self
             .tables
             .export(ExportTarget::Resolver(Awaited::Question(q)));

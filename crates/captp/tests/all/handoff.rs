@@ -1,1 +1,268 @@
-//! Third-party handoffs across three sessions (DIGEST section 13).
+//! Third-party handoffs across three sessions (DIGEST section 13):
+//! G (gifter) passes R (receiver) a reference to an object on E (exporter).
+
+use bytes::Bytes;
+use pola_captp::locator::Swiss;
+use pola_captp::{
+    CapRef, Dialect, Event, ImportPosition, LocalId, LocalTarget, Misuse, QuestionPosition, Reply,
+    SessionError,
+};
+use pola_syrup::Value;
+
+use crate::sim::Pair;
+
+struct World {
+    /// a = G, b = E
+    ge: Pair,
+    /// a = G, b = R
+    gr: Pair,
+    /// a = R, b = E
+    re: Pair,
+}
+
+const CAROL: LocalId = LocalId(7);
+const INBOX: LocalId = LocalId(1);
+
+/// `p.a` fetches swiss from `p.b`, whose vat answers with `id`.
+fn fetch(p: &mut Pair, id: LocalId) -> ImportPosition {
+    let q = p.a.fetch(&Swiss::new(&b"s"[..])).unwrap();
+    let (_, eb) = p.run();
+    for e in eb {
+        if let Event::Fetch { reply, .. } = e {
+            p.b.resolve(reply.unwrap(), Ok(Value::Ref(CapRef::Local(id))))
+                .unwrap();
+        }
+    }
+    let (ea, _) = p.run();
+    ea.iter()
+        .find_map(|e| match e {
+            Event::Answer {
+                question,
+                result: Ok(Value::Ref(CapRef::Import(i))),
+            } if *question == q => Some(*i),
+            _ => None,
+        })
+        .unwrap()
+}
+
+fn world(d: Dialect) -> World {
+    World {
+        ge: Pair::named(d, 1, "gifter", 2, "exporter"),
+        gr: Pair::named(d, 3, "gifter", 4, "receiver"),
+        re: Pair::named(d, 5, "receiver", 6, "exporter"),
+    }
+}
+
+/// G gives R a reference to carol; returns the certificate R received.
+fn give(w: &mut World, deposit_first: bool) -> Box<pola_captp::handoff::SignedGive> {
+    let carol = fetch(&mut w.ge, CAROL);
+    let inbox = fetch(&mut w.gr, INBOX);
+    let receiver_key = *w.gr.a.peer().unwrap().key();
+    let signed =
+        w.ge.a
+            .give(carol, receiver_key, Bytes::from(vec![0x42; 32]))
+            .unwrap();
+    if deposit_first {
+        w.ge.run();
+        assert_eq!(w.ge.b.table_sizes().gifts, 1);
+    }
+    w.gr.a
+        .deliver_only(
+            &CapRef::Import(inbox),
+            vec![
+                Value::sym("take"),
+                Value::Ref(CapRef::Gift(Box::new(signed))),
+            ],
+        )
+        .unwrap();
+    let (_, er) = w.gr.run();
+    let [
+        Event::Deliver {
+            target: LocalTarget::Object(INBOX),
+            args,
+            ..
+        },
+    ] = er.as_slice()
+    else {
+        panic!("{er:?}")
+    };
+    match &args[1] {
+        Value::Ref(CapRef::Gift(g)) => g.clone(),
+        other => panic!("{other:?}"),
+    }
+}
+
+/// R redeems `gift` on R–E; returns the question.
+fn withdraw(w: &mut World, gift: pola_captp::handoff::SignedGive) -> QuestionPosition {
+    let receive = w.re.a.handoff_receive(gift).unwrap();
+    let signed = w.gr.b.sign_handoff_receive(receive).unwrap();
+    w.re.a.withdraw_gift(signed).unwrap()
+}
+
+/// E's vat: routes a withdrawal to the G–E session; returns the reply if
+/// the gift is parked.
+fn exporter_handles(w: &mut World, events: Vec<Event>) -> Vec<(u64, Reply)> {
+    let mut parked = Vec::new();
+    for e in events {
+        if let Event::WithdrawGift { request, reply } = e {
+            let reply = reply.unwrap();
+            assert_eq!(&request.give().session, w.ge.b.peer().unwrap().session_id());
+            match w.ge.b.redeem_gift(request, 77) {
+                Ok(Some(target)) => w.re.b.resolve(reply, Ok(Value::Ref(target))).unwrap(),
+                Ok(None) => parked.push((77, reply)),
+                Err(_) => {
+                    w.re.b
+                        .resolve(reply, Err(Value::error("handoff failed")))
+                        .unwrap()
+                }
+            }
+        }
+    }
+    parked
+}
+
+fn answer(events: &[Event], q: QuestionPosition) -> Result<Value<CapRef>, Value<CapRef>> {
+    events
+        .iter()
+        .find_map(|e| match e {
+            Event::Answer { question, result } if *question == q => Some(result.clone()),
+            _ => None,
+        })
+        .unwrap_or_else(|| panic!("no answer in {events:?}"))
+}
+
+#[test]
+fn three_party_handoff_then_replay_is_refused() {
+    for d in [Dialect::TestSuite, Dialect::Current] {
+        let mut w = world(d);
+        let gift = give(&mut w, true);
+        let receive = w.re.a.handoff_receive((*gift).clone()).unwrap();
+        assert_eq!(receive.handoff_count, 0);
+        let signed = w.gr.b.sign_handoff_receive(receive).unwrap();
+        let q = w.re.a.withdraw_gift(signed.clone()).unwrap();
+        let (_, ee) = w.re.run();
+        assert!(exporter_handles(&mut w, ee).is_empty());
+        let (er, _) = w.re.run();
+        let Ok(Value::Ref(CapRef::Import(carol_at_r))) = answer(&er, q) else {
+            panic!("{er:?}")
+        };
+        assert_eq!(w.ge.b.table_sizes().gifts, 0, "each gift handed out once");
+        // R can now talk to carol directly on R–E.
+        w.re.a
+            .deliver_only(&CapRef::Import(carol_at_r), vec![Value::sym("hi")])
+            .unwrap();
+        let (_, ee) = w.re.run();
+        assert!(
+            matches!(
+                ee.as_slice(),
+                [Event::Deliver {
+                    target: LocalTarget::Object(CAROL),
+                    ..
+                }]
+            ),
+            "{ee:?}"
+        );
+
+        // Replaying the same certificate (same handoff count) is refused.
+        let q2 = w.re.a.withdraw_gift(signed).unwrap();
+        let (er, ee) = w.re.run();
+        assert!(
+            !ee.iter().any(|e| matches!(e, Event::WithdrawGift { .. })),
+            "{ee:?}"
+        );
+        assert!(answer(&er, q2).is_err());
+        // A fresh count for an already-withdrawn gift parks (never pays twice).
+        let q3 = withdraw(&mut w, (*gift).clone());
+        let (_, ee) = w.re.run();
+        assert_eq!(exporter_handles(&mut w, ee).len(), 1);
+        let _ = q3;
+        assert!(!w.re.a.is_terminated() && !w.re.b.is_terminated());
+    }
+}
+
+#[test]
+fn withdrawal_before_deposit_parks_until_the_gift_arrives() {
+    let mut w = world(Dialect::Current);
+    let gift = give(&mut w, false);
+    let q = withdraw(&mut w, *gift);
+    let (_, ee) = w.re.run();
+    let mut parked = exporter_handles(&mut w, ee);
+    assert_eq!(parked.len(), 1);
+    // Now the deposit lands on G–E.
+    let (_, eg) = w.ge.run();
+    let target = eg
+        .into_iter()
+        .find_map(|e| match e {
+            Event::GiftReady { ticket: 77, target } => Some(target),
+            _ => None,
+        })
+        .unwrap();
+    assert_eq!(target, CapRef::Local(CAROL));
+    let (_, reply) = parked.pop().unwrap();
+    w.re.b.resolve(reply, Ok(Value::Ref(target))).unwrap();
+    let (er, _) = w.re.run();
+    assert!(matches!(answer(&er, q), Ok(Value::Ref(CapRef::Import(_)))));
+}
+
+#[test]
+fn forged_certificates_are_refused() {
+    let mut w = world(Dialect::Current);
+    let gift = give(&mut w, true);
+
+    // 1. A receive signed by someone other than the named receiver.
+    let receive = w.re.a.handoff_receive((*gift).clone()).unwrap();
+    let wrong = receive
+        .clone()
+        .sign(&pola_captp::crypto::SessionKeys::from_seed([9; 32]));
+    let q = w.re.a.withdraw_gift(wrong).unwrap();
+    let (er, ee) = w.re.run();
+    assert!(
+        !ee.iter().any(|e| matches!(e, Event::WithdrawGift { .. })),
+        "{ee:?}"
+    );
+    assert!(answer(&er, q).is_err());
+
+    // 2. A give whose gifter signature does not verify (tampered gift id):
+    // R signs it faithfully, E–R passes it, G–E refuses it.
+    let mut tampered = (*gift).clone();
+    tampered.give.gift_id = pola_captp::handoff::GiftId::Bytes(Bytes::from(vec![0x43; 32]));
+    let receive = w.re.a.handoff_receive(tampered).unwrap();
+    let signed = w.gr.b.sign_handoff_receive(receive).unwrap();
+    let q = w.re.a.withdraw_gift(signed).unwrap();
+    let (_, ee) = w.re.run();
+    let request = ee
+        .into_iter()
+        .find_map(|e| match e {
+            Event::WithdrawGift { request, .. } => Some(request),
+            _ => None,
+        })
+        .unwrap();
+    assert_eq!(
+        w.ge.b.redeem_gift(request.clone(), 1).unwrap_err(),
+        SessionError::Misuse(Misuse::Handoff("bad give signature"))
+    );
+    // 3. The right certificate presented on the wrong gifter session.
+    assert!(w.gr.b.redeem_gift(request, 1).is_err());
+    let _ = q;
+    // The real gift is still there for the real withdrawal.
+    assert_eq!(w.ge.b.table_sizes().gifts, 1);
+
+    // 4. A receiver cannot sign for a gift addressed to someone else.
+    let receive = w.re.a.handoff_receive((*gift).clone()).unwrap();
+    assert!(w.re.a.sign_handoff_receive(receive).is_err());
+}
+
+#[test]
+fn gifter_session_ending_breaks_parked_withdrawals() {
+    let mut w = world(Dialect::Current);
+    let gift = give(&mut w, false);
+    let _ = withdraw(&mut w, *gift);
+    let (_, ee) = w.re.run();
+    assert_eq!(exporter_handles(&mut w, ee).len(), 1);
+    w.ge.a.abort("gifter leaves").unwrap();
+    let (_, eg) = w.ge.run();
+    assert!(
+        eg.contains(&Event::GiftWithdrawalBroken { ticket: 77 }),
+        "{eg:?}"
+    );
+}

@@ -387,3 +387,54 @@ fn abort_breaks_pending_questions_on_both_sides() {
         assert!(p.b.deliver_only(&CapRef::Bootstrap, vec![]).is_err());
     }
 }
+
+#[test]
+fn pipelined_get_and_listen_on_an_answer() {
+    let mut p = Pair::new(Dialect::Current, 11, 12);
+    let q0 = p.a.fetch(&Swiss::new(&b"record"[..])).unwrap();
+    let q1 =
+        p.a.project(
+            &CapRef::Question(q0),
+            pola_captp::ProjectKind::Field("x".into()),
+        )
+        .unwrap();
+    let (_, eb) = p.run();
+    let mut project_reply = None;
+    for e in eb {
+        match e {
+            Event::Fetch { reply, .. } => {
+                p.b.resolve(reply.unwrap(), Ok(Value::int(0i64))).unwrap()
+            }
+            Event::Project {
+                receiver,
+                kind,
+                reply,
+            } => {
+                assert!(matches!(receiver, LocalTarget::Answer(_)));
+                assert_eq!(kind, pola_captp::ProjectKind::Field("x".into()));
+                project_reply = Some(reply);
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    assert!(p.labels(true).iter().any(|l| l == "op:get"));
+    assert!(p.labels(true).iter().any(|l| l == "op:listen/2"));
+    // The listen waits on the unsettled answer; settling it notifies.
+    p.b.resolve(project_reply.unwrap(), Ok(Value::int(5i64)))
+        .unwrap();
+    let (ea, _) = p.run();
+    assert_eq!(answer(&ea, q1), &Value::int(5i64));
+    p.a.drop_question(q0).unwrap();
+    p.a.drop_question(q1).unwrap();
+    p.run();
+    idle(&p.a);
+    idle(&p.b);
+    // The suite's dialect has no op:get.
+    let mut s = Pair::new(Dialect::TestSuite, 1, 2);
+    assert!(
+        s.a.project(&CapRef::Bootstrap, pola_captp::ProjectKind::Index(0))
+            .is_err()
+    );
+    assert!(!s.a.is_terminated());
+    s.run();
+}
