@@ -761,6 +761,10 @@ impl Session {
     /// everything, clears the tables. Returns the terminal error.
     fn fail(&mut self, err: SessionError) -> SessionError {
         let reason = err.to_string();
+        self.fail_with(err, reason)
+    }
+
+    fn fail_with(&mut self, err: SessionError, reason: String) -> SessionError {
         self.outgoing.clear();
         self.pending_gc_answers.clear();
         self.pending_gc_exports.clear();
@@ -1096,8 +1100,11 @@ impl Session {
                 let gift = GiftId::from_value(id);
                 match (gift, r) {
                     (Ok(id), CapRef::Local(_) | CapRef::LocalPromise(_) | CapRef::Bootstrap) => {
-                        self.deposit(id, r.clone());
-                        self.settle_opt(reply, Ok(Value::undefined()));
+                        if self.deposit(id, r.clone()) {
+                            self.settle_opt(reply, Ok(Value::undefined()));
+                        } else {
+                            self.settle_opt(reply, Err(Value::error("too many gifts")));
+                        }
                     }
                     _ => self.settle_opt(reply, Err(Value::error("bad gift"))),
                 }
@@ -1115,12 +1122,46 @@ impl Session {
         }
     }
 
-    fn deposit(&mut self, id: GiftId, target: CapRef) {
+    /// Stores a gift, or hands it to a withdrawal already waiting for it.
+    /// Refuses (returns `false`) when the gift table is full.
+    fn deposit(&mut self, id: GiftId, target: CapRef) -> bool {
         if let Some(ticket) = self.tables.parked.remove(&id) {
             self.events.push_back(Event::GiftReady { ticket, target });
-        } else {
-            // A second deposit under the same id replaces the first.
-            self.tables.gifts.insert(id, target);
+            return true;
+        }
+        if !self.tables.gifts.contains_key(&id) && self.tables.gifts.len() >= self.max_entries {
+            return false;
+        }
+        // A second deposit under the same id replaces the first.
+        if let Some(old) = self.tables.gifts.insert(id, target) {
+            self.release_if_unheld(&old);
+        }
+        true
+    }
+
+    /// Whether a deposited gift keeps local object `id` alive.
+    fn gift_holds(&self, id: LocalId) -> bool {
+        self.tables
+            .gifts
+            .values()
+            .any(|g| matches!(g, CapRef::Local(x) | CapRef::LocalPromise(x) if *x == id))
+    }
+
+    /// After a gift holding `r` left the table: if nothing on this session
+    /// refers to the object any more, tell the local side.
+    fn release_if_unheld(&mut self, r: &CapRef) {
+        if let CapRef::Local(id) | CapRef::LocalPromise(id) = *r
+            && !self
+                .tables
+                .export_of
+                .contains_key(&ExportTarget::Object(id))
+            && !self
+                .tables
+                .export_of
+                .contains_key(&ExportTarget::Promise(id))
+            && !self.gift_holds(id)
+        {
+            self.events.push_back(Event::ExportDropped { local: id });
         }
     }
 
@@ -1131,6 +1172,15 @@ impl Session {
             CapRef::Import(p) | CapRef::ImportPromise(p) => p,
             _ => return Err(WireError::Descriptor("listen-desc").into()),
         };
+        if let Ok(LocalTarget::Answer(a)) = target
+            && self
+                .tables
+                .answers
+                .get(&a)
+                .is_some_and(|e| e.waiting.len() >= self.max_entries)
+        {
+            return Err(SessionError::Limit);
+        }
         self.commit_imports(seen)?;
         let reply = Reply(ReplyTo::Resolver(listener));
         match target {
@@ -1212,7 +1262,10 @@ impl Session {
                 let target = e.target;
                 self.tables.exports.remove(&pos);
                 self.tables.export_of.remove(&target);
-                if let ExportTarget::Object(id) | ExportTarget::Promise(id) = target {
+                // A deposited gift keeps the object alive (DIGEST section 13).
+                if let ExportTarget::Object(id) | ExportTarget::Promise(id) = target
+                    && !self.gift_holds(id)
+                {
                     self.events.push_back(Event::ExportDropped { local: id });
                 }
             }
@@ -1541,19 +1594,10 @@ impl Session {
     /// The terminal error if already terminated.
     pub fn abort(&mut self, reason: &str) -> InResult<()> {
         self.check_live()?;
-        self.fail(SessionError::LocallyAborted(reason.to_owned()));
-        // `fail` puts the error text in op:abort; send the caller's reason.
-        if let Some(last) = self.outgoing.back_mut() {
-            *last = pola_syrup::encode(
-                &Op::Abort(OpAbort {
-                    reason: reason.to_owned(),
-                })
-                .to_value(self.dialect),
-            );
-        }
-        if let Some(Event::Aborted { reason: r, .. }) = self.events.back_mut() {
-            reason.clone_into(r);
-        }
+        self.fail_with(
+            SessionError::LocallyAborted(reason.to_owned()),
+            reason.to_owned(),
+        );
         Ok(())
     }
 
@@ -1743,16 +1787,30 @@ impl Session {
         let verified = VerifiedGive {
             gift_id: signed.give.gift_id.clone(),
         };
-        Ok(self.take_gift(verified, ticket))
+        self.take_gift(verified, ticket)
     }
 
-    fn take_gift(&mut self, verified: VerifiedGive, ticket: u64) -> Option<CapRef> {
-        match self.tables.gifts.remove(&verified.gift_id) {
-            Some(t) => Some(t),
-            None => {
-                self.tables.parked.insert(verified.gift_id, ticket);
-                None
-            }
+    fn take_gift(&mut self, verified: VerifiedGive, ticket: u64) -> InResult<Option<CapRef>> {
+        if let Some(t) = self.tables.gifts.remove(&verified.gift_id) {
+            self.release_if_unheld(&t);
+            return Ok(Some(t));
         }
+        if self.tables.parked.contains_key(&verified.gift_id) {
+            return Err(Misuse::Handoff("gift already awaited").into());
+        }
+        if self.tables.parked.len() >= self.max_entries {
+            return Err(SessionError::Limit);
+        }
+        self.tables.parked.insert(verified.gift_id, ticket);
+        Ok(None)
     }
+}
+
+/// Crossed hellos (DIGEST section 7): we dialled a peer while it dialled us.
+/// `our_outbound` is our Public Identifier on our outbound connection,
+/// `their_inbound` the peer's on its (our inbound) connection. Returns
+/// whether to keep our outbound connection (and abort the inbound one);
+/// `false` means abort the outbound one. The peer reaches the same verdict.
+pub fn crossed_hellos_keep_outbound(our_outbound: &PublicId, their_inbound: &PublicId) -> bool {
+    our_outbound.0 > their_inbound.0
 }

@@ -55,6 +55,14 @@ fn world(d: Dialect) -> World {
 
 /// G gives R a reference to carol; returns the certificate R received.
 fn give(w: &mut World, deposit_first: bool) -> Box<pola_captp::handoff::SignedGive> {
+    give_keep(w, deposit_first).0
+}
+
+/// As `give`, also returning G's import of carol.
+fn give_keep(
+    w: &mut World,
+    deposit_first: bool,
+) -> (Box<pola_captp::handoff::SignedGive>, ImportPosition) {
     let carol = fetch(&mut w.ge, CAROL);
     let inbox = fetch(&mut w.gr, INBOX);
     let receiver_key = *w.gr.a.peer().unwrap().key();
@@ -87,7 +95,7 @@ fn give(w: &mut World, deposit_first: bool) -> Box<pola_captp::handoff::SignedGi
         panic!("{er:?}")
     };
     match &args[1] {
-        Value::Ref(CapRef::Gift(g)) => g.clone(),
+        Value::Ref(CapRef::Gift(g)) => (g.clone(), carol),
         other => panic!("{other:?}"),
     }
 }
@@ -265,4 +273,41 @@ fn gifter_session_ending_breaks_parked_withdrawals() {
         eg.contains(&Event::GiftWithdrawalBroken { ticket: 77 }),
         "{eg:?}"
     );
+}
+
+#[test]
+fn a_deposited_gift_outlives_the_gifters_reference() {
+    let mut w = world(Dialect::TestSuite);
+    let (gift, carol) = give_keep(&mut w, true);
+    // G lets go of carol right after depositing.
+    w.ge.a.drop_import(carol).unwrap();
+    let (_, eg) = w.ge.run();
+    assert!(
+        !eg.iter().any(|e| matches!(e, Event::ExportDropped { .. })),
+        "{eg:?}"
+    );
+    assert_eq!(w.ge.b.table_sizes().exports, 1, "export gone, gift kept");
+    let q = withdraw(&mut w, *gift);
+    let (_, ee) = w.re.run();
+    assert!(exporter_handles(&mut w, ee).is_empty());
+    // Handed over: now G–E no longer holds carol.
+    let eg: Vec<_> = std::iter::from_fn(|| w.ge.b.poll_event()).collect();
+    assert!(
+        eg.contains(&Event::ExportDropped { local: CAROL }),
+        "{eg:?}"
+    );
+    let (er, _) = w.re.run();
+    assert!(matches!(answer(&er, q), Ok(Value::Ref(CapRef::Import(_)))));
+}
+
+#[test]
+fn crossed_hellos_pick_the_same_survivor_on_both_sides() {
+    use pola_captp::session::crossed_hellos_keep_outbound;
+    let x = *crate::sim::session(Dialect::Current, 1, "a").public_id();
+    let y = *crate::sim::session(Dialect::Current, 2, "b").public_id();
+    // Peer 1's outbound connection is peer 2's inbound one and vice versa:
+    // exactly one of the two connections survives, on both sides.
+    let one_keeps_outbound = crossed_hellos_keep_outbound(&x, &y);
+    let two_keeps_outbound = crossed_hellos_keep_outbound(&y, &x);
+    assert_ne!(one_keeps_outbound, two_keeps_outbound);
 }
