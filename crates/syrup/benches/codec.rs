@@ -2,7 +2,9 @@
 //! (a) byte-heavy: a list of 256 byte strings of 64 KiB (16 MiB);
 //! (b) many small atoms: a list of 100 000 small integers, booleans and
 //!     short symbols;
-//! (c) CapTP-shaped: 10 000 `op:deliver` records, as a stream.
+//! (c) CapTP-shaped: 10 000 `op:deliver` records, as a stream;
+//! (d) streaming a 1 MiB byte string fed one byte at a time (linearity);
+//! (e) the worst case for integers: 4096-digit integers.
 //!
 //! Run with `cargo bench -p pola-syrup`.
 #![allow(missing_docs, clippy::unwrap_used)]
@@ -134,22 +136,43 @@ fn bench(c: &mut Criterion) {
     });
     g.finish();
 
-    // Streaming one byte at a time must stay linear: a 1 MiB byte string.
-    let big = encode(&Value::bytes(vec![7u8; 1 << 20]));
-    let mut g = c.benchmark_group("d_stream_1MiB_byte_by_byte");
-    g.throughput(Throughput::Bytes(big.len() as u64));
-    g.bench_function("feed_1_byte", |b| {
-        b.iter(|| {
-            let mut d = Decoder::new();
-            let mut got = None;
-            for byte in &big {
-                d.feed(std::slice::from_ref(byte));
-                if let Some(v) = d.next_value().unwrap() {
-                    got = Some(v);
+    // Streaming one byte at a time must stay linear: the same throughput
+    // for a 256 KiB and a 4 MiB byte string.
+    let mut g = c.benchmark_group("d_stream_byte_by_byte");
+    for size in [256usize << 10, 4 << 20] {
+        let big = encode(&Value::bytes(vec![7u8; size]));
+        g.throughput(Throughput::Bytes(big.len() as u64));
+        g.bench_function(format!("feed_1_byte_{}KiB", size >> 10), |b| {
+            b.iter(|| {
+                let mut d = Decoder::new();
+                let mut got = None;
+                for byte in &big {
+                    d.feed(std::slice::from_ref(byte));
+                    if let Some(v) = d.next_value().unwrap() {
+                        got = Some(v);
+                    }
                 }
-            }
-            assert!(got.is_some());
-        })
+                assert!(got.is_some());
+            })
+        });
+    }
+    g.finish();
+
+    // Worst case for integers: 1000 integers of the maximum 4096 digits.
+    let digits: String = (0..4096)
+        .map(|i| char::from(b'1' + (i % 9) as u8))
+        .collect();
+    let mut big = b"[".to_vec();
+    for _ in 0..1000 {
+        big.extend_from_slice(digits.as_bytes());
+        big.push(b'+');
+    }
+    big.push(b']');
+    let big = Bytes::from(big);
+    let mut g = c.benchmark_group("e_big_ints_1000x4096_digits");
+    g.throughput(Throughput::Bytes(big.len() as u64));
+    g.bench_function("decode_bytes", |b| {
+        b.iter(|| decode_bytes(big.clone()).unwrap())
     });
     g.finish();
 }

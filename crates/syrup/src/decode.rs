@@ -36,7 +36,9 @@ pub struct Limits {
     pub max_len: usize,
     /// Deepest nesting of containers (lists, dictionaries, sets, records).
     /// A top-level atom has depth 0, `[1+]` depth 1. Default 64, which is
-    /// several times what any CapTP message needs.
+    /// several times what any CapTP message needs. The decoder itself never
+    /// recurses, but dropping, encoding or printing a [`Value`] recurses
+    /// over its nesting, so keep this in the hundreds at most.
     pub max_depth: usize,
     /// Most decimal digits in an integer. Default 4096 (about 13 600 bits);
     /// caps the cost of big-integer parsing.

@@ -2,5 +2,6 @@
 //! and the text form.
 #![allow(clippy::unwrap_used)]
 
+mod attacks;
 mod props;
 mod zoo;
