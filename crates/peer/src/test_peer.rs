@@ -159,6 +159,36 @@ pub fn spawn_all(vat: &Vat, enliven: Arc<dyn Enliven>) -> Vec<(&'static str, Ref
     ]
 }
 
+/// A running test peer: its peer (for the locator) and its vat.
+#[derive(Debug)]
+pub struct Served {
+    /// The peer; print `peer.location().to_uri()` for the suite.
+    pub peer: crate::Peer,
+    /// The vat hosting the objects.
+    pub vat: Vat,
+}
+
+/// Starts a test peer on `tcp-testing-only` at `host:port` (0 picks a free
+/// port) with the five suite objects registered, speaking `config`'s
+/// dialect. Must be called inside a tokio runtime.
+///
+/// # Errors
+/// The port cannot be bound, or the peer cannot start.
+pub async fn serve(
+    host: &str,
+    port: u16,
+    config: crate::PeerConfig,
+) -> Result<Served, crate::PeerError> {
+    let net = pola_netlayer::TcpTestingOnly::bind(host, port).await?;
+    let vat = Vat::new("ocapn-test-peer");
+    let peer = crate::Peer::start(vat.clone(), vec![Arc::new(net)], config)?;
+    let enliven: Arc<dyn Enliven> = Arc::new(peer.handle());
+    for (swiss, object) in spawn_all(&vat, enliven) {
+        peer.register(bytes::Bytes::from_static(swiss.as_bytes()), object);
+    }
+    Ok(Served { peer, vat })
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {

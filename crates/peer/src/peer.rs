@@ -1,0 +1,1360 @@
+//! The peer: one event loop that owns every CapTP session of a vat.
+//!
+//! ```text
+//!   netlayer ─accept/dial─► conn tasks ──NetEvent──┐
+//!                                                  ▼
+//!   vat threads ──Cmd (far refs, resolvers)──► event loop (Core) ── owns ──► Session per connection
+//!        ▲                                         │
+//!        └──── vat.deliver / Resolver::settle_now ─┘
+//! ```
+//!
+//! The loop is the only place sessions are touched; vats reach it by posting
+//! [`Cmd`]s (from [`ImportRemote`], [`QuestionRemote`] and foreign
+//! resolvers). After every input the loop drains each touched session's
+//! events (turning them into vat deliveries) and its outgoing messages
+//! (handing them to the connection's writer).
+//!
+//! Invariants (upheld by the loop):
+//! - one session per peer pair: sessions are indexed by the location the
+//!   peer announced (inbound ones included) and by the location we dialled;
+//!   a second need for a peer reuses the indexed session or the dial in
+//!   flight. Crossed hellos are settled as the DIGEST (section 7) says: the
+//!   connection whose side has the lower Public Identifier is aborted.
+//! - a local object keeps one [`LocalId`] while any session exports it; the
+//!   id is forgotten when every session has released it.
+//! - a stale import drop (for an older generation of the import) never
+//!   releases a newer import of the same position.
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::convert::Infallible;
+use std::sync::{Arc, Weak};
+
+use bytes::Bytes;
+use pola_captp::crypto::SessionId;
+use pola_captp::handoff::SignedGive;
+use pola_captp::locator::{Hints, PeerLocator, SturdyRef, Swiss};
+use pola_captp::session::{
+    CapRef, Event, LocalTarget, ProjectKind, Reply, Session, SessionConfig, Settlement, TableSizes,
+};
+use pola_captp::{AnswerPosition, Dialect, ImportPosition, LocalId, QuestionPosition};
+use pola_netlayer::{Direction, Location, Netlayer};
+use pola_syrup::Value;
+use pola_vat::{Outcome, Ref, Resolver, Val, Vat, error, listen_external};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::conn::{self, ConnHandle, ConnId, NetEvent};
+use crate::message::{args_from_message, message_from_args};
+use crate::remote::{Cmd, CmdTx, ImportRemote, OutTarget, QuestionRemote};
+use crate::swiss::{SturdyTable, SwissNumber};
+use crate::test_peer::Enliven;
+
+/// How a peer behaves on the wire.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct PeerConfig {
+    /// What our sessions emit (everything is accepted either way).
+    pub dialect: Dialect,
+}
+
+impl Default for PeerConfig {
+    /// The current CapTP text.
+    fn default() -> Self {
+        PeerConfig {
+            dialect: Dialect::Current,
+        }
+    }
+}
+
+impl PeerConfig {
+    /// Speak the public OCapN test suite's dialect (`op:deliver-only`,
+    /// three-field `op:listen`, singular GC labels).
+    pub fn test_suite() -> Self {
+        PeerConfig {
+            dialect: Dialect::TestSuite,
+        }
+    }
+
+    /// Emit `dialect`.
+    #[must_use]
+    pub fn with_dialect(mut self, dialect: Dialect) -> Self {
+        self.dialect = dialect;
+        self
+    }
+}
+
+/// Why a peer could not start or act.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum PeerError {
+    /// Caller misuse: a peer needs at least one netlayer.
+    #[error("a peer needs at least one netlayer")]
+    NoNetlayer,
+    /// The netlayer's location is not a valid peer locator.
+    #[error("bad netlayer location: {0}")]
+    Location(#[from] pola_captp::locator::LocatorError),
+    /// The OS random number generator failed.
+    #[error("os rng: {0}")]
+    Rng(getrandom::Error),
+    /// A netlayer failed (binding a port, for example).
+    #[error("netlayer: {0}")]
+    Net(#[from] pola_netlayer::NetError),
+    /// The peer's event loop has stopped.
+    #[error("peer stopped")]
+    Stopped,
+}
+
+/// Requests from the public API to the loop.
+pub(crate) enum ApiCmd {
+    Register {
+        swiss: Bytes,
+        object: Ref,
+    },
+    Enliven {
+        sturdy: SturdyRef,
+        resolver: Resolver,
+    },
+    Stats {
+        reply: oneshot::Sender<PeerStats>,
+    },
+    Shutdown {
+        done: oneshot::Sender<()>,
+    },
+}
+
+/// A snapshot of one session, for tests and diagnostics.
+#[derive(Clone, Debug)]
+pub struct SessionStats {
+    /// The location the peer announced, once established.
+    pub peer: Option<PeerLocator>,
+    /// Who dialled.
+    pub direction: Direction,
+    /// Whether the session has ended.
+    pub terminated: bool,
+    /// The session's own table sizes.
+    pub tables: TableSizes,
+    /// Import positions with a live far reference in a vat.
+    pub live_imports: usize,
+    /// Our questions still waiting for an answer.
+    pub open_questions: usize,
+    /// Answers we host for the peer.
+    pub answers: usize,
+}
+
+/// A snapshot of a whole peer.
+#[derive(Clone, Debug, Default)]
+pub struct PeerStats {
+    /// One entry per connection.
+    pub sessions: Vec<SessionStats>,
+    /// Local objects currently exported on some session.
+    pub exported_locals: usize,
+    /// Objects registered under Swiss numbers.
+    pub sturdyrefs: usize,
+}
+
+/// A cheap, cloneable handle on a running peer (usable from any thread).
+#[derive(Clone, Debug)]
+pub struct PeerHandle {
+    tx: CmdTx,
+    vat: Vat,
+    location: PeerLocator,
+}
+
+impl std::fmt::Debug for Cmd {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Cmd")
+    }
+}
+
+impl PeerHandle {
+    /// Where this peer can be reached (its first netlayer's locator).
+    pub fn location(&self) -> &PeerLocator {
+        &self.location
+    }
+
+    /// The vat whose objects this peer serves.
+    pub fn vat(&self) -> &Vat {
+        &self.vat
+    }
+
+    /// Registers `object` under a chosen Swiss number (what `fetch` finds).
+    pub fn register(&self, swiss: impl Into<Bytes>, object: Ref) {
+        let _ = self.tx.send(Cmd::Api(ApiCmd::Register {
+            swiss: swiss.into(),
+            object,
+        }));
+    }
+
+    /// Mints a sturdyref for `object`: a fresh random Swiss number (256
+    /// bits from the OS RNG) registered with this peer.
+    ///
+    /// # Errors
+    /// The OS RNG failed.
+    pub fn mint_sturdyref(&self, object: Ref) -> Result<SturdyRef, PeerError> {
+        let swiss = SwissNumber::random().map_err(PeerError::Rng)?;
+        self.register(swiss.as_bytes().clone(), object);
+        Ok(SturdyRef {
+            peer: self.location.clone(),
+            swiss: Swiss::new(swiss.as_bytes().clone()),
+        })
+    }
+
+    /// A promise for the object `sturdy` names: connects to (or reuses a
+    /// session with) its peer and fetches it. Breaks if the peer cannot be
+    /// reached or knows no such Swiss number.
+    pub fn enliven(&self, sturdy: SturdyRef) -> Ref {
+        let (promise, resolver) = self.vat.promise();
+        if let Err(mpsc::error::SendError(Cmd::Api(ApiCmd::Enliven { resolver, .. }))) =
+            self.tx.send(Cmd::Api(ApiCmd::Enliven { sturdy, resolver }))
+        {
+            resolver.break_now(error("peer stopped"));
+        }
+        promise
+    }
+
+    /// A snapshot of the peer's sessions and tables.
+    ///
+    /// # Errors
+    /// [`PeerError::Stopped`] if the peer has stopped.
+    pub async fn stats(&self) -> Result<PeerStats, PeerError> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(Cmd::Api(ApiCmd::Stats { reply }))
+            .map_err(|_| PeerError::Stopped)?;
+        rx.await.map_err(|_| PeerError::Stopped)
+    }
+
+    /// Aborts every session, closes every connection and stops the loop.
+    pub async fn shutdown(&self) {
+        let (done, rx) = oneshot::channel();
+        if self.tx.send(Cmd::Api(ApiCmd::Shutdown { done })).is_ok() {
+            let _ = rx.await;
+        }
+    }
+}
+
+impl Enliven for PeerHandle {
+    fn enliven(&self, sturdy: SturdyRef) -> Ref {
+        PeerHandle::enliven(self, sturdy)
+    }
+}
+
+/// A running peer: a vat served over one or more netlayers.
+#[derive(Debug)]
+pub struct Peer {
+    handle: PeerHandle,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl std::ops::Deref for Peer {
+    type Target = PeerHandle;
+    fn deref(&self) -> &PeerHandle {
+        &self.handle
+    }
+}
+
+impl Peer {
+    /// Starts serving `vat` on `netlayers` (the first one's location is the
+    /// peer's own locator). Must be called inside a tokio runtime.
+    ///
+    /// # Errors
+    /// No netlayer, or a netlayer location that is not a valid locator.
+    pub fn start(
+        vat: Vat,
+        netlayers: Vec<Arc<dyn Netlayer>>,
+        config: PeerConfig,
+    ) -> Result<Peer, PeerError> {
+        let first = netlayers.first().ok_or(PeerError::NoNetlayer)?;
+        let loc = first.location();
+        let location = PeerLocator::new(
+            loc.transport.clone(),
+            loc.designator.clone(),
+            Hints::Map(loc.hints.clone()),
+        )?;
+        let (tx, cmd_rx) = mpsc::unbounded_channel();
+        let (net_tx, net_rx) = mpsc::unbounded_channel();
+        for n in &netlayers {
+            conn::spawn_acceptor(n.clone(), net_tx.clone());
+        }
+        let core = Core {
+            vat: vat.clone(),
+            tx: tx.clone(),
+            net_tx,
+            config,
+            netlayers,
+            location: location.clone(),
+            sessions: HashMap::new(),
+            by_peer: HashMap::new(),
+            dialing: HashMap::new(),
+            dial_tokens: HashMap::new(),
+            by_session_id: HashMap::new(),
+            locals: HashMap::new(),
+            local_of: HashMap::new(),
+            next_local: 1,
+            sturdy: SturdyTable::new(),
+            waiting: HashMap::new(),
+            gift_tickets: HashMap::new(),
+            next_token: 1,
+            dirty: BTreeSet::new(),
+        };
+        let task = tokio::spawn(core.run(cmd_rx, net_rx));
+        Ok(Peer {
+            handle: PeerHandle { tx, vat, location },
+            task,
+        })
+    }
+
+    /// A handle usable from anywhere (vat objects, other threads).
+    pub fn handle(&self) -> PeerHandle {
+        self.handle.clone()
+    }
+
+    /// Waits until the peer's loop ends (after [`PeerHandle::shutdown`]).
+    pub async fn stopped(self) {
+        let _ = self.task.await;
+    }
+}
+
+type PeerKey = (String, String);
+
+fn key_of(loc: &PeerLocator) -> PeerKey {
+    (loc.transport().to_owned(), loc.designator().to_owned())
+}
+
+fn location_of(loc: &PeerLocator) -> Location {
+    Location {
+        transport: loc.transport().to_owned(),
+        designator: loc.designator().to_owned(),
+        hints: loc
+            .hints()
+            .entries()
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect(),
+    }
+}
+
+/// Work that needs an established session with some peer.
+enum Pending {
+    Fetch {
+        swiss: Swiss,
+        resolver: Resolver,
+    },
+    Withdraw {
+        gift: Box<SignedGive>,
+        via: ConnId,
+        resolver: Resolver,
+    },
+}
+
+impl Pending {
+    fn fail(self, reason: &str) {
+        match self {
+            Pending::Fetch { resolver, .. } | Pending::Withdraw { resolver, .. } => {
+                resolver.break_now(error(reason));
+            }
+        }
+    }
+}
+
+/// A settlement the peer is waiting for from a vat.
+enum Waiting {
+    Reply(Reply),
+}
+
+struct Sess {
+    conn: ConnHandle,
+    session: Session,
+    peer: Option<PeerLocator>,
+    session_id: Option<SessionId>,
+    imports: HashMap<ImportPosition, (Weak<ImportRemote>, u64)>,
+    questions: HashMap<QuestionPosition, Arc<QuestionRemote>>,
+    answers: HashMap<AnswerPosition, Ref>,
+    exported: HashSet<LocalId>,
+    listens: HashMap<ImportPosition, (Arc<ImportRemote>, Vec<Resolver>)>,
+    pending: Vec<Pending>,
+    net_closed: bool,
+    cleaned: bool,
+}
+
+struct LocalEntry {
+    object: Ref,
+    sessions: usize,
+}
+
+struct Core {
+    vat: Vat,
+    tx: CmdTx,
+    net_tx: mpsc::UnboundedSender<NetEvent>,
+    config: PeerConfig,
+    netlayers: Vec<Arc<dyn Netlayer>>,
+    location: PeerLocator,
+    sessions: HashMap<ConnId, Sess>,
+    by_peer: HashMap<PeerKey, ConnId>,
+    dialing: HashMap<PeerKey, Vec<Pending>>,
+    dial_tokens: HashMap<u64, PeerKey>,
+    by_session_id: HashMap<SessionId, ConnId>,
+    locals: HashMap<LocalId, LocalEntry>,
+    local_of: HashMap<Ref, LocalId>,
+    next_local: u64,
+    sturdy: SturdyTable<Ref>,
+    waiting: HashMap<u64, (ConnId, Waiting)>,
+    gift_tickets: HashMap<u64, (ConnId, Option<Reply>)>,
+    next_token: u64,
+    dirty: BTreeSet<ConnId>,
+}
+
+impl Core {
+    async fn run(
+        mut self,
+        mut cmd_rx: mpsc::UnboundedReceiver<Cmd>,
+        mut net_rx: mpsc::UnboundedReceiver<NetEvent>,
+    ) {
+        let done = loop {
+            tokio::select! {
+                Some(cmd) = cmd_rx.recv() => {
+                    if let Some(done) = self.handle_cmd(cmd) {
+                        break Some(done);
+                    }
+                }
+                Some(ev) = net_rx.recv() => self.handle_net(ev),
+                else => break None,
+            }
+            self.pump();
+        };
+        let ids: Vec<ConnId> = self.sessions.keys().copied().collect();
+        for id in ids {
+            if let Some(s) = self.sessions.get_mut(&id) {
+                let _ = s.session.abort("peer shutting down");
+            }
+            self.dirty.insert(id);
+        }
+        self.pump();
+        for s in self.sessions.values() {
+            s.conn.close();
+        }
+        if let Some(done) = done {
+            let _ = done.send(());
+        }
+    }
+
+    fn token(&mut self) -> u64 {
+        let t = self.next_token;
+        self.next_token = self.next_token.wrapping_add(1);
+        t
+    }
+
+    // ------------------------------------------------------------------
+    // Inputs
+    // ------------------------------------------------------------------
+
+    fn handle_net(&mut self, ev: NetEvent) {
+        match ev {
+            NetEvent::Accepted(c) => {
+                self.add_session(c);
+            }
+            NetEvent::Dialed { token, result, .. } => {
+                let Some(key) = self.dial_tokens.remove(&token) else {
+                    return;
+                };
+                let waiters = self.dialing.remove(&key).unwrap_or_default();
+                match result {
+                    Ok(c) => {
+                        let Some(id) = self.add_session(c) else {
+                            waiters
+                                .into_iter()
+                                .for_each(|w| w.fail("cannot start session"));
+                            return;
+                        };
+                        match self.by_peer.get(&key).copied() {
+                            Some(existing) if existing != id => {
+                                // Someone connected meanwhile: use theirs.
+                                for w in waiters {
+                                    self.with_session_id(existing, w);
+                                }
+                                if let Some(s) = self.sessions.get_mut(&id) {
+                                    let _ = s.session.abort("duplicate session");
+                                }
+                            }
+                            _ => {
+                                self.by_peer.insert(key, id);
+                                if let Some(s) = self.sessions.get_mut(&id) {
+                                    s.pending.extend(waiters);
+                                }
+                            }
+                        }
+                    }
+                    Err(_) => {
+                        for w in waiters {
+                            w.fail("cannot reach peer");
+                        }
+                    }
+                }
+            }
+            NetEvent::Bytes(id, bytes) => {
+                if let Some(s) = self.sessions.get_mut(&id) {
+                    let _ = s.session.handle_bytes(&bytes);
+                    self.dirty.insert(id);
+                }
+            }
+            NetEvent::Closed(id, _) => {
+                if let Some(s) = self.sessions.get_mut(&id) {
+                    s.net_closed = true;
+                    if !s.session.is_terminated() {
+                        let _ = s.session.abort("connection closed");
+                    }
+                    self.dirty.insert(id);
+                }
+            }
+        }
+    }
+
+    fn add_session(&mut self, c: pola_netlayer::Connection) -> Option<ConnId> {
+        let mut seed = [0u8; 32];
+        if getrandom::fill(&mut seed).is_err() {
+            // Without randomness there is no safe key; drop the connection.
+            return None;
+        }
+        let direction = c.direction;
+        let handle = conn::spawn_connection(c, self.net_tx.clone());
+        let id = handle.id();
+        let config = SessionConfig::new(self.config.dialect, seed, self.location.clone());
+        let _ = direction;
+        self.sessions.insert(
+            id,
+            Sess {
+                conn: handle,
+                session: Session::new(config),
+                peer: None,
+                session_id: None,
+                imports: HashMap::new(),
+                questions: HashMap::new(),
+                answers: HashMap::new(),
+                exported: HashSet::new(),
+                listens: HashMap::new(),
+                pending: Vec::new(),
+                net_closed: false,
+                cleaned: false,
+            },
+        );
+        self.dirty.insert(id);
+        Some(id)
+    }
+
+    fn handle_cmd(&mut self, cmd: Cmd) -> Option<oneshot::Sender<()>> {
+        match cmd {
+            Cmd::Deliver {
+                target,
+                message,
+                resolver,
+            } => self.deliver_out(target, message, resolver),
+            Cmd::Listen { import, resolver } => self.listen_out(import, resolver),
+            Cmd::DropImport {
+                conn,
+                position,
+                generation,
+            } => {
+                if let Some(s) = self.sessions.get_mut(&conn) {
+                    let current = s
+                        .imports
+                        .get(&position)
+                        .is_some_and(|(w, g)| *g == generation && w.strong_count() == 0);
+                    if current {
+                        s.imports.remove(&position);
+                        let _ = s.session.drop_import(position);
+                        self.dirty.insert(conn);
+                    }
+                }
+            }
+            Cmd::Settled {
+                conn,
+                token,
+                outcome,
+            } => {
+                if let Some((c, w)) = self.waiting.remove(&token) {
+                    debug_assert_eq!(c, conn);
+                    match w {
+                        Waiting::Reply(reply) => self.resolve_reply(conn, Some(reply), outcome),
+                    }
+                }
+            }
+            Cmd::Api(api) => match api {
+                ApiCmd::Register { swiss, object } => {
+                    self.sturdy.register(SwissNumber::from_bytes(swiss), object);
+                }
+                ApiCmd::Enliven { sturdy, resolver } => {
+                    if sturdy.peer.same_peer(&self.location) {
+                        match self.sturdy.lookup(sturdy.swiss.bytes()) {
+                            Some(r) => resolver.resolve_now(Value::Ref(r)),
+                            None => resolver.break_now(error("no such object")),
+                        }
+                    } else {
+                        self.with_peer(
+                            &sturdy.peer,
+                            Pending::Fetch {
+                                swiss: sturdy.swiss,
+                                resolver,
+                            },
+                        );
+                    }
+                }
+                ApiCmd::Stats { reply } => {
+                    let _ = reply.send(self.stats());
+                }
+                ApiCmd::Shutdown { done } => return Some(done),
+            },
+        }
+        None
+    }
+
+    fn stats(&self) -> PeerStats {
+        PeerStats {
+            sessions: self
+                .sessions
+                .values()
+                .map(|s| SessionStats {
+                    peer: s.peer.clone(),
+                    direction: s.conn.direction(),
+                    terminated: s.session.is_terminated(),
+                    tables: s.session.table_sizes(),
+                    live_imports: s
+                        .imports
+                        .values()
+                        .filter(|(w, _)| w.strong_count() > 0)
+                        .count(),
+                    open_questions: s.questions.len(),
+                    answers: s.answers.len(),
+                })
+                .collect(),
+            exported_locals: self.locals.len(),
+            sturdyrefs: self.sturdy.len(),
+        }
+    }
+
+    // ------------------------------------------------------------------
+    // Outgoing: vat → session
+    // ------------------------------------------------------------------
+
+    fn deliver_out(
+        &mut self,
+        target: OutTarget,
+        message: pola_vat::Message,
+        resolver: Option<Resolver>,
+    ) {
+        let (conn, capref) = match target {
+            OutTarget::Import(imp) => {
+                let c = if imp.promise {
+                    CapRef::ImportPromise(imp.position)
+                } else {
+                    CapRef::Import(imp.position)
+                };
+                (imp.conn, c)
+            }
+            OutTarget::Question(q) => {
+                let settled = q.lock().outcome.clone();
+                if let Some(outcome) = settled {
+                    // Answered already: send to the answer itself.
+                    match outcome {
+                        Ok(Value::Ref(r)) => self.vat.deliver(&r, message, resolver),
+                        Ok(_) => break_opt(resolver, error("not a reference")),
+                        Err(e) => break_opt(resolver, e),
+                    }
+                    return;
+                }
+                (q.conn, CapRef::Question(q.question))
+            }
+        };
+        if !self.is_live(conn) {
+            break_opt(resolver, error("session ended"));
+            return;
+        }
+        let args = args_from_message(message)
+            .into_iter()
+            .map(|v| self.value_out(conn, v))
+            .collect::<Vec<_>>();
+        let Some(s) = self.sessions.get_mut(&conn) else {
+            return;
+        };
+        match resolver {
+            Some(r) => match s.session.deliver(&capref, args) {
+                Ok(q) => self.register_question(conn, q, Some(r)),
+                Err(e) => r.break_now(error(e.to_string())),
+            },
+            None => {
+                let _ = s.session.deliver_only(&capref, args);
+            }
+        }
+        self.dirty.insert(conn);
+    }
+
+    fn listen_out(&mut self, import: Arc<ImportRemote>, resolver: Resolver) {
+        let conn = import.conn;
+        if !self.is_live(conn) {
+            resolver.break_now(error("session ended"));
+            return;
+        }
+        let Some(s) = self.sessions.get_mut(&conn) else {
+            return;
+        };
+        let position = import.position;
+        match s.listens.get_mut(&position) {
+            Some((_, rs)) => rs.push(resolver),
+            None => match s.session.listen(position, false) {
+                Ok(()) => {
+                    s.listens.insert(position, (import, vec![resolver]));
+                }
+                Err(e) => resolver.break_now(error(e.to_string())),
+            },
+        }
+        self.dirty.insert(conn);
+    }
+
+    fn is_live(&self, conn: ConnId) -> bool {
+        self.sessions
+            .get(&conn)
+            .is_some_and(|s| !s.session.is_terminated())
+    }
+
+    fn register_question(&mut self, conn: ConnId, q: QuestionPosition, resolver: Option<Resolver>) {
+        let qr = QuestionRemote::new(self.tx.clone(), conn, q);
+        if let Some(s) = self.sessions.get_mut(&conn) {
+            s.questions.insert(q, qr.clone());
+        }
+        if let Some(r) = resolver {
+            r.resolve_now(Value::Ref(Ref::remote(qr)));
+        }
+    }
+
+    /// A value from a vat, with every reference turned into what `conn`'s
+    /// session can send.
+    fn value_out(&mut self, conn: ConnId, v: Val) -> Value<CapRef> {
+        match v.try_map_refs::<CapRef, Infallible>(&mut |r| Ok(Value::Ref(self.ref_out(conn, r)))) {
+            Ok(v) => v,
+            Err(e) => match e {},
+        }
+    }
+
+    fn ref_out(&mut self, conn: ConnId, r: Ref) -> CapRef {
+        if let Some(t) = r.remote_target() {
+            let any: &dyn std::any::Any = t.as_ref();
+            if let Some(imp) = any.downcast_ref::<ImportRemote>() {
+                if imp.conn == conn {
+                    return if imp.promise {
+                        CapRef::ImportPromise(imp.position)
+                    } else {
+                        CapRef::Import(imp.position)
+                    };
+                }
+                if !imp.promise
+                    && let Some(gift) = self.give(imp.conn, imp.position, conn)
+                {
+                    return gift;
+                }
+            } else if let Some(q) = any.downcast_ref::<QuestionRemote>() {
+                let settled = q.lock().outcome.clone();
+                match settled {
+                    None if q.conn == conn => return CapRef::Question(q.question),
+                    Some(Ok(Value::Ref(inner))) => return self.ref_out(conn, inner),
+                    _ => {}
+                }
+            }
+        }
+        // Ours (or proxied through us): export it.
+        let promise = r.is_promise() || r.broken_reason().is_some();
+        let id = self.local_id(r);
+        if let Some(s) = self.sessions.get_mut(&conn)
+            && s.exported.insert(id)
+            && let Some(e) = self.locals.get_mut(&id)
+        {
+            e.sessions += 1;
+        }
+        if promise {
+            CapRef::LocalPromise(id)
+        } else {
+            CapRef::Local(id)
+        }
+    }
+
+    /// Third-party handoff, as gifter: deposits import `position` of
+    /// session `exporter` and returns the certificate for `receiver`'s peer.
+    fn give(
+        &mut self,
+        exporter: ConnId,
+        position: ImportPosition,
+        receiver: ConnId,
+    ) -> Option<CapRef> {
+        let receiver_key = *self.sessions.get(&receiver)?.session.peer()?.key();
+        let mut gift_id = [0u8; 32];
+        getrandom::fill(&mut gift_id).ok()?;
+        let e = self.sessions.get_mut(&exporter)?;
+        let signed = e
+            .session
+            .give(position, receiver_key, Bytes::copy_from_slice(&gift_id))
+            .ok()?;
+        self.dirty.insert(exporter);
+        Some(CapRef::Gift(Box::new(signed)))
+    }
+
+    fn local_id(&mut self, r: Ref) -> LocalId {
+        if let Some(id) = self.local_of.get(&r) {
+            return *id;
+        }
+        let id = LocalId(self.next_local);
+        self.next_local += 1;
+        self.local_of.insert(r.clone(), id);
+        self.locals.insert(
+            id,
+            LocalEntry {
+                object: r,
+                sessions: 0,
+            },
+        );
+        id
+    }
+
+    fn release_local(&mut self, id: LocalId) {
+        let gone = match self.locals.get_mut(&id) {
+            Some(e) => {
+                e.sessions = e.sessions.saturating_sub(1);
+                e.sessions == 0
+            }
+            None => false,
+        };
+        if gone && let Some(e) = self.locals.remove(&id) {
+            self.local_of.remove(&e.object);
+        }
+    }
+
+    fn resolve_reply(&mut self, conn: ConnId, reply: Option<Reply>, outcome: Outcome) {
+        let Some(reply) = reply else {
+            return;
+        };
+        if !self.is_live(conn) {
+            return;
+        }
+        let settlement: Settlement = match outcome {
+            Ok(v) => Ok(self.value_out(conn, v)),
+            Err(v) => Err(self.value_out(conn, v)),
+        };
+        if let Some(s) = self.sessions.get_mut(&conn) {
+            let _ = s.session.resolve(reply, settlement);
+            self.dirty.insert(conn);
+        }
+    }
+
+    /// Asks to hear when `target` settles; the outcome comes back as
+    /// [`Cmd::Settled`] and is handled as `what`.
+    fn await_local(&mut self, conn: ConnId, target: &Ref, what: Waiting) {
+        let token = self.token();
+        self.waiting.insert(token, (conn, what));
+        let tx = self.tx.clone();
+        listen_external(
+            target,
+            Resolver::from_fn(move |outcome| {
+                let _ = tx.send(Cmd::Settled {
+                    conn,
+                    token,
+                    outcome,
+                });
+            }),
+        );
+    }
+
+    // ------------------------------------------------------------------
+    // Incoming: session → vat
+    // ------------------------------------------------------------------
+
+    fn value_in(&mut self, conn: ConnId, v: Value<CapRef>) -> Val {
+        match v.try_map_refs::<Ref, Infallible>(&mut |c| Ok(Value::Ref(self.ref_in(conn, c)))) {
+            Ok(v) => v,
+            Err(e) => match e {},
+        }
+    }
+
+    fn ref_in(&mut self, conn: ConnId, c: CapRef) -> Ref {
+        match c {
+            CapRef::Local(id) | CapRef::LocalPromise(id) => match self.locals.get(&id) {
+                Some(e) => e.object.clone(),
+                None => Ref::broken(error("unknown object")),
+            },
+            CapRef::Import(p) => self.import_ref(conn, p, false),
+            CapRef::ImportPromise(p) => self.import_ref(conn, p, true),
+            CapRef::Answer(a) => self
+                .sessions
+                .get(&conn)
+                .and_then(|s| s.answers.get(&a).cloned())
+                .unwrap_or_else(|| Ref::broken(error("unknown answer"))),
+            CapRef::Gift(g) => self.receive_gift(conn, *g),
+            _ => Ref::broken(error("unsupported reference")),
+        }
+    }
+
+    fn import_ref(&mut self, conn: ConnId, p: ImportPosition, promise: bool) -> Ref {
+        let tx = self.tx.clone();
+        let generation = self.token();
+        let Some(s) = self.sessions.get_mut(&conn) else {
+            return Ref::broken(error("session ended"));
+        };
+        if let Some((w, _)) = s.imports.get(&p)
+            && let Some(existing) = w.upgrade()
+        {
+            return Ref::remote(existing);
+        }
+        let imp = ImportRemote::new(tx, conn, p, promise, generation);
+        s.imports.insert(p, (Arc::downgrade(&imp), generation));
+        Ref::remote(imp)
+    }
+
+    /// Third-party handoff, as receiver: a promise for the gift, settled
+    /// once the exporter hands it over.
+    fn receive_gift(&mut self, via: ConnId, gift: SignedGive) -> Ref {
+        let (promise, resolver) = self.vat.promise();
+        let exporter = gift.give.exporter_location.clone();
+        if exporter.same_peer(&self.location) {
+            resolver.break_now(error("handoff to ourselves is not supported"));
+        } else {
+            self.with_peer(
+                &exporter,
+                Pending::Withdraw {
+                    gift: Box::new(gift),
+                    via,
+                    resolver,
+                },
+            );
+        }
+        promise
+    }
+
+    /// Runs `action` on the session with `peer`, dialling it if needed.
+    fn with_peer(&mut self, peer: &PeerLocator, action: Pending) {
+        let key = key_of(peer);
+        if let Some(id) = self.by_peer.get(&key).copied()
+            && self.is_live(id)
+        {
+            self.with_session_id(id, action);
+            return;
+        }
+        if let Some(waiters) = self.dialing.get_mut(&key) {
+            waiters.push(action);
+            return;
+        }
+        let Some(net) = self
+            .netlayers
+            .iter()
+            .find(|n| n.transport() == peer.transport())
+            .cloned()
+        else {
+            action.fail("no netlayer for that transport");
+            return;
+        };
+        let token = self.token();
+        self.dialing.insert(key.clone(), vec![action]);
+        self.dial_tokens.insert(token, key);
+        conn::spawn_dial(net, location_of(peer), token, self.net_tx.clone());
+    }
+
+    fn with_session_id(&mut self, id: ConnId, action: Pending) {
+        match self.sessions.get_mut(&id) {
+            Some(s) if s.session.is_terminated() => action.fail("session ended"),
+            Some(s) if s.peer.is_none() => s.pending.push(action),
+            Some(_) => self.run_pending(id, action),
+            None => action.fail("session ended"),
+        }
+    }
+
+    fn run_pending(&mut self, id: ConnId, action: Pending) {
+        match action {
+            Pending::Fetch { swiss, resolver } => {
+                let Some(s) = self.sessions.get_mut(&id) else {
+                    resolver.break_now(error("session ended"));
+                    return;
+                };
+                match s.session.fetch(&swiss) {
+                    Ok(q) => self.register_question(id, q, Some(resolver)),
+                    Err(e) => resolver.break_now(error(e.to_string())),
+                }
+            }
+            Pending::Withdraw {
+                gift,
+                via,
+                resolver,
+            } => {
+                let result = (|| {
+                    let receive = self
+                        .sessions
+                        .get_mut(&id)
+                        .ok_or("session ended")?
+                        .session
+                        .handoff_receive(*gift)
+                        .map_err(|_| "handoff refused")?;
+                    let signed = self
+                        .sessions
+                        .get(&via)
+                        .ok_or("gifter session ended")?
+                        .session
+                        .sign_handoff_receive(receive)
+                        .map_err(|_| "handoff refused")?;
+                    self.sessions
+                        .get_mut(&id)
+                        .ok_or("session ended")?
+                        .session
+                        .withdraw_gift(signed)
+                        .map_err(|_| "session ended")
+                })();
+                match result {
+                    Ok(q) => self.register_question(id, q, Some(resolver)),
+                    Err(why) => resolver.break_now(error(why)),
+                }
+            }
+        }
+        self.dirty.insert(id);
+    }
+
+    // ------------------------------------------------------------------
+    // Draining sessions
+    // ------------------------------------------------------------------
+
+    fn pump(&mut self) {
+        while let Some(id) = self.dirty.pop_first() {
+            while let Some(ev) = self
+                .sessions
+                .get_mut(&id)
+                .and_then(|s| s.session.poll_event())
+            {
+                self.handle_event(id, ev);
+            }
+            let Some(s) = self.sessions.get_mut(&id) else {
+                continue;
+            };
+            while let Some(bytes) = s.session.poll_transmit() {
+                s.conn.send(bytes);
+            }
+            if s.session.is_terminated() {
+                s.conn.close();
+                if !s.cleaned {
+                    s.cleaned = true;
+                    self.cleanup(id);
+                }
+                if self.sessions.get(&id).is_some_and(|s| s.net_closed) {
+                    self.sessions.remove(&id);
+                }
+            }
+        }
+    }
+
+    fn cleanup(&mut self, id: ConnId) {
+        self.by_peer.retain(|_, c| *c != id);
+        self.by_session_id.retain(|_, c| *c != id);
+        let Some(s) = self.sessions.get_mut(&id) else {
+            return;
+        };
+        let pending = std::mem::take(&mut s.pending);
+        let exported: Vec<LocalId> = s.exported.drain().collect();
+        let listens = std::mem::take(&mut s.listens);
+        let questions = std::mem::take(&mut s.questions);
+        s.answers.clear();
+        s.imports.clear();
+        for p in pending {
+            p.fail("session ended");
+        }
+        for (_, (_, rs)) in listens {
+            for r in rs {
+                r.break_now(error("session ended"));
+            }
+        }
+        for (_, q) in questions {
+            q.settle(Err(error("session ended")));
+        }
+        for id in exported {
+            self.release_local(id);
+        }
+        let tickets: Vec<u64> = self
+            .gift_tickets
+            .iter()
+            .filter(|(_, (c, _))| *c == id)
+            .map(|(t, _)| *t)
+            .collect();
+        for t in tickets {
+            self.gift_tickets.remove(&t);
+        }
+        self.waiting.retain(|_, (c, _)| *c != id);
+    }
+
+    fn handle_event(&mut self, id: ConnId, ev: Event) {
+        match ev {
+            Event::Established {
+                peer_location,
+                peer_id,
+                session_id,
+            } => self.established(id, peer_location, peer_id, session_id),
+            Event::Deliver {
+                target,
+                args,
+                reply,
+            } => {
+                let target = self.local_target(id, target);
+                let args = args.into_iter().map(|a| self.value_in(id, a)).collect();
+                let msg = message_from_args(args);
+                match reply {
+                    None => self.vat.deliver(&target, msg, None),
+                    Some(reply) => {
+                        let (answer, resolver) = self.vat.promise();
+                        if let Some(a) = reply.answer_position()
+                            && let Some(s) = self.sessions.get_mut(&id)
+                        {
+                            s.answers.insert(a, answer.clone());
+                        }
+                        self.vat.deliver(&target, msg, Some(resolver));
+                        self.await_local(id, &answer, Waiting::Reply(reply));
+                    }
+                }
+            }
+            Event::Listen { target, reply, .. } => {
+                let target = self.local_target(id, target);
+                self.await_local(id, &target, Waiting::Reply(reply));
+            }
+            Event::Project {
+                receiver,
+                kind,
+                reply,
+            } => {
+                // A promise for the projection, which later messages may
+                // be pipelined on (through the answer table).
+                let target = self.local_target(id, receiver);
+                let (p, r) = self.vat.promise();
+                if let Some(a) = reply.answer_position()
+                    && let Some(s) = self.sessions.get_mut(&id)
+                {
+                    s.answers.insert(a, p.clone());
+                }
+                listen_external(
+                    &target,
+                    Resolver::from_fn(move |o| r.settle_now(o.and_then(|v| project(v, &kind)))),
+                );
+                self.await_local(id, &p, Waiting::Reply(reply));
+            }
+            Event::Fetch { swiss, reply } => {
+                let found = self.sturdy.lookup(swiss.bytes());
+                let Some(reply) = reply else {
+                    return;
+                };
+                if let Some(a) = reply.answer_position()
+                    && let Some(s) = self.sessions.get_mut(&id)
+                {
+                    let r = found
+                        .clone()
+                        .unwrap_or_else(|| Ref::broken(error("no such object")));
+                    s.answers.insert(a, r);
+                }
+                let outcome = match found {
+                    Some(r) => Ok(Value::Ref(r)),
+                    None => Err(error("no such object")),
+                };
+                self.resolve_reply(id, Some(reply), outcome);
+            }
+            Event::Answer { question, result } => {
+                let q = self
+                    .sessions
+                    .get_mut(&id)
+                    .and_then(|s| s.questions.remove(&question));
+                let outcome = self.settlement_in(id, result);
+                if let Some(s) = self.sessions.get_mut(&id) {
+                    let _ = s.session.drop_question(question);
+                }
+                if let Some(q) = q {
+                    q.settle(outcome);
+                }
+            }
+            Event::PromiseSettled { promise, result } => {
+                let listeners = self
+                    .sessions
+                    .get_mut(&id)
+                    .and_then(|s| s.listens.remove(&promise));
+                let outcome = self.settlement_in(id, result);
+                if let Some((_, rs)) = listeners {
+                    for r in rs {
+                        r.settle_now(outcome.clone());
+                    }
+                }
+            }
+            Event::ExportDropped { local } => {
+                let released = self
+                    .sessions
+                    .get_mut(&id)
+                    .is_some_and(|s| s.exported.remove(&local));
+                if released {
+                    self.release_local(local);
+                }
+            }
+            Event::AnswerDropped { answer } => {
+                if let Some(s) = self.sessions.get_mut(&id) {
+                    s.answers.remove(&answer);
+                }
+            }
+            Event::WithdrawGift { request, reply } => {
+                let gifter = self.by_session_id.get(&request.give().session).copied();
+                let Some(g) = gifter else {
+                    self.resolve_reply(id, reply, Err(error("unknown gifter session")));
+                    return;
+                };
+                let ticket = self.token();
+                let redeemed = match self.sessions.get_mut(&g) {
+                    Some(s) => s.session.redeem_gift(request, ticket),
+                    None => {
+                        self.resolve_reply(id, reply, Err(error("unknown gifter session")));
+                        return;
+                    }
+                };
+                self.dirty.insert(g);
+                match redeemed {
+                    Ok(Some(target)) => {
+                        let r = self.ref_in(g, target);
+                        self.resolve_reply(id, reply, Ok(Value::Ref(r)));
+                    }
+                    Ok(None) => {
+                        self.gift_tickets.insert(ticket, (id, reply));
+                    }
+                    Err(_) => self.resolve_reply(id, reply, Err(error("handoff rejected"))),
+                }
+            }
+            Event::GiftReady { ticket, target } => {
+                if let Some((er, reply)) = self.gift_tickets.remove(&ticket) {
+                    let r = self.ref_in(id, target);
+                    self.resolve_reply(er, reply, Ok(Value::Ref(r)));
+                }
+            }
+            Event::GiftWithdrawalBroken { ticket } => {
+                if let Some((er, reply)) = self.gift_tickets.remove(&ticket) {
+                    self.resolve_reply(er, reply, Err(error("gifter session ended")));
+                }
+            }
+            Event::Aborted { .. } => {
+                if let Some(s) = self.sessions.get_mut(&id)
+                    && !s.cleaned
+                {
+                    s.cleaned = true;
+                    self.cleanup(id);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn settlement_in(&mut self, conn: ConnId, result: Settlement) -> Outcome {
+        match result {
+            Ok(v) => Ok(self.value_in(conn, v)),
+            Err(v) => Err(self.value_in(conn, v)),
+        }
+    }
+
+    fn local_target(&self, conn: ConnId, t: LocalTarget) -> Ref {
+        match t {
+            LocalTarget::Object(id) | LocalTarget::Promise(id) => match self.locals.get(&id) {
+                Some(e) => e.object.clone(),
+                None => Ref::broken(error("unknown object")),
+            },
+            LocalTarget::Answer(a) => self
+                .sessions
+                .get(&conn)
+                .and_then(|s| s.answers.get(&a).cloned())
+                .unwrap_or_else(|| Ref::broken(error("unknown answer"))),
+        }
+    }
+
+    fn established(
+        &mut self,
+        id: ConnId,
+        peer_location: PeerLocator,
+        peer_id: pola_captp::crypto::PublicId,
+        session_id: SessionId,
+    ) {
+        let key = key_of(&peer_location);
+        let direction = match self.sessions.get_mut(&id) {
+            Some(s) => {
+                s.peer = Some(peer_location);
+                s.session_id = Some(session_id);
+                s.conn.direction()
+            }
+            None => return,
+        };
+        self.by_session_id.insert(session_id, id);
+        let other = self.by_peer.get(&key).copied().filter(|o| *o != id);
+        if let Some(other) = other {
+            let crossed = direction == Direction::Inbound
+                && self.sessions.get(&other).is_some_and(|o| {
+                    o.peer.is_none()
+                        && o.conn.direction() == Direction::Outbound
+                        && !o.session.is_terminated()
+                });
+            if crossed {
+                // Crossed hellos: keep the connection whose side has the
+                // higher Public Identifier (DIGEST section 7).
+                let ours_on_outbound = self.sessions.get(&other).map(|o| *o.session.public_id());
+                if ours_on_outbound.is_some_and(|x| x.0 < peer_id.0) {
+                    let moved = match self.sessions.get_mut(&other) {
+                        Some(o) => {
+                            let _ = o.session.abort("Crossed hellos mitigated");
+                            std::mem::take(&mut o.pending)
+                        }
+                        None => Vec::new(),
+                    };
+                    self.dirty.insert(other);
+                    self.by_peer.insert(key, id);
+                    if let Some(s) = self.sessions.get_mut(&id) {
+                        s.pending.extend(moved);
+                    }
+                } else {
+                    if let Some(s) = self.sessions.get_mut(&id) {
+                        let _ = s.session.abort("Crossed hellos mitigated");
+                    }
+                    self.dirty.insert(id);
+                    return;
+                }
+            } else {
+                // An established session with the same peer already exists
+                // (typically one the peer is closing while it reconnects):
+                // the newest wins the index; the old one ends on its own.
+                self.by_peer.insert(key, id);
+            }
+        } else {
+            self.by_peer.insert(key, id);
+        }
+        let pending = self
+            .sessions
+            .get_mut(&id)
+            .map(|s| std::mem::take(&mut s.pending))
+            .unwrap_or_default();
+        for p in pending {
+            self.run_pending(id, p);
+        }
+        self.dirty.insert(id);
+    }
+}
+
+fn break_opt(resolver: Option<Resolver>, reason: Val) {
+    if let Some(r) = resolver {
+        r.break_now(reason);
+    }
+}
+
+/// Applies a pipelined projection (`op:get` / `op:index` / `op:untag`).
+fn project(v: Val, kind: &ProjectKind) -> Outcome {
+    match kind {
+        ProjectKind::Index(i) => {
+            let i = usize::try_from(*i).map_err(|_| error("index out of range"))?;
+            match v {
+                Value::List(mut l) if i < l.len() => Ok(l.swap_remove(i)),
+                _ => Err(error("index out of range")),
+            }
+        }
+        ProjectKind::Field(f) => match v {
+            Value::Dict(mut d) => d
+                .remove(&Value::str(f.as_str()))
+                .or_else(|| d.remove(&Value::sym(f.as_str())))
+                .ok_or_else(|| error("no such field")),
+            _ => Err(error("not a struct")),
+        },
+        ProjectKind::Untag(tag) => match v.as_record_labelled("desc:tagged") {
+            Some([Value::Symbol(t), payload]) if t == tag => Ok(payload.clone()),
+            _ => Err(error("wrong tag")),
+        },
+    }
+}
