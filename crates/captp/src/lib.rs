@@ -21,6 +21,60 @@
 //! Main types: [`Session`], [`SessionConfig`], [`Event`], [`CapRef`],
 //! [`LocalTarget`], [`Reply`], [`wire::Op`], [`locator::PeerLocator`],
 //! [`locator::SturdyRef`].
+//!
+//! # Example: two sessions, one call
+//!
+//! ```
+//! use pola_captp::locator::{Hints, PeerLocator, Swiss};
+//! use pola_captp::{CapRef, Dialect, Event, LocalId, LocalTarget, Session, SessionConfig};
+//! use pola_syrup::Value;
+//!
+//! let loc = |n: &str| PeerLocator::new("tcp-testing-only", n, Hints::Absent).unwrap();
+//! // Each session gets fresh key material from the caller.
+//! let mut alice = Session::new(SessionConfig::new(Dialect::Current, [1; 32], loc("alice")));
+//! let mut bob = Session::new(SessionConfig::new(Dialect::Current, [2; 32], loc("bob")));
+//! // What a driver does: move every queued message to the other side.
+//! fn pump(from: &mut Session, to: &mut Session) {
+//!     while let Some(bytes) = from.poll_transmit() {
+//!         to.handle_bytes(&bytes).unwrap();
+//!     }
+//! }
+//!
+//! // Alice enlivens a sturdyref and, without waiting, pipelines a call on it.
+//! let q_obj = alice.fetch(&Swiss::new(&b"greeter"[..])).unwrap();
+//! let q_hi = alice.deliver(&CapRef::Question(q_obj), vec![Value::sym("hi")]).unwrap();
+//! pump(&mut alice, &mut bob);
+//! pump(&mut bob, &mut alice);
+//!
+//! // Bob's local side: look up the Swiss number, then run the call.
+//! assert!(matches!(bob.poll_event(), Some(Event::Established { .. })));
+//! let Some(Event::Fetch { swiss, reply }) = bob.poll_event() else { panic!() };
+//! assert_eq!(swiss.bytes().as_ref(), b"greeter");
+//! bob.resolve(reply.unwrap(), Ok(Value::Ref(CapRef::Local(LocalId(1))))).unwrap();
+//! let Some(Event::Deliver { target: LocalTarget::Answer(_), args, reply }) = bob.poll_event()
+//! else { panic!() };
+//! assert_eq!(args, vec![Value::sym("hi")]);
+//! bob.resolve(reply.unwrap(), Ok(Value::str("hello"))).unwrap();
+//! pump(&mut bob, &mut alice);
+//!
+//! let answers: Vec<Event> = std::iter::from_fn(|| alice.poll_event()).collect();
+//! assert!(answers.contains(&Event::Answer { question: q_hi, result: Ok(Value::str("hello")) }));
+//! ```
+//!
+//! # Security notes
+//!
+//! - Every incoming message is decoded under [`pola_syrup::Limits`] and
+//!   validated completely before any table changes; bad input aborts the
+//!   session with a short reason and never panics.
+//! - The peer cannot grow our answer, import, gift or waiting tables beyond
+//!   [`SessionConfig::max_table_entries`].
+//! - Signatures are made over, and checked against, canonical re-encodings.
+//!   A checked `op:start-session` yields [`PeerVerified`], a checked
+//!   withdrawal [`handoff::VerifiedReceive`]; neither can be built outside
+//!   this crate.
+//! - Swiss numbers never appear in `Debug` output.
+//! - CapTP has no timers, so the session takes no clock; keys come from a
+//!   caller-supplied seed.
 #![forbid(unsafe_code)]
 
 pub mod crypto;
