@@ -597,10 +597,13 @@ fn small_int(magnitude: u64, negative: bool) -> Int {
 /// to break a [`Limits`] cap (an announced length, nesting depth, or
 /// [`Limits::max_value_bytes`]), before its bytes arrive.
 ///
-/// Work is linear in the input however it is chunked: a resumable scanner
-/// remembers how far it got in the value in progress, and each value is
-/// decoded once, when its last byte has arrived. Byte strings in the values
-/// share the decoder's buffer (no copy).
+/// Work is linear in the input however it is chunked. Values that arrive
+/// whole are decoded straight from the fed bytes. When a value straddles
+/// feeds, its bytes so far are copied once into an accumulation buffer and a
+/// resumable scanner remembers how far it got, so that the value is decoded
+/// once, when its last byte has arrived. Byte strings in the values share
+/// the decoder's buffers (no copy), which keeps each buffer alive as long as
+/// any of its byte strings.
 ///
 /// After an error the decoder is finished: every later call returns the same
 /// error.
@@ -616,10 +619,15 @@ fn small_int(magnitude: u64, negative: bool) -> Int {
 /// ```
 #[derive(Debug, Default)]
 pub struct Decoder {
+    /// The oldest unconsumed bytes, frozen so that values decoded from them
+    /// share their memory. Empty while a value is being scanned in `buf`.
+    ready: Bytes,
+    /// Bytes fed after `ready`; while a value straddles feeds, its start.
     buf: BytesMut,
     limits: Limits,
+    /// Progress through a value that starts at `buf[0]`.
     scan: Scan,
-    /// Stream offset of `buf[0]`.
+    /// Stream offset of the first unconsumed byte.
     base: usize,
     failed: Option<DecodeError>,
 }
@@ -645,6 +653,13 @@ enum ScanState {
     Skip { end: usize },
 }
 
+impl Scan {
+    /// Whether no byte of a value has been scanned yet.
+    fn is_fresh(&self) -> bool {
+        self.pos == 0 && self.depth == 0 && matches!(self.state, ScanState::Token)
+    }
+}
+
 impl Decoder {
     /// A decoder with default [`Limits`].
     pub fn new() -> Self {
@@ -668,7 +683,7 @@ impl Decoder {
 
     /// Bytes fed but not yet returned as values.
     pub fn buffered(&self) -> usize {
-        self.buf.len()
+        self.ready.len() + self.buf.len()
     }
 
     /// The next whole value, or `None` if more bytes are needed.
@@ -685,6 +700,7 @@ impl Decoder {
             Err(mut e) => {
                 e.offset = e.offset.saturating_add(self.base);
                 self.failed = Some(e);
+                self.ready = Bytes::new();
                 self.buf = BytesMut::new();
                 Err(e)
             }
@@ -692,6 +708,32 @@ impl Decoder {
     }
 
     fn step(&mut self) -> Result<Option<Value<NoRef>>, DecodeError> {
+        if self.scan.is_fresh() {
+            if self.ready.is_empty() {
+                // Freeze what has been fed (no copy) and decode from it.
+                self.ready = self.buf.split().freeze();
+            }
+            if !self.ready.is_empty() {
+                match decode_one(&BytesSource(self.ready.clone()), 0, &self.limits) {
+                    Ok((value, end)) => {
+                        bytes::Buf::advance(&mut self.ready, end);
+                        self.base = self.base.saturating_add(end);
+                        return Ok(Some(value));
+                    }
+                    Err(e) if e.kind.is_incomplete() => {
+                        // The value continues past what is frozen: copy its
+                        // start, once, in front of the bytes fed since, and
+                        // scan from there.
+                        let mut joined = BytesMut::with_capacity(self.ready.len() + self.buf.len());
+                        joined.extend_from_slice(&self.ready);
+                        joined.extend_from_slice(&self.buf);
+                        self.buf = joined;
+                        self.ready = Bytes::new();
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+        }
         let Some(end) = self.scan()? else {
             return Ok(None);
         };
