@@ -1,5 +1,141 @@
-//! pola vat runtime (docs below are expanded later).
+//! The pola vat runtime: the programming model of E and Spritely Goblins in
+//! Rust.
+//!
+//! # The model
+//!
+//! A [`Vat`] is one event loop on its own thread, owning a set of objects.
+//! Objects in different vats share no mutable state; they talk only by
+//! **eventual sends** ([`Turn::send`], [`Turn::send_only`]), which queue a
+//! message for a later turn and immediately return a **promise** for the
+//! answer. A vat processes one message (or callback) at a time, to
+//! completion — a **turn** — in FIFO order; nothing else runs in that vat
+//! while a turn runs, so an object never sees its state change under it.
+//!
+//! References ([`Ref`], the `R` of [`Val`] = `pola_syrup::Value<Ref>`) are:
+//! - **near**: an object in the same vat; besides eventual sends it can be
+//!   called synchronously with [`Turn::call`];
+//! - **far**: an object in another vat of this process, or behind a
+//!   [`Remote`] (a CapTP import); eventual sends only;
+//! - **promise**: an answer not yet known. Messages sent to it are queued and
+//!   forwarded, in order, to whatever it resolves to (**pipelining**); a
+//!   promise resolved to another promise forwards to it; one that breaks
+//!   breaks every message queued on it and every later one;
+//! - **broken**: carries an error value; every message to it breaks.
+//!
+//! [`Turn::when`] registers a callback that runs in a later turn of the
+//! registering vat when a ref settles, with `Ok(value)` or `Err(reason)`.
+//! [`Turn::promise`] gives an object a promise/[`Resolver`] pair to settle
+//! later. Code outside any vat (main, tests) waits with [`Vat::block_on`] or
+//! [`settled`] (with a timeout).
+//!
+//! # Transactional turns
+//!
+//! A turn that fails — its method returns `Err`, or panics (caught with
+//! `catch_unwind`) — leaves no trace: no object changes state, no message it
+//! sent leaves the vat, no promise it resolved is resolved, no object it
+//! made exists, no callback it registered will run. Only its own answer
+//! promise breaks, with the error (a panic gives the fixed reason
+//! `"turn failed: panic"`, no host detail).
+//!
+//! The mechanism is Goblins': **behaviours are immutable, and objects change
+//! by becoming a new behaviour.** [`Object::receive`] takes `&self`; to
+//! change state an object stages a successor with [`Turn::become_`]. Every
+//! effect of a turn — `become`s, new objects, sends, resolutions, `when`
+//! registrations — is appended to the turn's private *delta* instead of
+//! being applied. When the turn returns `Ok`, the vat commits the delta:
+//! installs the new behaviours and objects, then routes the sends and
+//! resolutions in order. When it fails, the delta is dropped; since nothing
+//! was applied, there is nothing to undo. A synchronous [`Turn::call`] that
+//! fails rolls back just its own part of the delta (a savepoint), so a
+//! caller can catch the error and go on.
+//!
+//! Why this makes snapshots and persistence cheap later: a vat's whole
+//! state is its table of behaviours (immutable values) plus its promise
+//! table, and both change only at commit points, from a delta that lists
+//! exactly what changed. A snapshot is a copy of the table (behaviours can
+//! be shared, not deep-copied), and a write-ahead log of committed deltas
+//! gives durable state without ever capturing a half-finished turn.
+//!
+//! Objects that use interior mutability (a `RefCell`, a WebAssembly
+//! instance's memory) opt out of rollback for that state; the rest of the
+//! turn is still rolled back.
+//!
+//! # Objects
+//!
+//! Implement [`Object`] (any crate can; objects must be `Send` so they can
+//! be built on one thread and moved into a vat with [`Vat::spawn`]), or wrap
+//! a closure with [`from_fn`]. A method is a symbol name and a `Vec<Val>` of
+//! arguments; it returns a [`Val`] (possibly a promise ref: the answer then
+//! follows that promise) or an error value.
+//!
+//! # The `Remote` seam (for CapTP)
+//!
+//! Far refs to objects on other machines use the same [`Ref`] type, so
+//! `send`, `send_only`, pipelining and `when` work on them unchanged. A
+//! networking layer plugs in at three points:
+//! 1. **Imports.** For each import (far object or far promise) the session
+//!    implements [`Remote`] and hands out [`Ref::remote`]`(Arc::new(...))`
+//!    (once per import, to keep identity). The vat calls
+//!    [`Remote::deliver`] for every message to it — after the sending turn
+//!    commits, in order, including messages that were queued on a local
+//!    promise which later resolved to the import — with a [`Resolver`] when
+//!    an answer is wanted; for a remote promise it calls [`Remote::listen`]
+//!    when someone waits for its value. The session settles those resolvers
+//!    from its driver thread with [`Resolver::settle_now`].
+//! 2. **Incoming deliveries.** The session injects a message into the vat
+//!    that owns an export with [`Vat::deliver`], passing a
+//!    [`Resolver::from_fn`] that receives the answer (to send back as
+//!    `op:deliver` answer resolution), or `None` for `op:deliver-only`.
+//! 3. **Exports.** Any [`Ref`] the session finds in an outgoing value
+//!    ([`pola_syrup::Value::try_map_refs`] visits them) can be exported: refs
+//!    are `Send`, `Hash` and `Eq` by identity, so an export table is a
+//!    `HashMap<Ref, ExportId>` plus a `Vec<Ref>`. The session recognises its
+//!    own imports coming back by downcasting [`Ref::remote_target`] (a
+//!    `Remote` is `Any`).
+//!
+//! The test module `tests/all/remote.rs` implements such a session between
+//! two vats, with Syrup bytes and `desc:export`/`desc:import` descriptors.
+//!
+//! # Patterns and the mint
+//!
+//! [`patterns`] has facets, revocable forwarders, sealer/unsealer brands and
+//! membranes; [`mint`] has E's mint and purse, and the demo exchange the CLI
+//! prints.
+//!
+//! # Example
+//!
+//! ```
+//! use std::time::Duration;
+//! use pola_vat::{Val, Vat, error, from_fn};
+//!
+//! let home = Vat::new("home");
+//! let away = Vat::new("away");
+//! // A counter in `away`: its state changes only by becoming a new one.
+//! struct Counter(i64);
+//! impl pola_vat::Object for Counter {
+//!     fn receive(&self, cx: &mut pola_vat::Turn<'_>, m: &str, _a: Vec<Val>) -> pola_vat::Outcome {
+//!         match m {
+//!             "inc" => { cx.become_(Counter(self.0 + 1))?; Ok(Val::int(self.0 + 1)) }
+//!             _ => Err(error("no such method")),
+//!         }
+//!     }
+//! }
+//! let counter = away.spawn(Counter(0));
+//! // An object in `home` sends to it and doubles the answer when it comes.
+//! let c = counter.clone();
+//! let doubler = home.spawn(from_fn(move |cx, _m, _a| {
+//!     let answer = cx.send(&c, "inc", vec![]);
+//!     Ok(Val::Ref(cx.when(&answer, |_cx, got| Ok(Val::int(got?.as_i64().unwrap_or(0) * 2)))))
+//! }));
+//! let result = home.send(&doubler, "go", vec![]);
+//! assert_eq!(home.block_on(&result, Duration::from_secs(10)).ok(), Some(Val::int(2i64)));
+//! home.shutdown();
+//! away.shutdown();
+//! ```
 #![forbid(unsafe_code)]
+// `Ref`'s identity (Eq/Ord/Hash) reads only immutable ids; the interior
+// mutability clippy sees lives in the vat's inbox, behind the Arc.
+#![allow(clippy::mutable_key_type)]
 
 pub mod mint;
 pub mod patterns;

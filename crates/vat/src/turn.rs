@@ -77,7 +77,7 @@ pub(crate) enum Work {
         target: Ref,
         msg: Message,
         resolver: Option<Resolver>,
-        hops: u8,
+        hops: u32,
     },
     Resolve {
         resolver: Resolver,
@@ -86,7 +86,7 @@ pub(crate) enum Work {
     Listen {
         target: Ref,
         listener: Listener,
-        hops: u8,
+        hops: u32,
     },
 }
 

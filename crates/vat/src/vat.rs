@@ -23,10 +23,13 @@ use crate::turn::{Callback, Delta, Listener, Object, Turn, Work};
 
 /// Forwarding hops after which a message or listener is assumed to be in a
 /// promise cycle and is broken.
-const MAX_HOPS: u8 = 64;
+const MAX_HOPS: u32 = 100_000;
 /// Turns between flushes of the outbox and checks of the inbox while the
 /// local queue stays busy (fairness and batching).
 const BATCH: u32 = 128;
+
+/// Polls of the inbox before an idle vat parks its thread.
+const SPIN: u32 = 64;
 
 static NEXT_VAT: AtomicU64 = AtomicU64::new(1);
 
@@ -63,7 +66,7 @@ pub(crate) enum Event {
         target: Ref,
         msg: Message,
         resolver: Option<Resolver>,
-        hops: u8,
+        hops: u32,
     },
     Spawn {
         slot: Arc<Slot>,
@@ -79,7 +82,7 @@ pub(crate) enum Event {
     Listen {
         slot: Arc<Slot>,
         resolver: Resolver,
-        hops: u8,
+        hops: u32,
     },
     Callback {
         cb: Callback,
@@ -413,6 +416,14 @@ impl VatCore {
     }
 
     fn sleep(&mut self) {
+        // A short spin first: a reply from a busy peer vat often arrives
+        // within microseconds, and parking costs a futex round trip.
+        for _ in 0..SPIN {
+            if self.shared.has_mail.load(Ordering::Relaxed) {
+                return;
+            }
+            std::hint::spin_loop();
+        }
         self.shared.sleeping.store(true, Ordering::SeqCst);
         if self.shared.has_mail.load(Ordering::SeqCst) {
             self.shared.sleeping.store(false, Ordering::SeqCst);
@@ -496,7 +507,7 @@ impl VatCore {
             }
             Event::NewPromise { slot } => self.insert_promise(slot),
             Event::Resolve { slot, outcome } => {
-                self.settle_local(&slot, outcome);
+                self.settle_local(slot, outcome);
                 self.run_work();
             }
             Event::Listen {
@@ -589,7 +600,7 @@ impl VatCore {
                 Work::Resolve { resolver, outcome } => match resolver.0 {
                     ResolverInner::Promise(slot) => {
                         if slot.vat.id == self.shared.id {
-                            self.settle_local(&slot, outcome);
+                            self.settle_local(slot, outcome);
                         } else {
                             let vat = slot.vat.clone();
                             self.post_to(&vat, Event::Resolve { slot, outcome });
@@ -615,7 +626,7 @@ impl VatCore {
         }
     }
 
-    fn route_send(&mut self, target: Ref, msg: Message, resolver: Option<Resolver>, hops: u8) {
+    fn route_send(&mut self, target: Ref, msg: Message, resolver: Option<Resolver>, hops: u32) {
         if hops > MAX_HOPS {
             self.break_answer(resolver, error("promise forwarding cycle"));
             return;
@@ -719,7 +730,7 @@ impl VatCore {
         }
     }
 
-    fn route_listen(&mut self, target: Ref, listener: Listener, hops: u8) {
+    fn route_listen(&mut self, target: Ref, listener: Listener, hops: u32) {
         if hops > MAX_HOPS {
             self.fire(listener, Err(error("promise forwarding cycle")));
             return;
@@ -761,7 +772,7 @@ impl VatCore {
 
     /// Delivers a (possibly promise-valued) outcome to a listener: promises
     /// are followed, everything else fires.
-    fn listen_outcome(&mut self, outcome: Outcome, listener: Listener, hops: u8) {
+    fn listen_outcome(&mut self, outcome: Outcome, listener: Listener, hops: u32) {
         match outcome {
             Ok(Val::Ref(r)) => self.work.push_back(Work::Listen {
                 target: r,
@@ -772,7 +783,7 @@ impl VatCore {
         }
     }
 
-    fn settle_local(&mut self, slot: &Arc<Slot>, outcome: Outcome) {
+    fn settle_local(&mut self, slot: Arc<Slot>, outcome: Outcome) {
         let outcome = match outcome {
             Ok(Val::Ref(Ref(RefInner::Broken(e)))) => Err((*e).clone()),
             Ok(Val::Ref(Ref(RefInner::Promise(p))))
@@ -782,31 +793,72 @@ impl VatCore {
             }
             o => o,
         };
+        let outcome = match outcome {
+            Ok(Val::Ref(Ref(RefInner::Promise(p)))) if self.forwards_to(&p, &slot) => {
+                Err(error("promise resolution cycle"))
+            }
+            o => o,
+        };
         let Some(entry) = self.promises.get_mut(&slot.id) else {
             return;
         };
         if matches!(entry.state, PromiseState::Resolved(_)) {
             return;
         }
-        let old = std::mem::replace(&mut entry.state, PromiseState::Resolved(outcome.clone()));
-        let PromiseState::Pending { queued, listeners } = old else {
-            return;
+        // Held only by the table and by `slot` (the resolver being used up):
+        // nobody can look at this promise again, so it need not be kept.
+        let unreferenced = Arc::strong_count(&entry.slot) <= 2;
+        let old = if unreferenced {
+            self.promises.remove(&slot.id).map(|e| e.state)
+        } else {
+            Some(std::mem::replace(
+                &mut entry.state,
+                PromiseState::Resolved(Ok(Val::Bool(false))),
+            ))
         };
-        for (msg, resolver) in queued {
-            match &outcome {
-                Ok(Val::Ref(r)) => self.work.push_back(Work::Send {
-                    target: r.clone(),
-                    msg,
-                    resolver,
-                    hops: 1,
-                }),
-                Ok(_) => self.break_answer(resolver, error("not a reference")),
-                Err(e) => self.break_answer(resolver, e.clone()),
+        if let Some(PromiseState::Pending { queued, listeners }) = old {
+            for (msg, resolver) in queued {
+                match &outcome {
+                    Ok(Val::Ref(r)) => self.work.push_back(Work::Send {
+                        target: r.clone(),
+                        msg,
+                        resolver,
+                        hops: 1,
+                    }),
+                    Ok(_) => self.break_answer(resolver, error("not a reference")),
+                    Err(e) => self.break_answer(resolver, e.clone()),
+                }
+            }
+            for l in listeners {
+                self.listen_outcome(outcome.clone(), l, 1);
             }
         }
-        for l in listeners {
-            self.listen_outcome(outcome.clone(), l, 1);
+        if !unreferenced && let Some(entry) = self.promises.get_mut(&slot.id) {
+            entry.state = PromiseState::Resolved(outcome);
         }
+    }
+
+    /// Whether following the local resolutions from `start` reaches
+    /// `target` (resolving `target` to `start` would then make a cycle).
+    fn forwards_to(&self, start: &Arc<Slot>, target: &Arc<Slot>) -> bool {
+        if start.vat.id != self.shared.id {
+            return false;
+        }
+        let mut cur = start.id;
+        for _ in 0..MAX_HOPS {
+            if cur == target.id {
+                return true;
+            }
+            match self.promises.get(&cur).map(|e| &e.state) {
+                Some(PromiseState::Resolved(Ok(Val::Ref(Ref(RefInner::Promise(next))))))
+                    if next.vat.id == self.shared.id =>
+                {
+                    cur = next.id;
+                }
+                _ => return false,
+            }
+        }
+        true
     }
 
     /// Drops objects and promises nothing can reach any more (only the table
