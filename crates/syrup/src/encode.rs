@@ -34,6 +34,34 @@ pub fn encode(value: &Value<NoRef>) -> Vec<u8> {
 /// assert_eq!(out, b"prefix:t");
 /// ```
 pub fn encode_into(value: &Value<NoRef>, out: &mut Vec<u8>) {
+    encode_with_refs(value, out, &mut |r: &NoRef, _: &mut Vec<u8>| match *r {});
+}
+
+/// Appends the canonical Syrup encoding of a value that holds references,
+/// writing each reference with `encode_ref`.
+///
+/// This saves converting the whole value with
+/// [`Value::try_map_refs`] first: a CapTP layer, for instance, writes each
+/// reference as its descriptor record. `encode_ref` must append exactly one
+/// complete canonical Syrup value (typically by calling [`encode_into`]);
+/// dictionary keys and set members holding references are then ordered by
+/// those bytes, as canonical order requires. If it appends anything else the
+/// output is not valid Syrup.
+///
+/// ```
+/// use pola_syrup::{encode_with_refs, Value};
+/// let v: Value<u32> = Value::List(vec![Value::Ref(7), Value::Bool(true)]);
+/// let mut out = Vec::new();
+/// encode_with_refs(&v, &mut out, &mut |r: &u32, out: &mut Vec<u8>| {
+///     pola_syrup::encode_into(&Value::record("desc:export", vec![Value::int(i64::from(*r))]), out)
+/// });
+/// assert_eq!(out, b"[<11'desc:export7+>t]");
+/// ```
+pub fn encode_with_refs<R>(
+    value: &Value<R>,
+    out: &mut Vec<u8>,
+    encode_ref: &mut impl FnMut(&R, &mut Vec<u8>),
+) {
     match value {
         Value::Bool(true) => out.push(b't'),
         Value::Bool(false) => out.push(b'f'),
@@ -59,7 +87,7 @@ pub fn encode_into(value: &Value<NoRef>, out: &mut Vec<u8>) {
         Value::List(items) => {
             out.push(b'[');
             for item in items {
-                encode_into(item, out);
+                encode_with_refs(item, out, encode_ref);
             }
             out.push(b']');
         }
@@ -69,9 +97,9 @@ pub fn encode_into(value: &Value<NoRef>, out: &mut Vec<u8>) {
             let mut spans = Vec::with_capacity(map.len());
             for (k, v) in map {
                 let start = out.len();
-                encode_into(k, out);
+                encode_with_refs(k, out, encode_ref);
                 let key_end = out.len();
-                encode_into(v, out);
+                encode_with_refs(v, out, encode_ref);
                 spans.push(Span {
                     start,
                     key_end,
@@ -87,7 +115,7 @@ pub fn encode_into(value: &Value<NoRef>, out: &mut Vec<u8>) {
             let mut spans = Vec::with_capacity(set.len());
             for member in set {
                 let start = out.len();
-                encode_into(member, out);
+                encode_with_refs(member, out, encode_ref);
                 spans.push(Span {
                     start,
                     key_end: out.len(),
@@ -99,13 +127,13 @@ pub fn encode_into(value: &Value<NoRef>, out: &mut Vec<u8>) {
         }
         Value::Record(r) => {
             out.push(b'<');
-            encode_into(&r.label, out);
+            encode_with_refs(&r.label, out, encode_ref);
             for field in &r.fields {
-                encode_into(field, out);
+                encode_with_refs(field, out, encode_ref);
             }
             out.push(b'>');
         }
-        Value::Ref(r) => match *r {},
+        Value::Ref(r) => encode_ref(r, out),
     }
 }
 
@@ -212,5 +240,25 @@ mod tests {
             fields: vec![Value::str("x")],
         }));
         assert_eq!(enc(rec), b"<3:zoo1\"x>");
+    }
+
+    #[test]
+    fn refs_encode_like_their_mapped_form() {
+        // Reference keys sort by the bytes the callback writes, exactly as
+        // if the value had been mapped to plain data first.
+        let desc = |r: u32| Value::record("desc:import-object", vec![Value::int(i64::from(r))]);
+        let mut d: BTreeMap<Value<u32>, Value<u32>> = BTreeMap::new();
+        for r in [3u32, 12, 7, 100] {
+            d.insert(Value::Ref(r), Value::Ref(r + 1));
+        }
+        d.insert(Value::sym("zz"), Value::Bool(true));
+        let v = Value::Set([Value::Dict(d), Value::Ref(5)].into_iter().collect());
+        let mut direct = Vec::new();
+        encode_with_refs(&v, &mut direct, &mut |r: &u32, out: &mut Vec<u8>| {
+            encode_into(&desc(*r), out)
+        });
+        let mapped = v.try_map_refs::<NoRef, ()>(&mut |r| Ok(desc(r))).unwrap();
+        assert_eq!(direct, encode(&mapped));
+        assert!(crate::decode(&direct).is_ok());
     }
 }

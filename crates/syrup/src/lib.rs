@@ -15,7 +15,8 @@
 //! It is not a transport or a protocol: it does no I/O, knows nothing of
 //! sessions, CapTP messages or framing, and never creates a reference
 //! ([`Value::Ref`]); the layer that owns a reference type maps it to and
-//! from plain data with [`Value::try_map_refs`] before encoding.
+//! from plain data with [`Value::try_map_refs`], or writes each reference
+//! itself with [`encode_with_refs`].
 //!
 //! ```
 //! use pola_syrup::{decode, encode, Value};
@@ -98,5 +99,5 @@ pub use decode::{
     DecodeError, DecodeErrorKind, Decoder, Limits, decode, decode_bytes, decode_bytes_with,
     decode_with,
 };
-pub use encode::{encode, encode_into};
+pub use encode::{encode, encode_into, encode_with_refs};
 pub use value::{Int, NoRef, Record, Value};
