@@ -279,3 +279,104 @@ fn unknown_bootstrap_method_breaks_without_aborting() {
     assert_eq!(f[1].as_list().unwrap()[0], Value::sym("break"));
     assert!(!s.is_terminated());
 }
+
+#[test]
+fn listen_and_gc_on_unknown_positions() {
+    let e = assert_aborts(
+        victim(),
+        &enc(Value::record(
+            "op:listen",
+            vec![
+                desc("desc:answer", 3),
+                desc("desc:import-object", 1),
+                false.into(),
+            ],
+        )),
+        true,
+    );
+    assert_eq!(e, SessionError::Protocol(Violation::UnknownAnswer));
+    let e = assert_aborts(
+        victim(),
+        &enc(Value::record(
+            "op:gc-answers",
+            vec![Value::List(vec![Value::int(0i64)])],
+        )),
+        true,
+    );
+    assert_eq!(e, SessionError::Protocol(Violation::UnknownAnswer));
+    // A resolver that is not an import descriptor.
+    let e = assert_aborts(
+        victim(),
+        &deliver(
+            desc("desc:export", 0),
+            vec![],
+            false.into(),
+            desc("desc:export", 0),
+        ),
+        true,
+    );
+    assert!(matches!(e, SessionError::Wire(_)), "{e:?}");
+}
+
+#[test]
+fn gc_of_the_bootstrap_object_is_ignored() {
+    let mut s = victim();
+    s.handle_bytes(&enc(Value::record(
+        "op:gc-exports",
+        vec![
+            Value::List(vec![Value::int(0i64)]),
+            Value::List(vec![Value::int(5i64)]),
+        ],
+    )))
+    .unwrap();
+    assert!(!s.is_terminated());
+    // Still reachable.
+    s.handle_bytes(&deliver(
+        desc("desc:export", 0),
+        vec![Value::sym("fetch"), Value::bytes(&b"x"[..])],
+        false.into(),
+        false.into(),
+    ))
+    .unwrap();
+    assert!(std::iter::from_fn(|| s.poll_event()).any(|e| matches!(e, Event::Fetch { .. })));
+}
+
+#[test]
+fn depositing_someone_elses_object_is_refused() {
+    let mut s = victim();
+    // The peer tries to deposit an object *it* exports (not ours).
+    s.handle_bytes(&deliver(
+        desc("desc:export", 0),
+        vec![
+            Value::sym("deposit-gift"),
+            Value::bytes(vec![1u8; 32]),
+            desc("desc:import-object", 4),
+        ],
+        Value::int(0i64),
+        desc("desc:import-object", 5),
+    ))
+    .unwrap();
+    assert_eq!(s.table_sizes().gifts, 0);
+    let out: Vec<_> = std::iter::from_fn(|| s.poll_transmit()).collect();
+    let v = pola_syrup::decode(&out[0]).unwrap();
+    let f = v.as_record_labelled("op:deliver-only").unwrap();
+    assert_eq!(f[1].as_list().unwrap()[0], Value::sym("break"));
+}
+
+#[test]
+fn peer_abort_reason_is_bounded() {
+    let mut s = victim();
+    let long = "x".repeat(100_000);
+    let _ = s.handle_bytes(&enc(Value::record("op:abort", vec![Value::str(long)])));
+    let last = std::iter::from_fn(|| s.poll_event()).last();
+    let Some(Event::Aborted {
+        reason,
+        by_peer: true,
+    }) = last
+    else {
+        panic!("{last:?}")
+    };
+    assert!(reason.len() <= 200);
+    // Nothing is sent in reply to an abort.
+    assert!(s.poll_transmit().is_none());
+}
