@@ -201,14 +201,23 @@ impl PeerHandle {
     /// A promise for the object `sturdy` names: connects to (or reuses a
     /// session with) its peer and fetches it. Breaks if the peer cannot be
     /// reached or knows no such Swiss number.
+    ///
+    /// For use outside the peer's vat; inside a turn make the promise with
+    /// `Turn::promise` and use [`PeerHandle::enliven_into`] (a promise made
+    /// through the vat handle exists only after the running turn ends).
     pub fn enliven(&self, sturdy: SturdyRef) -> Ref {
         let (promise, resolver) = self.vat.promise();
+        self.enliven_into(sturdy, resolver);
+        promise
+    }
+
+    /// Like [`PeerHandle::enliven`], settling `resolver` instead.
+    pub fn enliven_into(&self, sturdy: SturdyRef, resolver: Resolver) {
         if let Err(mpsc::error::SendError(Cmd::Api(ApiCmd::Enliven { resolver, .. }))) =
             self.tx.send(Cmd::Api(ApiCmd::Enliven { sturdy, resolver }))
         {
             resolver.break_now(error("peer stopped"));
         }
-        promise
     }
 
     /// A snapshot of the peer's sessions and tables.
@@ -233,8 +242,8 @@ impl PeerHandle {
 }
 
 impl Enliven for PeerHandle {
-    fn enliven(&self, sturdy: SturdyRef) -> Ref {
-        PeerHandle::enliven(self, sturdy)
+    fn enliven(&self, sturdy: SturdyRef, resolver: Resolver) {
+        self.enliven_into(sturdy, resolver);
     }
 }
 
@@ -1025,6 +1034,12 @@ impl Core {
                 continue;
             };
             while let Some(bytes) = s.session.poll_transmit() {
+                if trace_enabled() {
+                    match pola_syrup::decode(&bytes) {
+                        Ok(v) => eprintln!("pola-peer {id:?} >> {v}"),
+                        Err(_) => eprintln!("pola-peer {id:?} >> <{} bytes>", bytes.len()),
+                    }
+                }
                 s.conn.send(bytes);
             }
             if s.session.is_terminated() {
@@ -1079,6 +1094,9 @@ impl Core {
     }
 
     fn handle_event(&mut self, id: ConnId, ev: Event) {
+        if trace_enabled() {
+            eprintln!("pola-peer {id:?} event {ev:?}");
+        }
         match ev {
             Event::Established {
                 peer_location,
@@ -1327,6 +1345,13 @@ impl Core {
         }
         self.dirty.insert(id);
     }
+}
+
+/// Whether `POLA_PEER_TRACE` is set: then every outgoing message and
+/// every session event is printed to stderr (for debugging interop).
+fn trace_enabled() -> bool {
+    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ON.get_or_init(|| std::env::var_os("POLA_PEER_TRACE").is_some())
 }
 
 fn break_opt(resolver: Option<Resolver>, reason: Val) {

@@ -36,10 +36,11 @@ pub const PROMISE_RESOLVER: &str = "IokCxYmMj04nos2JN1TDoY1bT8dXh6Lr";
 pub const STURDYREF_ENLIVENER: &str = "gi02I1qghIwPiKGKleCQAOhpy3ZtYRpB";
 
 /// The capability to enliven sturdyrefs: turn `<ocapn-sturdyref …>` into a
-/// live reference (a promise that settles once the peer has fetched it).
+/// live reference.
 pub trait Enliven: Send + Sync + 'static {
-    /// A promise for the object `sturdy` names.
-    fn enliven(&self, sturdy: SturdyRef) -> Ref;
+    /// Settles `resolver` with the object `sturdy` names (or breaks it).
+    /// The resolver is normally for a promise the caller made in its turn.
+    fn enliven(&self, sturdy: SturdyRef, resolver: pola_vat::Resolver);
 }
 
 /// Makes the car factories.
@@ -134,13 +135,17 @@ impl SturdyrefEnlivener {
 }
 
 impl Object for SturdyrefEnlivener {
-    fn receive(&self, _cx: &mut Turn<'_>, method: &str, args: Vec<Val>) -> Outcome {
+    fn receive(&self, cx: &mut Turn<'_>, method: &str, args: Vec<Val>) -> Outcome {
         let args = full_args(method, args);
         let [record] = args.as_slice() else {
             return Err(error("the enlivener takes one sturdyref"));
         };
         let sturdy = SturdyRef::from_value(record).map_err(|_| error("not a sturdyref"))?;
-        Ok(Value::Ref(self.enliven.enliven(sturdy)))
+        // The promise must be made in this turn: a promise made through the
+        // vat handle would only exist after this turn ends.
+        let (promise, resolver) = cx.promise();
+        self.enliven.enliven(sturdy, resolver);
+        Ok(Value::Ref(promise))
     }
 }
 
@@ -202,8 +207,8 @@ mod tests {
 
     struct NoNet;
     impl Enliven for NoNet {
-        fn enliven(&self, _sturdy: SturdyRef) -> Ref {
-            Ref::broken(error("no network"))
+        fn enliven(&self, _sturdy: SturdyRef, resolver: Resolver) {
+            resolver.break_now(error("no network"));
         }
     }
 
