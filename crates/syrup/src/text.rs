@@ -81,7 +81,11 @@ fn write_symbol(f: &mut fmt::Formatter<'_>, s: &str, bare: bool) -> fmt::Result 
     }
 }
 
-fn write_value(f: &mut fmt::Formatter<'_>, v: &Value<NoRef>, label: bool) -> fmt::Result {
+fn write_value<R: fmt::Display>(
+    f: &mut fmt::Formatter<'_>,
+    v: &Value<R>,
+    label: bool,
+) -> fmt::Result {
     match v {
         Value::Bool(true) => f.write_str("t"),
         Value::Bool(false) => f.write_str("f"),
@@ -136,13 +140,13 @@ fn write_value(f: &mut fmt::Formatter<'_>, v: &Value<NoRef>, label: bool) -> fmt
             }
             f.write_char('>')
         }
-        Value::Ref(r) => match *r {},
+        Value::Ref(r) => write!(f, "{r}"),
     }
 }
 
-fn write_seq<'a>(
+fn write_seq<'a, R: fmt::Display + 'a>(
     f: &mut fmt::Formatter<'_>,
-    items: impl Iterator<Item = &'a Value<NoRef>>,
+    items: impl Iterator<Item = &'a Value<R>>,
 ) -> fmt::Result {
     for (i, item) in items.enumerate() {
         if i > 0 {
@@ -154,16 +158,29 @@ fn write_seq<'a>(
 }
 
 /// Prints the value in the text form described in the [`text`](crate::text)
-/// module; [`parse`] reads it back.
+/// module; [`parse`] reads plain values back.
+///
+/// A reference prints as its own `Display` form, which [`parse`] does not
+/// read (plain data has none).
 ///
 /// ```
 /// use pola_syrup::Value;
 /// let v: Value = Value::record("op:deliver-only", vec![Value::int(5i64), Value::sym("ping")]);
 /// assert_eq!(v.to_string(), "<op:deliver-only 5 'ping>");
+/// let r: Value<&str> = Value::List(vec![Value::Ref("@alice"), Value::Bool(true)]);
+/// assert_eq!(r.to_string(), "[@alice t]");
 /// ```
-impl fmt::Display for Value<NoRef> {
+impl<R: fmt::Display> fmt::Display for Value<R> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write_value(f, self, false)
+    }
+}
+
+/// Never called: there is no `NoRef` value. Lets plain values use the
+/// generic `Display` for [`Value`].
+impl fmt::Display for NoRef {
+    fn fmt(&self, _: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {}
     }
 }
 
