@@ -214,11 +214,13 @@ pub enum Event {
         ticket: u64,
     },
     /// The session ended. Every pending question has been broken (an
-    /// [`Event::Answer`] with `Err` was queued for each before this).
+    /// [`Event::Answer`] with `Err` was queued for each before this), and
+    /// every [`LocalId`] the session referred to is released.
     Aborted {
         /// The reason sent or received.
         reason: String,
-        /// Whether the peer sent the `op:abort`.
+        /// Whether the peer ended it (its `op:abort`, or the channel
+        /// closing), rather than us.
         by_peer: bool,
     },
 }
@@ -281,6 +283,9 @@ pub enum SessionError {
     /// The peer aborted the session.
     #[error("peer aborted: {0}")]
     PeerAborted(String),
+    /// The channel closed without an `op:abort`.
+    #[error("connection closed")]
+    Closed,
     /// The local side aborted the session.
     #[error("aborted: {0}")]
     LocallyAborted(String),
@@ -551,11 +556,19 @@ impl Tables {
 /// 1. [`Session::new`] with a [`SessionConfig`] (fresh key seed). Our
 ///    `op:start-session` is queued at once.
 /// 2. Loop, in any order, until [`Session::is_terminated`]:
-///    - bytes from the peer → [`Session::handle_bytes`];
-///    - commands from the local side → [`Session::deliver`],
-///      [`Session::deliver_only`], [`Session::listen`], [`Session::resolve`],
+///    - bytes from the peer → [`Session::handle_bytes`] (or whole decoded
+///      messages → [`Session::handle_message`]); end of stream →
+///      [`Session::handle_closed`];
+///    - commands from the local side → [`Session::fetch`],
+///      [`Session::deliver`], [`Session::deliver_only`],
+///      [`Session::project`], [`Session::listen`], [`Session::resolve`],
 ///      [`Session::drop_import`], [`Session::drop_question`],
-///      [`Session::abort`] (and the handoff commands);
+///      [`Session::abort`], and the handoff commands ([`Session::give`],
+///      [`Session::handoff_receive`], [`Session::sign_handoff_receive`],
+///      [`Session::withdraw_gift`], [`Session::redeem_gift`]);
+///    - every [`Reply`] handed out in an event must come back through
+///      [`Session::resolve`] exactly once (a reply never resolved leaves the
+///      peer's resolver imported until the session ends);
 ///    - after either, drain [`Session::poll_transmit`] (write each item with
 ///      one write, in order) and [`Session::poll_event`] (act on each).
 /// 3. After termination keep draining `poll_transmit` (the `op:abort`) and
@@ -742,6 +755,21 @@ impl Session {
                 }
             }
         }
+    }
+
+    /// The channel closed (end of stream or transport error) without an
+    /// `op:abort`: ends the session, breaking everything pending. Nothing is
+    /// queued for the peer.
+    ///
+    /// # Errors
+    /// The terminal error if the session had already ended.
+    pub fn handle_closed(&mut self) -> InResult<()> {
+        self.check_live()?;
+        self.outgoing.clear();
+        self.pending_gc_answers.clear();
+        self.pending_gc_exports.clear();
+        self.terminate(SessionError::Closed, "connection closed".to_owned(), true);
+        Ok(())
     }
 
     /// Handles one decoded message (for drivers whose netlayer already

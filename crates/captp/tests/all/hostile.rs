@@ -380,3 +380,21 @@ fn peer_abort_reason_is_bounded() {
     // Nothing is sent in reply to an abort.
     assert!(s.poll_transmit().is_none());
 }
+
+#[test]
+fn channel_closing_breaks_pending_questions() {
+    let mut s = victim();
+    s.handle_closed().unwrap();
+    let events: Vec<Event> = std::iter::from_fn(|| s.poll_event()).collect();
+    assert!(
+        events
+            .iter()
+            .any(|e| matches!(e, Event::Answer { result: Err(_), .. }))
+    );
+    assert!(
+        s.poll_transmit().is_none(),
+        "nothing is sent on a closed channel"
+    );
+    assert_eq!(s.handle_closed().unwrap_err(), SessionError::Closed);
+    assert_eq!(s.table_sizes(), TableSizes::default());
+}

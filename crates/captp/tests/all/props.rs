@@ -150,3 +150,73 @@ proptest! {
         }
     }
 }
+
+/// Corrupts one byte of one message in transit between two live sessions.
+fn corrupted_pair_run(
+    dialect: Dialect,
+    victim_msg: usize,
+    at: usize,
+    xor: u8,
+) -> (Session, Session) {
+    use pola_captp::locator::Swiss;
+    use pola_captp::{CapRef, Event, LocalId};
+    let mut p = Pair::new(dialect, 3, 4);
+    let q = p.a.fetch(&Swiss::new(&b"o"[..])).unwrap();
+    let _ = p.a.deliver(
+        &CapRef::Question(q),
+        vec![Value::sym("m"), Value::Ref(CapRef::Local(LocalId(1)))],
+    );
+    let mut n = 0;
+    for _ in 0..10 {
+        let mut moved = false;
+        while let Some(mut m) = p.a.poll_transmit() {
+            moved = true;
+            if n == victim_msg && !m.is_empty() {
+                let i = at % m.len();
+                m[i] ^= xor;
+            }
+            n += 1;
+            let _ = p.b.handle_bytes(&m);
+        }
+        while let Some(m) = p.b.poll_transmit() {
+            moved = true;
+            let _ = p.a.handle_bytes(&m);
+        }
+        while let Some(e) = p.b.poll_event() {
+            let reply = match e {
+                Event::Deliver { reply, .. } | Event::Fetch { reply, .. } => reply,
+                _ => None,
+            };
+            if let Some(r) = reply {
+                let _ = p.b.resolve(r, Ok(Value::Ref(CapRef::Local(LocalId(9)))));
+            }
+        }
+        while p.a.poll_event().is_some() {}
+        if !moved {
+            break;
+        }
+    }
+    (p.a, p.b)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 128, ..ProptestConfig::default() })]
+
+    /// A hostile link flips bits in one message: no panic, and if the
+    /// receiver aborts, the sender learns of it (both end terminated).
+    #[test]
+    fn corrupted_link_never_panics_and_aborts_both_ends(
+        suite in any::<bool>(),
+        victim_msg in 0usize..3,
+        at in any::<usize>(),
+        xor in 1u8..=255,
+    ) {
+        let dialect = if suite { Dialect::TestSuite } else { Dialect::Current };
+        let (a, b) = corrupted_pair_run(dialect, victim_msg, at, xor);
+        if b.is_terminated() {
+            prop_assert!(a.is_terminated());
+            prop_assert_eq!(b.table_sizes(), TableSizes::default());
+            prop_assert_eq!(a.table_sizes(), TableSizes::default());
+        }
+    }
+}
