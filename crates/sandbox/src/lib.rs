@@ -1,2 +1,56 @@
-//! pola sandbox layer (see DESIGN.md).
+//! Confined WebAssembly caplets: a host where a caplet's only authority is
+//! the references it is handed.
+//!
+//! A caplet is a WebAssembly core module that imports nothing but pola's
+//! caplet interface (seven functions, see [`abi`]) and receives messages
+//! through one exported entry point. Data crosses as Syrup-encoded
+//! [`pola_syrup::Value`]s; references cross as handles into the instance's
+//! own c-list (capability list). There is no WASI, no clock, no randomness,
+//! no file or socket: the loader refuses any module asking for one, naming
+//! the import.
+//!
+//! What this crate is not: it is not the vat runtime (it does not schedule
+//! turns or keep promises; the embedder supplies an [`Outside`] for that),
+//! and it is not the guest SDK (that is `caplets/sdk`).
+//!
+//! Main types:
+//! - [`Sandbox`]: the engine (pooling allocator, fuel metering) and the
+//!   host-function registry; build once.
+//! - [`CapletModule`]: a compiled, checked caplet ([`Sandbox::load`]).
+//! - [`CapletInstance`]: one live instance with its own memory and c-list
+//!   ([`CapletModule::instantiate`]); [`CapletInstance::deliver`] runs one
+//!   message under a CPU budget and a memory cap.
+//! - [`check`]: a module's imports, exports and confinement, without
+//!   loading it.
+//! - [`Gate`] / [`Revoker`]: revocable grants.
+//!
+//! ```text
+//!   embedder (vat)                    caplet instance (own Store)
+//!   ───────────────                   ───────────────────────────
+//!   deliver(msg, resolver) ──encode──► c-list += refs; pola_deliver(len, r)
+//!                                         │ read(ptr,len)
+//!   Outside::send(target, msg) ◄─decode── send(h, ptr, len) -> promise h'
+//!   Outside::settle(resolver, v) ◄─────── resolve(r, ptr, len)
+//! ```
+//!
+//! Quotas: every entry into a caplet gets [`Config::fuel_per_call`] fuel;
+//! every instance is capped at [`Config::memory_bytes`] of memory and
+//! [`Config::max_stack_bytes`] of stack. A caplet that runs out, traps or
+//! overflows its stack kills only its own instance ([`CallError`]); the host
+//! and all other instances carry on.
+//!
+//! The security argument and the attack table are in `ATTACKS.md` next to
+//! this crate.
 #![forbid(unsafe_code)]
+
+pub mod abi;
+mod check;
+mod clist;
+mod error;
+mod gate;
+mod host;
+
+pub use check::{Item, Problem, Report, check};
+pub use error::{CallError, LoadError, SetupError, TrapKind};
+pub use gate::{Gate, Revoker};
+pub use host::{CapletInstance, CapletModule, Config, Grant, Outside, Refused, Sandbox};

@@ -1,0 +1,153 @@
+//! A hostile caplet: each method tries something a caplet must not be able
+//! to do. The host's tests (crates/sandbox/tests/all/attacks.rs) call each
+//! method and check that it fails, with a clear error.
+#![deny(unsafe_code)]
+
+use std::collections::BTreeSet;
+use std::hint::black_box;
+
+use pola_caplet_sdk::{Caplet, Error, Ref, Reply, Val, caplet};
+
+/// The hostile object.
+#[derive(Default)]
+pub struct Malicious {
+    kept: Option<Ref>,
+    hoard: Vec<Vec<u8>>,
+}
+
+fn outcome(r: Result<(), Error>) -> Val {
+    match r {
+        Ok(()) => Val::str("ok"),
+        Err(e) => Val::str(e.name()),
+    }
+}
+
+fn names(set: BTreeSet<&'static str>) -> Val {
+    Val::List(set.into_iter().map(Val::str).collect())
+}
+
+#[inline(never)]
+#[allow(unconditional_recursion)]
+fn recurse(n: u64) -> u64 {
+    // black_box keeps this a real call, not a loop.
+    black_box(recurse(black_box(n.wrapping_add(1)))).wrapping_add(1)
+}
+
+impl Caplet for Malicious {
+    fn call(&mut self, method: &str, args: Vec<Val>, reply: Reply) {
+        match (method, args.as_slice()) {
+            // Try a spread of guessed handle numbers; report every outcome.
+            ("guess", _) => {
+                let mut seen = BTreeSet::new();
+                let mut guesses: Vec<i64> = vec![0, 1, 2, 3, -1, i64::MIN, i64::MAX];
+                guesses.extend((0..64).map(|i| (1i64 << 32) + i));
+                guesses.extend((0..64).map(|i| (1i64 << 61) + i));
+                guesses.extend((0..64).map(|i| i * 0x0123_4567_89ab));
+                for g in guesses {
+                    let r = Ref::from_handle(g).send_only("steal", Vec::new());
+                    seen.insert(match r {
+                        Ok(()) => "ok",
+                        Err(e) => e.name(),
+                    });
+                }
+                reply.ok(names(seen));
+            }
+            // Use a handle number handed in as plain data.
+            ("use-handle", [n]) => {
+                let h = n.as_i64().unwrap_or(0);
+                reply.ok(outcome(Ref::from_handle(h).send_only("steal", Vec::new())));
+            }
+            // Give away the number of a handle (to try it elsewhere later).
+            ("leak", [Val::Ref(r)]) => reply.ok(Val::int(r.handle())),
+            ("keep", [Val::Ref(r)]) => {
+                self.kept = Some(*r);
+                reply.ok(Val::Bool(true));
+            }
+            ("use-kept", _) => match self.kept {
+                Some(r) => reply.ok(outcome(r.send_only("steal", Vec::new()))),
+                None => reply.err(Val::str("nothing kept")),
+            },
+            ("pass-kept", [Val::Ref(target)]) => match self.kept {
+                Some(r) => reply.ok(outcome(target.send_only("take", vec![r.val()]))),
+                None => reply.err(Val::str("nothing kept")),
+            },
+            ("spin", _) => {
+                let mut x = 0u64;
+                loop {
+                    x = black_box(x.wrapping_add(1));
+                }
+            }
+            ("bomb", _) => loop {
+                self.hoard.push(black_box(vec![0xA5u8; 1 << 20]));
+            },
+            ("recurse", _) => reply.ok(Val::int(recurse(0) as i64)),
+            ("panic", _) => panic!("secret detail from inside the caplet"),
+            // Send messages too large for the host, or not in our memory.
+            ("huge", [Val::Ref(r)]) => {
+                let mut seen = BTreeSet::new();
+                let big = Val::bytes(vec![7u8; 5 << 18]);
+                seen.insert(match r.send_only("eat", vec![big]) {
+                    Ok(()) => "ok",
+                    Err(e) => e.name(),
+                });
+                for (ptr, len) in [
+                    (0usize, 0x7fff_ffffusize),
+                    (0xffff_fff0, 64),
+                    (usize::MAX, 1),
+                ] {
+                    let code = pola_caplet_sys::send_raw(r.handle(), ptr, len);
+                    seen.insert(if code > 0 {
+                        "ok"
+                    } else {
+                        Error::from_code(code as i32).name()
+                    });
+                }
+                reply.ok(names(seen));
+            }
+            ("garbage", [Val::Ref(r)]) => {
+                let code = pola_caplet_sys::send_bytes(r.handle(), b"\xff not syrup");
+                reply.ok(Val::str(if code > 0 {
+                    "ok"
+                } else {
+                    Error::from_code(code as i32).name()
+                }));
+            }
+            // Write a reference record by hand, naming a handle we never got.
+            ("forge", [Val::Ref(r)]) => {
+                let forged = Val::Ref(Ref::from_handle(r.handle() + 1000));
+                reply.ok(outcome(r.send_only("take", vec![forged])));
+            }
+            // Misuse our own resolver: send to it, settle it twice.
+            ("resolver-tricks", [Val::Ref(reporter)]) => {
+                let Some(resolver) = reply.later() else {
+                    return;
+                };
+                let h = resolver.handle();
+                let mut seen = Vec::new();
+                seen.push(outcome(Ref::from_handle(h).send_only("x", Vec::new())));
+                seen.push(outcome(resolver.resolve(&Val::str("first"))));
+                let again = pola_caplet_sys::resolve_bytes(h, b"t");
+                seen.push(Val::str(Error::from_code(again).name()));
+                let _ = reporter.send_only("report", seen);
+            }
+            // Ambient authority through std: none on wasm32-unknown-unknown.
+            ("std-fs", _) => reply.ok(Val::str(match std::fs::read("/etc/passwd") {
+                Ok(_) => "read a file!",
+                Err(_) => "no file access",
+            })),
+            ("std-net", _) => reply.ok(Val::str(
+                match std::net::TcpStream::connect("127.0.0.1:22") {
+                    Ok(_) => "opened a socket!",
+                    Err(_) => "no network",
+                },
+            )),
+            ("std-env", _) => reply.ok(Val::str(match std::env::var("HOME") {
+                Ok(_) => "read the environment!",
+                Err(_) => "no environment",
+            })),
+            _ => reply.err(Val::str("no such method")),
+        }
+    }
+}
+
+caplet!(Malicious);

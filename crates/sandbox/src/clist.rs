@@ -1,0 +1,206 @@
+//! The capability list (c-list) of one caplet instance.
+//!
+//! Invariants, upheld by [`CList`] alone:
+//! - A handle names an entry of this c-list only. Handle numbers are never
+//!   reused: each c-list starts at its own random offset and counts up, so a
+//!   dropped, consumed or guessed handle, or one remembered from another
+//!   instance, finds no entry (a typed error) instead of someone else's
+//!   object.
+//! - The table never holds more than its configured number of entries.
+
+use std::collections::HashMap;
+use std::collections::hash_map::RandomState;
+use std::hash::{BuildHasher, BuildHasherDefault, Hasher};
+
+use crate::abi::Code;
+use crate::gate::Gate;
+
+/// What a c-list entry may be used for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Kind {
+    /// A reference: it can be sent to and passed in messages.
+    Ref,
+    /// The resolver of a promise: it can be resolved or broken, once.
+    Resolver,
+}
+
+/// One entry: the host reference, its kind, and an optional revocation gate.
+#[derive(Debug)]
+pub(crate) struct Entry<R> {
+    pub(crate) cap: R,
+    pub(crate) kind: Kind,
+    pub(crate) gate: Option<Gate>,
+}
+
+/// Keys are already spread out (random base), so a multiply suffices.
+#[derive(Default)]
+pub(crate) struct MixHasher(u64);
+
+impl Hasher for MixHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = (self.0 ^ u64::from(*b)).wrapping_mul(0x100_0000_01b3);
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+}
+
+/// The c-list: handle -> entry.
+#[derive(Debug)]
+pub(crate) struct CList<R> {
+    map: HashMap<u64, Entry<R>, BuildHasherDefault<MixHasher>>,
+    next: u64,
+    max: usize,
+}
+
+/// Handles live in `[2^32, 2^62)`: positive as `i64`, never 0, and far from
+/// the small integers a caplet might guess first.
+const HANDLE_SPACE: u64 = (1 << 62) - (1 << 32);
+
+fn random_base() -> u64 {
+    // `RandomState` is seeded from the OS once and then varied per call,
+    // which is all we need: unpredictable, distinct bases per c-list.
+    let mut h = RandomState::new().build_hasher();
+    h.write_u64(0x706f_6c61);
+    (1 << 32) + h.finish() % (HANDLE_SPACE / 2)
+}
+
+impl<R> CList<R> {
+    /// An empty c-list holding at most `max` entries.
+    pub(crate) fn new(max: usize) -> Self {
+        CList {
+            map: HashMap::default(),
+            next: random_base(),
+            max,
+        }
+    }
+
+    /// Number of live entries.
+    pub(crate) fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    /// Room for `n` more entries?
+    pub(crate) fn has_room(&self, n: usize) -> bool {
+        self.map.len().checked_add(n).is_some_and(|t| t <= self.max)
+    }
+
+    /// Adds an entry and returns its new handle.
+    pub(crate) fn insert(&mut self, entry: Entry<R>) -> Result<u64, Code> {
+        if !self.has_room(1) {
+            return Err(Code::CListFull);
+        }
+        let h = self.next;
+        self.next = self.next.checked_add(1).ok_or(Code::CListFull)?;
+        if self.next >= (1 << 62) {
+            return Err(Code::CListFull);
+        }
+        self.map.insert(h, entry);
+        Ok(h)
+    }
+
+    /// The entry for a handle of the expected kind, checked against its gate.
+    pub(crate) fn get(&self, handle: i64, kind: Kind) -> Result<&Entry<R>, Code> {
+        let h = u64::try_from(handle).map_err(|_| Code::UnknownHandle)?;
+        let e = self.map.get(&h).ok_or(Code::UnknownHandle)?;
+        if e.kind != kind {
+            return Err(Code::WrongKind);
+        }
+        if e.gate.as_ref().is_some_and(|g| !g.is_open()) {
+            return Err(Code::Revoked);
+        }
+        Ok(e)
+    }
+
+    /// Removes and returns an entry (for `drop` and for consuming a resolver).
+    pub(crate) fn take(&mut self, handle: i64) -> Result<Entry<R>, Code> {
+        let h = u64::try_from(handle).map_err(|_| Code::UnknownHandle)?;
+        self.map.remove(&h).ok_or(Code::UnknownHandle)
+    }
+
+    /// Removes a resolver entry (checking its kind first).
+    pub(crate) fn take_resolver(&mut self, handle: i64) -> Result<R, Code> {
+        self.get(handle, Kind::Resolver)?;
+        Ok(self.take(handle)?.cap)
+    }
+
+    /// Empties the table, returning every resolver still held.
+    pub(crate) fn clear(&mut self) -> Vec<R> {
+        self.map
+            .drain()
+            .filter(|(_, e)| e.kind == Kind::Resolver)
+            .map(|(_, e)| e.cap)
+            .collect()
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn entry(cap: u32) -> Entry<u32> {
+        Entry {
+            cap,
+            kind: Kind::Ref,
+            gate: None,
+        }
+    }
+
+    #[test]
+    fn handles_are_never_reused_and_never_small() {
+        let mut c = CList::new(4);
+        let a = c.insert(entry(1)).unwrap();
+        assert!(a >= 1 << 32);
+        c.take(a as i64).unwrap();
+        let b = c.insert(entry(2)).unwrap();
+        assert_ne!(a, b);
+        assert_eq!(c.get(a as i64, Kind::Ref).unwrap_err(), Code::UnknownHandle);
+        assert_eq!(c.get(b as i64, Kind::Ref).unwrap().cap, 2);
+        for guess in [-1i64, 0, 1, 2, 3, i64::MAX] {
+            assert_eq!(c.get(guess, Kind::Ref).unwrap_err(), Code::UnknownHandle);
+        }
+    }
+
+    #[test]
+    fn two_clists_do_not_share_handles() {
+        let mut a = CList::new(4);
+        let mut b = CList::new(4);
+        let h = a.insert(entry(7)).unwrap();
+        b.insert(entry(8)).unwrap();
+        assert_eq!(b.get(h as i64, Kind::Ref).unwrap_err(), Code::UnknownHandle);
+    }
+
+    #[test]
+    fn full_and_wrong_kind() {
+        let mut c = CList::new(1);
+        let h = c.insert(entry(1)).unwrap();
+        assert_eq!(c.insert(entry(2)).unwrap_err(), Code::CListFull);
+        assert_eq!(
+            c.get(h as i64, Kind::Resolver).unwrap_err(),
+            Code::WrongKind
+        );
+        assert_eq!(c.take_resolver(h as i64).unwrap_err(), Code::WrongKind);
+    }
+
+    #[test]
+    fn revoked_gate_closes_entry() {
+        let (gate, revoker) = Gate::new();
+        let mut c = CList::new(2);
+        let h = c
+            .insert(Entry {
+                cap: 1u32,
+                kind: Kind::Ref,
+                gate: Some(gate),
+            })
+            .unwrap();
+        assert!(c.get(h as i64, Kind::Ref).is_ok());
+        revoker.revoke();
+        assert_eq!(c.get(h as i64, Kind::Ref).unwrap_err(), Code::Revoked);
+    }
+}

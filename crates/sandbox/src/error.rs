@@ -1,0 +1,141 @@
+//! Error types. Grouped by fault: the caplet broke a rule or hit a limit
+//! ([`CallError`]), the module is not acceptable ([`LoadError`]), or the
+//! host could not be set up ([`SetupError`]).
+//!
+//! None of these carries a backtrace, an address or a host path. The text
+//! handed to other parties (the reason a promise is broken with) is
+//! [`CallError::public_reason`], a fixed string per kind.
+
+use crate::check::Problem;
+
+/// Why a call into a caplet failed.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum CallError {
+    /// The caplet used up its CPU budget (fuel) and was stopped. The
+    /// instance is dead.
+    #[error("caplet exceeded its CPU budget")]
+    OutOfFuel,
+    /// The caplet tried to grow its memory (or a table) past its cap and
+    /// then trapped. The instance is dead.
+    #[error("caplet exceeded its memory limit")]
+    MemoryLimit,
+    /// The caplet exhausted its stack. The instance is dead.
+    #[error("caplet overflowed its stack")]
+    StackOverflow,
+    /// The caplet trapped. The instance is dead.
+    #[error("caplet trapped ({0})")]
+    Trap(TrapKind),
+    /// The entry point returned this non-zero code.
+    #[error("caplet returned failure code {0}")]
+    CapletFailed(i32),
+    /// An earlier call killed this instance; make a fresh one.
+    #[error("caplet instance is dead")]
+    Dead,
+    /// The message holds a record labelled `pola:ref`, which only the
+    /// sandbox may write (it stands for a reference).
+    #[error("message contains the reserved record label `pola:ref`")]
+    ReservedLabel,
+    /// The encoded message is over the configured limit.
+    #[error("message of {len} bytes exceeds the limit of {max}")]
+    MessageTooLarge {
+        /// Encoded size.
+        len: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// The caplet's c-list has no room for the message's references.
+    #[error("caplet c-list is full")]
+    CListFull,
+    /// `notify` was called but the caplet has no `pola_notify` entry point.
+    #[error("caplet has no pola_notify entry point")]
+    NoNotify,
+    /// Every instance slot of the pool is in use.
+    #[error("too many live caplet instances")]
+    Busy,
+    /// The engine failed in a way that is not the caplet's fault.
+    #[error("sandbox engine failure")]
+    Engine,
+}
+
+impl CallError {
+    /// Whether this error killed the instance (so a fresh one is needed).
+    pub fn kills_instance(&self) -> bool {
+        matches!(
+            self,
+            CallError::OutOfFuel
+                | CallError::MemoryLimit
+                | CallError::StackOverflow
+                | CallError::Trap(_)
+                | CallError::Dead
+        )
+    }
+
+    /// A short fixed reason, safe to show to other parties (used when the
+    /// host breaks a promise because its caplet failed).
+    pub fn public_reason(&self) -> &'static str {
+        match self {
+            CallError::OutOfFuel => "caplet exceeded its CPU budget",
+            CallError::MemoryLimit => "caplet exceeded its memory limit",
+            CallError::StackOverflow => "caplet overflowed its stack",
+            CallError::Trap(_) => "caplet trapped",
+            CallError::CapletFailed(_) => "caplet failed",
+            CallError::Dead => "caplet instance is gone",
+            CallError::ReservedLabel => "message refused",
+            CallError::MessageTooLarge { .. } => "message too large",
+            CallError::CListFull => "caplet holds too many references",
+            CallError::NoNotify => "caplet cannot be notified",
+            CallError::Busy => "too many caplet instances",
+            CallError::Engine => "sandbox failure",
+        }
+    }
+}
+
+/// What kind of trap stopped a caplet.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, thiserror::Error)]
+#[non_exhaustive]
+pub enum TrapKind {
+    /// `unreachable` (a Rust panic or abort lands here).
+    #[error("unreachable")]
+    Unreachable,
+    /// A load or store outside linear memory.
+    #[error("memory access out of bounds")]
+    MemoryOutOfBounds,
+    /// Division by zero, overflow, bad float conversion.
+    #[error("arithmetic fault")]
+    Arithmetic,
+    /// A bad indirect call.
+    #[error("bad indirect call")]
+    IndirectCall,
+    /// Anything else.
+    #[error("other")]
+    Other,
+}
+
+/// Why a module was not loaded.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum LoadError {
+    /// Larger than the configured maximum; not compiled.
+    #[error("module of {len} bytes exceeds the limit of {max}")]
+    TooLarge {
+        /// Size.
+        len: usize,
+        /// Limit.
+        max: usize,
+    },
+    /// Not a valid WebAssembly core module (components are refused too).
+    #[error("not a valid caplet module: {0}")]
+    Invalid(String),
+    /// Valid, but it asks for something other than the caplet interface.
+    #[error("caplet is not confined: {0}")]
+    NotConfined(Problem),
+    /// The checking engine could not be created.
+    #[error("sandbox engine failure")]
+    Engine,
+}
+
+/// The sandbox engine could not be created.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("cannot set up the caplet sandbox: {0}")]
+pub struct SetupError(pub(crate) String);

@@ -1,0 +1,944 @@
+//! The host: engine, loader, instances, and the seven host functions.
+//!
+//! Invariants:
+//! - A caplet's [`Store`] holds exactly one instance, its own c-list and its
+//!   own [`Outside`]; nothing is shared between instances but the compiled
+//!   code (upheld by [`CapletModule::instantiate`]).
+//! - Every entry into a caplet (instantiation, delivery, notification)
+//!   starts with a fresh fuel budget and a cleared memory-limit flag.
+//! - After a trap the instance is dead: its c-list is cleared, every
+//!   resolver it held is broken, and every later call is
+//!   [`CallError::Dead`]. Only that instance is affected.
+//! - The host functions never panic on caplet input: every pointer, length
+//!   and handle is checked and failures become a [`Code`].
+
+use std::fmt;
+use std::sync::OnceLock;
+
+use pola_syrup::{Limits, NoRef, Value};
+use wasmtime::{
+    Caller, Engine, ExternType, InstanceAllocationStrategy, InstancePre, Linker, Memory, Module,
+    PoolingAllocationConfig, ResourceLimiter, Store, Trap, TypedFunc,
+};
+
+use crate::abi::{self, Code, REF_LABEL};
+use crate::check::confinement_problems;
+use crate::clist::{CList, Entry, Kind};
+use crate::error::{CallError, LoadError, SetupError, TrapKind};
+use crate::gate::Gate;
+
+/// The world outside a caplet, as its host sees it.
+///
+/// The sandbox calls these methods while the caplet runs (from inside its
+/// host functions), so an implementation must not call back into the same
+/// caplet instance; queue work for a later turn instead.
+pub trait Outside: 'static {
+    /// A reference to something outside the caplet: an object, a promise,
+    /// or a promise's resolver. Chosen by the embedder (the vat runtime's
+    /// references, or anything else).
+    type Ref: Clone + Ord + fmt::Debug + 'static;
+
+    /// An eventual send with an answer; returns a promise for the answer.
+    ///
+    /// # Errors
+    /// [`Refused`] if the message cannot be sent; the caplet sees
+    /// [`Code::Refused`].
+    fn send(&mut self, target: &Self::Ref, message: Value<Self::Ref>)
+    -> Result<Self::Ref, Refused>;
+
+    /// An eventual send with no answer.
+    ///
+    /// # Errors
+    /// [`Refused`] if the message cannot be sent.
+    fn send_only(&mut self, target: &Self::Ref, message: Value<Self::Ref>) -> Result<(), Refused>;
+
+    /// Settles a promise through its resolver: `Ok(value)` fulfils it,
+    /// `Err(reason)` breaks it. Called by the caplet's `resolve` and
+    /// `break_promise`, and by the host itself when a delivery fails or an
+    /// instance dies holding resolvers.
+    fn settle(&mut self, resolver: Self::Ref, outcome: Result<Value<Self::Ref>, Value<Self::Ref>>);
+
+    /// The caplet asks to hear when `promise` settles: arrange for
+    /// [`CapletInstance::notify`] to be called with `tag` later (never from
+    /// inside this call). The default refuses.
+    ///
+    /// # Errors
+    /// [`Refused`] if notifications are not supported.
+    fn when(&mut self, promise: &Self::Ref, tag: i64) -> Result<(), Refused> {
+        let _ = (promise, tag);
+        Err(Refused)
+    }
+
+    /// The caplet passes on a reference it holds through a revocation
+    /// [`Gate`]: return a forwarder to `target` that stops working when the
+    /// gate shuts, so the grant stays revocable wherever it goes. The
+    /// default refuses, which keeps gated grants from leaving the caplet.
+    ///
+    /// # Errors
+    /// [`Refused`] if no forwarder can be made.
+    fn attenuate(&mut self, target: &Self::Ref, gate: &Gate) -> Result<Self::Ref, Refused> {
+        let _ = (target, gate);
+        Err(Refused)
+    }
+}
+
+/// The outside world declined an operation (the caplet sees
+/// [`Code::Refused`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("refused")]
+pub struct Refused;
+
+/// A reference handed into a caplet: plain, or behind a revocation gate.
+#[derive(Clone, Debug)]
+pub enum Grant<R> {
+    /// The reference itself.
+    Plain(R),
+    /// The reference behind a gate; uses fail once the gate's
+    /// [`Revoker`](crate::Revoker) fires.
+    Revocable(R, Gate),
+}
+
+/// Limits and sizes for a [`Sandbox`]. Start from `Config::default()` and
+/// change fields.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct Config {
+    /// Fuel (roughly, wasm instructions) for each entry into a caplet.
+    /// Default 50 M (about 5 ms of work).
+    pub fuel_per_call: u64,
+    /// Most linear memory one instance may have, in bytes. Default 16 MiB.
+    pub memory_bytes: usize,
+    /// Most table elements one instance may have. Default 10 000.
+    pub table_elements: usize,
+    /// Largest message in either direction, in encoded bytes. Default 1 MiB.
+    pub max_message_bytes: usize,
+    /// Most entries in one instance's c-list. Default 4096.
+    pub max_handles: usize,
+    /// Most native stack wasm may use, in bytes. Default 512 KiB.
+    pub max_stack_bytes: usize,
+    /// Instances that may be alive at once (pooling allocator slots).
+    /// Default 256.
+    pub max_instances: u32,
+    /// Largest module accepted by the loader, in bytes. Default 16 MiB.
+    pub max_module_bytes: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            fuel_per_call: 50_000_000,
+            memory_bytes: 16 << 20,
+            table_elements: 10_000,
+            max_message_bytes: 1 << 20,
+            max_handles: 4096,
+            max_stack_bytes: 512 << 10,
+            max_instances: 256,
+            max_module_bytes: 16 << 20,
+        }
+    }
+}
+
+/// The per-instance memory and table limiter.
+struct Limiter {
+    memory_bytes: usize,
+    table_elements: usize,
+    /// Set when a growth was refused during the current call.
+    hit: bool,
+}
+
+impl ResourceLimiter for Limiter {
+    fn memory_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        let ok = desired <= self.memory_bytes;
+        self.hit |= !ok;
+        Ok(ok)
+    }
+
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        let ok = desired <= self.table_elements;
+        self.hit |= !ok;
+        Ok(ok)
+    }
+}
+
+/// Everything one caplet instance's store holds.
+struct Data<O: Outside> {
+    outside: O,
+    clist: CList<O::Ref>,
+    memory: Option<Memory>,
+    /// The message of the current delivery or notification.
+    inbound: Vec<u8>,
+    inbound_pending: bool,
+    limiter: Limiter,
+    max_message_bytes: usize,
+    limits: Limits,
+}
+
+/// A compile-once caplet host for one kind of [`Outside`].
+///
+/// Holds the engine (with the pooling allocator and fuel metering) and the
+/// linker with the seven host functions; build it once and load many
+/// modules with it.
+pub struct Sandbox<O: Outside> {
+    engine: Engine,
+    linker: Linker<Data<O>>,
+    config: Config,
+}
+
+impl<O: Outside> fmt::Debug for Sandbox<O> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Sandbox")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+fn engine_config(config: &Config) -> wasmtime::Config {
+    let mut c = wasmtime::Config::new();
+    c.consume_fuel(true);
+    c.max_wasm_stack(config.max_stack_bytes);
+    // Errors that reach other parties carry no backtrace.
+    c.wasm_backtrace_max_frames(None);
+    let mut pool = PoolingAllocationConfig::new();
+    pool.total_core_instances(config.max_instances)
+        .total_memories(config.max_instances)
+        .total_tables(config.max_instances)
+        .max_memory_size(config.memory_bytes)
+        .table_elements(config.table_elements);
+    c.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+    c
+}
+
+/// The engine `check` compiles with: default allocator, never runs code.
+fn check_engine() -> Option<&'static Engine> {
+    static ENGINE: OnceLock<Option<Engine>> = OnceLock::new();
+    ENGINE
+        .get_or_init(|| {
+            let mut c = wasmtime::Config::new();
+            c.wasm_backtrace_max_frames(None);
+            Engine::new(&c).ok()
+        })
+        .as_ref()
+}
+
+pub(crate) fn compile_for_check(bytes: &[u8]) -> Result<Module, LoadError> {
+    let engine = check_engine().ok_or(LoadError::Engine)?;
+    Module::new(engine, bytes).map_err(|e| LoadError::Invalid(first_line(&e)))
+}
+
+fn first_line(e: &wasmtime::Error) -> String {
+    let s = e.to_string();
+    s.lines().next().unwrap_or_default().to_owned()
+}
+
+impl<O: Outside> Sandbox<O> {
+    /// Builds the engine and the host-function registry.
+    ///
+    /// # Errors
+    /// [`SetupError`] if the engine cannot be created (for example the
+    /// pooling allocator cannot reserve its memory).
+    pub fn new(config: Config) -> Result<Self, SetupError> {
+        let engine = Engine::new(&engine_config(&config)).map_err(|e| SetupError(e.to_string()))?;
+        let mut linker = Linker::new(&engine);
+        define_host_functions(&mut linker).map_err(|e| SetupError(e.to_string()))?;
+        Ok(Sandbox {
+            engine,
+            linker,
+            config,
+        })
+    }
+
+    /// The configuration this sandbox was built with.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Compiles a caplet once, after checking that it imports nothing but
+    /// the caplet interface and exports its entry points.
+    ///
+    /// # Errors
+    /// - [`LoadError::TooLarge`] before compiling an oversized module;
+    /// - [`LoadError::Invalid`] for bytes that are not a valid core module;
+    /// - [`LoadError::NotConfined`] naming the first forbidden import or
+    ///   missing export.
+    pub fn load(&self, wasm: &[u8]) -> Result<CapletModule<O>, LoadError> {
+        if wasm.len() > self.config.max_module_bytes {
+            return Err(LoadError::TooLarge {
+                len: wasm.len(),
+                max: self.config.max_module_bytes,
+            });
+        }
+        let module =
+            Module::new(&self.engine, wasm).map_err(|e| LoadError::Invalid(first_line(&e)))?;
+        if let Some(problem) = confinement_problems(&module).into_iter().next() {
+            return Err(LoadError::NotConfined(problem));
+        }
+        let has_notify = module.get_export(abi::EXPORT_NOTIFY).is_some();
+        let pre = self
+            .linker
+            .instantiate_pre(&module)
+            .map_err(|e| LoadError::Invalid(first_line(&e)))?;
+        Ok(CapletModule {
+            pre,
+            config: self.config.clone(),
+            has_notify,
+        })
+    }
+}
+
+/// A compiled, checked caplet: instantiate it as often as you like.
+pub struct CapletModule<O: Outside> {
+    pre: InstancePre<Data<O>>,
+    config: Config,
+    has_notify: bool,
+}
+
+impl<O: Outside> Clone for CapletModule<O> {
+    fn clone(&self) -> Self {
+        CapletModule {
+            pre: self.pre.clone(),
+            config: self.config.clone(),
+            has_notify: self.has_notify,
+        }
+    }
+}
+
+impl<O: Outside> fmt::Debug for CapletModule<O> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CapletModule")
+            .field("has_notify", &self.has_notify)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<O: Outside> CapletModule<O> {
+    /// A fresh instance with its own memory, c-list and `outside`. Cheap:
+    /// the code is compiled already and the memory comes from the pool.
+    ///
+    /// # Errors
+    /// [`CallError::Busy`] when every pool slot is in use; a trap or quota
+    /// failure if the module's start-up code fails.
+    pub fn instantiate(&self, outside: O) -> Result<CapletInstance<O>, CallError> {
+        let engine = self.pre.module().engine();
+        let data = Data {
+            outside,
+            clist: CList::new(self.config.max_handles),
+            memory: None,
+            inbound: Vec::new(),
+            inbound_pending: false,
+            limiter: Limiter {
+                memory_bytes: self.config.memory_bytes,
+                table_elements: self.config.table_elements,
+                hit: false,
+            },
+            max_message_bytes: self.config.max_message_bytes,
+            limits: message_limits(self.config.max_message_bytes),
+        };
+        let mut store = Store::new(engine, data);
+        store.limiter(|d| &mut d.limiter);
+        store
+            .set_fuel(self.config.fuel_per_call)
+            .map_err(|_| CallError::Engine)?;
+        let instance = self.pre.instantiate(&mut store).map_err(|e| {
+            if e.is::<wasmtime::PoolConcurrencyLimitError>() {
+                CallError::Busy
+            } else {
+                classify(&e, store.data().limiter.hit)
+            }
+        })?;
+        let memory = instance
+            .get_memory(&mut store, abi::EXPORT_MEMORY)
+            .ok_or(CallError::Engine)?;
+        store.data_mut().memory = Some(memory);
+        let deliver = instance
+            .get_typed_func::<(i32, i64), i32>(&mut store, abi::EXPORT_DELIVER)
+            .map_err(|_| CallError::Engine)?;
+        let notify = if self.has_notify {
+            Some(
+                instance
+                    .get_typed_func::<(i64, i32, i32), i32>(&mut store, abi::EXPORT_NOTIFY)
+                    .map_err(|_| CallError::Engine)?,
+            )
+        } else {
+            None
+        };
+        Ok(CapletInstance {
+            store,
+            deliver,
+            notify,
+            fuel: self.config.fuel_per_call,
+            dead: false,
+        })
+    }
+}
+
+fn message_limits(max_bytes: usize) -> Limits {
+    let mut l = Limits::default();
+    l.max_len = l.max_len.min(max_bytes);
+    l.max_value_bytes = l.max_value_bytes.min(max_bytes);
+    l
+}
+
+/// One live caplet instance: its store, c-list and entry points.
+///
+/// Dropping it (or a trap) breaks every promise whose resolver it still
+/// holds and releases every reference in its c-list.
+pub struct CapletInstance<O: Outside> {
+    store: Store<Data<O>>,
+    deliver: TypedFunc<(i32, i64), i32>,
+    notify: Option<TypedFunc<(i64, i32, i32), i32>>,
+    fuel: u64,
+    dead: bool,
+}
+
+impl<O: Outside> fmt::Debug for CapletInstance<O> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CapletInstance")
+            .field("handles", &self.store.data().clist.len())
+            .field("dead", &self.dead)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The reason given when the host breaks a promise for a failed caplet.
+/// Deliberately fixed text: no host detail crosses the boundary.
+fn failure_reason<R>(err: &CallError) -> Value<R> {
+    Value::error(err.public_reason())
+}
+
+impl<O: Outside> CapletInstance<O> {
+    /// The embedder's view of the outside world of this instance.
+    pub fn outside(&self) -> &O {
+        &self.store.data().outside
+    }
+
+    /// Mutable access to this instance's outside world.
+    pub fn outside_mut(&mut self) -> &mut O {
+        &mut self.store.data_mut().outside
+    }
+
+    /// Number of handles in the c-list.
+    pub fn handles(&self) -> usize {
+        self.store.data().clist.len()
+    }
+
+    /// Whether a trap or quota failure has killed this instance.
+    pub fn is_dead(&self) -> bool {
+        self.dead
+    }
+
+    /// Delivers a message. Every reference in it becomes a new handle in
+    /// this instance's c-list; `resolver`, if any, is handed to the caplet
+    /// as the promise for the answer.
+    ///
+    /// # Errors
+    /// See [`CapletInstance::deliver_granting`].
+    pub fn deliver(
+        &mut self,
+        message: Value<O::Ref>,
+        resolver: Option<O::Ref>,
+    ) -> Result<(), CallError> {
+        self.deliver_with(message, resolver, |r| (r, None))
+    }
+
+    /// Delivers a message whose references may be revocable grants.
+    ///
+    /// Whatever happens, `resolver` ends up either with the caplet or
+    /// settled: if the delivery fails, the host breaks it with a fixed
+    /// reason that carries no host detail.
+    ///
+    /// # Errors
+    /// - [`CallError::Dead`] if an earlier call killed the instance;
+    /// - [`CallError::ReservedLabel`], [`CallError::MessageTooLarge`],
+    ///   [`CallError::CListFull`] before the caplet runs;
+    /// - [`CallError::OutOfFuel`], [`CallError::MemoryLimit`],
+    ///   [`CallError::StackOverflow`], [`CallError::Trap`]: the caplet was
+    ///   stopped and the instance is now dead;
+    /// - [`CallError::CapletFailed`] if the caplet returned a failure code.
+    pub fn deliver_granting(
+        &mut self,
+        message: Value<Grant<O::Ref>>,
+        resolver: Option<O::Ref>,
+    ) -> Result<(), CallError> {
+        self.deliver_with(message, resolver, |g| match g {
+            Grant::Plain(r) => (r, None),
+            Grant::Revocable(r, gate) => (r, Some(gate)),
+        })
+    }
+
+    fn deliver_with<T>(
+        &mut self,
+        message: Value<T>,
+        resolver: Option<O::Ref>,
+        split: impl FnMut(T) -> (O::Ref, Option<Gate>),
+    ) -> Result<(), CallError> {
+        let result = self.try_deliver(message, resolver.clone(), split);
+        match result {
+            Ok((code, handle)) => {
+                if code != 0 {
+                    // The caplet gave up on this message: break its promise
+                    // unless the caplet settled it already.
+                    if let Some(h) = handle {
+                        let d = self.store.data_mut();
+                        if let Ok(r) = d.clist.take_resolver(h) {
+                            let err = CallError::CapletFailed(code);
+                            d.outside.settle(r, Err(failure_reason(&err)));
+                        }
+                    }
+                    return Err(CallError::CapletFailed(code));
+                }
+                Ok(())
+            }
+            Err((err, resolver_in_clist)) => {
+                if !resolver_in_clist && let Some(r) = resolver {
+                    self.store
+                        .data_mut()
+                        .outside
+                        .settle(r, Err(failure_reason(&err)));
+                }
+                Err(err)
+            }
+        }
+    }
+
+    /// Runs one delivery. On error, says whether the resolver had already
+    /// been put in the c-list (and so was settled by the kill, if any).
+    #[allow(clippy::type_complexity)]
+    fn try_deliver<T>(
+        &mut self,
+        message: Value<T>,
+        resolver: Option<O::Ref>,
+        split: impl FnMut(T) -> (O::Ref, Option<Gate>),
+    ) -> Result<(i32, Option<i64>), (CallError, bool)> {
+        if self.dead {
+            return Err((CallError::Dead, false));
+        }
+        let extra = usize::from(resolver.is_some());
+        let len = self.stage(message, extra, split).map_err(|e| (e, false))?;
+        let handle = match resolver {
+            Some(r) => {
+                let h = self
+                    .store
+                    .data_mut()
+                    .clist
+                    .insert(Entry {
+                        cap: r,
+                        kind: Kind::Resolver,
+                        gate: None,
+                    })
+                    .map_err(|_| (CallError::CListFull, false))?;
+                Some(handle_i64(h))
+            }
+            None => None,
+        };
+        let deliver = self.deliver.clone();
+        let code = self
+            .enter(|store| deliver.call(store, (len, handle.unwrap_or(0))))
+            .map_err(|e| {
+                // If the instance was killed, the kill settled the resolver.
+                let settled = self.dead;
+                if !settled && let Some(h) = handle {
+                    // Not killed (cannot happen today), but be safe.
+                    let _ = self.store.data_mut().clist.take(h);
+                }
+                (e, settled)
+            })?;
+        Ok((code, handle))
+    }
+
+    /// Tells the caplet that the promise it watched with `when(promise,
+    /// tag)` settled: `Ok(value)` or `Err(reason)`.
+    ///
+    /// # Errors
+    /// [`CallError::NoNotify`] if the caplet has no `pola_notify` entry
+    /// point; otherwise as for [`CapletInstance::deliver`].
+    pub fn notify(
+        &mut self,
+        tag: i64,
+        outcome: Result<Value<O::Ref>, Value<O::Ref>>,
+    ) -> Result<(), CallError> {
+        if self.dead {
+            return Err(CallError::Dead);
+        }
+        let notify = self.notify.clone().ok_or(CallError::NoNotify)?;
+        let (broken, value) = match outcome {
+            Ok(v) => (0, v),
+            Err(v) => (1, v),
+        };
+        let len = self.stage(value, 0, |r| (r, None))?;
+        let code = self.enter(|store| notify.call(store, (tag, broken, len)))?;
+        if code != 0 {
+            return Err(CallError::CapletFailed(code));
+        }
+        Ok(())
+    }
+
+    /// Encodes `message` into the inbound buffer, adding its references to
+    /// the c-list. Checks everything before touching the c-list.
+    fn stage<T>(
+        &mut self,
+        message: Value<T>,
+        extra_handles: usize,
+        mut split: impl FnMut(T) -> (O::Ref, Option<Gate>),
+    ) -> Result<i32, CallError> {
+        if has_reserved_label(&message) {
+            return Err(CallError::ReservedLabel);
+        }
+        let mut refs = 0usize;
+        message.for_each_ref(&mut |_| refs = refs.saturating_add(1));
+        let d = self.store.data_mut();
+        if !d.clist.has_room(refs.saturating_add(extra_handles)) {
+            return Err(CallError::CListFull);
+        }
+        let clist = &mut d.clist;
+        let lowered = message.try_map_refs::<NoRef, Code>(&mut |r| {
+            let (cap, gate) = split(r);
+            let h = clist.insert(Entry {
+                cap,
+                kind: Kind::Ref,
+                gate,
+            })?;
+            Ok(Value::record(REF_LABEL, vec![Value::int(h)]))
+        });
+        // Room was checked, so insertion cannot fail; map it anyway.
+        let lowered = lowered.map_err(|_| CallError::CListFull)?;
+        d.inbound.clear();
+        pola_syrup::encode_into(&lowered, &mut d.inbound);
+        let len = d.inbound.len();
+        if len > d.max_message_bytes {
+            // Roll back: the handles just added must not linger.
+            let mut stale = Vec::new();
+            collect_ref_handles(&lowered, &mut stale);
+            for h in stale {
+                let _ = d.clist.take(h);
+            }
+            d.inbound.clear();
+            return Err(CallError::MessageTooLarge {
+                len,
+                max: d.max_message_bytes,
+            });
+        }
+        d.inbound_pending = true;
+        i32::try_from(len).map_err(|_| CallError::MessageTooLarge {
+            len,
+            max: d.max_message_bytes,
+        })
+    }
+
+    /// Runs one entry into the caplet under a fresh fuel budget; on a trap,
+    /// kills the instance.
+    fn enter(
+        &mut self,
+        call: impl FnOnce(&mut Store<Data<O>>) -> wasmtime::Result<i32>,
+    ) -> Result<i32, CallError> {
+        self.store.data_mut().limiter.hit = false;
+        self.store
+            .set_fuel(self.fuel)
+            .map_err(|_| CallError::Engine)?;
+        let result = call(&mut self.store);
+        let d = self.store.data_mut();
+        d.inbound_pending = false;
+        d.inbound.clear();
+        match result {
+            Ok(code) => Ok(code),
+            Err(e) => {
+                let err = classify(&e, self.store.data().limiter.hit);
+                self.kill(&err);
+                Err(err)
+            }
+        }
+    }
+
+    /// Marks the instance dead, empties its c-list and breaks every promise
+    /// it was holding a resolver for.
+    fn kill(&mut self, err: &CallError) {
+        self.dead = true;
+        let d = self.store.data_mut();
+        for r in d.clist.clear() {
+            d.outside.settle(r, Err(failure_reason(err)));
+        }
+    }
+}
+
+impl<O: Outside> Drop for CapletInstance<O> {
+    fn drop(&mut self) {
+        if !self.dead {
+            self.kill(&CallError::Dead);
+        }
+    }
+}
+
+fn handle_i64(h: u64) -> i64 {
+    // Handles are below 2^62 by construction (see clist).
+    i64::try_from(h).unwrap_or(i64::MAX)
+}
+
+fn has_reserved_label<R>(v: &Value<R>) -> bool {
+    match v {
+        Value::Record(r) => {
+            r.label.as_symbol() == Some(REF_LABEL)
+                || has_reserved_label(&r.label)
+                || r.fields.iter().any(has_reserved_label)
+        }
+        Value::List(l) => l.iter().any(has_reserved_label),
+        Value::Set(s) => s.iter().any(has_reserved_label),
+        Value::Dict(d) => d
+            .iter()
+            .any(|(k, v)| has_reserved_label(k) || has_reserved_label(v)),
+        _ => false,
+    }
+}
+
+fn collect_ref_handles(v: &Value, out: &mut Vec<i64>) {
+    match v {
+        Value::Record(r) => {
+            if r.label.as_symbol() == Some(REF_LABEL) {
+                if let Some(h) = r.fields.first().and_then(Value::as_i64) {
+                    out.push(h);
+                }
+            } else {
+                r.fields.iter().for_each(|f| collect_ref_handles(f, out));
+            }
+        }
+        Value::List(l) => l.iter().for_each(|f| collect_ref_handles(f, out)),
+        Value::Set(s) => s.iter().for_each(|f| collect_ref_handles(f, out)),
+        Value::Dict(d) => d.iter().for_each(|(k, v)| {
+            collect_ref_handles(k, out);
+            collect_ref_handles(v, out);
+        }),
+        _ => {}
+    }
+}
+
+fn classify(e: &wasmtime::Error, memory_hit: bool) -> CallError {
+    match e.downcast_ref::<Trap>() {
+        Some(Trap::OutOfFuel) => CallError::OutOfFuel,
+        Some(Trap::StackOverflow) => CallError::StackOverflow,
+        _ if memory_hit => CallError::MemoryLimit,
+        Some(Trap::UnreachableCodeReached) => CallError::Trap(TrapKind::Unreachable),
+        Some(Trap::MemoryOutOfBounds) => CallError::Trap(TrapKind::MemoryOutOfBounds),
+        Some(
+            Trap::IntegerDivisionByZero | Trap::IntegerOverflow | Trap::BadConversionToInteger,
+        ) => CallError::Trap(TrapKind::Arithmetic),
+        Some(Trap::TableOutOfBounds | Trap::IndirectCallToNull | Trap::BadSignature) => {
+            CallError::Trap(TrapKind::IndirectCall)
+        }
+        _ => CallError::Trap(TrapKind::Other),
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Host functions.
+
+/// Checks `(ptr, len)` against the caplet's memory and the message limit.
+fn range(ptr: i32, len: i32, max: usize) -> Result<std::ops::Range<usize>, Code> {
+    let start = usize::try_from(ptr as u32).map_err(|_| Code::BadMemory)?;
+    let len = usize::try_from(len as u32).map_err(|_| Code::BadMemory)?;
+    if len > max {
+        return Err(Code::TooLarge);
+    }
+    let end = start.checked_add(len).ok_or(Code::BadMemory)?;
+    Ok(start..end)
+}
+
+/// Reads one message from caplet memory and turns its `<pola:ref h>`
+/// records into references (going through gates).
+fn read_value<O: Outside>(
+    caller: &mut Caller<'_, Data<O>>,
+    ptr: i32,
+    len: i32,
+) -> Result<Value<O::Ref>, Code> {
+    let memory = caller.data().memory.ok_or(Code::BadMemory)?;
+    let max = caller.data().max_message_bytes;
+    let r = range(ptr, len, max)?;
+    let (mem, data) = memory.data_and_store_mut(caller);
+    let bytes = mem.get(r).ok_or(Code::BadMemory)?;
+    // Decoded once, here: the caplet cannot change what we saw.
+    let plain = pola_syrup::decode_with(bytes, &data.limits).map_err(|_| Code::BadMessage)?;
+    let Data { clist, outside, .. } = data;
+    lift(plain, &mut |h| {
+        let e = clist.get(h, Kind::Ref)?;
+        match &e.gate {
+            None => Ok(e.cap.clone()),
+            Some(g) => outside.attenuate(&e.cap, g).map_err(|_| Code::Refused),
+        }
+    })
+}
+
+/// Rebuilds a decoded value with every `<pola:ref h>` replaced by `f(h)`.
+fn lift<R: Ord>(v: Value, f: &mut impl FnMut(i64) -> Result<R, Code>) -> Result<Value<R>, Code> {
+    Ok(match v {
+        Value::Record(r) => {
+            if r.label.as_symbol() == Some(REF_LABEL) {
+                let [h] = r.fields.as_slice() else {
+                    return Err(Code::BadMessage);
+                };
+                let h = h.as_i64().ok_or(Code::BadMessage)?;
+                Value::Ref(f(h)?)
+            } else {
+                let pola_syrup::Record { label, fields } = *r;
+                Value::Record(Box::new(pola_syrup::Record {
+                    label: lift(label, f)?,
+                    fields: fields
+                        .into_iter()
+                        .map(|x| lift(x, f))
+                        .collect::<Result<_, _>>()?,
+                }))
+            }
+        }
+        Value::List(l) => Value::List(
+            l.into_iter()
+                .map(|x| lift(x, f))
+                .collect::<Result<_, _>>()?,
+        ),
+        Value::Set(s) => Value::Set(
+            s.into_iter()
+                .map(|x| lift(x, f))
+                .collect::<Result<_, _>>()?,
+        ),
+        Value::Dict(d) => {
+            let mut out = std::collections::BTreeMap::new();
+            for (k, v) in d {
+                out.insert(lift(k, f)?, lift(v, f)?);
+            }
+            Value::Dict(out)
+        }
+        other => other.with_refs(),
+    })
+}
+
+fn status(r: Result<(), Code>) -> i32 {
+    match r {
+        Ok(()) => 0,
+        Err(c) => c.as_i32(),
+    }
+}
+
+fn define_host_functions<O: Outside>(linker: &mut Linker<Data<O>>) -> wasmtime::Result<()> {
+    linker.func_wrap(
+        abi::MODULE,
+        "read",
+        |mut caller: Caller<'_, Data<O>>, ptr: i32, len: i32| -> i32 {
+            status((|| {
+                let memory = caller.data().memory.ok_or(Code::BadMemory)?;
+                let (mem, data) = memory.data_and_store_mut(&mut caller);
+                if !data.inbound_pending {
+                    return Err(Code::NoMessage);
+                }
+                let r = range(ptr, len, data.max_message_bytes)?;
+                if r.len() != data.inbound.len() {
+                    return Err(Code::NoMessage);
+                }
+                let dst = mem.get_mut(r).ok_or(Code::BadMemory)?;
+                dst.copy_from_slice(&data.inbound);
+                Ok(())
+            })())
+        },
+    )?;
+    linker.func_wrap(
+        abi::MODULE,
+        "send",
+        |mut caller: Caller<'_, Data<O>>, target: i64, ptr: i32, len: i32| -> i64 {
+            let r = (|| {
+                let cap = caller.data().clist.get(target, Kind::Ref)?.cap.clone();
+                if !caller.data().clist.has_room(1) {
+                    return Err(Code::CListFull);
+                }
+                let msg = read_value(&mut caller, ptr, len)?;
+                let d = caller.data_mut();
+                let answer = d.outside.send(&cap, msg).map_err(|_| Code::Refused)?;
+                let h = d.clist.insert(Entry {
+                    cap: answer,
+                    kind: Kind::Ref,
+                    gate: None,
+                })?;
+                Ok(handle_i64(h))
+            })();
+            r.unwrap_or_else(|c: Code| i64::from(c.as_i32()))
+        },
+    )?;
+    linker.func_wrap(
+        abi::MODULE,
+        "send_only",
+        |mut caller: Caller<'_, Data<O>>, target: i64, ptr: i32, len: i32| -> i32 {
+            status((|| {
+                let cap = caller.data().clist.get(target, Kind::Ref)?.cap.clone();
+                let msg = read_value(&mut caller, ptr, len)?;
+                caller
+                    .data_mut()
+                    .outside
+                    .send_only(&cap, msg)
+                    .map_err(|_| Code::Refused)
+            })())
+        },
+    )?;
+    for (name, broken) in [("resolve", false), ("break_promise", true)] {
+        linker.func_wrap(
+            abi::MODULE,
+            name,
+            move |mut caller: Caller<'_, Data<O>>, resolver: i64, ptr: i32, len: i32| -> i32 {
+                status((|| {
+                    caller.data().clist.get(resolver, Kind::Resolver)?;
+                    let v = read_value(&mut caller, ptr, len)?;
+                    let d = caller.data_mut();
+                    let r = d.clist.take_resolver(resolver)?;
+                    d.outside.settle(r, if broken { Err(v) } else { Ok(v) });
+                    Ok(())
+                })())
+            },
+        )?;
+    }
+    linker.func_wrap(
+        abi::MODULE,
+        "when",
+        |mut caller: Caller<'_, Data<O>>, promise: i64, tag: i64| -> i32 {
+            status((|| {
+                let d = caller.data_mut();
+                let cap = d.clist.get(promise, Kind::Ref)?.cap.clone();
+                d.outside.when(&cap, tag).map_err(|_| Code::Refused)
+            })())
+        },
+    )?;
+    linker.func_wrap(
+        abi::MODULE,
+        "drop",
+        |mut caller: Caller<'_, Data<O>>, handle: i64| -> i32 {
+            status((|| {
+                let d = caller.data_mut();
+                let e = d.clist.take(handle)?;
+                if e.kind == Kind::Resolver {
+                    // Dropping a resolver breaks its promise: nobody else
+                    // can settle it now.
+                    d.outside
+                        .settle(e.cap, Err(Value::error("dropped by caplet")));
+                }
+                Ok(())
+            })())
+        },
+    )?;
+    Ok(())
+}
+
+/// A short description of an import's or export's type, for reports.
+pub(crate) fn extern_type_string(t: &ExternType) -> String {
+    match t {
+        ExternType::Func(f) => {
+            let params: Vec<String> = f.params().map(|p| p.to_string()).collect();
+            let results: Vec<String> = f.results().map(|p| p.to_string()).collect();
+            format!("func ({}) -> ({})", params.join(", "), results.join(", "))
+        }
+        ExternType::Memory(_) => "memory".to_owned(),
+        ExternType::Table(_) => "table".to_owned(),
+        ExternType::Global(_) => "global".to_owned(),
+        ExternType::Tag(_) => "tag".to_owned(),
+    }
+}

@@ -1,0 +1,169 @@
+//! The loader and `check`: only the caplet interface may be imported.
+
+use pola_sandbox::{LoadError, Problem, check};
+use pola_sandbox_guests::{BENIGN, ECHO, MALICIOUS};
+
+use crate::{module_with, sandbox, wat};
+
+#[test]
+fn built_caplets_are_confined() {
+    for (name, bytes) in [("echo", ECHO), ("benign", BENIGN), ("malicious", MALICIOUS)] {
+        let r = check(bytes).unwrap();
+        assert!(r.confined, "{name}: {:?}", r.problems);
+        assert!(
+            r.imports.iter().all(|i| i.module == "pola"),
+            "{name}: {:?}",
+            r.imports
+        );
+        let exports: Vec<&str> = r.exports.iter().map(|e| e.name.as_str()).collect();
+        assert!(exports.contains(&"pola_deliver") && exports.contains(&"memory"));
+        sandbox().load(bytes).unwrap();
+    }
+}
+
+#[test]
+fn check_lists_imports_with_types() {
+    let bytes = module_with(r#"(import "pola" "send" (func (param i64 i32 i32) (result i64)))"#);
+    let r = check(&bytes).unwrap();
+    assert!(r.confined);
+    assert_eq!(r.imports.len(), 1);
+    assert_eq!(r.imports[0].name, "send");
+    assert_eq!(r.imports[0].ty, "func (i64, i32, i32) -> (i64)");
+}
+
+/// Loads a module importing `module::name` and expects a refusal naming it.
+fn refused(import: &str, module: &str, name: &str) {
+    let bytes = module_with(import);
+    let report = check(&bytes).unwrap();
+    assert!(!report.confined);
+    let err = sandbox().load(&bytes).unwrap_err();
+    assert_eq!(
+        err,
+        LoadError::NotConfined(Problem::ForbiddenImport {
+            module: module.into(),
+            name: name.into()
+        })
+    );
+    let text = err.to_string();
+    assert!(text.contains(&format!("{module}::{name}")), "{text}");
+}
+
+#[test]
+fn wasi_file_read_is_refused() {
+    refused(
+        r#"(import "wasi_snapshot_preview1" "path_open"
+            (func (param i32 i32 i32 i32 i32 i64 i64 i32 i32) (result i32)))"#,
+        "wasi_snapshot_preview1",
+        "path_open",
+    );
+    refused(
+        r#"(import "wasi_snapshot_preview1" "fd_read" (func (param i32 i32 i32 i32) (result i32)))"#,
+        "wasi_snapshot_preview1",
+        "fd_read",
+    );
+}
+
+#[test]
+fn wasi_file_write_is_refused() {
+    refused(
+        r#"(import "wasi_snapshot_preview1" "fd_write" (func (param i32 i32 i32 i32) (result i32)))"#,
+        "wasi_snapshot_preview1",
+        "fd_write",
+    );
+}
+
+#[test]
+fn sockets_are_refused() {
+    refused(
+        r#"(import "wasi_snapshot_preview1" "sock_accept" (func (param i32 i32 i32) (result i32)))"#,
+        "wasi_snapshot_preview1",
+        "sock_accept",
+    );
+    refused(
+        r#"(import "wasi:sockets/tcp@0.2.0" "[method]tcp-socket.start-connect" (func (param i32 i32)))"#,
+        "wasi:sockets/tcp@0.2.0",
+        "[method]tcp-socket.start-connect",
+    );
+}
+
+#[test]
+fn clock_and_random_are_refused() {
+    refused(
+        r#"(import "wasi_snapshot_preview1" "clock_time_get" (func (param i32 i64 i32) (result i32)))"#,
+        "wasi_snapshot_preview1",
+        "clock_time_get",
+    );
+    refused(
+        r#"(import "wasi_snapshot_preview1" "random_get" (func (param i32 i32) (result i32)))"#,
+        "wasi_snapshot_preview1",
+        "random_get",
+    );
+}
+
+#[test]
+fn env_and_non_function_imports_are_refused() {
+    refused(
+        r#"(import "env" "getenv" (func (param i32) (result i32)))"#,
+        "env",
+        "getenv",
+    );
+    // A `pola` name that is not in the interface.
+    refused(r#"(import "pola" "exec" (func))"#, "pola", "exec");
+    // Importing memory, a table or a global, even from `pola`.
+    refused(r#"(import "pola" "send" (global i32))"#, "pola", "send");
+    refused(
+        r#"(import "env" "table" (table 1 funcref))"#,
+        "env",
+        "table",
+    );
+}
+
+#[test]
+fn wrong_signature_and_missing_exports_are_refused() {
+    let bytes = module_with(r#"(import "pola" "send" (func (param i32) (result i32)))"#);
+    assert_eq!(
+        sandbox().load(&bytes).unwrap_err(),
+        LoadError::NotConfined(Problem::WrongImportType {
+            name: "send".into()
+        })
+    );
+    let no_entry = wat(r#"(module (memory (export "memory") 1))"#);
+    assert_eq!(
+        sandbox().load(&no_entry).unwrap_err(),
+        LoadError::NotConfined(Problem::MissingExport {
+            name: "pola_deliver"
+        })
+    );
+    let bad_entry = wat(r#"(module (memory (export "memory") 1)
+            (func (export "pola_deliver") (param i32) (result i32) i32.const 0))"#);
+    assert_eq!(
+        sandbox().load(&bad_entry).unwrap_err(),
+        LoadError::NotConfined(Problem::WrongExportType {
+            name: "pola_deliver".into()
+        })
+    );
+}
+
+#[test]
+fn garbage_and_components_are_invalid() {
+    assert!(matches!(check(b"not wasm"), Err(LoadError::Invalid(_))));
+    assert!(matches!(
+        sandbox().load(b"\0asm\x01\0\0"),
+        Err(LoadError::Invalid(_))
+    ));
+    // The component-model preamble (version 0x0d, layer 1).
+    let component = b"\0asm\x0d\0\x01\0";
+    assert!(matches!(
+        sandbox().load(component),
+        Err(LoadError::Invalid(_))
+    ));
+}
+
+#[test]
+fn oversized_module_is_refused_before_compiling() {
+    let mut c = pola_sandbox::Config::default();
+    c.max_module_bytes = 1024;
+    c.max_instances = 4;
+    let sb = pola_sandbox::Sandbox::<crate::world::Link>::new(c).unwrap();
+    assert!(matches!(sb.load(ECHO), Err(LoadError::TooLarge { .. })));
+}
