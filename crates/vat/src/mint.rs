@@ -389,3 +389,32 @@ fn run_demo(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn amounts() {
+        assert_eq!(parse_amount(Some(&Val::int(0i64))), Ok(0));
+        assert_eq!(parse_amount(Some(&Val::int(i64::MAX))), Ok(MAX_AMOUNT));
+        let msg = |v: Option<&Val>| {
+            parse_amount(v)
+                .err()
+                .and_then(|e| error_message(&e).map(str::to_owned))
+        };
+        assert_eq!(
+            msg(Some(&Val::int(-1i64))).as_deref(),
+            Some("negative amount")
+        );
+        assert_eq!(
+            msg(Some(&Val::int(u64::MAX))).as_deref(),
+            Some("amount too large")
+        );
+        assert_eq!(
+            msg(Some(&Val::f64(3.0))).as_deref(),
+            Some("amount must be an integer")
+        );
+        assert_eq!(msg(None).as_deref(), Some("amount must be an integer"));
+    }
+}

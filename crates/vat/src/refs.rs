@@ -368,3 +368,44 @@ impl fmt::Debug for Resolver {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Nowhere;
+    impl Remote for Nowhere {
+        fn deliver(&self, _m: Message, r: Option<Resolver>) {
+            if let Some(r) = r {
+                r.break_now(error("nowhere"));
+            }
+        }
+    }
+
+    #[test]
+    fn broken_refs_compare_by_reason_remote_refs_by_identity() {
+        assert_eq!(Ref::broken(error("a")), Ref::broken(error("a")));
+        assert_ne!(Ref::broken(error("a")), Ref::broken(error("b")));
+        let target: Arc<dyn Remote> = Arc::new(Nowhere);
+        let r1 = Ref::remote(target.clone());
+        let r2 = Ref::remote(target);
+        assert_ne!(r1, r2, "each wrap is a new identity");
+        assert_eq!(r1, r1.clone());
+        // Ordering is total and consistent across kinds.
+        assert!(r1 < Ref::broken(error("a")));
+        assert_eq!(r1.cmp(&r2), r2.cmp(&r1).reverse());
+    }
+
+    #[test]
+    fn remote_kinds_and_error_text() {
+        let r = Ref::remote(Arc::new(Nowhere));
+        assert_eq!(r.kind_from(VatId(1)), RefKind::Far);
+        assert!(!r.is_promise());
+        assert_eq!(r.vat_id(), None);
+        let any: &dyn Any = &**r.remote_target().unwrap_or_else(|| panic!("remote"));
+        assert!(any.downcast_ref::<Nowhere>().is_some());
+        assert_eq!(error_message(&error("x")), Some("x"));
+        assert_eq!(error_message(&Val::str("x")), None);
+        assert_eq!(Ref::broken(error("y")).kind_from(VatId(1)), RefKind::Broken);
+    }
+}

@@ -108,7 +108,12 @@ pub struct Turn<'a> {
     pub(crate) objects: &'a ObjectTable,
     pub(crate) delta: Delta,
     pub(crate) me: Option<Arc<Slot>>,
+    depth: u32,
 }
+
+/// Nesting limit for synchronous calls (a runaway recursion fails the turn
+/// instead of overflowing the vat thread's stack).
+const MAX_CALL_DEPTH: u32 = 200;
 
 impl<'a> Turn<'a> {
     pub(crate) fn new(
@@ -121,12 +126,19 @@ impl<'a> Turn<'a> {
             objects,
             delta: Delta::default(),
             me,
+            depth: 0,
         }
     }
 
     /// The vat this turn runs in.
     pub fn vat_id(&self) -> VatId {
         self.shared.id
+    }
+
+    /// How many objects this vat's table holds (committed ones; for
+    /// monitoring and tests of collection).
+    pub fn live_objects(&self) -> usize {
+        self.objects.len()
     }
 
     /// A reference to the object whose method (or callback) is running;
@@ -269,8 +281,13 @@ impl<'a> Turn<'a> {
             self.delta.promises.len(),
             self.delta.ops.len(),
         );
+        if self.depth >= MAX_CALL_DEPTH {
+            return Err(error("call: nesting too deep"));
+        }
         let caller = self.me.replace(slot);
+        self.depth += 1;
         let outcome = behaviour.receive(self, method, args);
+        self.depth -= 1;
         self.me = caller;
         if outcome.is_err() {
             self.delta.behaviours.truncate(save.0);
@@ -282,7 +299,10 @@ impl<'a> Turn<'a> {
 
     /// Registers `callback` to run in a later turn of this vat once `target`
     /// settles (`Ok(value)` or `Err(reason)`); returns a promise for the
-    /// callback's outcome. A settled target (a near or far object, plain
+    /// callback's outcome. The callback runs as the registering object
+    /// (`me` and `become_` refer to it; mind that the behaviour it captured
+    /// may have been replaced since). If the registering turn fails, the
+    /// callback is never registered. A settled target (a near or far object, plain
     /// data via a resolved promise, a broken ref) still runs the callback in
     /// a later turn, never in this one.
     pub fn when<F>(&mut self, target: &Ref, callback: F) -> Ref

@@ -28,9 +28,6 @@ const MAX_HOPS: u32 = 100_000;
 /// local queue stays busy (fairness and batching).
 const BATCH: u32 = 128;
 
-/// Polls of the inbox before an idle vat parks its thread.
-const SPIN: u32 = 64;
-
 static NEXT_VAT: AtomicU64 = AtomicU64::new(1);
 
 /// Sequential ids hash well by multiplication; std's SipHash is needless here.
@@ -384,14 +381,14 @@ impl VatCore {
                 if since >= BATCH {
                     since = 0;
                     self.flush();
+                    self.maybe_sweep();
                     self.pull_inbox();
                 }
                 continue;
             }
             since = 0;
             self.flush();
-            if self.inserts > 4096usize.max(self.objects.len() + self.promises.len()) {
-                self.sweep();
+            if self.maybe_sweep() {
                 continue;
             }
             if !self.pull_inbox() {
@@ -416,14 +413,6 @@ impl VatCore {
     }
 
     fn sleep(&mut self) {
-        // A short spin first: a reply from a busy peer vat often arrives
-        // within microseconds, and parking costs a futex round trip.
-        for _ in 0..SPIN {
-            if self.shared.has_mail.load(Ordering::Relaxed) {
-                return;
-            }
-            std::hint::spin_loop();
-        }
         self.shared.sleeping.store(true, Ordering::SeqCst);
         if self.shared.has_mail.load(Ordering::SeqCst) {
             self.shared.sleeping.store(false, Ordering::SeqCst);
@@ -688,7 +677,11 @@ impl VatCore {
                     }
                 }
             }
-            RefInner::Remote(r) => r.target.deliver(msg, resolver),
+            RefInner::Remote(r) => {
+                // A panicking session must not take the vat down.
+                let target = r.target.clone();
+                let _ = catch_unwind(AssertUnwindSafe(|| target.deliver(msg, resolver)));
+            }
             RefInner::Broken(e) => {
                 let e = (**e).clone();
                 self.break_answer(resolver, e);
@@ -760,7 +753,8 @@ impl VatCore {
             }
             RefInner::Remote(r) if r.target.is_promise() => {
                 let resolver = self.listener_to_resolver(listener);
-                r.target.listen(resolver);
+                let target = r.target.clone();
+                let _ = catch_unwind(AssertUnwindSafe(|| target.listen(resolver)));
             }
             RefInner::Broken(e) => {
                 let e = (**e).clone();
@@ -859,6 +853,17 @@ impl VatCore {
             }
         }
         true
+    }
+
+    /// Sweeps once the tables have grown by as much as they held after the
+    /// last sweep (so the cost is amortised over the inserts).
+    fn maybe_sweep(&mut self) -> bool {
+        if self.inserts > 4096usize.max(self.objects.len() + self.promises.len()) {
+            self.sweep();
+            true
+        } else {
+            false
+        }
     }
 
     /// Drops objects and promises nothing can reach any more (only the table

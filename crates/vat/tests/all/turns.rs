@@ -197,3 +197,62 @@ fn shutdown_breaks_waiting_promises() {
     vat.shutdown();
     other.shutdown();
 }
+
+#[test]
+fn runaway_synchronous_recursion_fails_the_turn_only() {
+    let vat = Vat::new("recursion");
+    let obj = vat.spawn(from_fn(|cx, _m, _a| {
+        let me = cx.me().ok_or_else(|| error("me"))?;
+        cx.call(&me, "again", vec![])
+    }));
+    let e = vat.block_on(&vat.send(&obj, "go", vec![]), T).unwrap_err();
+    assert_eq!(
+        e.reason().and_then(error_message),
+        Some("call: nesting too deep")
+    );
+    let c = vat.spawn(Counter(1));
+    assert_eq!(
+        int(&vat.block_on(&vat.send(&c, "get", vec![]), T).unwrap()),
+        1
+    );
+    vat.shutdown();
+}
+
+#[test]
+fn collection_keeps_everything_still_reachable() {
+    let vat = Vat::new("gc");
+    // `holder` is the only holder of its counter; the counter's ref lives
+    // only inside holder's behaviour.
+    let holder = vat.block_on(
+        &vat.run(|cx| {
+            let c = cx.spawn(Counter(0));
+            Ok(Val::Ref(cx.spawn(from_fn(move |cx, _m, _a| {
+                cx.call(&c, "inc", vec![])
+            }))))
+        }),
+        T,
+    );
+    let holder = as_ref(&holder.unwrap());
+    let (p, r) = vat.promise();
+    let waiting = vat.settled(&p);
+    // Lots of garbage (unreferenced objects and answers) to trigger sweeps.
+    let maker = vat.spawn(crate::support::Maker);
+    for i in 0..20_000 {
+        vat.send_only(&maker, "make", vec![n(i)]);
+        if i % 1000 == 0 {
+            vat.send_only(&holder, "go", vec![]);
+        }
+    }
+    assert_eq!(
+        int(&vat.block_on(&vat.send(&holder, "go", vec![]), T).unwrap()),
+        21
+    );
+    // The garbage was collected (20 000 counters were made).
+    let live = vat
+        .block_on(&vat.run(|cx| Ok(n(cx.live_objects() as i64))), T)
+        .unwrap();
+    assert!(int(&live) < 10_000, "{live:?}");
+    r.resolve_now(n(5));
+    assert_eq!(waiting.wait(T).unwrap(), n(5));
+    vat.shutdown();
+}
