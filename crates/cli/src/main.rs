@@ -4,6 +4,10 @@
 //! vat-runtime demo: the E mint/purse payment between three vats).
 #![forbid(unsafe_code)]
 
+mod ocapn;
+
+use std::time::Duration;
+
 use clap::{Parser, Subcommand};
 
 /// pola: a least-authority computing platform.
@@ -19,16 +23,51 @@ enum Command {
     /// Run the mint/purse payment between Alice, Bob and the Mint in three
     /// vats, printing each step (the default).
     Demo,
+    /// OCapN tools.
+    Ocapn {
+        #[command(subcommand)]
+        command: OcapnCommand,
+    },
+    /// Enliven an `ocapn://…` sturdyref, send it one message and print the
+    /// answer. Arguments are Syrup text: 42, -7, "text", 'symbol, [1 2],
+    /// {"k" 1}, #t, #f, <'label 1>.
+    Call {
+        /// The sturdyref URI (`ocapn://<designator>.<transport>/s/<swiss>?…`).
+        uri: String,
+        /// The method symbol; an empty string sends the arguments alone.
+        method: String,
+        /// Arguments, each one Syrup text value.
+        args: Vec<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum OcapnCommand {
+    /// Host the objects the public OCapN test suite expects, over
+    /// tcp-testing-only on 127.0.0.1; prints the locator, serves until killed.
+    TestPeer {
+        /// TCP port (0 picks a free one).
+        #[arg(long, default_value_t = 0)]
+        port: u16,
+    },
 }
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command.unwrap_or(Command::Demo) {
         Command::Demo => demo(),
+        Command::Ocapn {
+            command: OcapnCommand::TestPeer { port },
+        } => ocapn::test_peer(port),
+        Command::Call { uri, method, args } => ocapn::call(&uri, &method, &args),
     }
 }
 
 fn demo() -> anyhow::Result<()> {
-    println!("pola demo: (vat runtime not yet wired)");
+    println!("pola demo: the E mint/purse payment, Alice, Bob and the Mint in three vats");
+    pola_vat::mint::demo_exchange_with(Duration::from_secs(10), &mut |line| {
+        println!("  {line}");
+    })?;
+    println!("done: every step settled as expected");
     Ok(())
 }
