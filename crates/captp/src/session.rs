@@ -458,7 +458,11 @@ struct ExportEntry {
 
 struct ImportEntry {
     promise: bool,
+    /// Receipts not yet reported to the peer.
     count: u64,
+    /// How many of those receipts the session itself holds (resolvers it
+    /// will notify); the local side holds the rest.
+    internal: u64,
 }
 
 struct QuestionEntry {
@@ -943,11 +947,11 @@ impl Session {
             return Err(SessionError::Limit);
         }
         for (p, promise) in seen {
-            let e = self
-                .tables
-                .imports
-                .entry(p)
-                .or_insert(ImportEntry { promise, count: 0 });
+            let e = self.tables.imports.entry(p).or_insert(ImportEntry {
+                promise,
+                count: 0,
+                internal: 0,
+            });
             e.count = e.count.saturating_add(1);
         }
         Ok(())
@@ -1002,7 +1006,7 @@ impl Session {
                 for a in drop {
                     if let Some(entry) = self.tables.answers.remove(&a) {
                         for r in entry.waiting {
-                            self.release_import(r, 1);
+                            self.release_import(r);
                         }
                     }
                     self.events.push_back(Event::AnswerDropped { answer: a });
@@ -1049,6 +1053,9 @@ impl Session {
             .collect::<Result<Vec<_>, _>>()?;
         // Commit.
         self.commit_imports(seen)?;
+        if let Some(r) = resolver {
+            self.hold_internal(r);
+        }
         let reply = match (answer, resolver) {
             (Some(a), r) => {
                 self.open_answer(a, r.into_iter().collect());
@@ -1210,6 +1217,7 @@ impl Session {
             return Err(SessionError::Limit);
         }
         self.commit_imports(seen)?;
+        self.hold_internal(listener);
         let reply = Reply(ReplyTo::Resolver(listener));
         match target {
             Ok(LocalTarget::Answer(a)) => {
@@ -1563,18 +1571,36 @@ impl Session {
                 to: Desc::Export(r.into()),
                 args: vec![Value::sym(method), v],
             }));
-            self.release_import(r, 1);
+            self.release_import(r);
         }
     }
 
-    /// Releases `n` of the counted receipts of import `p` held internally;
-    /// at zero the import is reported to the peer and forgotten.
-    fn release_import(&mut self, p: ImportPosition, n: u64) {
+    /// Marks one receipt of import `p` as held by the session itself.
+    fn hold_internal(&mut self, p: ImportPosition) {
+        if let Some(e) = self.tables.imports.get_mut(&p) {
+            e.internal = e.internal.saturating_add(1).min(e.count);
+        }
+    }
+
+    /// Releases one receipt of import `p` that the session held.
+    fn release_import(&mut self, p: ImportPosition) {
+        if let Some(e) = self.tables.imports.get_mut(&p) {
+            e.internal = e.internal.saturating_sub(1);
+        }
+        self.report_import(p, 1);
+    }
+
+    /// Reports `n` receipts of import `p` to the peer; at zero the import is
+    /// forgotten.
+    fn report_import(&mut self, p: ImportPosition, n: u64) {
         if let Some(e) = self.tables.imports.get_mut(&p) {
             let n = n.min(e.count);
             e.count -= n;
-            let pending = self.pending_gc_exports.entry(p).or_insert(0);
-            *pending = pending.saturating_add(n);
+            e.internal = e.internal.min(e.count);
+            if n > 0 {
+                let pending = self.pending_gc_exports.entry(p).or_insert(0);
+                *pending = pending.saturating_add(n);
+            }
             if e.count == 0 {
                 self.tables.imports.remove(&p);
                 self.tables.listens.remove(&p);
@@ -1582,21 +1608,22 @@ impl Session {
         }
     }
 
-    /// The local side no longer holds import `p`: report all its receipts to
-    /// the peer (`op:gc-exports`, sent with the next `poll_transmit`) and
-    /// forget it.
+    /// The local side no longer holds import `p`: report the receipts it
+    /// held to the peer (`op:gc-exports`, sent with the next
+    /// `poll_transmit`). The import is forgotten unless the session itself
+    /// still holds it as a resolver to notify.
     ///
     /// # Errors
     /// The terminal error, or [`Misuse::UnknownImport`].
     pub fn drop_import(&mut self, p: ImportPosition) -> InResult<()> {
         self.check_live()?;
-        let count = self
+        let share = self
             .tables
             .imports
             .get(&p)
-            .map(|e| e.count)
+            .map(|e| e.count.saturating_sub(e.internal))
             .ok_or(Misuse::UnknownImport)?;
-        self.release_import(p, count);
+        self.report_import(p, share);
         Ok(())
     }
 

@@ -398,3 +398,60 @@ fn channel_closing_breaks_pending_questions() {
     assert_eq!(s.handle_closed().unwrap_err(), SessionError::Closed);
     assert_eq!(s.table_sizes(), TableSizes::default());
 }
+
+#[test]
+fn a_resolver_also_passed_as_an_argument_survives_the_local_drop() {
+    let mut s = victim();
+    // The peer fetches an object of ours (export position 2 once sent).
+    s.handle_bytes(&deliver(
+        desc("desc:export", 0),
+        vec![Value::sym("fetch"), Value::bytes(&b"k"[..])],
+        Value::int(0i64),
+        desc("desc:import-object", 5),
+    ))
+    .unwrap();
+    let Some(Event::Fetch { reply, .. }) = s.poll_event() else {
+        panic!()
+    };
+    s.resolve(
+        reply.unwrap(),
+        Ok(Value::Ref(CapRef::Local(pola_captp::LocalId(10)))),
+    )
+    .unwrap();
+    while s.poll_transmit().is_some() {}
+    // Its resolver 6 is both the resolve-me and an argument.
+    s.handle_bytes(&deliver(
+        desc("desc:export", 2),
+        vec![Value::sym("m"), desc("desc:import-object", 6)],
+        Value::int(1i64),
+        desc("desc:import-object", 6),
+    ))
+    .unwrap();
+    let Some(Event::Deliver { args, reply, .. }) = s.poll_event() else {
+        panic!()
+    };
+    let Value::Ref(CapRef::Import(six)) = args[1] else {
+        panic!("{args:?}")
+    };
+    // The local side never kept the argument: drops it at once.
+    s.drop_import(six).unwrap();
+    s.resolve(reply.unwrap(), Ok(Value::int(1i64))).unwrap();
+    let out: Vec<Value> = std::iter::from_fn(|| s.poll_transmit())
+        .map(|m| pola_syrup::decode(&m).unwrap())
+        .collect();
+    let fulfil = out
+        .iter()
+        .find_map(|v| v.as_record_labelled("op:deliver-only"))
+        .expect("resolver was not notified");
+    assert_eq!(fulfil[0], desc("desc:export", 6));
+    assert_eq!(fulfil[1].as_list().unwrap()[0], Value::sym("fulfill"));
+    // Both receipts reported, in total.
+    let total: i64 = out
+        .iter()
+        .filter_map(|v| v.as_record_labelled("op:gc-export"))
+        .flat_map(|f| f[1].as_list().unwrap().iter().map(|d| d.as_i64().unwrap()))
+        .sum();
+    assert_eq!(total, 2);
+    // Resolver 5 (notified and released earlier) and 6 are both gone.
+    assert_eq!(s.table_sizes().imports, 0);
+}
