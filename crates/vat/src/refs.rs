@@ -323,14 +323,6 @@ impl Resolver {
         )))))
     }
 
-    /// The promise this resolver settles, if it settles a vat promise.
-    pub fn promise(&self) -> Option<Ref> {
-        match &self.0 {
-            ResolverInner::Promise(s) => Some(Ref(RefInner::Promise(s.clone()))),
-            ResolverInner::Foreign(_) => None,
-        }
-    }
-
     /// Settles now, from outside any turn. Inside a turn this would bypass
     /// the turn's transaction: use [`crate::Turn::settle`] there.
     pub fn settle_now(&self, outcome: Outcome) {

@@ -572,7 +572,13 @@ impl VatCore {
                 .insert(slot.id, ObjectEntry { slot, behaviour });
         }
         for slot in promises {
-            self.insert_promise(slot);
+            // Held only by the delta and at most one resolver: nobody can
+            // ever send to, wait on, or look at this promise (the usual case
+            // for an answer whose promise the sender dropped), so it needs
+            // no table entry; settling it is then a no-op.
+            if Arc::strong_count(&slot) > 2 {
+                self.insert_promise(slot);
+            }
         }
         self.work.extend(ops);
     }
@@ -657,7 +663,7 @@ impl VatCore {
                     return;
                 }
                 match self.promises.get_mut(&slot.id).map(|e| &mut e.state) {
-                    None => self.break_answer(resolver, error("no such promise")),
+                    None => self.break_answer(resolver, error("promise can never settle")),
                     Some(PromiseState::Pending { queued, .. }) => queued.push((msg, resolver)),
                     Some(PromiseState::Resolved(Ok(Val::Ref(next)))) => {
                         let next = next.clone();
@@ -731,7 +737,7 @@ impl VatCore {
         match &target.0 {
             RefInner::Promise(slot) if slot.vat.id == self.shared.id => {
                 match self.promises.get_mut(&slot.id).map(|e| &mut e.state) {
-                    None => self.fire(listener, Err(error("no such promise"))),
+                    None => self.fire(listener, Err(error("promise can never settle"))),
                     Some(PromiseState::Pending { listeners, .. }) => listeners.push(listener),
                     Some(PromiseState::Resolved(outcome)) => {
                         let outcome = outcome.clone();
@@ -778,6 +784,10 @@ impl VatCore {
     }
 
     fn settle_local(&mut self, slot: Arc<Slot>, outcome: Outcome) {
+        if Arc::strong_count(&slot) == 1 {
+            // Not in the table (it would hold a count): nobody is interested.
+            return;
+        }
         let outcome = match outcome {
             Ok(Val::Ref(Ref(RefInner::Broken(e)))) => Err((*e).clone()),
             Ok(Val::Ref(Ref(RefInner::Promise(p))))

@@ -317,3 +317,72 @@ fn refs_passed_through_the_seam_work_both_ways() {
     a.shutdown();
     b.shutdown();
 }
+
+/// A far promise reached only through the seam (as a CapTP answer or an
+/// imported promise would be): it lives in another vat and the `Remote`
+/// forwards deliveries and listens to it.
+struct FarPromise {
+    vat: Vat,
+    promise: Ref,
+    delivered: AtomicU64,
+    listened: AtomicU64,
+}
+
+impl Remote for FarPromise {
+    fn deliver(&self, message: Message, resolver: Option<Resolver>) {
+        self.delivered.fetch_add(1, Ordering::SeqCst);
+        self.vat.deliver(&self.promise, message, resolver);
+    }
+    fn is_promise(&self) -> bool {
+        true
+    }
+    fn listen(&self, resolver: Resolver) {
+        self.listened.fetch_add(1, Ordering::SeqCst);
+        pola_vat::listen_external(&self.promise, resolver);
+    }
+}
+
+#[test]
+fn remote_promises_pipeline_and_settle_through_listen() {
+    let a = Vat::new("far-promise-a");
+    let b = Vat::new("far-promise-b");
+    let (p, resolve_p) = b.promise();
+    let remote = Arc::new(FarPromise {
+        vat: b.clone(),
+        promise: p,
+        delivered: AtomicU64::new(0),
+        listened: AtomicU64::new(0),
+    });
+    let far = Ref::remote(remote.clone());
+    assert_eq!(far.kind_from(a.id()), RefKind::Promise);
+    // Pipelined sends go out through `deliver` at once, before resolution.
+    let answers: Vec<Ref> = (0..5).map(|_| a.send(&far, "inc", vec![])).collect();
+    // `when` in a turn, an outside wait, and a local promise forwarded to it.
+    let f = far.clone();
+    let doubled = a.run(move |cx| {
+        Ok(Val::Ref(cx.when(&f, |cx, o| {
+            let c = o?;
+            let c = c.as_ref().cloned().ok_or_else(|| error("not a ref"))?;
+            Ok(Val::Ref(cx.send(&c, "get", vec![])))
+        })))
+    });
+    let waiting = a.settled(&far);
+    let (local, resolve_local) = a.promise();
+    resolve_local.resolve_now(Val::Ref(far.clone()));
+    let waiting_local = a.settled(&local);
+
+    let counter = b.spawn(Counter(0));
+    resolve_p.resolve_now(Val::Ref(counter.clone()));
+    let got: Vec<i64> = answers
+        .iter()
+        .map(|r| int(&a.block_on(r, T).unwrap()))
+        .collect();
+    assert_eq!(got, [1, 2, 3, 4, 5]);
+    assert_eq!(int(&a.block_on(&doubled, T).unwrap()), 5);
+    assert_eq!(waiting.wait(T).unwrap(), Val::Ref(counter.clone()));
+    assert_eq!(waiting_local.wait(T).unwrap(), Val::Ref(counter.clone()));
+    assert_eq!(remote.delivered.load(Ordering::SeqCst), 5);
+    assert!(remote.listened.load(Ordering::SeqCst) >= 3);
+    a.shutdown();
+    b.shutdown();
+}
