@@ -184,6 +184,21 @@ impl fmt::Display for NoRef {
     }
 }
 
+/// Parses the text form; the same as [`parse`].
+///
+/// ```
+/// use pola_syrup::Value;
+/// let v: Value = "['ping 1 t]".parse().unwrap();
+/// assert_eq!(v, Value::List(vec![Value::sym("ping"), Value::int(1i64), Value::Bool(true)]));
+/// ```
+impl std::str::FromStr for Value<NoRef> {
+    type Err = TextError;
+
+    fn from_str(s: &str) -> Result<Self, TextError> {
+        parse(s)
+    }
+}
+
 /// A text-form parse failure: what went wrong and where.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
 #[error("syrup text: {kind} at byte {offset}")]
