@@ -406,7 +406,7 @@ struct Core {
     next_local: u64,
     sturdy: SturdyTable<Ref>,
     waiting: HashMap<u64, (ConnId, Waiting)>,
-    gift_tickets: HashMap<u64, (ConnId, Option<Reply>)>,
+    gift_tickets: HashMap<u64, (ConnId, Option<Reply>, Option<Resolver>)>,
     next_token: u64,
     dirty: BTreeSet<ConnId>,
 }
@@ -1084,7 +1084,7 @@ impl Core {
         let tickets: Vec<u64> = self
             .gift_tickets
             .iter()
-            .filter(|(_, (c, _))| *c == id)
+            .filter(|(_, (c, _, _))| *c == id)
             .map(|(t, _)| *t)
             .collect();
         for t in tickets {
@@ -1208,40 +1208,39 @@ impl Core {
                 }
             }
             Event::WithdrawGift { request, reply } => {
+                // Messages may be pipelined on the withdrawal's answer.
+                let local = self.answer_promise(id, reply.as_ref());
                 let gifter = self.by_session_id.get(&request.give().session).copied();
-                let Some(g) = gifter else {
-                    self.resolve_reply(id, reply, Err(error("unknown gifter session")));
+                let Some(g) = gifter.filter(|g| self.is_live(*g)) else {
+                    self.finish_gift(id, reply, local, Err(error("unknown gifter session")));
                     return;
                 };
                 let ticket = self.token();
                 let redeemed = match self.sessions.get_mut(&g) {
                     Some(s) => s.session.redeem_gift(request, ticket),
-                    None => {
-                        self.resolve_reply(id, reply, Err(error("unknown gifter session")));
-                        return;
-                    }
+                    None => return,
                 };
                 self.dirty.insert(g);
                 match redeemed {
                     Ok(Some(target)) => {
                         let r = self.ref_in(g, target);
-                        self.resolve_reply(id, reply, Ok(Value::Ref(r)));
+                        self.finish_gift(id, reply, local, Ok(Value::Ref(r)));
                     }
                     Ok(None) => {
-                        self.gift_tickets.insert(ticket, (id, reply));
+                        self.gift_tickets.insert(ticket, (id, reply, local));
                     }
-                    Err(_) => self.resolve_reply(id, reply, Err(error("handoff rejected"))),
+                    Err(_) => self.finish_gift(id, reply, local, Err(error("handoff rejected"))),
                 }
             }
             Event::GiftReady { ticket, target } => {
-                if let Some((er, reply)) = self.gift_tickets.remove(&ticket) {
+                if let Some((er, reply, local)) = self.gift_tickets.remove(&ticket) {
                     let r = self.ref_in(id, target);
-                    self.resolve_reply(er, reply, Ok(Value::Ref(r)));
+                    self.finish_gift(er, reply, local, Ok(Value::Ref(r)));
                 }
             }
             Event::GiftWithdrawalBroken { ticket } => {
-                if let Some((er, reply)) = self.gift_tickets.remove(&ticket) {
-                    self.resolve_reply(er, reply, Err(error("gifter session ended")));
+                if let Some((er, reply, local)) = self.gift_tickets.remove(&ticket) {
+                    self.finish_gift(er, reply, local, Err(error("gifter session ended")));
                 }
             }
             Event::Aborted { .. } => {
@@ -1254,6 +1253,28 @@ impl Core {
             }
             _ => {}
         }
+    }
+
+    /// For a reply with an answer position: a local promise registered in
+    /// the answer table (so the peer can pipeline on it) and its resolver.
+    fn answer_promise(&mut self, conn: ConnId, reply: Option<&Reply>) -> Option<Resolver> {
+        let a = reply?.answer_position()?;
+        let (p, r) = self.vat.promise();
+        self.sessions.get_mut(&conn)?.answers.insert(a, p);
+        Some(r)
+    }
+
+    fn finish_gift(
+        &mut self,
+        conn: ConnId,
+        reply: Option<Reply>,
+        local: Option<Resolver>,
+        outcome: Outcome,
+    ) {
+        if let Some(r) = local {
+            r.settle_now(outcome.clone());
+        }
+        self.resolve_reply(conn, reply, outcome);
     }
 
     fn settlement_in(&mut self, conn: ConnId, result: Settlement) -> Outcome {

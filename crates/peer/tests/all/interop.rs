@@ -1,0 +1,361 @@
+//! Two and three pola peers over `tcp-testing-only` on 127.0.0.1: deliver,
+//! deliver-only, pipelining, listen, sturdyrefs, GC, session reuse and a
+//! three-peer handoff, each in both dialects.
+
+use std::sync::{Arc, Mutex, mpsc};
+use std::time::{Duration, Instant};
+
+use pola_captp::Dialect;
+use pola_captp::locator::SturdyRef;
+use pola_netlayer::TcpTestingOnly;
+use pola_peer::test_peer::{self, CAR_FACTORY_BUILDER, ECHO, GREETER, PROMISE_RESOLVER};
+use pola_peer::{Peer, PeerConfig, PeerStats};
+use pola_syrup::Value;
+use pola_vat::{Ref, Val, Vat, error_message, from_fn};
+
+const T: Duration = Duration::from_secs(10);
+const DIALECTS: [Dialect; 2] = [Dialect::Current, Dialect::TestSuite];
+
+struct Node {
+    vat: Vat,
+    peer: Peer,
+}
+
+impl Node {
+    fn new(rt: &tokio::runtime::Runtime, dialect: Dialect) -> Node {
+        let net = rt.block_on(TcpTestingOnly::bind("127.0.0.1", 0)).unwrap();
+        let _guard = rt.enter();
+        let vat = Vat::new("node");
+        let peer = Peer::start(
+            vat.clone(),
+            vec![Arc::new(net)],
+            PeerConfig::default().with_dialect(dialect),
+        )
+        .unwrap();
+        Node { vat, peer }
+    }
+
+    /// A node hosting the OCapN test suite's objects.
+    fn suite(rt: &tokio::runtime::Runtime, dialect: Dialect) -> Node {
+        let node = Node::new(rt, dialect);
+        for (swiss, obj) in test_peer::spawn_all(&node.vat, Arc::new(node.peer.handle())) {
+            node.peer.register(swiss.as_bytes().to_vec(), obj);
+        }
+        node
+    }
+
+    fn sturdy(&self, swiss: &str) -> SturdyRef {
+        SturdyRef {
+            peer: self.peer.location().clone(),
+            swiss: pola_captp::locator::Swiss::new(swiss.as_bytes().to_vec()),
+        }
+    }
+
+    fn stats(&self, rt: &tokio::runtime::Runtime) -> PeerStats {
+        rt.block_on(self.peer.stats()).unwrap()
+    }
+
+    fn stop(self, rt: &tokio::runtime::Runtime) {
+        rt.block_on(self.peer.shutdown());
+        self.vat.shutdown();
+    }
+}
+
+fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// Polls `cond` until it holds or `T` passes.
+fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !cond() {
+        assert!(start.elapsed() < T, "timed out waiting for: {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn fetch_and_deliver() {
+    let rt = rt();
+    for d in DIALECTS {
+        let (a, b) = (Node::new(&rt, d), Node::suite(&rt, d));
+        let echo = a.peer.enliven(b.sturdy(ECHO));
+        let args = vec![
+            Value::str("foo"),
+            Value::int(1i64),
+            Value::bytes(&b"bar"[..]),
+        ];
+        let answer = a.vat.send(&echo, "", args.clone());
+        assert_eq!(
+            a.vat.block_on(&answer, T).unwrap(),
+            Value::List(args),
+            "{d:?}"
+        );
+        // A method symbol travels as the first argument.
+        let answer = a.vat.send(&echo, "ping", vec![Value::Bool(true)]);
+        assert_eq!(
+            a.vat.block_on(&answer, T).unwrap(),
+            Value::List(vec![Value::sym("ping"), Value::Bool(true)])
+        );
+        a.stop(&rt);
+        b.stop(&rt);
+    }
+}
+
+#[test]
+fn unknown_swiss_number_breaks() {
+    let rt = rt();
+    for d in DIALECTS {
+        let (a, b) = (Node::new(&rt, d), Node::suite(&rt, d));
+        let nothing = a.peer.enliven(b.sturdy("no-such-object"));
+        let err = a.vat.block_on(&nothing, T).unwrap_err();
+        assert_eq!(error_message(err.reason().unwrap()), Some("no such object"));
+        a.stop(&rt);
+        b.stop(&rt);
+    }
+}
+
+#[test]
+fn deliver_only_arrives() {
+    let rt = rt();
+    for d in DIALECTS {
+        let (a, b) = (Node::new(&rt, d), Node::new(&rt, d));
+        let (tx, rx) = mpsc::channel::<Val>();
+        let tx = Mutex::new(tx);
+        let inbox = b.vat.spawn(from_fn(move |_cx, method, args| {
+            let _ = tx
+                .lock()
+                .unwrap()
+                .send(Value::List(pola_peer::message::full_args(method, args)));
+            Ok(Value::null())
+        }));
+        let sturdy = b.peer.mint_sturdyref(inbox).unwrap();
+        // Through the URI form, as a user would pass it around.
+        let sturdy = SturdyRef::from_uri(&sturdy.to_uri()).unwrap();
+        let far = a.peer.enliven(sturdy);
+        for i in 0..5i64 {
+            a.vat.send_only(&far, "note", vec![Value::int(i)]);
+        }
+        for i in 0..5i64 {
+            assert_eq!(
+                rx.recv_timeout(T).unwrap(),
+                Value::List(vec![Value::sym("note"), Value::int(i)]),
+                "{d:?}: in order"
+            );
+        }
+        a.stop(&rt);
+        b.stop(&rt);
+    }
+}
+
+#[test]
+fn pipelined_car_factory() {
+    let rt = rt();
+    for d in DIALECTS {
+        let (a, b) = (Node::new(&rt, d), Node::suite(&rt, d));
+        // Nothing is awaited until the very end: every send goes to a
+        // promise for the previous answer.
+        let builder = a.peer.enliven(b.sturdy(CAR_FACTORY_BUILDER));
+        let factory = a.vat.send(&builder, "", vec![]);
+        let spec = Value::List(vec![Value::sym("red"), Value::sym("zoomracer")]);
+        let car = a.vat.send(&factory, "", vec![spec]);
+        let vroom = a.vat.send(&car, "", vec![]);
+        assert_eq!(
+            a.vat.block_on(&vroom, T).unwrap(),
+            Value::str("Vroom! I am a red zoomracer car!"),
+            "{d:?}"
+        );
+        // A bad spec breaks the car and everything sent to it.
+        let bad = a
+            .vat
+            .send(&factory, "", vec![Value::List(vec![Value::int(1i64)])]);
+        let vroom = a.vat.send(&bad, "", vec![]);
+        assert!(a.vat.block_on(&vroom, T).is_err(), "{d:?}");
+        a.stop(&rt);
+        b.stop(&rt);
+    }
+}
+
+#[test]
+fn listen_to_remote_promise() {
+    let rt = rt();
+    for d in DIALECTS {
+        let (a, b) = (Node::new(&rt, d), Node::suite(&rt, d));
+        let maker = a.peer.enliven(b.sturdy(PROMISE_RESOLVER));
+        for (verb, ok) in [("fulfill", true), ("break", false)] {
+            let pair = a.vat.send(&maker, "", vec![]);
+            let pair = a.vat.block_on(&pair, T).unwrap();
+            let [Value::Ref(promise), Value::Ref(resolver)] = pair.as_list().unwrap() else {
+                panic!("{d:?}: not a pair: {pair:?}");
+            };
+            assert!(promise.is_promise());
+            // Listen first (op:listen), settle after.
+            let waiting = a.vat.settled(promise);
+            a.vat.send_only(resolver, verb, vec![Value::sym("ok")]);
+            let got = waiting.wait(T);
+            if ok {
+                assert_eq!(got.unwrap(), Value::sym("ok"), "{d:?}");
+            } else {
+                assert_eq!(got.unwrap_err().reason(), Some(&Value::sym("ok")), "{d:?}");
+            }
+        }
+        a.stop(&rt);
+        b.stop(&rt);
+    }
+}
+
+#[test]
+fn remote_calls_back_into_local_object() {
+    let rt = rt();
+    for d in DIALECTS {
+        let (a, b) = (Node::new(&rt, d), Node::suite(&rt, d));
+        // The greeter (on B) says "Hello" to an object on A and wants an
+        // answer; A's object answers, and B releases what it held.
+        let (tx, rx) = mpsc::channel::<Val>();
+        let tx = Mutex::new(tx);
+        let friend = a.vat.spawn(from_fn(move |_cx, method, args| {
+            let _ = tx
+                .lock()
+                .unwrap()
+                .send(Value::List(pola_peer::message::full_args(method, args)));
+            Ok(Value::str("hi back"))
+        }));
+        let greeter = a.peer.enliven(b.sturdy(GREETER));
+        a.vat.send_only(&greeter, "", vec![Value::Ref(friend)]);
+        assert_eq!(
+            rx.recv_timeout(T).unwrap(),
+            Value::List(vec![Value::str("Hello")]),
+            "{d:?}"
+        );
+        // B dropped the greeting's answer (op:gc-answers) and its import of
+        // `friend` (op:gc-exports): A's tables shrink back.
+        eventually("A's export of friend and B's answer freed", || {
+            let sa = a.stats(&rt);
+            let sb = b.stats(&rt);
+            sa.exported_locals == 0 && sb.sessions.iter().all(|s| s.answers == 0)
+        });
+        a.stop(&rt);
+        b.stop(&rt);
+    }
+}
+
+#[test]
+fn gc_frees_both_sides() {
+    let rt = rt();
+    for d in DIALECTS {
+        let (a, b) = (Node::new(&rt, d), Node::suite(&rt, d));
+        let echo = a.peer.enliven(b.sturdy(ECHO));
+        let mine = a.vat.spawn(from_fn(|_, _, _| Ok(Value::null())));
+        // The same local object four times in one message, then in four.
+        a.vat
+            .send_only(&echo, "", vec![Value::Ref(mine.clone()); 4]);
+        for _ in 0..4 {
+            a.vat.send_only(&echo, "", vec![Value::Ref(mine.clone())]);
+        }
+        let answer = a.vat.send(&echo, "", vec![Value::int(7i64)]);
+        a.vat.block_on(&answer, T).unwrap();
+        // The echo keeps nothing: B reports every copy and A forgets `mine`.
+        eventually("A's export freed", || a.stats(&rt).exported_locals == 0);
+        eventually("B's import of it freed", || {
+            b.stats(&rt).sessions.iter().all(|s| s.tables.imports == 0)
+        });
+        // (Not checked here: B's export of the echo itself. A reaches the
+        // echo through a vat promise, and the vat keeps a resolved promise,
+        // with the far reference it resolved to, until its next table sweep,
+        // which only runs after many new entries. The release then happens,
+        // but not promptly; see the peer crate's report.)
+        a.stop(&rt);
+        b.stop(&rt);
+    }
+}
+
+#[test]
+fn one_session_per_peer_pair_both_ways() {
+    let rt = rt();
+    for d in DIALECTS {
+        let (a, b) = (Node::suite(&rt, d), Node::suite(&rt, d));
+        let echo = a.peer.enliven(b.sturdy(ECHO));
+        let car = a.peer.enliven(b.sturdy(CAR_FACTORY_BUILDER));
+        a.vat.block_on(&a.vat.send(&echo, "", vec![]), T).unwrap();
+        a.vat.block_on(&a.vat.send(&car, "", vec![]), T).unwrap();
+        // B now enlivens a sturdyref naming A: it must reuse the session A
+        // opened rather than dial A.
+        let back = b.peer.enliven(a.sturdy(ECHO));
+        let got = b.vat.send(&back, "", vec![Value::int(1i64)]);
+        assert_eq!(
+            b.vat.block_on(&got, T).unwrap(),
+            Value::List(vec![Value::int(1i64)])
+        );
+        let live = |s: &PeerStats| s.sessions.iter().filter(|s| !s.terminated).count();
+        assert_eq!(live(&a.stats(&rt)), 1, "{d:?}: A has one session");
+        assert_eq!(live(&b.stats(&rt)), 1, "{d:?}: B has one session");
+        a.stop(&rt);
+        b.stop(&rt);
+    }
+}
+
+#[test]
+fn three_party_handoff() {
+    let rt = rt();
+    for d in DIALECTS {
+        // A holds a reference to an object on C and passes it to B's
+        // greeter; B must reach C directly (a handoff certificate from A,
+        // withdrawn at C), not through A.
+        let (a, b, c) = (Node::new(&rt, d), Node::suite(&rt, d), Node::new(&rt, d));
+        let (tx, rx) = mpsc::channel::<Val>();
+        let tx = Mutex::new(tx);
+        let carol = c.vat.spawn(from_fn(move |_cx, method, args| {
+            let _ = tx
+                .lock()
+                .unwrap()
+                .send(Value::List(pola_peer::message::full_args(method, args)));
+            Ok(Value::str("hello yourself"))
+        }));
+        let carol_sturdy = c.peer.mint_sturdyref(carol).unwrap();
+        let carol_at_a = a.peer.enliven(carol_sturdy);
+        // Make sure A holds a settled far reference (an import from C).
+        let carol_at_a = match a.vat.block_on(&carol_at_a, T).unwrap() {
+            Value::Ref(r) => r,
+            other => panic!("not a ref: {other:?}"),
+        };
+        let greeter = a.peer.enliven(b.sturdy(GREETER));
+        a.vat.send_only(&greeter, "", vec![Value::Ref(carol_at_a)]);
+        assert_eq!(
+            rx.recv_timeout(T).unwrap(),
+            Value::List(vec![Value::str("Hello")]),
+            "{d:?}"
+        );
+        // C now has a session with B (the receiver) besides the one with A.
+        let b_loc = b.peer.location().clone();
+        eventually("C has a session with B", || {
+            c.stats(&rt)
+                .sessions
+                .iter()
+                .any(|s| s.peer.as_ref().is_some_and(|p| p.same_peer(&b_loc)) && !s.terminated)
+        });
+        a.stop(&rt);
+        b.stop(&rt);
+        c.stop(&rt);
+    }
+}
+
+#[test]
+fn unreachable_peer_breaks_enliven() {
+    let rt = rt();
+    let a = Node::new(&rt, Dialect::Current);
+    // Bind then close a port so nobody listens there.
+    let dead = {
+        let n = Node::new(&rt, Dialect::Current);
+        let s = n.sturdy(ECHO);
+        n.stop(&rt);
+        s
+    };
+    let _ = Ref::broken(Value::null());
+    let far = a.peer.enliven(dead);
+    assert!(a.vat.block_on(&far, T).is_err());
+    a.stop(&rt);
+}

@@ -1,0 +1,5 @@
+//! pola talking to pola over real TCP on loopback, in both dialects.
+#![forbid(unsafe_code)]
+#![allow(clippy::unwrap_used)]
+
+mod interop;
