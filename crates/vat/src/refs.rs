@@ -301,8 +301,8 @@ type ForeignFn = Box<dyn FnOnce(Outcome) + Send>;
 ///
 /// Cloning shares the right; the first settlement wins and later ones are
 /// ignored. Inside a turn settle through [`crate::Turn::resolve`] (staged,
-/// rolled back if the turn fails); from outside any turn (a session driver,
-/// a test) use [`Resolver::settle_now`].
+/// dropped if the turn fails); from outside any turn (a session driver, a
+/// test) use [`Resolver::settle_now`].
 #[derive(Clone)]
 pub struct Resolver(pub(crate) ResolverInner);
 
@@ -323,8 +323,10 @@ impl Resolver {
         )))))
     }
 
-    /// Settles now, from outside any turn. Inside a turn this would bypass
-    /// the turn's transaction: use [`crate::Turn::settle`] there.
+    /// Settles now, from outside any turn. Called inside a turn (an object
+    /// holding a resolver) it settles a vat promise only if the turn commits,
+    /// like [`crate::Turn::settle`] (a foreign resolver's function, though,
+    /// runs at once).
     pub fn settle_now(&self, outcome: Outcome) {
         match &self.0 {
             ResolverInner::Promise(slot) => slot.vat.post(Event::Resolve {

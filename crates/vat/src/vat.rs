@@ -6,6 +6,7 @@
 //! - Events are processed one at a time, to completion, in arrival order.
 //! - A failed turn's delta is dropped before anything in it is applied.
 
+use std::cell::RefCell;
 use std::collections::{HashMap, VecDeque};
 use std::hash::{BuildHasherDefault, Hasher};
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -27,6 +28,11 @@ const MAX_HOPS: u32 = 100_000;
 /// Turns between flushes of the outbox and checks of the inbox while the
 /// local queue stays busy (fairness and batching).
 const BATCH: u32 = 128;
+
+thread_local! {
+    /// Posts made from inside the turn running on this thread, if any.
+    static STAGED: RefCell<Option<Vec<(Arc<VatShared>, Event)>>> = const { RefCell::new(None) };
+}
 
 static NEXT_VAT: AtomicU64 = AtomicU64::new(1);
 
@@ -134,8 +140,20 @@ impl VatShared {
         self.next_id.fetch_add(1, Ordering::Relaxed)
     }
 
-    pub(crate) fn post(&self, event: Event) {
-        self.post_batch(vec![event]);
+    /// Posts one event. Inside a turn on a vat thread (an object using a
+    /// `Vat` handle or `Resolver::settle_now`), the post is staged with the
+    /// turn instead, and happens only if the turn commits.
+    pub(crate) fn post(self: &Arc<Self>, event: Event) {
+        let event = STAGED.with(|staged| match staged.borrow_mut().as_mut() {
+            Some(list) => {
+                list.push((self.clone(), event));
+                None
+            }
+            None => Some(event),
+        });
+        if let Some(event) = event {
+            self.post_batch(vec![event]);
+        }
     }
 
     pub(crate) fn post_batch(&self, events: Vec<Event>) {
@@ -163,7 +181,9 @@ impl VatShared {
 /// A handle to a vat: `Send + Clone`, usable from any thread.
 ///
 /// Each vat runs on its own thread and owns its objects; vats share no
-/// mutable state and talk only through eventual sends. Stop a vat with
+/// mutable state and talk only through eventual sends. An object may hold a
+/// `Vat` handle; what it posts through it from inside a turn is staged with
+/// that turn (posted only if the turn commits). Stop a vat with
 /// [`Vat::shutdown`] (dropping handles does not stop it: refs to its objects
 /// may still be held elsewhere).
 #[derive(Clone)]
@@ -544,11 +564,20 @@ impl VatCore {
         result: Option<Resolver>,
     ) {
         let mut turn = Turn::new(&self.shared, &self.objects, me);
+        STAGED.with(|s| *s.borrow_mut() = Some(Vec::new()));
         let r = catch_unwind(AssertUnwindSafe(|| body(&mut turn)));
+        let staged = STAGED.with(|s| s.borrow_mut().take()).unwrap_or_default();
         let delta = turn.into_delta();
         let outcome = match r {
             Ok(Ok(v)) => {
                 self.commit(delta);
+                for (vat, ev) in staged {
+                    if vat.id == self.shared.id {
+                        self.queue.push_back(ev);
+                    } else {
+                        self.post_to(&vat, ev);
+                    }
+                }
                 Ok(v)
             }
             Ok(Err(e)) => Err(e),

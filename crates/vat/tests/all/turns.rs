@@ -256,3 +256,29 @@ fn collection_keeps_everything_still_reachable() {
     assert_eq!(waiting.wait(T).unwrap(), n(5));
     vat.shutdown();
 }
+
+#[test]
+fn posts_through_handles_inside_a_failed_turn_are_dropped() {
+    let vat = Vat::new("handles");
+    let other = Vat::new("handles-other");
+    let log = other.spawn(Log::default());
+    let (p, r) = other.promise();
+    let (v, l) = (other.clone(), log.clone());
+    let obj = vat.spawn(from_fn(move |_cx, m, _a| {
+        // Authority used directly, not through the turn.
+        v.send_only(&l, "add", vec![Val::str(m)]);
+        r.resolve_now(Val::str(m));
+        if m == "fail" {
+            Err(error("no"))
+        } else {
+            Ok(Val::null())
+        }
+    }));
+    assert!(vat.block_on(&vat.send(&obj, "fail", vec![]), T).is_err());
+    vat.block_on(&vat.send(&obj, "ok", vec![]), T).unwrap();
+    assert_eq!(other.block_on(&p, T).unwrap(), Val::str("ok"));
+    let got = other.block_on(&other.send(&log, "get", vec![]), T).unwrap();
+    assert_eq!(got, Val::List(vec![Val::str("ok")]));
+    vat.shutdown();
+    other.shutdown();
+}
