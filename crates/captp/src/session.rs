@@ -1088,35 +1088,60 @@ impl Session {
         }
     }
 
+    /// Reports every import receipt inside a value nobody will hold.
+    fn discard(&mut self, v: &Value<CapRef>) {
+        let mut found = Vec::new();
+        v.for_each_ref(&mut |r| {
+            if let CapRef::Import(p) | CapRef::ImportPromise(p) = r {
+                found.push(*p);
+            }
+        });
+        for p in found {
+            self.report_import(p, 1);
+        }
+    }
+
     fn resolver_called(&mut self, awaited: Awaited, args: Vec<Value<CapRef>>) {
         let mut it = args.into_iter();
         let method = it.next();
         let arg = it.next().unwrap_or_else(Value::undefined);
+        for extra in it {
+            self.discard(&extra);
+        }
+        if let Some(m) = &method {
+            self.discard(m);
+        }
         let result = match method.as_ref().and_then(Value::as_symbol) {
             Some("fulfill") => Ok(arg),
             Some("break") => Err(arg),
             // Not a resolver method: ignore, as a resolver would.
-            _ => return,
+            _ => {
+                self.discard(&arg);
+                return;
+            }
         };
-        match awaited {
-            Awaited::Question(q) => {
-                if let Some(e) = self.tables.questions.get_mut(&q)
-                    && !e.settled
-                {
+        let wanted = match awaited {
+            Awaited::Question(q) => match self.tables.questions.get_mut(&q) {
+                Some(e) if !e.settled => {
                     e.settled = true;
-                    self.events.push_back(Event::Answer {
-                        question: q,
-                        result,
-                    });
+                    true
                 }
+                _ => false,
+            },
+            Awaited::Import(p) => self.tables.listens.remove(&p),
+        };
+        if !wanted {
+            // Nobody waits (a second resolution, or a dropped question):
+            // release what it carried.
+            match &result {
+                Ok(v) | Err(v) => self.discard(v),
             }
-            Awaited::Import(p) => {
-                if self.tables.listens.remove(&p) {
-                    self.events
-                        .push_back(Event::PromiseSettled { promise: p, result });
-                }
-            }
+            return;
         }
+        self.events.push_back(match awaited {
+            Awaited::Question(question) => Event::Answer { question, result },
+            Awaited::Import(promise) => Event::PromiseSettled { promise, result },
+        });
     }
 
     fn bootstrap(
@@ -1125,6 +1150,11 @@ impl Session {
         withdraw: Option<SignedReceive>,
         reply: Option<Reply>,
     ) {
+        // Nothing in a bootstrap call's arguments is handed on as an import
+        // (a gift must be one of our own objects), so release any receipts.
+        for a in &args {
+            self.discard(a);
+        }
         let method = args.first().and_then(Value::as_symbol).map(str::to_owned);
         match (method.as_deref(), args.as_slice()) {
             (Some("fetch"), [_, swiss]) => match Swiss::from_value(swiss) {

@@ -455,3 +455,53 @@ fn a_resolver_also_passed_as_an_argument_survives_the_local_drop() {
     // Resolver 5 (notified and released earlier) and 6 are both gone.
     assert_eq!(s.table_sizes().imports, 0);
 }
+
+#[test]
+fn imports_nobody_receives_are_reported_back() {
+    let mut s = victim();
+    // An unknown bootstrap method carrying the peer's objects, and a
+    // second fulfilment of our (pending) question's resolver.
+    s.handle_bytes(&deliver(
+        desc("desc:export", 0),
+        vec![
+            Value::sym("nope"),
+            desc("desc:import-object", 8),
+            desc("desc:import-object", 8),
+        ],
+        false.into(),
+        false.into(),
+    ))
+    .unwrap();
+    let fulfil = |n: i64| {
+        enc(Value::record(
+            "op:deliver-only",
+            vec![
+                desc("desc:export", 1),
+                Value::List(vec![Value::sym("fulfill"), desc("desc:import-object", n)]),
+            ],
+        ))
+    };
+    s.handle_bytes(&fulfil(9)).unwrap();
+    s.handle_bytes(&fulfil(10)).unwrap();
+    let answers = std::iter::from_fn(|| s.poll_event())
+        .filter(|e| matches!(e, Event::Answer { .. }))
+        .count();
+    assert_eq!(answers, 1, "only the first resolution counts");
+    assert_eq!(
+        s.table_sizes().imports,
+        1,
+        "only the delivered answer is held"
+    );
+    let mut released = std::collections::BTreeMap::new();
+    for m in std::iter::from_fn(|| s.poll_transmit()) {
+        let v = pola_syrup::decode(&m).unwrap();
+        if let Some(f) = v.as_record_labelled("op:gc-export") {
+            for (p, d) in f[0].as_list().unwrap().iter().zip(f[1].as_list().unwrap()) {
+                *released.entry(p.as_i64().unwrap()).or_insert(0) += d.as_i64().unwrap();
+            }
+        }
+    }
+    assert_eq!(released.get(&8), Some(&2));
+    assert_eq!(released.get(&10), Some(&1));
+    assert_eq!(released.get(&9), None);
+}
