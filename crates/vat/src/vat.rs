@@ -29,9 +29,12 @@ const MAX_HOPS: u32 = 100_000;
 /// local queue stays busy (fairness and batching).
 const BATCH: u32 = 128;
 
+/// A post to a vat, held back until the turn that made it commits.
+type StagedPost = (Arc<VatShared>, Event);
+
 thread_local! {
     /// Posts made from inside the turn running on this thread, if any.
-    static STAGED: RefCell<Option<Vec<(Arc<VatShared>, Event)>>> = const { RefCell::new(None) };
+    static STAGED: RefCell<Option<Vec<StagedPost>>> = const { RefCell::new(None) };
 }
 
 static NEXT_VAT: AtomicU64 = AtomicU64::new(1);
