@@ -83,9 +83,15 @@
 //!    when someone waits for its value. The session settles those resolvers
 //!    from its driver thread with [`Resolver::settle_now`].
 //! 2. **Incoming deliveries.** The session injects a message into the vat
-//!    that owns an export with [`Vat::deliver`], passing a
-//!    [`Resolver::from_fn`] that receives the answer (to send back as
-//!    `op:deliver` answer resolution), or `None` for `op:deliver-only`.
+//!    that owns an export with [`Vat::deliver`]. For `op:deliver-only` pass
+//!    no resolver. For `op:deliver` with an answer position, make the answer
+//!    a promise of that vat, `let (answer, r) = vat.promise()`, deliver with
+//!    `Some(r)`, and keep `answer` in the answer table: pipelined messages
+//!    the peer sends to that answer position are injected with
+//!    `vat.deliver(&answer, ..)` (they queue behind it in order), and the
+//!    value to report back comes from [`listen_external`]`(&answer,
+//!    `[`Resolver::from_fn`]`(..))`. The same `listen_external` serves
+//!    `op:listen` on an exported promise.
 //! 3. **Exports.** Any [`Ref`] the session finds in an outgoing value
 //!    ([`pola_syrup::Value::try_map_refs`] visits them) can be exported: refs
 //!    are `Send`, `Hash` and `Eq` by identity, so an export table is a

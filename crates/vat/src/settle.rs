@@ -20,6 +20,10 @@ pub enum WaitError {
     /// Nobody can settle the promise any more (its vat dropped the request).
     #[error("promise can no longer settle")]
     Dropped,
+    /// Called on a vat's own thread: blocking there would stop the vat
+    /// (use `Turn::when` inside vats).
+    #[error("cannot block inside a vat; use when")]
+    InsideVat,
 }
 
 impl WaitError {
@@ -42,9 +46,13 @@ impl Settled {
     /// Blocks until the promise settles or `timeout` passes.
     ///
     /// # Errors
-    /// [`WaitError::Broken`], [`WaitError::Timeout`] or
-    /// [`WaitError::Dropped`].
+    /// [`WaitError::Broken`], [`WaitError::Timeout`],
+    /// [`WaitError::Dropped`], or [`WaitError::InsideVat`] on a vat's
+    /// thread.
     pub fn wait(self, timeout: Duration) -> Result<Val, WaitError> {
+        if crate::vat::on_vat_thread() {
+            return Err(WaitError::InsideVat);
+        }
         match self.rx.recv_timeout(timeout) {
             Ok(Ok(v)) => Ok(v),
             Ok(Err(e)) => Err(WaitError::Broken(e)),

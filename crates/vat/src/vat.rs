@@ -35,6 +35,8 @@ type StagedPost = (Arc<VatShared>, Event);
 thread_local! {
     /// Posts made from inside the turn running on this thread, if any.
     static STAGED: RefCell<Option<Vec<StagedPost>>> = const { RefCell::new(None) };
+    /// Whether this thread runs a vat.
+    static VAT_THREAD: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
 }
 
 static NEXT_VAT: AtomicU64 = AtomicU64::new(1);
@@ -223,6 +225,7 @@ impl Vat {
             .name(format!("vat-{name}"))
             .spawn(move || {
                 let _ = for_thread.thread.set(std::thread::current());
+                VAT_THREAD.with(|v| v.set(true));
                 VatCore::new(for_thread).run();
             })
             .expect("failed to start a vat thread");
@@ -978,6 +981,11 @@ impl VatCore {
         }
         self.objects.clear();
     }
+}
+
+/// Whether the current thread is a vat's thread.
+pub(crate) fn on_vat_thread() -> bool {
+    VAT_THREAD.with(std::cell::Cell::get)
 }
 
 /// Waits for a promise from outside a vat with `timeout`; shorthand for

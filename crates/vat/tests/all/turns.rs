@@ -282,3 +282,18 @@ fn posts_through_handles_inside_a_failed_turn_are_dropped() {
     vat.shutdown();
     other.shutdown();
 }
+
+#[test]
+fn blocking_inside_a_vat_is_refused() {
+    let vat = Vat::new("no-block");
+    let (p, _r) = vat.promise();
+    let obj = vat.spawn(from_fn(move |_cx, _m, _a| match pola_vat::wait(&p, T) {
+        Err(WaitError::InsideVat) => Ok(Val::str("refused")),
+        other => Err(error(format!("{other:?}"))),
+    }));
+    assert_eq!(
+        vat.block_on(&vat.send(&obj, "go", vec![]), T).unwrap(),
+        Val::str("refused")
+    );
+    vat.shutdown();
+}
