@@ -438,3 +438,45 @@ fn pipelined_get_and_listen_on_an_answer() {
     assert!(!s.a.is_terminated());
     s.run();
 }
+
+#[test]
+fn stale_and_unsendable_replies_are_caller_misuse() {
+    let mut p = Pair::new(Dialect::Current, 13, 14);
+    let q = p.a.fetch(&Swiss::new(&b"x"[..])).unwrap();
+    let (_, eb) = p.run();
+    let Some(Event::Fetch { reply, .. }) = eb.into_iter().next() else {
+        panic!()
+    };
+    // a loses interest before b answers: the answer is freed on b.
+    p.a.drop_question(q).unwrap();
+    let (_, eb) = p.run();
+    assert!(
+        matches!(eb.as_slice(), [Event::AnswerDropped { .. }]),
+        "{eb:?}"
+    );
+    let e =
+        p.b.resolve(reply.unwrap(), Ok(Value::int(1i64)))
+            .unwrap_err();
+    assert_eq!(
+        e,
+        pola_captp::SessionError::Misuse(pola_captp::Misuse::StaleReply)
+    );
+
+    // Answering with a promise the peer hosts cannot be sent back: the
+    // reply breaks instead, and the session lives on.
+    let q = p.a.fetch(&Swiss::new(&b"y"[..])).unwrap();
+    let (_, eb) = p.run();
+    let Some(Event::Fetch { reply, .. }) = eb.into_iter().next() else {
+        panic!()
+    };
+    let bad = Value::Ref(CapRef::Answer(
+        reply.as_ref().unwrap().answer_position().unwrap(),
+    ));
+    assert!(p.b.resolve(reply.unwrap(), Ok(bad)).is_err());
+    let (ea, _) = p.run();
+    assert!(
+        ea.iter()
+            .any(|e| matches!(e, Event::Answer { question, result: Err(_) } if *question == q))
+    );
+    assert!(!p.a.is_terminated() && !p.b.is_terminated());
+}
