@@ -15,7 +15,7 @@
 //! for it is sent.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -24,6 +24,16 @@ use tokio::sync::mpsc;
 
 /// How long a closing connection keeps draining input before giving up.
 pub const CLOSE_LINGER: Duration = Duration::from_millis(500);
+
+/// Capacity of the event queue from connection tasks to the event loop.
+/// A full queue stops the readers (TCP backpressure), so a fast sender
+/// cannot grow the loop's memory.
+pub const EVENT_QUEUE: usize = 256;
+
+/// Default cap on bytes queued for one connection's writer. A peer that
+/// stops reading while making us answer would otherwise grow our memory
+/// without bound; past the cap, [`ConnHandle::send`] refuses.
+pub const DEFAULT_MAX_QUEUED: usize = 16 * 1024 * 1024;
 
 /// Names one connection for the life of the peer (never reused).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -69,6 +79,8 @@ pub struct ConnHandle {
     direction: Direction,
     tx: mpsc::UnboundedSender<Outgoing>,
     closing: Arc<AtomicBool>,
+    queued: Arc<AtomicUsize>,
+    max_queued: usize,
 }
 
 impl std::fmt::Debug for Outgoing {
@@ -93,10 +105,28 @@ impl ConnHandle {
 
     /// Queues one complete message. Ignored once the connection is closing
     /// or gone (the reader reports the end separately).
-    pub fn send(&self, message: Vec<u8>) {
-        if !self.closing.load(Ordering::Acquire) {
-            let _ = self.tx.send(Outgoing::Message(message));
+    ///
+    /// Returns `false` (and queues nothing) if the bytes already waiting for
+    /// the writer plus this message would pass the connection's cap: the
+    /// peer is not reading, and the caller should give up on it.
+    #[must_use]
+    pub fn send(&self, message: Vec<u8>) -> bool {
+        if self.closing.load(Ordering::Acquire) {
+            return true;
         }
+        let len = message.len();
+        let before = self.queued.fetch_add(len, Ordering::AcqRel);
+        if before.saturating_add(len) > self.max_queued {
+            self.queued.fetch_sub(len, Ordering::AcqRel);
+            return false;
+        }
+        let _ = self.tx.send(Outgoing::Message(message));
+        true
+    }
+
+    /// Bytes queued and not yet written.
+    pub fn queued_bytes(&self) -> usize {
+        self.queued.load(Ordering::Acquire)
     }
 
     /// Flushes queued messages, then closes politely. Idempotent.
@@ -112,10 +142,17 @@ impl ConnHandle {
     }
 }
 
-/// Starts the reader and writer tasks for `conn`, reporting to `events`.
-/// Must be called inside a tokio runtime.
-pub fn spawn_connection(conn: Connection, events: mpsc::UnboundedSender<NetEvent>) -> ConnHandle {
+/// Starts the reader and writer tasks for `conn`, reporting to `events`,
+/// with at most `max_queued` bytes waiting for the writer. Must be called
+/// inside a tokio runtime.
+pub fn spawn_connection(
+    conn: Connection,
+    events: mpsc::Sender<NetEvent>,
+    max_queued: usize,
+) -> ConnHandle {
     let id = ConnId::fresh();
+    let queued = Arc::new(AtomicUsize::new(0));
+    let writer_queued = queued.clone();
     let Connection {
         mut reader,
         mut writer,
@@ -132,7 +169,9 @@ pub fn spawn_connection(conn: Connection, events: mpsc::UnboundedSender<NetEvent
         while let Some(out) = rx.recv().await {
             match out {
                 Outgoing::Message(m) => {
-                    if writer.send(&m).await.is_err() {
+                    let sent = writer.send(&m).await;
+                    writer_queued.fetch_sub(m.len(), Ordering::AcqRel);
+                    if sent.is_err() {
                         break;
                     }
                 }
@@ -153,7 +192,7 @@ pub fn spawn_connection(conn: Connection, events: mpsc::UnboundedSender<NetEvent
                 r = reader.recv() => match r {
                     Ok(Some(chunk)) => {
                         if !shut {
-                            let _ = reader_events.send(NetEvent::Bytes(id, chunk));
+                            let _ = reader_events.send(NetEvent::Bytes(id, chunk)).await;
                         }
                     }
                     Ok(None) => break None,
@@ -168,7 +207,7 @@ pub fn spawn_connection(conn: Connection, events: mpsc::UnboundedSender<NetEvent
                 () = &mut deadline, if shut => break None,
             }
         };
-        let _ = reader_events.send(NetEvent::Closed(id, end));
+        let _ = reader_events.send(NetEvent::Closed(id, end)).await;
     });
 
     ConnHandle {
@@ -176,17 +215,19 @@ pub fn spawn_connection(conn: Connection, events: mpsc::UnboundedSender<NetEvent
         direction,
         tx,
         closing,
+        queued,
+        max_queued,
     }
 }
 
 /// Accepts connections from `netlayer` forever (until it fails or the event
 /// loop is gone), sending each as [`NetEvent::Accepted`].
-pub fn spawn_acceptor(netlayer: Arc<dyn Netlayer>, events: mpsc::UnboundedSender<NetEvent>) {
+pub fn spawn_acceptor(netlayer: Arc<dyn Netlayer>, events: mpsc::Sender<NetEvent>) {
     tokio::spawn(async move {
         loop {
             match netlayer.accept().await {
                 Ok(conn) => {
-                    if events.send(NetEvent::Accepted(conn)).is_err() {
+                    if events.send(NetEvent::Accepted(conn)).await.is_err() {
                         return;
                     }
                 }
@@ -205,24 +246,45 @@ pub fn spawn_dial(
     netlayer: Arc<dyn Netlayer>,
     to: Location,
     token: u64,
-    events: mpsc::UnboundedSender<NetEvent>,
+    events: mpsc::Sender<NetEvent>,
 ) {
     tokio::spawn(async move {
         let result = netlayer.connect(&to).await;
-        let _ = events.send(NetEvent::Dialed { token, to, result });
+        let _ = events.send(NetEvent::Dialed { token, to, result }).await;
     });
 }
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
+    #[tokio::test]
+    async fn writer_queue_is_capped_when_the_peer_does_not_read() {
+        let net = MemoryNetwork::new();
+        let x = net.netlayer("x").unwrap();
+        let y = net.netlayer("y").unwrap();
+        let to = y.location().clone();
+        let (cx, cy) = tokio::join!(x.connect(&to), y.accept());
+        let (etx, _erx) = mpsc::channel(EVENT_QUEUE);
+        let hx = spawn_connection(cx.unwrap(), etx, 1 << 20);
+        let _never_reads = cy.unwrap();
+        // The in-memory pipe holds 256 KiB; the cap 1 MiB more. Far less
+        // than 64 MiB must be accepted before the cap refuses.
+        let mut accepted = 0usize;
+        while accepted < 64 << 20 {
+            if !hx.send(vec![0u8; 64 * 1024]) {
+                break;
+            }
+            accepted += 64 * 1024;
+            tokio::task::yield_now().await;
+        }
+        assert!(accepted < 4 << 20, "accepted {accepted} bytes");
+        assert!(hx.queued_bytes() <= 1 << 20);
+    }
+
     use super::*;
     use pola_netlayer::{MemoryNetwork, TcpTestingOnly};
 
-    async fn collect(
-        rx: &mut mpsc::UnboundedReceiver<NetEvent>,
-        id: ConnId,
-    ) -> (Vec<u8>, Option<NetError>) {
+    async fn collect(rx: &mut mpsc::Receiver<NetEvent>, id: ConnId) -> (Vec<u8>, Option<NetError>) {
         let mut got = Vec::new();
         loop {
             match rx.recv().await.unwrap() {
@@ -239,7 +301,7 @@ mod tests {
             Arc::new(TcpTestingOnly::bind("127.0.0.1", 0).await.unwrap());
         let tcp_b: Arc<dyn Netlayer> =
             Arc::new(TcpTestingOnly::bind("127.0.0.1", 0).await.unwrap());
-        let (etx, mut erx) = mpsc::unbounded_channel();
+        let (etx, mut erx) = mpsc::channel(EVENT_QUEUE);
         spawn_acceptor(tcp_b.clone(), etx.clone());
         spawn_dial(tcp_a.clone(), tcp_b.location().clone(), 7, etx.clone());
 
@@ -253,17 +315,17 @@ mod tests {
                 other => panic!("unexpected {other:?}"),
             }
         }
-        let (a_tx, mut a_rx) = mpsc::unbounded_channel();
-        let (b_tx, mut b_rx) = mpsc::unbounded_channel();
-        let a = spawn_connection(dialed.unwrap(), a_tx);
-        let b = spawn_connection(accepted.unwrap(), b_tx);
+        let (a_tx, mut a_rx) = mpsc::channel(EVENT_QUEUE);
+        let (b_tx, mut b_rx) = mpsc::channel(EVENT_QUEUE);
+        let a = spawn_connection(dialed.unwrap(), a_tx, DEFAULT_MAX_QUEUED);
+        let b = spawn_connection(accepted.unwrap(), b_tx, DEFAULT_MAX_QUEUED);
         assert_eq!(a.direction(), Direction::Outbound);
         assert_eq!(b.direction(), Direction::Inbound);
         for i in 0..100u8 {
-            a.send(vec![i; 3]);
+            assert!(a.send(vec![i; 3]));
         }
         a.close();
-        a.send(b"after close".to_vec()); // ignored
+        assert!(a.send(b"after close".to_vec())); // ignored
         let (got, err) = collect(&mut b_rx, b.id()).await;
         assert!(err.is_none());
         let expect: Vec<u8> = (0..100u8).flat_map(|i| [i; 3]).collect();
@@ -281,8 +343,8 @@ mod tests {
         let y = net.netlayer("y").unwrap();
         let to = y.location().clone();
         let (cx, cy) = tokio::join!(x.connect(&to), y.accept());
-        let (etx, mut erx) = mpsc::unbounded_channel();
-        let hx = spawn_connection(cx.unwrap(), etx);
+        let (etx, mut erx) = mpsc::channel(EVENT_QUEUE);
+        let hx = spawn_connection(cx.unwrap(), etx, DEFAULT_MAX_QUEUED);
         let _keep_open = cy.unwrap();
         hx.close();
         let started = tokio::time::Instant::now();

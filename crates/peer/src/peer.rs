@@ -28,6 +28,7 @@
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::convert::Infallible;
 use std::sync::{Arc, Weak};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use pola_captp::crypto::SessionId;
@@ -54,13 +55,25 @@ use crate::test_peer::Enliven;
 pub struct PeerConfig {
     /// What our sessions emit (everything is accepted either way).
     pub dialect: Dialect,
+    /// Most connections at once; further inbound connections are closed
+    /// at once.
+    pub max_sessions: usize,
+    /// Most bytes queued for one connection's writer; a peer that stops
+    /// reading past this has its session aborted.
+    pub max_queued_bytes: usize,
+    /// How long a connection may take to send a valid `op:start-session`.
+    pub handshake_timeout: Duration,
 }
 
 impl Default for PeerConfig {
-    /// The current CapTP text.
+    /// The current CapTP text, 1024 sessions, 16 MiB queued per
+    /// connection, 30 s to start a session.
     fn default() -> Self {
         PeerConfig {
             dialect: Dialect::Current,
+            max_sessions: 1024,
+            max_queued_bytes: conn::DEFAULT_MAX_QUEUED,
+            handshake_timeout: Duration::from_secs(30),
         }
     }
 }
@@ -69,9 +82,28 @@ impl PeerConfig {
     /// Speak the public OCapN test suite's dialect (`op:deliver-only`,
     /// three-field `op:listen`, singular GC labels).
     pub fn test_suite() -> Self {
-        PeerConfig {
-            dialect: Dialect::TestSuite,
-        }
+        PeerConfig::default().with_dialect(Dialect::TestSuite)
+    }
+
+    /// At most `n` connections at once.
+    #[must_use]
+    pub fn with_max_sessions(mut self, n: usize) -> Self {
+        self.max_sessions = n;
+        self
+    }
+
+    /// At most `bytes` queued for one connection's writer.
+    #[must_use]
+    pub fn with_max_queued_bytes(mut self, bytes: usize) -> Self {
+        self.max_queued_bytes = bytes;
+        self
+    }
+
+    /// A connection must send `op:start-session` within `t`.
+    #[must_use]
+    pub fn with_handshake_timeout(mut self, t: Duration) -> Self {
+        self.handshake_timeout = t;
+        self
     }
 
     /// Emit `dialect`.
@@ -280,7 +312,7 @@ impl Peer {
             Hints::Map(loc.hints.clone()),
         )?;
         let (tx, cmd_rx) = mpsc::unbounded_channel();
-        let (net_tx, net_rx) = mpsc::unbounded_channel();
+        let (net_tx, net_rx) = mpsc::channel(conn::EVENT_QUEUE);
         for n in &netlayers {
             conn::spawn_acceptor(n.clone(), net_tx.clone());
         }
@@ -382,6 +414,7 @@ struct Sess {
     pending: Vec<Pending>,
     net_closed: bool,
     cleaned: bool,
+    created: Instant,
 }
 
 struct LocalEntry {
@@ -392,7 +425,7 @@ struct LocalEntry {
 struct Core {
     vat: Vat,
     tx: CmdTx,
-    net_tx: mpsc::UnboundedSender<NetEvent>,
+    net_tx: mpsc::Sender<NetEvent>,
     config: PeerConfig,
     netlayers: Vec<Arc<dyn Netlayer>>,
     location: PeerLocator,
@@ -415,8 +448,12 @@ impl Core {
     async fn run(
         mut self,
         mut cmd_rx: mpsc::UnboundedReceiver<Cmd>,
-        mut net_rx: mpsc::UnboundedReceiver<NetEvent>,
+        mut net_rx: mpsc::Receiver<NetEvent>,
     ) {
+        let mut tick = tokio::time::interval(
+            (self.config.handshake_timeout / 4).max(Duration::from_millis(10)),
+        );
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let done = loop {
             tokio::select! {
                 Some(cmd) = cmd_rx.recv() => {
@@ -425,6 +462,7 @@ impl Core {
                     }
                 }
                 Some(ev) = net_rx.recv() => self.handle_net(ev),
+                _ = tick.tick() => self.expire_handshakes(),
                 else => break None,
             }
             self.pump();
@@ -516,14 +554,29 @@ impl Core {
         }
     }
 
+    /// Aborts connections that have not started a session in time.
+    fn expire_handshakes(&mut self) {
+        let limit = self.config.handshake_timeout;
+        for (id, s) in &mut self.sessions {
+            if s.peer.is_none() && !s.session.is_terminated() && s.created.elapsed() > limit {
+                let _ = s.session.abort("no op:start-session in time");
+                self.dirty.insert(*id);
+            }
+        }
+    }
+
     fn add_session(&mut self, c: pola_netlayer::Connection) -> Option<ConnId> {
+        if self.sessions.len() >= self.config.max_sessions {
+            // Dropping the connection closes it; nothing was read from it.
+            return None;
+        }
         let mut seed = [0u8; 32];
         if getrandom::fill(&mut seed).is_err() {
             // Without randomness there is no safe key; drop the connection.
             return None;
         }
         let direction = c.direction;
-        let handle = conn::spawn_connection(c, self.net_tx.clone());
+        let handle = conn::spawn_connection(c, self.net_tx.clone(), self.config.max_queued_bytes);
         let id = handle.id();
         let config = SessionConfig::new(self.config.dialect, seed, self.location.clone());
         let _ = direction;
@@ -542,6 +595,7 @@ impl Core {
                 pending: Vec::new(),
                 net_closed: false,
                 cleaned: false,
+                created: Instant::now(),
             },
         );
         self.dirty.insert(id);
@@ -1040,7 +1094,15 @@ impl Core {
                         Err(_) => eprintln!("pola-peer {id:?} >> <{} bytes>", bytes.len()),
                     }
                 }
-                s.conn.send(bytes);
+                if !s.conn.send(bytes) {
+                    // The peer is not reading what we owe it: give up on it
+                    // rather than queue without bound.
+                    let _ = s.session.abort("peer is not reading");
+                    while s.session.poll_transmit().is_some() {}
+                    s.conn.close();
+                    self.dirty.insert(id);
+                    break;
+                }
             }
             if s.session.is_terminated() {
                 s.conn.close();

@@ -2,4 +2,5 @@
 #![forbid(unsafe_code)]
 #![allow(clippy::unwrap_used)]
 
+mod hostile;
 mod interop;

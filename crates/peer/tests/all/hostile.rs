@@ -1,0 +1,222 @@
+//! Hostile and broken peers against a pola peer over real TCP: garbage
+//! bytes, a silent connection, a peer that stops reading, too many
+//! connections. Each must cost the victim one session at most, never the
+//! peer.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use pola_captp::Dialect;
+use pola_captp::locator::{Hints, PeerLocator, SturdyRef, Swiss};
+use pola_captp::session::{CapRef, Event, Session, SessionConfig};
+use pola_netlayer::TcpTestingOnly;
+use pola_peer::test_peer::{self, ECHO};
+use pola_peer::{Peer, PeerConfig};
+use pola_syrup::{Decoder, Value};
+use pola_vat::Vat;
+
+const T: Duration = Duration::from_secs(10);
+
+struct Victim {
+    rt: tokio::runtime::Runtime,
+    vat: Vat,
+    peer: Peer,
+}
+
+impl Victim {
+    fn new(config: PeerConfig) -> Victim {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let net = rt.block_on(TcpTestingOnly::bind("127.0.0.1", 0)).unwrap();
+        let _g = rt.enter();
+        let vat = Vat::new("victim");
+        let peer = Peer::start(vat.clone(), vec![Arc::new(net)], config).unwrap();
+        for (swiss, obj) in test_peer::spawn_all(&vat, Arc::new(peer.handle())) {
+            peer.register(swiss.as_bytes().to_vec(), obj);
+        }
+        Victim { rt, vat, peer }
+    }
+
+    fn addr(&self) -> String {
+        let h = self.peer.location().hints();
+        format!("{}:{}", h.get("host").unwrap(), h.get("port").unwrap())
+    }
+
+    fn live_sessions(&self) -> usize {
+        let s = self.rt.block_on(self.peer.stats()).unwrap();
+        s.sessions.iter().filter(|s| !s.terminated).count()
+    }
+
+    /// A well-behaved pola client can still use the victim.
+    fn still_serves(&self) {
+        let net = self
+            .rt
+            .block_on(TcpTestingOnly::bind("127.0.0.1", 0))
+            .unwrap();
+        let _g = self.rt.enter();
+        let vat = Vat::new("client");
+        let client = Peer::start(vat.clone(), vec![Arc::new(net)], PeerConfig::default()).unwrap();
+        let echo = client.enliven(SturdyRef {
+            peer: self.peer.location().clone(),
+            swiss: Swiss::new(ECHO.as_bytes().to_vec()),
+        });
+        let a = vat.send(&echo, "", vec![Value::int(5i64)]);
+        assert_eq!(
+            vat.block_on(&a, T).unwrap(),
+            Value::List(vec![Value::int(5i64)])
+        );
+        self.rt.block_on(client.shutdown());
+        vat.shutdown();
+    }
+
+    fn stop(self) {
+        self.rt.block_on(self.peer.shutdown());
+        self.vat.shutdown();
+    }
+}
+
+/// Reads whole Syrup values until end of stream (or `T`).
+fn read_all_values(s: &mut TcpStream) -> Vec<Value> {
+    s.set_read_timeout(Some(T)).unwrap();
+    let mut d = Decoder::new();
+    let mut out = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => {
+                d.feed(&buf[..n]);
+                while let Ok(Some(v)) = d.next_value() {
+                    out.push(v);
+                }
+            }
+        }
+    }
+    out
+}
+
+fn label(v: &Value) -> Option<&str> {
+    v.as_record().and_then(|r| r.label.as_symbol())
+}
+
+#[test]
+fn garbage_gets_abort_and_close() {
+    let victim = Victim::new(PeerConfig::default());
+    let mut s = TcpStream::connect(victim.addr()).unwrap();
+    s.write_all(b"<10'op:deliver 99999999999999999999999999:")
+        .unwrap();
+    s.write_all(b"this is not syrup at all").unwrap();
+    let got = read_all_values(&mut s);
+    let labels: Vec<_> = got.iter().filter_map(label).collect();
+    assert_eq!(labels.first(), Some(&"op:start-session"), "{labels:?}");
+    assert_eq!(labels.last(), Some(&"op:abort"), "{labels:?}");
+    victim.still_serves();
+    victim.stop();
+}
+
+#[test]
+fn silent_connection_times_out() {
+    let victim =
+        Victim::new(PeerConfig::default().with_handshake_timeout(Duration::from_millis(200)));
+    let mut s = TcpStream::connect(victim.addr()).unwrap();
+    let start = Instant::now();
+    let got = read_all_values(&mut s);
+    let labels: Vec<_> = got.iter().filter_map(label).collect();
+    assert_eq!(labels, vec!["op:start-session", "op:abort"]);
+    assert!(start.elapsed() < Duration::from_secs(5));
+    victim.still_serves();
+    victim.stop();
+}
+
+#[test]
+fn connection_cap_refuses_extra_connections() {
+    let victim = Victim::new(PeerConfig::default().with_max_sessions(3));
+    let held: Vec<TcpStream> = (0..3)
+        .map(|_| TcpStream::connect(victim.addr()).unwrap())
+        .collect();
+    let start = Instant::now();
+    while victim.live_sessions() < 3 {
+        assert!(start.elapsed() < T);
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    // The fourth is accepted by the OS and closed by the peer unread.
+    let mut extra = TcpStream::connect(victim.addr()).unwrap();
+    let got = read_all_values(&mut extra);
+    assert!(got.is_empty(), "{got:?}");
+    assert_eq!(victim.live_sessions(), 3);
+    drop(held);
+    victim.stop();
+}
+
+#[test]
+fn peer_that_stops_reading_is_cut_off() {
+    let victim = Victim::new(PeerConfig::default().with_max_queued_bytes(256 * 1024));
+    let mut s = TcpStream::connect(victim.addr()).unwrap();
+    // A real CapTP client (the captp engine), driven by hand.
+    let me = PeerLocator::new("tcp-testing-only", "hostile", Hints::Absent).unwrap();
+    let mut client = Session::new(SessionConfig::new(Dialect::Current, [7u8; 32], me));
+    let mut buf = [0u8; 4096];
+    s.set_read_timeout(Some(T)).unwrap();
+    while let Some(m) = client.poll_transmit() {
+        s.write_all(&m).unwrap();
+    }
+    // Read until the session is open.
+    'open: loop {
+        let n = s.read(&mut buf).unwrap();
+        assert!(n > 0);
+        client.handle_bytes(&buf[..n]).unwrap();
+        while let Some(ev) = client.poll_event() {
+            if matches!(ev, Event::Established { .. }) {
+                break 'open;
+            }
+        }
+    }
+    // Fetch the echo and, pipelined on the answer, ask it to echo 64 KiB
+    // again and again, never reading a reply.
+    let q = client.fetch(&Swiss::new(ECHO.as_bytes().to_vec())).unwrap();
+    let payload = Value::Bytes(vec![0x55u8; 64 * 1024].into());
+    let mut writer = s.try_clone().unwrap();
+    let flood = std::thread::spawn(move || {
+        let mut sent = 0usize;
+        for _ in 0..2000 {
+            if client
+                .deliver(&CapRef::Question(q), vec![payload.clone()])
+                .is_err()
+            {
+                break;
+            }
+            while let Some(m) = client.poll_transmit() {
+                if writer.write_all(&m).is_err() {
+                    return sent;
+                }
+                sent += m.len();
+            }
+        }
+        sent
+    });
+    // The victim gives up on this session (its queue passed the cap)
+    // instead of buffering 128 MiB of answers.
+    let start = Instant::now();
+    loop {
+        let stats = victim.rt.block_on(victim.peer.stats()).unwrap();
+        let hostile_gone = stats
+            .sessions
+            .iter()
+            .all(|s| s.terminated || s.peer.as_ref().is_none_or(|p| p.designator() != "hostile"));
+        if hostile_gone {
+            break;
+        }
+        assert!(start.elapsed() < T, "the flooding session is still alive");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    drop(s);
+    let sent = flood.join().unwrap();
+    assert!(sent < 128 << 20);
+    victim.still_serves();
+    victim.stop();
+}
