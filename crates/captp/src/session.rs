@@ -500,6 +500,8 @@ struct Tables {
     next_question: u64,
     answers: BTreeMap<AnswerPosition, AnswerEntry>,
     gifts: BTreeMap<GiftId, CapRef>,
+    /// How many gifts hold each local object (kept in step with `gifts`).
+    gift_holds: BTreeMap<LocalId, usize>,
     parked: BTreeMap<GiftId, u64>,
     used_handoff_counts: BTreeSet<u64>,
     next_handoff_count: u64,
@@ -1198,18 +1200,31 @@ impl Session {
             return false;
         }
         // A second deposit under the same id replaces the first.
+        self.count_hold(&target, true);
         if let Some(old) = self.tables.gifts.insert(id, target) {
+            self.count_hold(&old, false);
             self.release_if_unheld(&old);
         }
         true
     }
 
+    fn count_hold(&mut self, r: &CapRef, add: bool) {
+        if let CapRef::Local(id) | CapRef::LocalPromise(id) = *r {
+            let n = self.tables.gift_holds.entry(id).or_insert(0);
+            *n = if add {
+                n.saturating_add(1)
+            } else {
+                n.saturating_sub(1)
+            };
+            if *n == 0 {
+                self.tables.gift_holds.remove(&id);
+            }
+        }
+    }
+
     /// Whether a deposited gift keeps local object `id` alive.
     fn gift_holds(&self, id: LocalId) -> bool {
-        self.tables
-            .gifts
-            .values()
-            .any(|g| matches!(g, CapRef::Local(x) | CapRef::LocalPromise(x) if *x == id))
+        self.tables.gift_holds.contains_key(&id)
     }
 
     /// After a gift holding `r` left the table: if nothing on this session
@@ -1877,6 +1892,7 @@ impl Session {
 
     fn take_gift(&mut self, verified: VerifiedGive, ticket: u64) -> InResult<Option<CapRef>> {
         if let Some(t) = self.tables.gifts.remove(&verified.gift_id) {
+            self.count_hold(&t, false);
             self.release_if_unheld(&t);
             return Ok(Some(t));
         }
