@@ -376,7 +376,8 @@ impl SessionConfig {
 }
 
 /// The peer's identity, as proven by a verified `op:start-session`. Only
-/// [`PeerVerified::check`] creates one.
+/// the session's check of `op:start-session` (version and location
+/// signature) creates one.
 #[derive(Debug, Clone)]
 pub struct PeerVerified {
     key: PublicKey,
