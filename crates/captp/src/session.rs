@@ -1837,23 +1837,28 @@ impl Session {
     /// can make on a withdrawal.
     fn verify_withdraw(&mut self, r: SignedReceive) -> Result<VerifiedReceive, Misuse> {
         let peer = self.peer().ok_or(Misuse::NotOpen)?;
-        let give = &r.receive.signed_give.give;
-        give.receiver_key
-            .verify_value(&r.receive.to_value(), &r.signature)
-            .map_err(|_| Misuse::Handoff("bad receive signature"))?;
+        // Cheap checks first: a signature check costs tens of microseconds.
         if r.receive.receiving_session != peer.session_id {
             return Err(Misuse::Handoff("wrong receiving session"));
         }
         if r.receive.receiving_side != peer.id {
             return Err(Misuse::Handoff("wrong receiving side"));
         }
-        if !self
-            .tables
-            .used_handoff_counts
-            .insert(r.receive.handoff_count)
-        {
+        let count = r.receive.handoff_count;
+        if self.tables.used_handoff_counts.contains(&count) {
             return Err(Misuse::Handoff("handoff count replayed"));
         }
+        if self.tables.used_handoff_counts.len() >= self.max_entries {
+            return Err(Misuse::Handoff("too many handoffs on this session"));
+        }
+        r.receive
+            .signed_give
+            .give
+            .receiver_key
+            .verify_value(&r.receive.to_value(), &r.signature)
+            .map_err(|_| Misuse::Handoff("bad receive signature"))?;
+        // Only a verified request uses up its count.
+        self.tables.used_handoff_counts.insert(count);
         Ok(VerifiedReceive {
             signed_give: r.receive.signed_give,
         })

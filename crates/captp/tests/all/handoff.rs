@@ -311,3 +311,25 @@ fn crossed_hellos_pick_the_same_survivor_on_both_sides() {
     let two_keeps_outbound = crossed_hellos_keep_outbound(&y, &x);
     assert_ne!(one_keeps_outbound, two_keeps_outbound);
 }
+
+#[test]
+fn a_forged_withdrawal_does_not_burn_the_receivers_count() {
+    let mut w = world(Dialect::TestSuite);
+    let gift = give(&mut w, true);
+    let receive = w.re.a.handoff_receive((*gift).clone()).unwrap();
+    assert_eq!(receive.handoff_count, 0);
+    // Someone signs count 0 with the wrong key first.
+    let forged = receive
+        .clone()
+        .sign(&pola_captp::crypto::SessionKeys::from_seed([9; 32]));
+    let q = w.re.a.withdraw_gift(forged).unwrap();
+    let (er, _) = w.re.run();
+    assert!(answer(&er, q).is_err());
+    // The genuine certificate with count 0 still works.
+    let genuine = w.gr.b.sign_handoff_receive(receive).unwrap();
+    let q = w.re.a.withdraw_gift(genuine).unwrap();
+    let (_, ee) = w.re.run();
+    assert!(exporter_handles(&mut w, ee).is_empty());
+    let (er, _) = w.re.run();
+    assert!(matches!(answer(&er, q), Ok(Value::Ref(CapRef::Import(_)))));
+}
