@@ -109,6 +109,7 @@ pub struct Turn<'a> {
     pub(crate) delta: Delta,
     pub(crate) me: Option<Arc<Slot>>,
     depth: u32,
+    promise_count: usize,
 }
 
 /// Nesting limit for synchronous calls (a runaway recursion fails the turn
@@ -120,6 +121,7 @@ impl<'a> Turn<'a> {
         shared: &'a Arc<VatShared>,
         objects: &'a ObjectTable,
         me: Option<Arc<Slot>>,
+        promise_count: usize,
     ) -> Self {
         Turn {
             shared,
@@ -127,6 +129,7 @@ impl<'a> Turn<'a> {
             delta: Delta::default(),
             me,
             depth: 0,
+            promise_count,
         }
     }
 
@@ -139,6 +142,12 @@ impl<'a> Turn<'a> {
     /// monitoring and tests of collection).
     pub fn live_objects(&self) -> usize {
         self.objects.len()
+    }
+
+    /// How many promises this vat's table holds (for monitoring and tests
+    /// of collection).
+    pub fn live_promises(&self) -> usize {
+        self.promise_count
     }
 
     /// A reference to the object whose method (or callback) is running;

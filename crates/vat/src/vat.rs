@@ -375,7 +375,10 @@ struct VatCore {
     queue: VecDeque<Event>,
     work: VecDeque<Work>,
     outbox: Vec<(Arc<VatShared>, Vec<Event>)>,
+    /// Table inserts since the last sweep.
     inserts: usize,
+    /// Table entries left by the last sweep.
+    survivors: usize,
 }
 
 fn panic_reason() -> Val {
@@ -392,6 +395,7 @@ impl VatCore {
             work: VecDeque::new(),
             outbox: Vec::new(),
             inserts: 0,
+            survivors: 0,
         }
     }
 
@@ -569,7 +573,7 @@ impl VatCore {
         body: impl FnOnce(&mut Turn<'_>) -> Outcome,
         result: Option<Resolver>,
     ) {
-        let mut turn = Turn::new(&self.shared, &self.objects, me);
+        let mut turn = Turn::new(&self.shared, &self.objects, me, self.promises.len());
         STAGED.with(|s| *s.borrow_mut() = Some(Vec::new()));
         let r = catch_unwind(AssertUnwindSafe(|| body(&mut turn)));
         let staged = STAGED.with(|s| s.borrow_mut().take()).unwrap_or_default();
@@ -900,10 +904,10 @@ impl VatCore {
         true
     }
 
-    /// Sweeps once the tables have grown by as much as they held after the
+    /// Sweeps once there have been as many inserts as entries survived the
     /// last sweep (so the cost is amortised over the inserts).
     fn maybe_sweep(&mut self) -> bool {
-        if self.inserts > 4096usize.max(self.objects.len() + self.promises.len()) {
+        if self.inserts > 4096usize.max(self.survivors) {
             self.sweep();
             true
         } else {
@@ -917,18 +921,46 @@ impl VatCore {
     fn sweep(&mut self) {
         self.inserts = 0;
         self.objects.retain(|_, e| Arc::strong_count(&e.slot) > 1);
+        // Promises: follow chains (a dead promise resolved to another local
+        // promise may be the last holder of it) in this one sweep.
+        let mut dead: Vec<u64> = self
+            .promises
+            .iter()
+            .filter(|(_, e)| Arc::strong_count(&e.slot) == 1)
+            .map(|(id, _)| *id)
+            .collect();
         let mut orphans = Vec::new();
-        self.promises.retain(|_, e| {
-            if Arc::strong_count(&e.slot) > 1 {
-                return true;
+        while let Some(id) = dead.pop() {
+            let Some(entry) = self.promises.remove(&id) else {
+                continue;
+            };
+            match entry.state {
+                PromiseState::Pending { listeners, queued } => orphans.push((listeners, queued)),
+                PromiseState::Resolved(outcome) => {
+                    let mut next = Vec::new();
+                    let v = match &outcome {
+                        Ok(v) | Err(v) => v,
+                    };
+                    v.for_each_ref(&mut |r| {
+                        if let RefInner::Promise(s) = &r.0
+                            && s.vat.id == self.shared.id
+                        {
+                            next.push(s.id);
+                        }
+                    });
+                    drop(outcome);
+                    for n in next {
+                        if self
+                            .promises
+                            .get(&n)
+                            .is_some_and(|e| Arc::strong_count(&e.slot) == 1)
+                        {
+                            dead.push(n);
+                        }
+                    }
+                }
             }
-            if let PromiseState::Pending { listeners, queued } =
-                std::mem::replace(&mut e.state, PromiseState::Resolved(Ok(Val::null())))
-            {
-                orphans.push((listeners, queued));
-            }
-            false
-        });
+        }
         for (listeners, queued) in orphans {
             for l in listeners {
                 self.fire(l, Err(error("promise abandoned")));
@@ -937,6 +969,7 @@ impl VatCore {
                 self.break_answer(r, error("promise abandoned"));
             }
         }
+        self.survivors = self.objects.len() + self.promises.len();
         self.run_work();
     }
 

@@ -254,7 +254,32 @@ fn collection_keeps_everything_still_reachable() {
     assert!(int(&live) < 10_000, "{live:?}");
     r.resolve_now(n(5));
     assert_eq!(waiting.wait(T).unwrap(), n(5));
+
+    // A long chain of promises (each `when` answers with the next one's
+    // promise) is collected in one sweep once nobody holds its head.
+    let t = maker.clone();
+    let chain = vat.run(move |cx| Ok(Val::Ref(chain_step(cx, t, 3000))));
+    assert_eq!(int(&vat.block_on(&chain, T).unwrap()), 42);
+    drop(chain);
+    for i in 0..10_000 {
+        vat.send_only(&maker, "make", vec![n(i)]);
+    }
+    let live = vat
+        .block_on(&vat.run(|cx| Ok(n(cx.live_promises() as i64))), T)
+        .unwrap();
+    assert!(int(&live) < 100, "{live:?}");
     vat.shutdown();
+}
+
+fn chain_step(cx: &mut pola_vat::Turn<'_>, target: Ref, left: i64) -> Ref {
+    let answer = cx.send(&target, "data", vec![]);
+    if left <= 1 {
+        return answer;
+    }
+    cx.when(&answer, move |cx, o| {
+        o?;
+        Ok(Val::Ref(chain_step(cx, target, left - 1)))
+    })
 }
 
 #[test]
