@@ -289,6 +289,7 @@ impl<'a> Turn<'a> {
             self.delta.behaviours.len(),
             self.delta.promises.len(),
             self.delta.ops.len(),
+            crate::vat::staged_len(),
         );
         if self.depth >= MAX_CALL_DEPTH {
             return Err(error("call: nesting too deep"));
@@ -302,6 +303,7 @@ impl<'a> Turn<'a> {
             self.delta.behaviours.truncate(save.0);
             self.delta.promises.truncate(save.1);
             self.delta.ops.truncate(save.2);
+            crate::vat::truncate_staged(save.3);
         }
         outcome
     }

@@ -206,8 +206,19 @@ impl Vat {
     /// Starts a new vat on its own thread.
     ///
     /// # Panics
-    /// If the OS refuses to start a thread.
+    /// If the OS refuses to start a thread (see [`Vat::try_new`]).
     pub fn new(name: &str) -> Vat {
+        match Vat::try_new(name) {
+            Ok(v) => v,
+            Err(e) => panic!("failed to start a vat thread: {e}"),
+        }
+    }
+
+    /// Starts a new vat on its own thread.
+    ///
+    /// # Errors
+    /// If the OS refuses to start a thread.
+    pub fn try_new(name: &str) -> std::io::Result<Vat> {
         let id = VatId(NEXT_VAT.fetch_add(1, Ordering::Relaxed));
         let shared = Arc::new(VatShared {
             id,
@@ -220,17 +231,15 @@ impl Vat {
             join: Mutex::new(None),
         });
         let for_thread = shared.clone();
-        #[allow(clippy::expect_used)]
         let handle = std::thread::Builder::new()
             .name(format!("vat-{name}"))
             .spawn(move || {
                 let _ = for_thread.thread.set(std::thread::current());
                 VAT_THREAD.with(|v| v.set(true));
                 VatCore::new(for_thread).run();
-            })
-            .expect("failed to start a vat thread");
+            })?;
         *shared.join.lock().unwrap_or_else(|p| p.into_inner()) = Some(handle);
-        Vat { shared }
+        Ok(Vat { shared })
     }
 
     /// This vat's id.
@@ -1014,6 +1023,21 @@ impl VatCore {
         }
         self.objects.clear();
     }
+}
+
+/// How many posts the running turn has staged (a savepoint for
+/// `Turn::call`).
+pub(crate) fn staged_len() -> usize {
+    STAGED.with(|s| s.borrow().as_ref().map_or(0, Vec::len))
+}
+
+/// Drops posts staged after a savepoint (a failed `Turn::call`).
+pub(crate) fn truncate_staged(len: usize) {
+    STAGED.with(|s| {
+        if let Some(list) = s.borrow_mut().as_mut() {
+            list.truncate(len);
+        }
+    });
 }
 
 /// Whether the current thread is a vat's thread.

@@ -240,6 +240,9 @@ fn forged_purses_are_refused() {
 #[test]
 fn demo_transcript() {
     let lines = demo_exchange(T).unwrap();
+    for l in &lines {
+        println!("{l}");
+    }
     assert!(
         lines
             .iter()
