@@ -1167,7 +1167,13 @@ impl Session {
             (Some("deposit-gift"), [_, id, Value::Ref(r)]) => {
                 let gift = GiftId::from_value(id);
                 match (gift, r) {
-                    (Ok(id), CapRef::Local(_) | CapRef::LocalPromise(_) | CapRef::Bootstrap) => {
+                    (
+                        Ok(id),
+                        CapRef::Local(_)
+                        | CapRef::LocalPromise(_)
+                        | CapRef::Bootstrap
+                        | CapRef::Answer(_),
+                    ) => {
                         if self.deposit(id, r.clone()) {
                             self.settle_opt(reply, Ok(Value::undefined()));
                         } else {
@@ -1870,6 +1876,11 @@ impl Session {
     /// withdrawal's reply with it), or `None` if not yet: the withdrawal is
     /// parked under `ticket` and completes with [`Event::GiftReady`] (or
     /// [`Event::GiftWithdrawalBroken`] if this session ends first).
+    ///
+    /// The target is one of our objects or promises. It may be a
+    /// `CapRef::Answer`: the gifter deposited the promise we host for one of
+    /// its questions *on this session*; settle the withdrawal with the local
+    /// promise behind that answer.
     ///
     /// # Errors
     /// The terminal error, [`Misuse::NotOpen`], or [`Misuse::Handoff`] if a
