@@ -58,6 +58,15 @@ pub trait Outside: 'static {
     /// instance dies holding resolvers.
     fn settle(&mut self, resolver: Self::Ref, outcome: Result<Value<Self::Ref>, Value<Self::Ref>>);
 
+    /// The host breaks a promise on the caplet's behalf: its delivery
+    /// failed, its instance died holding the resolver, or it dropped the
+    /// resolver. Unlike [`Outside::settle`] this is never the caplet's own
+    /// choice, so an embedder with transactional turns should apply it even
+    /// when it discards the caplet's other effects. Defaults to `settle`.
+    fn abandon(&mut self, resolver: Self::Ref, reason: Value<Self::Ref>) {
+        self.settle(resolver, Err(reason));
+    }
+
     /// The caplet asks to hear when `promise` settles: arrange for
     /// [`CapletInstance::notify`] to be called with `tag` later (never from
     /// inside this call). The default refuses.
@@ -491,7 +500,7 @@ impl<O: Outside> CapletInstance<O> {
                         let d = self.store.data_mut();
                         if let Ok(r) = d.clist.take_resolver(h) {
                             let err = CallError::CapletFailed(code);
-                            d.outside.settle(r, Err(failure_reason(&err)));
+                            d.outside.abandon(r, failure_reason(&err));
                         }
                     }
                     return Err(CallError::CapletFailed(code));
@@ -503,7 +512,7 @@ impl<O: Outside> CapletInstance<O> {
                     self.store
                         .data_mut()
                         .outside
-                        .settle(r, Err(failure_reason(&err)));
+                        .abandon(r, failure_reason(&err));
                 }
                 Err(err)
             }
@@ -664,7 +673,7 @@ impl<O: Outside> CapletInstance<O> {
         self.dead = true;
         let d = self.store.data_mut();
         for r in d.clist.clear() {
-            d.outside.settle(r, Err(failure_reason(err)));
+            d.outside.abandon(r, failure_reason(err));
         }
     }
 }

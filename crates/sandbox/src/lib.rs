@@ -22,7 +22,8 @@
 //!   message under a CPU budget and a memory cap.
 //! - [`check`]: a module's imports, exports and confinement, without
 //!   loading it.
-//! - [`Gate`] / [`Revoker`]: revocable grants.
+//! - [`Gate`] / [`Revoker`]: revocable grants at the c-list.
+//! - [`vat::CapletObject`]: a caplet as an object of the vat runtime.
 //!
 //! ```text
 //!   embedder (vat)                    caplet instance (own Store)
@@ -49,6 +50,7 @@ mod clist;
 mod error;
 mod gate;
 mod host;
+pub mod vat;
 
 pub use check::{Item, Problem, Report, check};
 pub use error::{CallError, LoadError, SetupError, TrapKind};

@@ -6,6 +6,7 @@ mod attacks;
 mod benign;
 mod loader;
 mod quotas;
+mod vat;
 mod world;
 
 use std::sync::OnceLock;

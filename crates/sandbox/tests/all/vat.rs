@@ -1,0 +1,113 @@
+//! Caplets as vat objects.
+
+use std::time::Duration;
+
+use pola_sandbox::Sandbox;
+use pola_sandbox::vat::{CapletObject, Policy, VatLink, grant};
+use pola_sandbox_guests::{BENIGN, ECHO, MALICIOUS};
+use pola_vat::{Object, Outcome, Turn, Val, Vat, error, error_message};
+
+const T: Duration = Duration::from_secs(20);
+
+struct Counter(i64);
+impl Object for Counter {
+    fn receive(&self, cx: &mut Turn<'_>, m: &str, _a: Vec<Val>) -> Outcome {
+        match m {
+            "increment" => {
+                cx.become_(Counter(self.0 + 1))?;
+                Ok(Val::int(self.0 + 1))
+            }
+            _ => Err(error("no such method")),
+        }
+    }
+}
+
+fn sandbox() -> Sandbox<VatLink> {
+    Sandbox::new(crate::test_config()).unwrap()
+}
+
+#[test]
+fn caplet_object_answers_and_uses_a_capability() {
+    let sb = sandbox();
+    let vat = Vat::new("caplets");
+    let counter = vat.spawn(Counter(0));
+    let echo = vat.spawn(CapletObject::new(
+        sb.load(ECHO).unwrap(),
+        Policy::PerDelivery,
+    ));
+    let r = vat.send(&echo, "add", vec![Val::int(20i64), Val::int(22i64)]);
+    assert_eq!(vat.block_on(&r, T).unwrap(), Val::int(42i64));
+
+    let benign = vat.spawn(CapletObject::new(
+        sb.load(BENIGN).unwrap(),
+        Policy::Persistent,
+    ));
+    for n in 1..=2i64 {
+        let r = vat.send(
+            &benign,
+            "call",
+            vec![Val::Ref(counter.clone()), Val::sym("increment")],
+        );
+        assert_eq!(vat.block_on(&r, T).unwrap(), Val::int(n));
+    }
+    // State persists in a persistent caplet.
+    let r = vat.send(&benign, "calls", vec![]);
+    assert_eq!(vat.block_on(&r, T).unwrap(), Val::int(3i64));
+    vat.shutdown();
+}
+
+#[test]
+fn revoking_a_grant_takes_effect_at_once() {
+    let sb = sandbox();
+    let vat = Vat::new("caplets");
+    let counter = vat.spawn(Counter(0));
+    let benign = vat.spawn(CapletObject::new(
+        sb.load(BENIGN).unwrap(),
+        Policy::Persistent,
+    ));
+    let c = counter.clone();
+    let pair = vat.run(move |cx| {
+        let (fwd, revoker) = grant(cx, c);
+        Ok(Val::List(vec![Val::Ref(fwd), Val::Ref(revoker)]))
+    });
+    let pair = vat.block_on(&pair, T).unwrap();
+    let fwd = pair.as_list().unwrap()[0].clone();
+    let revoker = pair.as_list().unwrap()[1].as_ref().unwrap().clone();
+    let r = vat.send(&benign, "call", vec![fwd.clone(), Val::sym("increment")]);
+    assert_eq!(vat.block_on(&r, T).unwrap(), Val::int(1i64));
+    let done = vat.send(&revoker, "revoke", vec![]);
+    vat.block_on(&done, T).unwrap();
+    let r = vat.send(&benign, "call", vec![fwd, Val::sym("increment")]);
+    let reason = vat.block_on(&r, T).unwrap_err();
+    assert!(format!("{reason:?}").contains("revoked"), "{reason:?}");
+    vat.shutdown();
+}
+
+#[test]
+fn runaway_caplet_breaks_only_its_own_answer() {
+    let sb = sandbox();
+    let vat = Vat::new("caplets");
+    let bad = vat.spawn(CapletObject::new(
+        sb.load(MALICIOUS).unwrap(),
+        Policy::Persistent,
+    ));
+    let good = vat.spawn(CapletObject::new(
+        sb.load(BENIGN).unwrap(),
+        Policy::Persistent,
+    ));
+    let r = vat.send(&bad, "spin", vec![]);
+    let reason = vat.block_on(&r, T).unwrap_err();
+    let pola_vat::WaitError::Broken(reason) = reason else {
+        panic!("{reason:?}")
+    };
+    let text = error_message(&reason)
+        .map(str::to_owned)
+        .unwrap_or_default();
+    assert_eq!(text, "caplet exceeded its CPU budget");
+    let r = vat.send(&good, "hello", vec![]);
+    assert_eq!(vat.block_on(&r, T).unwrap(), Val::str("hi"));
+    // The same object comes back with a fresh instance.
+    let r = vat.send(&bad, "std-fs", vec![]);
+    assert_eq!(vat.block_on(&r, T).unwrap(), Val::str("no file access"));
+    vat.shutdown();
+}
