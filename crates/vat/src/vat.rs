@@ -408,7 +408,16 @@ impl VatCore {
         }
     }
 
+    /// Serves events until `Stop`, then closes. Turns already run under
+    /// `catch_unwind`; this outer guard keeps the vat serving (and able to
+    /// break its promises at the end) even if a bug or a panicking `Drop`
+    /// escapes one event.
     fn run(mut self) {
+        while catch_unwind(AssertUnwindSafe(|| self.serve())).is_err() {}
+        self.close();
+    }
+
+    fn serve(&mut self) {
         let mut since = 0u32;
         loop {
             if let Some(ev) = self.queue.pop_front() {
@@ -434,7 +443,6 @@ impl VatCore {
                 self.sleep();
             }
         }
-        self.close();
     }
 
     fn pull_inbox(&mut self) -> bool {

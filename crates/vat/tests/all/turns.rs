@@ -322,3 +322,35 @@ fn blocking_inside_a_vat_is_refused() {
     );
     vat.shutdown();
 }
+
+/// A behaviour whose destructor panics (a bug outside any method).
+struct Bomb;
+
+impl Drop for Bomb {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            panic!("panicking destructor");
+        }
+    }
+}
+
+impl pola_vat::Object for Bomb {
+    fn receive(&self, cx: &mut pola_vat::Turn<'_>, _m: &str, _a: Vec<Val>) -> pola_vat::Outcome {
+        cx.become_(Counter(0))?;
+        Ok(Val::null())
+    }
+}
+
+#[test]
+fn a_panic_outside_a_method_does_not_stop_the_vat() {
+    let vat = Vat::new("bomb");
+    let bomb = vat.spawn(Bomb);
+    // Replacing the behaviour drops the bomb during commit.
+    vat.send_only(&bomb, "defuse", vec![]);
+    let c = vat.spawn(Counter(7));
+    assert_eq!(
+        int(&vat.block_on(&vat.send(&c, "inc", vec![]), T).unwrap()),
+        8
+    );
+    vat.shutdown();
+}
