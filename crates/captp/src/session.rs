@@ -1368,9 +1368,15 @@ impl Session {
     /// Phase 1 of lowering: check every reference is sendable.
     fn check_out(&self, r: &CapRef) -> Result<(), Misuse> {
         match r {
-            CapRef::Local(_) | CapRef::LocalPromise(_) | CapRef::Bootstrap | CapRef::Gift(_) => {
-                Ok(())
-            }
+            CapRef::Local(_) | CapRef::LocalPromise(_) | CapRef::Bootstrap => Ok(()),
+            // A gift certificate only means something to the receiver it
+            // names: refuse to send it to anyone else.
+            CapRef::Gift(g) => match self.peer() {
+                Some(peer) if g.give.receiver_key != peer.key => {
+                    Err(Misuse::Handoff("gift addressed to another receiver"))
+                }
+                _ => Ok(()),
+            },
             CapRef::Import(p) | CapRef::ImportPromise(p) => {
                 if self.tables.imports.contains_key(p) {
                     Ok(())

@@ -333,3 +333,27 @@ fn a_forged_withdrawal_does_not_burn_the_receivers_count() {
     let (er, _) = w.re.run();
     assert!(matches!(answer(&er, q), Ok(Value::Ref(CapRef::Import(_)))));
 }
+
+#[test]
+fn a_gift_cannot_be_sent_to_the_wrong_receiver() {
+    let mut w = world(Dialect::Current);
+    let carol = fetch(&mut w.ge, CAROL);
+    // G builds a certificate for R but tries to send it to E instead.
+    let receiver_key = *w.gr.a.peer().unwrap().key();
+    let signed =
+        w.ge.a
+            .give(carol, receiver_key, Bytes::from(vec![1; 32]))
+            .unwrap();
+    let e_obj = fetch(&mut w.ge, LocalId(3));
+    let err =
+        w.ge.a
+            .deliver_only(
+                &CapRef::Import(e_obj),
+                vec![Value::Ref(CapRef::Gift(Box::new(signed)))],
+            )
+            .unwrap_err();
+    assert_eq!(
+        err,
+        SessionError::Misuse(Misuse::Handoff("gift addressed to another receiver"))
+    );
+}
