@@ -1061,3 +1061,31 @@ pub(crate) fn on_vat_thread() -> bool {
 pub fn wait(target: &Ref, timeout: Duration) -> Result<Val, WaitError> {
     settled(target).wait(timeout)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::refs::Resolver;
+
+    fn shareable<T: Send + Sync + Clone + 'static>() {}
+
+    #[test]
+    fn handles_refs_and_resolvers_cross_threads() {
+        shareable::<Vat>();
+        shareable::<Ref>();
+        shareable::<Resolver>();
+        shareable::<Val>();
+    }
+
+    #[test]
+    fn id_hasher_spreads_sequential_ids() {
+        use std::hash::BuildHasher;
+        let b = BuildHasherDefault::<IdHasher>::default();
+        let low: std::collections::HashSet<u64> =
+            (0..1024u64).map(|i| b.hash_one(i) & 1023).collect();
+        assert_eq!(low.len(), 1024);
+        let top: std::collections::HashSet<u64> =
+            (0..1024u64).map(|i| b.hash_one(i) >> 57).collect();
+        assert!(top.len() > 100);
+    }
+}

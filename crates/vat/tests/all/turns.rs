@@ -354,3 +354,59 @@ fn a_panic_outside_a_method_does_not_stop_the_vat() {
     );
     vat.shutdown();
 }
+
+/// Adds, fails after adding, or panics after adding, as told.
+struct Acc(i64);
+
+impl pola_vat::Object for Acc {
+    fn receive(&self, cx: &mut pola_vat::Turn<'_>, m: &str, args: Vec<Val>) -> pola_vat::Outcome {
+        let k = args.first().and_then(Val::as_i64).unwrap_or(0);
+        if m == "get" {
+            return Ok(n(self.0));
+        }
+        cx.become_(Acc(self.0 + k))?;
+        // A nested call that fails must not undo the outer become.
+        let me = cx.me().ok_or_else(|| error("me"))?;
+        let _ = cx.call(&me, "fail", vec![n(1000)]);
+        match m {
+            "add" => Ok(n(self.0 + k)),
+            "fail" => Err(error("fail")),
+            _ => panic!("told to panic"),
+        }
+    }
+}
+
+#[test]
+fn random_mix_of_good_and_failing_turns_matches_the_model() {
+    let vat = Vat::new("model");
+    let acc = vat.spawn(Acc(0));
+    let mut seed: u64 = 0x2545_F491_4F6C_DD1D;
+    let mut model = 0i64;
+    let mut answers = Vec::new();
+    for _ in 0..500 {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        let k = (seed % 100) as i64;
+        let (m, ok) = match seed % 5 {
+            0 => ("fail", false),
+            1 => ("panic", false),
+            _ => ("add", true),
+        };
+        if ok {
+            model += k;
+        }
+        answers.push((vat.send(&acc, m, vec![n(k)]), ok.then_some(model)));
+    }
+    for (p, expected) in answers {
+        match expected {
+            Some(v) => assert_eq!(int(&vat.block_on(&p, T).unwrap()), v),
+            None => assert!(vat.block_on(&p, T).is_err()),
+        }
+    }
+    assert_eq!(
+        int(&vat.block_on(&vat.send(&acc, "get", vec![]), T).unwrap()),
+        model
+    );
+    vat.shutdown();
+}
