@@ -480,3 +480,27 @@ fn stale_and_unsendable_replies_are_caller_misuse() {
     );
     assert!(!p.a.is_terminated() && !p.b.is_terminated());
 }
+
+#[test]
+fn a_pending_answer_passed_as_an_argument_arrives_as_the_hosted_promise() {
+    let mut p = Pair::new(Dialect::TestSuite, 15, 16);
+    let (obj, _) = fetch(&mut p, b"o", 3);
+    let q = p.a.deliver(&obj, vec![Value::sym("slow")]).unwrap();
+    p.a.deliver_only(
+        &obj,
+        vec![Value::sym("use"), Value::Ref(CapRef::Question(q))],
+    )
+    .unwrap();
+    let (_, eb) = p.run();
+    let Some(Event::Deliver { reply: Some(r), .. }) = eb.first() else {
+        panic!("{eb:?}")
+    };
+    let hosted = r.answer_position().unwrap();
+    let Some(Event::Deliver {
+        args, reply: None, ..
+    }) = eb.get(1)
+    else {
+        panic!("{eb:?}")
+    };
+    assert_eq!(args[1], Value::Ref(CapRef::Answer(hosted)));
+}
