@@ -81,7 +81,13 @@
 //!    promise which later resolved to the import — with a [`Resolver`] when
 //!    an answer is wanted; for a remote promise it calls [`Remote::listen`]
 //!    when someone waits for its value. The session settles those resolvers
-//!    from its driver thread with [`Resolver::settle_now`].
+//!    from its driver thread with [`Resolver::settle_now`]. For promise
+//!    pipelining over the network, `deliver` settles the resolver at once
+//!    with a `Ref::remote` of the *answer position* (a `Remote` whose
+//!    `is_promise` is true): messages sent to the answer then go straight
+//!    to the peer (`op:deliver` to the answer), and waiting on it becomes
+//!    `op:listen`. Messages sent to the answer before that settlement was
+//!    processed are queued locally and forwarded in order.
 //! 2. **Incoming deliveries.** The session injects a message into the vat
 //!    that owns an export with [`Vat::deliver`]. For `op:deliver-only` pass
 //!    no resolver. For `op:deliver` with an answer position, make the answer

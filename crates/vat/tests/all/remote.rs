@@ -386,3 +386,61 @@ fn remote_promises_pipeline_and_settle_through_listen() {
     a.shutdown();
     b.shutdown();
 }
+
+/// A far object whose answers are far promises: `deliver` settles the local
+/// answer at once with a `Remote` for the answer position, so messages sent
+/// to the answer go straight to the far side (promise pipelining over the
+/// seam, as CapTP does with answer positions).
+struct PipeliningRemote {
+    vat: Vat,
+    target: Ref,
+    answers: Arc<Mutex<Vec<Arc<FarPromise>>>>,
+}
+
+impl Remote for PipeliningRemote {
+    fn deliver(&self, message: Message, resolver: Option<Resolver>) {
+        let Some(resolver) = resolver else {
+            self.vat.deliver(&self.target, message, None);
+            return;
+        };
+        let (answer, r) = self.vat.promise();
+        self.vat.deliver(&self.target, message, Some(r));
+        let far = Arc::new(FarPromise {
+            vat: self.vat.clone(),
+            promise: answer,
+            delivered: AtomicU64::new(0),
+            listened: AtomicU64::new(0),
+        });
+        self.answers.lock().unwrap().push(far.clone());
+        resolver.resolve_now(Val::Ref(Ref::remote(far)));
+    }
+}
+
+#[test]
+fn answers_pipeline_over_the_seam() {
+    let a = Vat::new("pipe-seam-a");
+    let b = Vat::new("pipe-seam-b");
+    let maker = b.spawn(crate::support::Maker);
+    let answers = Arc::new(Mutex::new(Vec::new()));
+    let far = Ref::remote(Arc::new(PipeliningRemote {
+        vat: b.clone(),
+        target: maker,
+        answers: answers.clone(),
+    }));
+    let m = far.clone();
+    // One turn: make a counter far away and pipeline three incs on it.
+    let last = a.run(move |cx| {
+        let counter = cx.send(&m, "make", vec![n(10)]);
+        let mut last = counter.clone();
+        for _ in 0..3 {
+            last = cx.send(&counter, "inc", vec![]);
+        }
+        Ok(Val::Ref(last))
+    });
+    assert_eq!(int(&a.block_on(&last, T).unwrap()), 13);
+    // The incs went to the far answer position, not through a round trip.
+    let answers = answers.lock().unwrap();
+    assert_eq!(answers[0].delivered.load(Ordering::SeqCst), 3);
+    a.shutdown();
+    b.shutdown();
+}
