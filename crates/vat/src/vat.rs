@@ -418,6 +418,8 @@ impl VatCore {
     }
 
     fn serve(&mut self) {
+        // After an escaped panic, no turn is running any more.
+        STAGED.with(|s| *s.borrow_mut() = None);
         let mut since = 0u32;
         loop {
             if let Some(ev) = self.queue.pop_front() {
