@@ -4,3 +4,4 @@
 
 mod hostile;
 mod interop;
+mod pipelining;
