@@ -9,7 +9,8 @@
 # needed: set OCAPN_PYTHON to such an interpreter, or the script makes a venv
 # in SUITE_DIR/.venv and pip-installs them there.
 # Environment: PORT (default: a free port), CARGO_TARGET_DIR (as usual),
-# POLA_BIN (skip the build and use this binary).
+# POLA_BIN (skip the build and use this binary), POLA_PEER_TRACE=1 (the peer
+# logs every message it sends and every session event to its stderr).
 set -euo pipefail
 
 if [[ $# -lt 1 || ! -f "$1/test_runner.py" ]]; then
@@ -31,12 +32,18 @@ if [[ -z "$python" ]]; then
     python="$suite_dir/.venv/bin/python"
 fi
 
-# 2. Build pola.
+# 2. Build pola (or, until `pola ocapn test-peer` is wired into the binary,
+#    the pola-peer example that runs the very same module).
 if [[ -z "${POLA_BIN:-}" ]]; then
     echo "== building pola" >&2
-    (cd "$repo" && cargo build -q -p pola-cli --bin pola)
     target=${CARGO_TARGET_DIR:-$repo/target}
+    (cd "$repo" && cargo build -q -p pola-cli --bin pola)
     POLA_BIN="$target/debug/pola"
+    if ! "$POLA_BIN" ocapn test-peer --help >/dev/null 2>&1; then
+        echo "== this pola has no 'ocapn test-peer'; using the pola-peer example" >&2
+        (cd "$repo" && cargo build -q -p pola-peer --example pola-ocapn)
+        POLA_BIN="$target/debug/examples/pola-ocapn"
+    fi
 fi
 
 # 3. Start the test peer and read the locator it prints first.
@@ -79,7 +86,8 @@ ran=${ran:-0}; failures=${failures:-0}; errors=${errors:-0}
 passed=$((ran - failures - errors))
 echo "== OCapN test suite: $passed/$ran pass ($failures failures, $errors errors)"
 if [[ -s "$workdir/peer.log" ]]; then
-    echo "== test peer log (last 20 lines):" >&2
+    cp "$workdir/peer.log" "${TMPDIR:-/tmp}/ocapn-test-peer.log"
+    echo "== test peer log (last 20 lines; all of it in ${TMPDIR:-/tmp}/ocapn-test-peer.log):" >&2
     tail -20 "$workdir/peer.log" >&2
 fi
 exit "$status"
