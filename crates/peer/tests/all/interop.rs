@@ -359,3 +359,32 @@ fn unreachable_peer_breaks_enliven() {
     assert!(a.vat.block_on(&far, T).is_err());
     a.stop(&rt);
 }
+
+#[test]
+fn abort_breaks_far_references() {
+    let rt = rt();
+    for d in DIALECTS {
+        let (a, b) = (Node::new(&rt, d), Node::suite(&rt, d));
+        let echo = a.peer.enliven(b.sturdy(ECHO));
+        let Value::Ref(echo) = a.vat.block_on(&echo, T).unwrap() else {
+            panic!("not a ref")
+        };
+        let maker = a.peer.enliven(b.sturdy(PROMISE_RESOLVER));
+        let pair = a.vat.send(&maker, "", vec![]);
+        let pair = a.vat.block_on(&pair, T).unwrap();
+        let [Value::Ref(promise), _] = pair.as_list().unwrap() else {
+            panic!("not a pair")
+        };
+        let waiting = a.vat.settled(promise);
+        // B goes away: it aborts its sessions (op:abort) and closes.
+        b.stop(&rt);
+        // A's pending listen breaks, and so does every later message.
+        assert!(waiting.wait(T).is_err(), "{d:?}");
+        let answer = a.vat.send(&echo, "", vec![]);
+        assert!(a.vat.block_on(&answer, T).is_err(), "{d:?}");
+        eventually("A has no live session", || {
+            a.stats(&rt).sessions.iter().all(|s| s.terminated)
+        });
+        a.stop(&rt);
+    }
+}
