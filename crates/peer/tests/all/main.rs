@@ -2,6 +2,7 @@
 #![forbid(unsafe_code)]
 #![allow(clippy::unwrap_used)]
 
+mod handoff;
 mod hostile;
 mod interop;
 mod pipelining;
