@@ -25,6 +25,9 @@ use tokio::sync::mpsc;
 /// How long a closing connection keeps draining input before giving up.
 pub const CLOSE_LINGER: Duration = Duration::from_millis(500);
 
+/// How long a dial may take before it counts as failed.
+pub const DIAL_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// Capacity of the event queue from connection tasks to the event loop.
 /// A full queue stops the readers (TCP backpressure), so a fast sender
 /// cannot grow the loop's memory.
@@ -249,7 +252,10 @@ pub fn spawn_dial(
     events: mpsc::Sender<NetEvent>,
 ) {
     tokio::spawn(async move {
-        let result = netlayer.connect(&to).await;
+        let result = match tokio::time::timeout(DIAL_TIMEOUT, netlayer.connect(&to)).await {
+            Ok(r) => r,
+            Err(_) => Err(NetError::Io(std::io::ErrorKind::TimedOut.into())),
+        };
         let _ = events.send(NetEvent::Dialed { token, to, result }).await;
     });
 }
