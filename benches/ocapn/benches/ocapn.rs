@@ -1,1 +1,418 @@
-fn main() {}
+//! `cargo bench -p pola-bench-ocapn`: pola's OCapN stack against capnp-rpc
+//! and raw TCP over loopback, printed as a table (see the crate doc of
+//! `pola_bench_ocapn` for what each row measures).
+//!
+//! Set `POLA_BENCH_QUICK=1` for a smoke run with few samples, or
+//! `POLA_BENCH_PROFILE_RT=<secs>` to run only pola round trips (for `perf`).
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::{Context as _, Result};
+use pola_bench_ocapn::pola::PolaPair;
+use pola_bench_ocapn::proxy::DelayProxy;
+use pola_bench_ocapn::raw::RawPingPong;
+use pola_bench_ocapn::stats::Summary;
+use pola_bench_ocapn::{Op, Span};
+
+/// One-way latency the proxy adds in each direction.
+const PROXY_DELAY: Duration = Duration::from_millis(2);
+/// Pause between proxied runs so trailing traffic (GC notices) settles.
+const PROXY_PAUSE: Duration = Duration::from_millis(15);
+
+struct Sizes {
+    rt_iters: usize,
+    chain_iters: usize,
+    one_way_n: u64,
+    one_way_reps: usize,
+    proxy_iters: usize,
+}
+
+fn durations(spans: &[Span]) -> Vec<Duration> {
+    spans.iter().map(Span::elapsed).collect()
+}
+
+fn us(d: Duration) -> String {
+    format!("{:.1} µs", d.as_secs_f64() * 1e6)
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.2} ms", d.as_secs_f64() * 1e3)
+}
+
+fn ratio(a: Duration, b: Duration) -> String {
+    if b.is_zero() {
+        return "-".into();
+    }
+    format!("{:.2}x", a.as_secs_f64() / b.as_secs_f64())
+}
+
+/// A route through a fresh delay proxy, remembering the proxy.
+fn via_proxy(
+    delay: Duration,
+    slot: &Arc<Mutex<Option<DelayProxy>>>,
+) -> impl FnOnce(std::net::SocketAddr) -> std::io::Result<std::net::SocketAddr> + use<> {
+    let slot = slot.clone();
+    move |upstream| {
+        let p = DelayProxy::start(upstream, delay)?;
+        let addr = p.addr();
+        *slot.lock().unwrap_or_else(|e| e.into_inner()) = Some(p);
+        Ok(addr)
+    }
+}
+
+fn take(slot: &Arc<Mutex<Option<DelayProxy>>>) -> Result<DelayProxy> {
+    slot.lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .take()
+        .context("proxy not started")
+}
+
+/// Per-op medians through a proxy: latency, round trips, bytes up/down.
+struct Proxied {
+    latency: Duration,
+    trips_median: usize,
+    trips_min: usize,
+    trips_max: usize,
+    up: usize,
+    down: usize,
+}
+
+fn proxied(proxy: &DelayProxy, spans: &[Span]) -> Proxied {
+    let mut trips: Vec<usize> = spans.iter().map(|s| proxy.round_trips(*s)).collect();
+    trips.sort_unstable();
+    let mut ups: Vec<usize> = spans.iter().map(|s| proxy.bytes(*s).0).collect();
+    let mut downs: Vec<usize> = spans.iter().map(|s| proxy.bytes(*s).1).collect();
+    ups.sort_unstable();
+    downs.sort_unstable();
+    let mid = |v: &[usize]| v.get(v.len() / 2).copied().unwrap_or(0);
+    Proxied {
+        latency: Summary::of(&durations(spans)).median,
+        trips_median: mid(&trips),
+        trips_min: trips.first().copied().unwrap_or(0),
+        trips_max: trips.last().copied().unwrap_or(0),
+        up: mid(&ups),
+        down: mid(&downs),
+    }
+}
+
+fn print_proxied(system: &str, op: &str, p: &Proxied, single: Duration) {
+    let trips = if p.trips_min == p.trips_max {
+        format!("{}", p.trips_median)
+    } else {
+        format!("{} ({}..{})", p.trips_median, p.trips_min, p.trips_max)
+    };
+    println!(
+        "{system:<10} {op:<22} {:>10} {:>8} {:>10} {:>7}/{:<7}",
+        ms(p.latency),
+        ratio(p.latency, single),
+        trips,
+        p.up,
+        p.down
+    );
+}
+
+fn rate(n: u64, d: Duration) -> f64 {
+    n as f64 / d.as_secs_f64()
+}
+
+fn one_way_rates(f: impl Fn(u64) -> Result<Duration>, n: u64, reps: usize) -> Result<Vec<f64>> {
+    f(n / 10)?; // warm-up
+    let mut rates = Vec::new();
+    for _ in 0..reps {
+        rates.push(rate(n, f(n)?));
+    }
+    rates.sort_by(f64::total_cmp);
+    Ok(rates)
+}
+
+fn main() -> Result<()> {
+    let quick = std::env::var_os("POLA_BENCH_QUICK").is_some();
+    let sz = if quick {
+        Sizes {
+            rt_iters: 200,
+            chain_iters: 100,
+            one_way_n: 5_000,
+            one_way_reps: 1,
+            proxy_iters: 5,
+        }
+    } else {
+        Sizes {
+            rt_iters: 5_000,
+            chain_iters: 3_000,
+            one_way_n: 100_000,
+            one_way_reps: 3,
+            proxy_iters: 40,
+        }
+    };
+    let started = std::time::Instant::now();
+    if let Some(secs) = std::env::var("POLA_BENCH_PROFILE_RT")
+        .ok()
+        .and_then(|s| s.parse::<u64>().ok())
+    {
+        // For `perf record`: pola round trips only, for `secs` seconds.
+        let pola = PolaPair::start(Ok)?;
+        let until = std::time::Instant::now() + Duration::from_secs(secs);
+        let mut n = 0usize;
+        while std::time::Instant::now() < until {
+            n += pola.timed(Op::RoundTrip, 1000, Duration::ZERO)?.len();
+        }
+        println!("{n} pola round trips in {secs} s");
+        pola.stop();
+        return Ok(());
+    }
+
+    // --- pola's frame sizes, read off a zero-delay relay ----------------
+    let slot = Arc::new(Mutex::new(None));
+    let pola = PolaPair::start(via_proxy(Duration::ZERO, &slot))?;
+    let relay = take(&slot)?;
+    pola.timed(Op::RoundTrip, 50, Duration::ZERO)?;
+    let spans = pola.timed(Op::RoundTrip, 100, Duration::from_millis(2))?;
+    let frames = proxied(&relay, &spans);
+    pola.stop();
+    let (req_len, resp_len) = (frames.up, frames.down);
+
+    // --- loopback, direct -----------------------------------------------
+    let mut raw = RawPingPong::start(req_len, resp_len, Ok)?;
+    for _ in 0..500 {
+        raw.round_trip()?;
+    }
+    let raw_rt = Summary::of(
+        &(0..sz.rt_iters)
+            .map(|_| raw.round_trip().map(|s| s.elapsed()))
+            .collect::<std::io::Result<Vec<_>>>()?,
+    );
+    drop(raw);
+
+    let pola = PolaPair::start(Ok)?;
+    pola.timed(Op::RoundTrip, 500, Duration::ZERO)?;
+    let pola_rt = Summary::of(&durations(&pola.timed(
+        Op::RoundTrip,
+        sz.rt_iters,
+        Duration::ZERO,
+    )?));
+    pola.in_vat_round_trips(500)?;
+    let pola_in_vat = Summary::of(&durations(&pola.in_vat_round_trips(sz.rt_iters)?));
+    pola.timed(Op::ChainPipelined, 100, Duration::ZERO)?;
+    let pola_chain = Summary::of(&durations(&pola.timed(
+        Op::ChainPipelined,
+        sz.chain_iters,
+        Duration::ZERO,
+    )?));
+    let pola_seq = Summary::of(&durations(&pola.timed(
+        Op::ChainSequential,
+        sz.chain_iters,
+        Duration::ZERO,
+    )?));
+    let pola_one_way = one_way_rates(|n| pola.one_way(n), sz.one_way_n, sz.one_way_reps)?;
+    pola.stop();
+
+    #[cfg(has_capnp)]
+    let capnp = {
+        use pola_bench_ocapn::capnproto::CapnpPair;
+        let c = CapnpPair::start(Ok)?;
+        c.timed(Op::RoundTrip, 500, Duration::ZERO)?;
+        let rt = Summary::of(&durations(&c.timed(
+            Op::RoundTrip,
+            sz.rt_iters,
+            Duration::ZERO,
+        )?));
+        c.timed(Op::ChainPipelined, 100, Duration::ZERO)?;
+        let chain = Summary::of(&durations(&c.timed(
+            Op::ChainPipelined,
+            sz.chain_iters,
+            Duration::ZERO,
+        )?));
+        let seq = Summary::of(&durations(&c.timed(
+            Op::ChainSequential,
+            sz.chain_iters,
+            Duration::ZERO,
+        )?));
+        let one_way = one_way_rates(|n| c.one_way(n), sz.one_way_n, sz.one_way_reps)?;
+        Some((rt, chain, seq, one_way))
+    };
+    #[cfg(not(has_capnp))]
+    let capnp: Option<(Summary, Summary, Summary, Vec<f64>)> = None;
+
+    println!();
+    println!("== loopback TCP (127.0.0.1), direct; 16-byte echo payload");
+    println!(
+        "pola frames on the wire per echo call: {req_len} B request, {resp_len} B answer (raw ping-pong uses the same sizes)"
+    );
+    println!(
+        "{:<34} {:>11} {:>11} {:>10} {:>10}",
+        "workload", "median", "p99", "vs raw", "pola/capnp"
+    );
+    let row = |name: &str, s: &Summary, vs_raw: bool, capnp: Option<&Summary>| {
+        println!(
+            "{name:<34} {:>11} {:>11} {:>10} {:>10}",
+            us(s.median),
+            us(s.p99),
+            if vs_raw {
+                ratio(s.median, raw_rt.median)
+            } else {
+                "-".into()
+            },
+            capnp.map_or("-".into(), |c| ratio(s.median, c.median)),
+        );
+    };
+    row("raw TCP ping-pong", &raw_rt, true, None);
+    row(
+        "pola round trip (op:deliver)",
+        &pola_rt,
+        true,
+        capnp.as_ref().map(|c| &c.0),
+    );
+    row(
+        "pola round trip, driven in vat A",
+        &pola_in_vat,
+        true,
+        capnp.as_ref().map(|c| &c.0),
+    );
+    row(
+        "pola pipelined chain a~>b~>c",
+        &pola_chain,
+        true,
+        capnp.as_ref().map(|c| &c.1),
+    );
+    row(
+        "pola sequential chain a;b;c",
+        &pola_seq,
+        true,
+        capnp.as_ref().map(|c| &c.2),
+    );
+    if let Some((rt, chain, seq, _)) = &capnp {
+        row("capnp-rpc round trip", rt, true, None);
+        row("capnp-rpc pipelined chain", chain, true, None);
+        row("capnp-rpc sequential chain", seq, true, None);
+    }
+    println!(
+        "pola pipelined chain / pola round trip: {} (median)",
+        ratio(pola_chain.median, pola_rt.median)
+    );
+    if let Some((rt, chain, _, _)) = &capnp {
+        println!(
+            "capnp pipelined chain / capnp round trip: {} (median)",
+            ratio(chain.median, rt.median)
+        );
+    }
+
+    println!();
+    println!(
+        "== one-way messages, A -> B, until B has processed all {} ({} runs, msgs/s min / median / max)",
+        sz.one_way_n, sz.one_way_reps
+    );
+    let fmt_rates = |r: &[f64]| {
+        let mid = r.get(r.len() / 2).copied().unwrap_or(0.0);
+        (
+            format!(
+                "{:>9.0} / {:>9.0} / {:>9.0}",
+                r.first().copied().unwrap_or(0.0),
+                mid,
+                r.last().copied().unwrap_or(0.0)
+            ),
+            mid,
+        )
+    };
+    let (pola_text, pola_mid) = fmt_rates(&pola_one_way);
+    println!("{:<34} {pola_text}", "pola op:deliver-only");
+    if let Some((_, _, _, r)) = &capnp {
+        let (text, mid) = fmt_rates(r);
+        println!("{:<34} {text}", "capnp-rpc calls (not awaited)");
+        println!("pola/capnp throughput: {:.2}x", pola_mid / mid);
+    }
+
+    // --- through a relay adding 2 ms each way: count round trips --------
+    println!();
+    println!(
+        "== through a TCP relay adding {} ms each way ({} runs each; round trips counted from the relay's log)",
+        PROXY_DELAY.as_millis(),
+        sz.proxy_iters
+    );
+    println!(
+        "{:<10} {:<22} {:>10} {:>8} {:>10} {:>15}",
+        "system", "workload", "median", "vs 1 RT", "round trips", "bytes up/down"
+    );
+    let ops = [
+        ("round trip", Op::RoundTrip),
+        ("pipelined chain", Op::ChainPipelined),
+        ("sequential chain", Op::ChainSequential),
+    ];
+
+    let mut raw = RawPingPong::start(req_len, resp_len, via_proxy(PROXY_DELAY, &slot))?;
+    let relay = take(&slot)?;
+    let spans = (0..sz.proxy_iters)
+        .map(|_| raw.round_trip())
+        .collect::<std::io::Result<Vec<_>>>()?;
+    let p = proxied(&relay, &spans);
+    print_proxied("raw TCP", "ping-pong", &p, p.latency);
+    drop(raw);
+
+    let pola = PolaPair::start(via_proxy(PROXY_DELAY, &slot))?;
+    let relay = take(&slot)?;
+    let mut single = Duration::ZERO;
+    for (name, op) in ops {
+        let spans = pola.timed(op, sz.proxy_iters, PROXY_PAUSE)?;
+        let p = proxied(&relay, &spans);
+        if op == Op::RoundTrip {
+            single = p.latency;
+        }
+        print_proxied("pola", name, &p, single);
+    }
+    pola.stop();
+
+    #[cfg(has_capnp)]
+    {
+        use pola_bench_ocapn::capnproto::CapnpPair;
+        let c = CapnpPair::start(via_proxy(PROXY_DELAY, &slot))?;
+        let relay = take(&slot)?;
+        let mut single = Duration::ZERO;
+        for (name, op) in ops {
+            let spans = c.timed(op, sz.proxy_iters, PROXY_PAUSE)?;
+            let p = proxied(&relay, &spans);
+            if op == Op::RoundTrip {
+                single = p.latency;
+            }
+            print_proxied("capnp-rpc", name, &p, single);
+        }
+    }
+    #[cfg(not(has_capnp))]
+    println!("capnp-rpc: not compiled in (the `capnp` tool was missing at build time)");
+
+    println!();
+    println!(
+        "targets (issue 3 §6): >= 150000 deliver-only msgs/s: {:.0} ({}); round trip <= 1.5x raw: {} ({}); ahead of capnp-rpc: {}",
+        pola_mid,
+        if pola_mid >= 150_000.0 {
+            "met"
+        } else {
+            "NOT met"
+        },
+        ratio(pola_rt.median, raw_rt.median),
+        if pola_rt.median.as_secs_f64() <= 1.5 * raw_rt.median.as_secs_f64() {
+            "met"
+        } else {
+            "NOT met"
+        },
+        match &capnp {
+            Some((rt, _, _, r)) => {
+                let mid = r.get(r.len() / 2).copied().unwrap_or(0.0);
+                format!(
+                    "round trip {}, throughput {}",
+                    if pola_rt.median < rt.median {
+                        "yes"
+                    } else {
+                        "no"
+                    },
+                    if pola_mid > mid { "yes" } else { "no" }
+                )
+            }
+            None => "not measured".into(),
+        }
+    );
+    println!(
+        "(total bench time {:.1} s)",
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
