@@ -15,6 +15,45 @@
 //! Main types: [`Peer`], [`PeerHandle`], [`PeerConfig`]; the OCapN test
 //! suite's objects are in [`test_peer`].
 //!
+//! ```
+//! use std::sync::Arc;
+//! use std::time::Duration;
+//! use pola_netlayer::TcpTestingOnly;
+//! use pola_peer::{Peer, PeerConfig};
+//! use pola_syrup::Value;
+//! use pola_vat::{Vat, from_fn};
+//!
+//! let rt = tokio::runtime::Runtime::new().unwrap();
+//! let (net_a, net_b) = rt.block_on(async {
+//!     (
+//!         TcpTestingOnly::bind("127.0.0.1", 0).await.unwrap(),
+//!         TcpTestingOnly::bind("127.0.0.1", 0).await.unwrap(),
+//!     )
+//! });
+//! let _in_runtime = rt.enter();
+//! let (vat_a, vat_b) = (Vat::new("a"), Vat::new("b"));
+//! let a = Peer::start(vat_a.clone(), vec![Arc::new(net_a)], PeerConfig::default()).unwrap();
+//! let b = Peer::start(vat_b.clone(), vec![Arc::new(net_b)], PeerConfig::default()).unwrap();
+//!
+//! // B offers a greeter under a fresh sturdyref…
+//! let greeter = vat_b.spawn(from_fn(|_turn, _method, args| {
+//!     let name = args.first().and_then(|v| v.as_str()).unwrap_or("stranger").to_owned();
+//!     Ok(Value::str(format!("hello, {name}")))
+//! }));
+//! let sturdy = b.mint_sturdyref(greeter).unwrap();
+//!
+//! // …and A, given only its URI, calls it like any other reference.
+//! let uri = sturdy.to_uri();
+//! let far = a.enliven(pola_captp::locator::SturdyRef::from_uri(&uri).unwrap());
+//! let answer = vat_a.send(&far, "greet", vec![Value::str("alice")]);
+//! let got = vat_a.block_on(&answer, Duration::from_secs(10)).unwrap();
+//! assert_eq!(got, Value::str("hello, alice"));
+//! # rt.block_on(a.shutdown());
+//! # rt.block_on(b.shutdown());
+//! # vat_a.shutdown();
+//! # vat_b.shutdown();
+//! ```
+//!
 //! [`Ref`]: pola_vat::Ref
 #![forbid(unsafe_code)]
 

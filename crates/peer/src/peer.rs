@@ -632,11 +632,12 @@ impl Core {
                 token,
                 outcome,
             } => {
-                if let Some((c, w)) = self.waiting.remove(&token) {
-                    debug_assert_eq!(c, conn);
-                    match w {
-                        Waiting::Reply(reply) => self.resolve_reply(conn, Some(reply), outcome),
-                    }
+                // The token names the session; a token for another one
+                // would be a bug, so it is ignored rather than trusted.
+                if self.waiting.get(&token).is_some_and(|(c, _)| *c == conn)
+                    && let Some((_, Waiting::Reply(reply))) = self.waiting.remove(&token)
+                {
+                    self.resolve_reply(conn, Some(reply), outcome);
                 }
             }
             Cmd::Api(api) => match api {
