@@ -141,6 +141,9 @@ pub(crate) enum ApiCmd {
         swiss: Bytes,
         object: Ref,
     },
+    Revoke {
+        swiss: Bytes,
+    },
     Enliven {
         sturdy: SturdyRef,
         resolver: Resolver,
@@ -213,6 +216,15 @@ impl PeerHandle {
         let _ = self.tx.send(Cmd::Api(ApiCmd::Register {
             swiss: swiss.into(),
             object,
+        }));
+    }
+
+    /// Forgets the Swiss number `swiss`: later `fetch`es of it fail.
+    /// References already handed out stay live (revoke those with a
+    /// revocable forwarder).
+    pub fn revoke(&self, swiss: &[u8]) {
+        let _ = self.tx.send(Cmd::Api(ApiCmd::Revoke {
+            swiss: Bytes::copy_from_slice(swiss),
         }));
     }
 
@@ -643,6 +655,9 @@ impl Core {
             Cmd::Api(api) => match api {
                 ApiCmd::Register { swiss, object } => {
                     self.sturdy.register(SwissNumber::from_bytes(swiss), object);
+                }
+                ApiCmd::Revoke { swiss } => {
+                    self.sturdy.revoke(&swiss);
                 }
                 ApiCmd::Enliven { sturdy, resolver } => {
                     if sturdy.peer.same_peer(&self.location) {

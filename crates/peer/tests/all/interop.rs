@@ -388,3 +388,29 @@ fn abort_breaks_far_references() {
         a.stop(&rt);
     }
 }
+
+#[test]
+fn revoked_sturdyref_no_longer_enlivens() {
+    let rt = rt();
+    let (a, b) = (
+        Node::new(&rt, Dialect::Current),
+        Node::new(&rt, Dialect::Current),
+    );
+    let obj = b.vat.spawn(from_fn(|_, _, _| Ok(Value::str("still here"))));
+    let sturdy = b.peer.mint_sturdyref(obj).unwrap();
+    let live = a.peer.enliven(sturdy.clone());
+    let Value::Ref(live) = a.vat.block_on(&live, T).unwrap() else {
+        panic!("not a ref")
+    };
+    b.peer.revoke(sturdy.swiss.bytes());
+    let again = a.peer.enliven(sturdy);
+    assert!(a.vat.block_on(&again, T).is_err(), "revoked");
+    // The reference handed out before still works.
+    let answer = a.vat.send(&live, "", vec![]);
+    assert_eq!(
+        a.vat.block_on(&answer, T).unwrap(),
+        Value::str("still here")
+    );
+    a.stop(&rt);
+    b.stop(&rt);
+}
