@@ -48,10 +48,12 @@ use std::time::Duration;
 use bytes::Bytes;
 
 pub mod memory;
+pub mod noise;
 pub mod stream;
 pub mod tcp;
 
 pub use memory::{MemoryNetlayer, MemoryNetwork};
+pub use noise::{Identity, NoiseNetlayer, PeerKey};
 pub use stream::Framing;
 pub use tcp::TcpTestingOnly;
 

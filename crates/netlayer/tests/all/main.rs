@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod memory;
+mod noise;
 mod tcp;
 
 use pola_netlayer::{MessageReader, NetError};
