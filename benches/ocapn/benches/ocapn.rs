@@ -11,7 +11,7 @@ use std::time::Duration;
 use anyhow::{Context as _, Result};
 use pola_bench_ocapn::pola::PolaPair;
 use pola_bench_ocapn::proxy::DelayProxy;
-use pola_bench_ocapn::raw::RawPingPong;
+use pola_bench_ocapn::raw::{RawPingPong, TokioPingPong};
 use pola_bench_ocapn::stats::Summary;
 use pola_bench_ocapn::{Op, Span};
 
@@ -19,6 +19,8 @@ use pola_bench_ocapn::{Op, Span};
 const PROXY_DELAY: Duration = Duration::from_millis(2);
 /// Pause between proxied runs so trailing traffic (GC notices) settles.
 const PROXY_PAUSE: Duration = Duration::from_millis(15);
+/// Interleaved measurement rounds on loopback.
+const ROUNDS: usize = 5;
 
 struct Sizes {
     rt_iters: usize,
@@ -116,16 +118,6 @@ fn rate(n: u64, d: Duration) -> f64 {
     n as f64 / d.as_secs_f64()
 }
 
-fn one_way_rates(f: impl Fn(u64) -> Result<Duration>, n: u64, reps: usize) -> Result<Vec<f64>> {
-    f(n / 10)?; // warm-up
-    let mut rates = Vec::new();
-    for _ in 0..reps {
-        rates.push(rate(n, f(n)?));
-    }
-    rates.sort_by(f64::total_cmp);
-    Ok(rates)
-}
-
 fn main() -> Result<()> {
     let quick = std::env::var_os("POLA_BENCH_QUICK").is_some();
     let sz = if quick {
@@ -172,67 +164,117 @@ fn main() -> Result<()> {
     pola.stop();
     let (req_len, resp_len) = (frames.up, frames.down);
 
-    // --- loopback, direct -----------------------------------------------
+    // --- loopback, direct ------------------------------------------------
+    // All systems stay up and are measured in interleaved rounds, so a
+    // change in background load (the machine is shared) hits them alike.
     let mut raw = RawPingPong::start(req_len, resp_len, Ok)?;
+    let mut raw_tokio = TokioPingPong::start(req_len, resp_len)?;
+    raw_tokio.round_trips(500)?;
+    let mut raw_tokio_s = Vec::new();
+    let pola = PolaPair::start(Ok)?;
+    #[cfg(has_capnp)]
+    let capnp_pair = pola_bench_ocapn::capnproto::CapnpPair::start(Ok)?;
     for _ in 0..500 {
         raw.round_trip()?;
     }
-    let raw_rt = Summary::of(
-        &(0..sz.rt_iters)
-            .map(|_| raw.round_trip().map(|s| s.elapsed()))
-            .collect::<std::io::Result<Vec<_>>>()?,
-    );
-    drop(raw);
-
-    let pola = PolaPair::start(Ok)?;
     pola.timed(Op::RoundTrip, 500, Duration::ZERO)?;
-    let pola_rt = Summary::of(&durations(&pola.timed(
-        Op::RoundTrip,
-        sz.rt_iters,
-        Duration::ZERO,
-    )?));
     pola.in_vat_round_trips(500)?;
-    let pola_in_vat = Summary::of(&durations(&pola.in_vat_round_trips(sz.rt_iters)?));
     pola.timed(Op::ChainPipelined, 100, Duration::ZERO)?;
-    let pola_chain = Summary::of(&durations(&pola.timed(
-        Op::ChainPipelined,
-        sz.chain_iters,
-        Duration::ZERO,
-    )?));
-    let pola_seq = Summary::of(&durations(&pola.timed(
-        Op::ChainSequential,
-        sz.chain_iters,
-        Duration::ZERO,
-    )?));
-    let pola_one_way = one_way_rates(|n| pola.one_way(n), sz.one_way_n, sz.one_way_reps)?;
+    #[cfg(has_capnp)]
+    {
+        capnp_pair.timed(Op::RoundTrip, 500, Duration::ZERO)?;
+        capnp_pair.timed(Op::ChainPipelined, 100, Duration::ZERO)?;
+    }
+    let (rt_batch, chain_batch) = (sz.rt_iters / ROUNDS, sz.chain_iters / ROUNDS);
+    let mut samples: [Vec<Duration>; 8] = Default::default();
+    let [
+        raw_s,
+        pola_s,
+        pola_vat_s,
+        pola_chain_s,
+        pola_seq_s,
+        c_rt_s,
+        c_chain_s,
+        c_seq_s,
+    ] = &mut samples;
+    for _ in 0..ROUNDS {
+        for _ in 0..rt_batch {
+            raw_s.push(raw.round_trip()?.elapsed());
+        }
+        raw_tokio_s.extend(durations(&raw_tokio.round_trips(rt_batch)?));
+        pola_s.extend(durations(&pola.timed(
+            Op::RoundTrip,
+            rt_batch,
+            Duration::ZERO,
+        )?));
+        pola_vat_s.extend(durations(&pola.in_vat_round_trips(rt_batch)?));
+        pola_chain_s.extend(durations(&pola.timed(
+            Op::ChainPipelined,
+            chain_batch,
+            Duration::ZERO,
+        )?));
+        pola_seq_s.extend(durations(&pola.timed(
+            Op::ChainSequential,
+            chain_batch,
+            Duration::ZERO,
+        )?));
+        #[cfg(has_capnp)]
+        {
+            c_rt_s.extend(durations(&capnp_pair.timed(
+                Op::RoundTrip,
+                rt_batch,
+                Duration::ZERO,
+            )?));
+            c_chain_s.extend(durations(&capnp_pair.timed(
+                Op::ChainPipelined,
+                chain_batch,
+                Duration::ZERO,
+            )?));
+            c_seq_s.extend(durations(&capnp_pair.timed(
+                Op::ChainSequential,
+                chain_batch,
+                Duration::ZERO,
+            )?));
+        }
+    }
+    drop(raw);
+    drop(raw_tokio);
+    let raw_rt = Summary::of(raw_s);
+    let raw_tokio_rt = Summary::of(&raw_tokio_s);
+    let pola_rt = Summary::of(pola_s);
+    let pola_in_vat = Summary::of(pola_vat_s);
+    let pola_chain = Summary::of(pola_chain_s);
+    let pola_seq = Summary::of(pola_seq_s);
+
+    // One-way throughput, alternating systems run by run.
+    pola.one_way(sz.one_way_n / 10)?;
+    #[cfg(has_capnp)]
+    capnp_pair.one_way(sz.one_way_n / 10)?;
+    let (mut pola_one_way, mut capnp_one_way) = (Vec::new(), Vec::new());
+    for _ in 0..sz.one_way_reps {
+        pola_one_way.push(rate(sz.one_way_n, pola.one_way(sz.one_way_n)?));
+        #[cfg(has_capnp)]
+        capnp_one_way.push(rate(sz.one_way_n, capnp_pair.one_way(sz.one_way_n)?));
+    }
+    pola_one_way.sort_by(f64::total_cmp);
+    capnp_one_way.sort_by(f64::total_cmp);
     pola.stop();
 
     #[cfg(has_capnp)]
     let capnp = {
-        use pola_bench_ocapn::capnproto::CapnpPair;
-        let c = CapnpPair::start(Ok)?;
-        c.timed(Op::RoundTrip, 500, Duration::ZERO)?;
-        let rt = Summary::of(&durations(&c.timed(
-            Op::RoundTrip,
-            sz.rt_iters,
-            Duration::ZERO,
-        )?));
-        c.timed(Op::ChainPipelined, 100, Duration::ZERO)?;
-        let chain = Summary::of(&durations(&c.timed(
-            Op::ChainPipelined,
-            sz.chain_iters,
-            Duration::ZERO,
-        )?));
-        let seq = Summary::of(&durations(&c.timed(
-            Op::ChainSequential,
-            sz.chain_iters,
-            Duration::ZERO,
-        )?));
-        let one_way = one_way_rates(|n| c.one_way(n), sz.one_way_n, sz.one_way_reps)?;
-        Some((rt, chain, seq, one_way))
+        drop(capnp_pair);
+        Some((
+            Summary::of(c_rt_s),
+            Summary::of(c_chain_s),
+            Summary::of(c_seq_s),
+            capnp_one_way,
+        ))
     };
     #[cfg(not(has_capnp))]
-    let capnp: Option<(Summary, Summary, Summary, Vec<f64>)> = None;
+    let capnp: Option<(Summary, Summary, Summary, Vec<f64>)> = {
+        let _ = (c_rt_s, c_chain_s, c_seq_s, capnp_one_way);
+        None
+    };
 
     println!();
     println!("== loopback TCP (127.0.0.1), direct; 16-byte echo payload");
@@ -256,7 +298,8 @@ fn main() -> Result<()> {
             capnp.map_or("-".into(), |c| ratio(s.median, c.median)),
         );
     };
-    row("raw TCP ping-pong", &raw_rt, true, None);
+    row("raw TCP ping-pong (std, blocking)", &raw_rt, true, None);
+    row("raw TCP ping-pong (tokio)", &raw_tokio_rt, true, None);
     row(
         "pola round trip (op:deliver)",
         &pola_rt,
