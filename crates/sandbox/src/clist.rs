@@ -7,9 +7,13 @@
 //!   instance, finds no entry (a typed error) instead of someone else's
 //!   object.
 //! - The table never holds more than its configured number of entries.
+//! - A plain (ungated) reference has at most one handle at a time: handing
+//!   the caplet the same reference again gives the same handle, so a
+//!   caplet's c-list does not grow with repeated deliveries, and equal
+//!   handles mean the same reference.
 
-use std::collections::HashMap;
 use std::collections::hash_map::RandomState;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::hash::{BuildHasher, BuildHasherDefault, Hasher};
 
 use crate::abi::Code;
@@ -54,6 +58,8 @@ impl Hasher for MixHasher {
 #[derive(Debug)]
 pub(crate) struct CList<R> {
     map: HashMap<u64, Entry<R>, BuildHasherDefault<MixHasher>>,
+    /// Plain references -> their handle.
+    reverse: BTreeMap<R, u64>,
     next: u64,
     max: usize,
 }
@@ -70,11 +76,12 @@ fn random_base() -> u64 {
     (1 << 32) + h.finish() % (HANDLE_SPACE / 2)
 }
 
-impl<R> CList<R> {
+impl<R: Ord + Clone> CList<R> {
     /// An empty c-list holding at most `max` entries.
     pub(crate) fn new(max: usize) -> Self {
         CList {
             map: HashMap::default(),
+            reverse: BTreeMap::new(),
             next: random_base(),
             max,
         }
@@ -90,8 +97,31 @@ impl<R> CList<R> {
         self.map.len().checked_add(n).is_some_and(|t| t <= self.max)
     }
 
-    /// Adds an entry and returns its new handle.
+    /// How many new entries handing over these references would take
+    /// (plain references already held, and repeats, take none).
+    pub(crate) fn needed<'a>(&self, refs: impl IntoIterator<Item = (&'a R, bool)>) -> usize
+    where
+        R: 'a,
+    {
+        let mut fresh = BTreeSet::new();
+        let mut gated = 0usize;
+        for (r, is_gated) in refs {
+            if is_gated {
+                gated = gated.saturating_add(1);
+            } else if !self.reverse.contains_key(r) {
+                fresh.insert(r);
+            }
+        }
+        fresh.len().saturating_add(gated)
+    }
+
+    /// Adds an entry and returns its handle. A plain reference already in
+    /// the table keeps its handle.
     pub(crate) fn insert(&mut self, entry: Entry<R>) -> Result<u64, Code> {
+        let plain = entry.kind == Kind::Ref && entry.gate.is_none();
+        if plain && let Some(h) = self.reverse.get(&entry.cap) {
+            return Ok(*h);
+        }
         if !self.has_room(1) {
             return Err(Code::CListFull);
         }
@@ -99,6 +129,9 @@ impl<R> CList<R> {
         self.next = self.next.checked_add(1).ok_or(Code::CListFull)?;
         if self.next >= (1 << 62) {
             return Err(Code::CListFull);
+        }
+        if plain {
+            self.reverse.insert(entry.cap.clone(), h);
         }
         self.map.insert(h, entry);
         Ok(h)
@@ -120,7 +153,11 @@ impl<R> CList<R> {
     /// Removes and returns an entry (for `drop` and for consuming a resolver).
     pub(crate) fn take(&mut self, handle: i64) -> Result<Entry<R>, Code> {
         let h = u64::try_from(handle).map_err(|_| Code::UnknownHandle)?;
-        self.map.remove(&h).ok_or(Code::UnknownHandle)
+        let e = self.map.remove(&h).ok_or(Code::UnknownHandle)?;
+        if self.reverse.get(&e.cap) == Some(&h) {
+            self.reverse.remove(&e.cap);
+        }
+        Ok(e)
     }
 
     /// Removes a resolver entry (checking its kind first).
@@ -131,6 +168,7 @@ impl<R> CList<R> {
 
     /// Empties the table, returning every resolver still held.
     pub(crate) fn clear(&mut self) -> Vec<R> {
+        self.reverse.clear();
         self.map
             .drain()
             .filter(|(_, e)| e.kind == Kind::Resolver)
@@ -177,10 +215,23 @@ mod tests {
     }
 
     #[test]
+    fn same_plain_reference_same_handle() {
+        let mut c = CList::new(2);
+        let a = c.insert(entry(1)).unwrap();
+        assert_eq!(c.insert(entry(1)).unwrap(), a);
+        assert_eq!(c.len(), 1);
+        assert_eq!(c.needed([(&1, false), (&2, false), (&2, false)]), 1);
+        c.take(a as i64).unwrap();
+        let b = c.insert(entry(1)).unwrap();
+        assert_ne!(a, b, "a dropped handle is never handed out again");
+    }
+
+    #[test]
     fn full_and_wrong_kind() {
         let mut c = CList::new(1);
         let h = c.insert(entry(1)).unwrap();
         assert_eq!(c.insert(entry(2)).unwrap_err(), Code::CListFull);
+        assert_eq!(c.insert(entry(1)).unwrap(), h);
         assert_eq!(
             c.get(h as i64, Kind::Resolver).unwrap_err(),
             Code::WrongKind

@@ -179,6 +179,27 @@ impl ResourceLimiter for Limiter {
     }
 }
 
+/// A reference with its optional gate, while a message is being staged.
+/// Ordered by the reference alone (the gate only rides along).
+struct Split<R>(R, Option<Gate>);
+
+impl<R: PartialEq> PartialEq for Split<R> {
+    fn eq(&self, other: &Self) -> bool {
+        self.0 == other.0
+    }
+}
+impl<R: Eq> Eq for Split<R> {}
+impl<R: Ord> PartialOrd for Split<R> {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl<R: Ord> Ord for Split<R> {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.0.cmp(&other.0)
+    }
+}
+
 /// Everything one caplet instance's store holds.
 struct Data<O: Outside> {
     outside: O,
@@ -602,20 +623,36 @@ impl<O: Outside> CapletInstance<O> {
         if has_reserved_label(&message) {
             return Err(CallError::ReservedLabel);
         }
-        let mut refs = 0usize;
-        message.for_each_ref(&mut |_| refs = refs.saturating_add(1));
+        // Split first, so room can be counted exactly before any insert.
+        let split_message = message
+            .try_map_refs::<Split<O::Ref>, std::convert::Infallible>(&mut |r| {
+                let (cap, gate) = split(r);
+                Ok(Value::Ref(Split(cap, gate)))
+            })
+            .unwrap_or_else(|e| match e {});
         let d = self.store.data_mut();
-        if !d.clist.has_room(refs.saturating_add(extra_handles)) {
+        let mut refs = Vec::new();
+        split_message
+            .for_each_ref(&mut |Split(cap, gate)| refs.push((cap.clone(), gate.is_some())));
+        let needed = d
+            .clist
+            .needed(refs.iter().map(|(r, g)| (r, *g)))
+            .saturating_add(extra_handles);
+        if !d.clist.has_room(needed) {
             return Err(CallError::CListFull);
         }
         let clist = &mut d.clist;
-        let lowered = message.try_map_refs::<NoRef, Code>(&mut |r| {
-            let (cap, gate) = split(r);
+        let mut added = Vec::new();
+        let lowered = split_message.try_map_refs::<NoRef, Code>(&mut |Split(cap, gate)| {
+            let before = clist.len();
             let h = clist.insert(Entry {
                 cap,
                 kind: Kind::Ref,
                 gate,
             })?;
+            if clist.len() > before {
+                added.push(h);
+            }
             Ok(Value::record(REF_LABEL, vec![Value::int(h)]))
         });
         // Room was checked, so insertion cannot fail; map it anyway.
@@ -625,10 +662,8 @@ impl<O: Outside> CapletInstance<O> {
         let len = d.inbound.len();
         if len > d.max_message_bytes {
             // Roll back: the handles just added must not linger.
-            let mut stale = Vec::new();
-            collect_ref_handles(&lowered, &mut stale);
-            for h in stale {
-                let _ = d.clist.take(h);
+            for h in added {
+                let _ = d.clist.take(handle_i64(h));
             }
             d.inbound.clear();
             return Err(CallError::MessageTooLarge {
@@ -704,27 +739,6 @@ fn has_reserved_label<R>(v: &Value<R>) -> bool {
             .iter()
             .any(|(k, v)| has_reserved_label(k) || has_reserved_label(v)),
         _ => false,
-    }
-}
-
-fn collect_ref_handles(v: &Value, out: &mut Vec<i64>) {
-    match v {
-        Value::Record(r) => {
-            if r.label.as_symbol() == Some(REF_LABEL) {
-                if let Some(h) = r.fields.first().and_then(Value::as_i64) {
-                    out.push(h);
-                }
-            } else {
-                r.fields.iter().for_each(|f| collect_ref_handles(f, out));
-            }
-        }
-        Value::List(l) => l.iter().for_each(|f| collect_ref_handles(f, out)),
-        Value::Set(s) => s.iter().for_each(|f| collect_ref_handles(f, out)),
-        Value::Dict(d) => d.iter().for_each(|(k, v)| {
-            collect_ref_handles(k, out);
-            collect_ref_handles(v, out);
-        }),
-        _ => {}
     }
 }
 
