@@ -5,6 +5,7 @@
 
 mod memory;
 mod noise;
+mod noise_endo;
 mod tcp;
 
 use pola_netlayer::{MessageReader, NetError};
