@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use anyhow::{Context as _, Result};
 use pola_bench_ocapn::pola::PolaPair;
-use pola_bench_ocapn::proxy::DelayProxy;
+use pola_bench_ocapn::proxy::{DelayProxy, Dir};
 use pola_bench_ocapn::raw::{RawPingPong, TokioPingPong};
 use pola_bench_ocapn::stats::Summary;
 use pola_bench_ocapn::{Op, Span};
@@ -78,6 +78,9 @@ struct Proxied {
     trips_max: usize,
     up: usize,
     down: usize,
+    /// Bytes and relayed chunks per call including trailing traffic (GC
+    /// notices), up and down: (bytes up, bytes down, chunks up, chunks down).
+    whole: (usize, usize, usize, usize),
 }
 
 fn proxied(proxy: &DelayProxy, spans: &[Span]) -> Proxied {
@@ -88,7 +91,38 @@ fn proxied(proxy: &DelayProxy, spans: &[Span]) -> Proxied {
     ups.sort_unstable();
     downs.sort_unstable();
     let mid = |v: &[usize]| v.get(v.len() / 2).copied().unwrap_or(0);
+    // Whole call: from its start to the next call's start (the last one
+    // gets the pause after it).
+    let mut whole: [Vec<usize>; 4] = Default::default();
+    for (i, s) in spans.iter().enumerate() {
+        let to = spans.get(i + 1).map_or(s.end + PROXY_PAUSE, |n| n.start);
+        let chunks = proxy.chunks(Span {
+            start: s.start,
+            end: to,
+        });
+        let mut w = [0usize; 4];
+        for c in &chunks {
+            let (b, n) = match c.dir {
+                Dir::Up => (0, 2),
+                Dir::Down => (1, 3),
+            };
+            w[b] += c.len;
+            w[n] += 1;
+        }
+        for (v, x) in whole.iter_mut().zip(w) {
+            v.push(x);
+        }
+    }
+    for v in &mut whole {
+        v.sort_unstable();
+    }
     Proxied {
+        whole: (
+            mid(&whole[0]),
+            mid(&whole[1]),
+            mid(&whole[2]),
+            mid(&whole[3]),
+        ),
         latency: Summary::of(&durations(spans)).median,
         trips_median: mid(&trips),
         trips_min: trips.first().copied().unwrap_or(0),
@@ -105,12 +139,13 @@ fn print_proxied(system: &str, op: &str, p: &Proxied, single: Duration) {
         format!("{} ({}..{})", p.trips_median, p.trips_min, p.trips_max)
     };
     println!(
-        "{system:<10} {op:<22} {:>10} {:>8} {:>10} {:>7}/{:<7}",
+        "{system:<10} {op:<18} {:>9} {:>7} {:>11} {:>9} {:>13} {:>9}",
         ms(p.latency),
         ratio(p.latency, single),
         trips,
-        p.up,
-        p.down
+        format!("{}/{}", p.up, p.down),
+        format!("{}/{}", p.whole.0, p.whole.1),
+        format!("{}/{}", p.whole.2, p.whole.3),
     );
 }
 
@@ -373,8 +408,18 @@ fn main() -> Result<()> {
         sz.proxy_iters
     );
     println!(
-        "{:<10} {:<22} {:>10} {:>8} {:>10} {:>15}",
-        "system", "workload", "median", "vs 1 RT", "round trips", "bytes up/down"
+        "{:<10} {:<18} {:>9} {:>7} {:>11} {:>9} {:>13} {:>9}",
+        "system",
+        "workload",
+        "median",
+        "vs 1 RT",
+        "round trips",
+        "B on path",
+        "B incl. after",
+        "segments"
+    );
+    println!(
+        "(round trips: client->server flights answered before the result was in hand; B on path: bytes up/down\n while the call was open; B incl. after / segments: up/down until the next call, GC notices included)"
     );
     let ops = [
         ("round trip", Op::RoundTrip),
