@@ -619,8 +619,8 @@ impl Core {
             Cmd::Deliver {
                 target,
                 message,
-                resolver,
-            } => self.deliver_out(target, message, resolver),
+                answer,
+            } => self.deliver_out(target, message, answer),
             Cmd::Listen { import, resolver } => self.listen_out(import, resolver),
             Cmd::DropImport {
                 conn,
@@ -716,7 +716,7 @@ impl Core {
         &mut self,
         target: OutTarget,
         message: pola_vat::Message,
-        resolver: Option<Resolver>,
+        answer: Option<Arc<QuestionRemote>>,
     ) {
         let (conn, capref) = match target {
             OutTarget::Import(imp) => {
@@ -728,21 +728,27 @@ impl Core {
                 (imp.conn, c)
             }
             OutTarget::Question(q) => {
-                let settled = q.lock().outcome.clone();
-                if let Some(outcome) = settled {
+                let mut state = q.lock();
+                if let Some(outcome) = state.outcome.clone() {
+                    drop(state);
                     // Answered already: send to the answer itself.
-                    match outcome {
-                        Ok(Value::Ref(r)) => self.vat.deliver(&r, message, resolver),
-                        Ok(_) => break_opt(resolver, error("not a reference")),
-                        Err(e) => break_opt(resolver, e),
-                    }
+                    self.reroute(outcome, message, answer);
                     return;
                 }
-                (q.conn, CapRef::Question(q.question))
+                match q.position() {
+                    Some(p) => (q.conn, CapRef::Question(p)),
+                    None => {
+                        // Not asked on the wire: wait for its outcome.
+                        state.parked.push((message, answer));
+                        return;
+                    }
+                }
             }
         };
         if !self.is_live(conn) {
-            break_opt(resolver, error("session ended"));
+            if let Some(a) = answer {
+                a.settle(Err(error("session ended")));
+            }
             return;
         }
         let args = args_from_message(message)
@@ -752,16 +758,35 @@ impl Core {
         let Some(s) = self.sessions.get_mut(&conn) else {
             return;
         };
-        match resolver {
-            Some(r) => match s.session.deliver(&capref, args) {
-                Ok(q) => self.register_question(conn, q, Some(r)),
-                Err(e) => r.break_now(error(e.to_string())),
+        match answer {
+            Some(a) => match s.session.deliver(&capref, args) {
+                Ok(q) => {
+                    let _ = a.question.set(q);
+                    s.questions.insert(q, a);
+                }
+                Err(e) => a.settle(Err(error(e.to_string()))),
             },
             None => {
                 let _ = s.session.deliver_only(&capref, args);
             }
         }
         self.dirty.insert(conn);
+    }
+
+    /// Sends `message` to an answer that has settled: to the reference it
+    /// settled to, through the vat; anything else breaks the new answer.
+    fn reroute(
+        &mut self,
+        outcome: Outcome,
+        message: pola_vat::Message,
+        answer: Option<Arc<QuestionRemote>>,
+    ) {
+        let resolver = answer.map(|a| Resolver::from_fn(move |o| a.settle(o)));
+        match outcome {
+            Ok(Value::Ref(r)) => self.vat.deliver(&r, message, resolver),
+            Ok(_) => break_opt(resolver, error("not a reference")),
+            Err(e) => break_opt(resolver, e),
+        }
     }
 
     fn listen_out(&mut self, import: Arc<ImportRemote>, resolver: Resolver) {
@@ -830,7 +855,11 @@ impl Core {
             } else if let Some(q) = any.downcast_ref::<QuestionRemote>() {
                 let settled = q.lock().outcome.clone();
                 match settled {
-                    None if q.conn == conn => return CapRef::Question(q.question),
+                    None if q.conn == conn
+                        && let Some(p) = q.position() =>
+                    {
+                        return CapRef::Question(p);
+                    }
                     Some(Ok(Value::Ref(inner))) => return self.ref_out(conn, inner),
                     _ => {}
                 }

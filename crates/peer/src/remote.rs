@@ -15,7 +15,7 @@
 //! `ImportRemote` per session; a drop notice carries the generation it was
 //! made for, so a stale notice never releases a newer import.
 
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
 
 use pola_captp::{ImportPosition, QuestionPosition};
 use pola_vat::{Message, Outcome, Remote, Resolver};
@@ -26,11 +26,12 @@ use crate::conn::ConnId;
 /// Commands from vat threads (through far references and resolvers) to the
 /// peer's event loop.
 pub(crate) enum Cmd {
-    /// Deliver a message across a session.
+    /// Deliver a message across a session. `answer` (if an answer is
+    /// wanted) is the far promise the sender's vat already holds for it.
     Deliver {
         target: OutTarget,
         message: Message,
-        resolver: Option<Resolver>,
+        answer: Option<Arc<QuestionRemote>>,
     },
     /// Listen to an imported promise.
     Listen {
@@ -91,20 +92,47 @@ impl ImportRemote {
     }
 }
 
+/// Posts a delivery to the loop. If an answer is wanted, the answer's far
+/// promise is made here, on the sender's thread, and the resolver settled
+/// with it at once: messages the vat then sends to the answer go straight
+/// to the loop (pipelined) without waiting for the loop to hand the answer
+/// back. The delivery is posted first, so the loop always sees it before
+/// any message aimed at its answer.
+fn post_deliver(
+    tx: &CmdTx,
+    conn: ConnId,
+    target: OutTarget,
+    message: Message,
+    resolver: Option<Resolver>,
+) {
+    let answer = resolver
+        .as_ref()
+        .map(|_| QuestionRemote::pending(tx.clone(), conn));
+    let sent = tx.send(Cmd::Deliver {
+        target,
+        message,
+        answer: answer.clone(),
+    });
+    if let (Some(r), Some(a)) = (resolver, answer) {
+        if sent.is_err() {
+            a.settle(Err(pola_vat::error("peer stopped")));
+        }
+        r.resolve_now(pola_vat::Val::Ref(pola_vat::Ref::remote(a)));
+    }
+}
+
 impl Remote for ImportRemote {
     fn deliver(&self, message: Message, resolver: Option<Resolver>) {
         let Some(me) = self.me.upgrade() else {
             return;
         };
-        if let Err(mpsc::error::SendError(Cmd::Deliver {
-            resolver: Some(r), ..
-        })) = self.tx.send(Cmd::Deliver {
-            target: OutTarget::Import(me),
+        post_deliver(
+            &self.tx,
+            self.conn,
+            OutTarget::Import(me),
             message,
             resolver,
-        }) {
-            r.break_now(pola_vat::error("peer stopped"));
-        }
+        );
     }
 
     fn is_promise(&self) -> bool {
@@ -141,26 +169,42 @@ impl Drop for ImportRemote {
 pub(crate) struct AnswerState {
     pub(crate) outcome: Option<Outcome>,
     pub(crate) listeners: Vec<Resolver>,
+    /// Messages for an answer that has no question position (its delivery
+    /// was routed locally or failed), waiting for the outcome.
+    pub(crate) parked: Vec<(Message, Option<Arc<QuestionRemote>>)>,
 }
 
 /// The answer to a question we asked on one session (a remote promise).
 pub struct QuestionRemote {
     pub(crate) tx: CmdTx,
     pub(crate) conn: ConnId,
-    pub(crate) question: QuestionPosition,
+    pub(crate) question: OnceLock<QuestionPosition>,
     pub(crate) state: Mutex<AnswerState>,
     pub(crate) me: Weak<QuestionRemote>,
 }
 
 impl QuestionRemote {
-    pub(crate) fn new(tx: CmdTx, conn: ConnId, question: QuestionPosition) -> Arc<Self> {
+    /// An answer whose question position the loop assigns later.
+    pub(crate) fn pending(tx: CmdTx, conn: ConnId) -> Arc<Self> {
         Arc::new_cyclic(|me| QuestionRemote {
             tx,
             conn,
-            question,
+            question: OnceLock::new(),
             state: Mutex::new(AnswerState::default()),
             me: me.clone(),
         })
+    }
+
+    /// An answer for a question already asked.
+    pub(crate) fn new(tx: CmdTx, conn: ConnId, question: QuestionPosition) -> Arc<Self> {
+        let q = Self::pending(tx, conn);
+        let _ = q.question.set(question);
+        q
+    }
+
+    /// The question position, once the question was asked on the wire.
+    pub(crate) fn position(&self) -> Option<QuestionPosition> {
+        self.question.get().copied()
     }
 
     pub(crate) fn lock(&self) -> std::sync::MutexGuard<'_, AnswerState> {
@@ -169,18 +213,31 @@ impl QuestionRemote {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// Records the answer and wakes every listener (first settlement wins).
+    /// Records the answer, wakes every listener and sends on any parked
+    /// messages (first settlement wins).
     pub(crate) fn settle(&self, outcome: Outcome) {
-        let listeners = {
+        let (listeners, parked) = {
             let mut s = self.lock();
             if s.outcome.is_some() {
                 return;
             }
             s.outcome = Some(outcome.clone());
-            std::mem::take(&mut s.listeners)
+            (
+                std::mem::take(&mut s.listeners),
+                std::mem::take(&mut s.parked),
+            )
         };
         for l in listeners {
-            l.settle_now(outcome.clone());
+            notify(l, &outcome);
+        }
+        if let Some(me) = self.me.upgrade() {
+            for (message, answer) in parked {
+                let _ = self.tx.send(Cmd::Deliver {
+                    target: OutTarget::Question(me.clone()),
+                    message,
+                    answer,
+                });
+            }
         }
     }
 }
@@ -190,15 +247,13 @@ impl Remote for QuestionRemote {
         let Some(me) = self.me.upgrade() else {
             return;
         };
-        if let Err(mpsc::error::SendError(Cmd::Deliver {
-            resolver: Some(r), ..
-        })) = self.tx.send(Cmd::Deliver {
-            target: OutTarget::Question(me),
+        post_deliver(
+            &self.tx,
+            self.conn,
+            OutTarget::Question(me),
             message,
             resolver,
-        }) {
-            r.break_now(pola_vat::error("peer stopped"));
-        }
+        );
     }
 
     fn is_promise(&self) -> bool {
@@ -217,7 +272,17 @@ impl Remote for QuestionRemote {
             }
         };
         if let Some(o) = settled {
-            resolver.settle_now(o);
+            notify(resolver, &o);
         }
+    }
+}
+
+/// Tells a listener the answer's outcome. An answer settled to another
+/// promise (a message routed on through the vat) is forwarded to it: the
+/// listener hears that promise's own outcome, not the promise.
+fn notify(listener: Resolver, outcome: &Outcome) {
+    match outcome {
+        Ok(pola_vat::Val::Ref(r)) if r.is_promise() => pola_vat::listen_external(r, listener),
+        o => listener.settle_now(o.clone()),
     }
 }
