@@ -348,6 +348,7 @@ impl Peer {
             gift_tickets: HashMap::new(),
             next_token: 1,
             dirty: BTreeSet::new(),
+            reroute_depth: 0,
         };
         let task = tokio::spawn(core.run(cmd_rx, net_rx));
         Ok(Peer {
@@ -454,6 +455,7 @@ struct Core {
     gift_tickets: HashMap<u64, (ConnId, Option<Reply>, Option<Resolver>)>,
     next_token: u64,
     dirty: BTreeSet<ConnId>,
+    reroute_depth: u8,
 }
 
 impl Core {
@@ -781,6 +783,29 @@ impl Core {
         message: pola_vat::Message,
         answer: Option<Arc<QuestionRemote>>,
     ) {
+        // Straight on when it settled to another far reference of ours
+        // (no detour through the vat, and the send order is kept).
+        // (Bounded: a chain of answers settled to answers is followed at
+        // most a few links deep here, then through the vat.)
+        if let Ok(Value::Ref(r)) = &outcome
+            && let Some(t) = r.remote_target()
+            && self.reroute_depth < 8
+        {
+            let any: Arc<dyn std::any::Any + Send + Sync> = t.clone();
+            let target = match any.downcast::<ImportRemote>() {
+                Ok(imp) => Some(OutTarget::Import(imp)),
+                Err(any) => any
+                    .downcast::<QuestionRemote>()
+                    .ok()
+                    .map(OutTarget::Question),
+            };
+            if let Some(target) = target {
+                self.reroute_depth += 1;
+                self.deliver_out(target, message, answer);
+                self.reroute_depth -= 1;
+                return;
+            }
+        }
         let resolver = answer.map(|a| Resolver::from_fn(move |o| a.settle(o)));
         match outcome {
             Ok(Value::Ref(r)) => self.vat.deliver(&r, message, resolver),
