@@ -137,10 +137,10 @@ fn deliver_only_arrives() {
         // Through the URI form, as a user would pass it around.
         let sturdy = SturdyRef::from_uri(&sturdy.to_uri()).unwrap();
         let far = a.peer.enliven(sturdy);
-        for i in 0..5i64 {
+        for i in 0..200i64 {
             a.vat.send_only(&far, "note", vec![Value::int(i)]);
         }
-        for i in 0..5i64 {
+        for i in 0..200i64 {
             assert_eq!(
                 rx.recv_timeout(T).unwrap(),
                 Value::List(vec![Value::sym("note"), Value::int(i)]),
