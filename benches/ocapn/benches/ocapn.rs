@@ -205,7 +205,7 @@ fn main() -> Result<()> {
     let mut raw = RawPingPong::start(req_len, resp_len, Ok)?;
     let mut raw_tokio = TokioPingPong::start(req_len, resp_len)?;
     raw_tokio.round_trips(500)?;
-    let mut raw_tokio_s = Vec::new();
+    let (mut raw_tokio_s, mut pola_local_s) = (Vec::new(), Vec::new());
     let pola = PolaPair::start(Ok)?;
     #[cfg(has_capnp)]
     let capnp_pair = pola_bench_ocapn::capnproto::CapnpPair::start(Ok)?;
@@ -243,6 +243,7 @@ fn main() -> Result<()> {
             Duration::ZERO,
         )?));
         pola_vat_s.extend(durations(&pola.in_vat_round_trips(rt_batch)?));
+        pola_local_s.extend(durations(&pola.in_process_round_trips(rt_batch)?));
         pola_chain_s.extend(durations(&pola.timed(
             Op::ChainPipelined,
             chain_batch,
@@ -278,6 +279,7 @@ fn main() -> Result<()> {
     let raw_tokio_rt = Summary::of(&raw_tokio_s);
     let pola_rt = Summary::of(pola_s);
     let pola_in_vat = Summary::of(pola_vat_s);
+    let pola_local = Summary::of(&pola_local_s);
     let pola_chain = Summary::of(pola_chain_s);
     let pola_seq = Summary::of(pola_seq_s);
 
@@ -347,6 +349,7 @@ fn main() -> Result<()> {
         true,
         capnp.as_ref().map(|c| &c.0),
     );
+    row("pola vat A -> vat B, no CapTP", &pola_local, true, None);
     row(
         "pola pipelined chain a~>b~>c",
         &pola_chain,

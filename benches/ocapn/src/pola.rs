@@ -56,6 +56,7 @@ pub struct PolaPair {
     a: Node,
     b: Node,
     x: Ref,
+    local: Ref,
     payload: Val,
     notes: Arc<Notes>,
     notes_done: std::sync::mpsc::Receiver<Instant>,
@@ -88,7 +89,7 @@ impl PolaPair {
             "c" => Ok(Value::int(42i64)),
             _ => Err(error("no such method")),
         }));
-        let sturdy = b.peer.mint_sturdyref(object)?;
+        let sturdy = b.peer.mint_sturdyref(object.clone())?;
         let loc = sturdy.peer.clone();
         let port: u16 = loc
             .hints()
@@ -114,6 +115,7 @@ impl PolaPair {
             a,
             b,
             x,
+            local: object,
             payload: Value::bytes(PAYLOAD.to_vec()),
             notes,
             notes_done,
@@ -209,6 +211,26 @@ impl PolaPair {
         Ok(spans)
     }
 
+    /// Round trips from this thread through vat A to the same object in
+    /// vat B as a plain inter-vat reference: no CapTP, no sockets. The
+    /// difference to [`Op::RoundTrip`] is what the network path costs.
+    ///
+    /// # Errors
+    /// An answer is wrong, broken or late.
+    pub fn in_process_round_trips(&self, iters: usize) -> Result<Vec<Span>> {
+        let mut spans = Vec::with_capacity(iters);
+        for _ in 0..iters {
+            let start = Instant::now();
+            let got = self.call(&self.local, "ping", vec![self.payload.clone()])?;
+            let end = Instant::now();
+            if got != self.payload {
+                bail!("echo answered {got:?}");
+            }
+            spans.push(Span { start, end });
+        }
+        Ok(spans)
+    }
+
     /// Sends `n` `op:deliver-only` notes from A and returns the time from
     /// the first send until B has processed the last.
     ///
@@ -233,6 +255,7 @@ impl PolaPair {
     /// Shuts both peers down.
     pub fn stop(self) {
         drop(self.x);
+        drop(self.local);
         self.a.stop();
         self.b.stop();
     }
@@ -280,6 +303,7 @@ mod tests {
             assert_eq!(p.timed(op, 3, Duration::ZERO).unwrap().len(), 3);
         }
         assert_eq!(p.in_vat_round_trips(3).unwrap().len(), 3);
+        assert_eq!(p.in_process_round_trips(3).unwrap().len(), 3);
         assert!(p.one_way(100).unwrap() > Duration::ZERO);
         p.stop();
     }
