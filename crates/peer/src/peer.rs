@@ -589,11 +589,9 @@ impl Core {
             // Without randomness there is no safe key; drop the connection.
             return None;
         }
-        let direction = c.direction;
         let handle = conn::spawn_connection(c, self.net_tx.clone(), self.config.max_queued_bytes);
         let id = handle.id();
         let config = SessionConfig::new(self.config.dialect, seed, self.location.clone());
-        let _ = direction;
         self.sessions.insert(
             id,
             Sess {
