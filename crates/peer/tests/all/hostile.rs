@@ -220,3 +220,72 @@ fn peer_that_stops_reading_is_cut_off() {
     victim.still_serves();
     victim.stop();
 }
+
+/// Opens a real session (the captp engine signs our `op:start-session`),
+/// then writes `raw` as is; returns every value the victim sent after its
+/// own `op:start-session`, up to end of stream.
+fn after_handshake(victim: &Victim, raw: &[u8]) -> Vec<Value> {
+    let mut s = TcpStream::connect(victim.addr()).unwrap();
+    let me = PeerLocator::new("tcp-testing-only", "prober", Hints::Absent).unwrap();
+    let mut client = Session::new(SessionConfig::new(Dialect::Current, [9u8; 32], me));
+    while let Some(m) = client.poll_transmit() {
+        s.write_all(&m).unwrap();
+    }
+    s.write_all(raw).unwrap();
+    let mut got = read_all_values(&mut s);
+    if got.first().and_then(label) == Some("op:start-session") {
+        got.remove(0);
+    }
+    got
+}
+
+#[test]
+fn protocol_violations_abort_only_their_session() {
+    let victim = Victim::new(PeerConfig::default());
+    let deep = format!("{}{}", "[".repeat(5000), "]".repeat(5000));
+    let cases: Vec<(&str, Vec<u8>)> = vec![
+        (
+            "unknown export",
+            text("<op:deliver <desc:export 99> [] f f>"),
+        ),
+        (
+            "unknown answer",
+            text("<op:deliver <desc:answer 5> [] f f>"),
+        ),
+        ("gc of an unknown export", text("<op:gc-exports [7] [1]>")),
+        (
+            "gc lists of unequal length",
+            text("<op:gc-exports [0 1] [1]>"),
+        ),
+        (
+            "listen with a bad listener",
+            text("<op:listen <desc:export 0> <desc:export 0>>"),
+        ),
+        ("unknown operation", text("<op:bogus 1 2 3>")),
+        ("not a record", text("[1 2 3]")),
+        (
+            "answer position reused",
+            [
+                text("<op:deliver <desc:export 0> ['fetch :00] 1 <desc:import-object 1>>"),
+                text("<op:deliver <desc:export 0> ['fetch :00] 1 <desc:import-object 2>>"),
+            ]
+            .concat(),
+        ),
+        ("nesting too deep", deep.into_bytes()),
+        ("declared length of a terabyte", b"1099511627776:".to_vec()),
+    ];
+    for (what, raw) in cases {
+        let got = after_handshake(&victim, &raw);
+        assert_eq!(
+            got.last().and_then(label),
+            Some("op:abort"),
+            "{what}: the victim should abort, got {got:?}"
+        );
+    }
+    victim.still_serves();
+    victim.stop();
+}
+
+fn text(t: &str) -> Vec<u8> {
+    pola_syrup::encode(&pola_syrup::text::parse(t).unwrap())
+}
