@@ -146,7 +146,7 @@ pub(crate) enum ApiCmd {
     },
     Enliven {
         sturdy: SturdyRef,
-        resolver: Resolver,
+        answer: Arc<QuestionRemote>,
     },
     Stats {
         reply: oneshot::Sender<PeerStats>,
@@ -246,21 +246,28 @@ impl PeerHandle {
     /// session with) its peer and fetches it. Breaks if the peer cannot be
     /// reached or knows no such Swiss number.
     ///
-    /// For use outside the peer's vat; inside a turn make the promise with
-    /// `Turn::promise` and use [`PeerHandle::enliven_into`] (a promise made
-    /// through the vat handle exists only after the running turn ends).
+    /// The result is a far promise (no vat promise holds it, so dropping it
+    /// releases the import at once); inside a turn that must answer with a
+    /// promise of its own vat, use [`PeerHandle::enliven_into`].
     pub fn enliven(&self, sturdy: SturdyRef) -> Ref {
-        let (promise, resolver) = self.vat.promise();
-        self.enliven_into(sturdy, resolver);
-        promise
+        let answer = QuestionRemote::pending(self.tx.clone());
+        self.post_enliven(sturdy, answer.clone());
+        Ref::remote(answer)
     }
 
-    /// Like [`PeerHandle::enliven`], settling `resolver` instead.
+    /// Like [`PeerHandle::enliven`], settling `resolver` with the far
+    /// reference instead (for a promise made in a vat turn).
     pub fn enliven_into(&self, sturdy: SturdyRef, resolver: Resolver) {
-        if let Err(mpsc::error::SendError(Cmd::Api(ApiCmd::Enliven { resolver, .. }))) =
-            self.tx.send(Cmd::Api(ApiCmd::Enliven { sturdy, resolver }))
+        let answer = QuestionRemote::pending(self.tx.clone());
+        self.post_enliven(sturdy, answer.clone());
+        resolver.resolve_now(Value::Ref(Ref::remote(answer)));
+    }
+
+    fn post_enliven(&self, sturdy: SturdyRef, answer: Arc<QuestionRemote>) {
+        if let Err(mpsc::error::SendError(Cmd::Api(ApiCmd::Enliven { answer, .. }))) =
+            self.tx.send(Cmd::Api(ApiCmd::Enliven { sturdy, answer }))
         {
-            resolver.break_now(error("peer stopped"));
+            answer.settle(Err(error("peer stopped")));
         }
     }
 
@@ -390,20 +397,20 @@ fn location_of(loc: &PeerLocator) -> Location {
 enum Pending {
     Fetch {
         swiss: Swiss,
-        resolver: Resolver,
+        answer: Arc<QuestionRemote>,
     },
     Withdraw {
         gift: Box<SignedGive>,
         via: ConnId,
-        resolver: Resolver,
+        answer: Arc<QuestionRemote>,
     },
 }
 
 impl Pending {
     fn fail(self, reason: &str) {
         match self {
-            Pending::Fetch { resolver, .. } | Pending::Withdraw { resolver, .. } => {
-                resolver.break_now(error(reason));
+            Pending::Fetch { answer, .. } | Pending::Withdraw { answer, .. } => {
+                answer.settle(Err(error(reason)));
             }
         }
     }
@@ -659,18 +666,18 @@ impl Core {
                 ApiCmd::Revoke { swiss } => {
                     self.sturdy.revoke(&swiss);
                 }
-                ApiCmd::Enliven { sturdy, resolver } => {
+                ApiCmd::Enliven { sturdy, answer } => {
                     if sturdy.peer.same_peer(&self.location) {
                         match self.sturdy.lookup(sturdy.swiss.bytes()) {
-                            Some(r) => resolver.resolve_now(Value::Ref(r)),
-                            None => resolver.break_now(error("no such object")),
+                            Some(r) => answer.settle(Ok(Value::Ref(r))),
+                            None => answer.settle(Err(error("no such object"))),
                         }
                     } else {
                         self.with_peer(
                             &sturdy.peer,
                             Pending::Fetch {
                                 swiss: sturdy.swiss,
-                                resolver,
+                                answer,
                             },
                         );
                     }
@@ -735,9 +742,9 @@ impl Core {
                     self.reroute(outcome, message, answer);
                     return;
                 }
-                match q.position() {
-                    Some(p) => (q.conn, CapRef::Question(p)),
-                    None => {
+                match (q.conn(), q.position()) {
+                    (Some(c), Some(p)) => (c, CapRef::Question(p)),
+                    _ => {
                         // Not asked on the wire: wait for its outcome.
                         state.parked.push((message, answer));
                         return;
@@ -761,7 +768,7 @@ impl Core {
         match answer {
             Some(a) => match s.session.deliver(&capref, args) {
                 Ok(q) => {
-                    let _ = a.question.set(q);
+                    a.asked(conn, q);
                     s.questions.insert(q, a);
                 }
                 Err(e) => a.settle(Err(error(e.to_string()))),
@@ -840,13 +847,15 @@ impl Core {
             .is_some_and(|s| !s.session.is_terminated())
     }
 
-    fn register_question(&mut self, conn: ConnId, q: QuestionPosition, resolver: Option<Resolver>) {
-        let qr = QuestionRemote::new(self.tx.clone(), conn, q);
+    fn register_question(
+        &mut self,
+        conn: ConnId,
+        q: QuestionPosition,
+        answer: Arc<QuestionRemote>,
+    ) {
+        answer.asked(conn, q);
         if let Some(s) = self.sessions.get_mut(&conn) {
-            s.questions.insert(q, qr.clone());
-        }
-        if let Some(r) = resolver {
-            r.resolve_now(Value::Ref(Ref::remote(qr)));
+            s.questions.insert(q, answer);
         }
     }
 
@@ -878,7 +887,7 @@ impl Core {
             } else if let Some(q) = any.downcast_ref::<QuestionRemote>() {
                 let settled = q.lock().outcome.clone();
                 match settled {
-                    None if q.conn == conn
+                    None if q.conn() == Some(conn)
                         && let Some(p) = q.position() =>
                     {
                         return CapRef::Question(p);
@@ -1037,21 +1046,21 @@ impl Core {
     /// Third-party handoff, as receiver: a promise for the gift, settled
     /// once the exporter hands it over.
     fn receive_gift(&mut self, via: ConnId, gift: SignedGive) -> Ref {
-        let (promise, resolver) = self.vat.promise();
+        let answer = QuestionRemote::pending(self.tx.clone());
         let exporter = gift.give.exporter_location.clone();
         if exporter.same_peer(&self.location) {
-            resolver.break_now(error("handoff to ourselves is not supported"));
+            answer.settle(Err(error("handoff to ourselves is not supported")));
         } else {
             self.with_peer(
                 &exporter,
                 Pending::Withdraw {
                     gift: Box::new(gift),
                     via,
-                    resolver,
+                    answer: answer.clone(),
                 },
             );
         }
-        promise
+        Ref::remote(answer)
     }
 
     /// Runs `action` on the session with `peer`, dialling it if needed.
@@ -1093,21 +1102,17 @@ impl Core {
 
     fn run_pending(&mut self, id: ConnId, action: Pending) {
         match action {
-            Pending::Fetch { swiss, resolver } => {
+            Pending::Fetch { swiss, answer } => {
                 let Some(s) = self.sessions.get_mut(&id) else {
-                    resolver.break_now(error("session ended"));
+                    answer.settle(Err(error("session ended")));
                     return;
                 };
                 match s.session.fetch(&swiss) {
-                    Ok(q) => self.register_question(id, q, Some(resolver)),
-                    Err(e) => resolver.break_now(error(e.to_string())),
+                    Ok(q) => self.register_question(id, q, answer),
+                    Err(e) => answer.settle(Err(error(e.to_string()))),
                 }
             }
-            Pending::Withdraw {
-                gift,
-                via,
-                resolver,
-            } => {
+            Pending::Withdraw { gift, via, answer } => {
                 let result = (|| {
                     let receive = self
                         .sessions
@@ -1131,8 +1136,8 @@ impl Core {
                         .map_err(|_| "session ended")
                 })();
                 match result {
-                    Ok(q) => self.register_question(id, q, Some(resolver)),
-                    Err(why) => resolver.break_now(error(why)),
+                    Ok(q) => self.register_question(id, q, answer),
+                    Err(why) => answer.settle(Err(error(why))),
                 }
             }
         }

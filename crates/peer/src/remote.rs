@@ -98,16 +98,10 @@ impl ImportRemote {
 /// to the loop (pipelined) without waiting for the loop to hand the answer
 /// back. The delivery is posted first, so the loop always sees it before
 /// any message aimed at its answer.
-fn post_deliver(
-    tx: &CmdTx,
-    conn: ConnId,
-    target: OutTarget,
-    message: Message,
-    resolver: Option<Resolver>,
-) {
+fn post_deliver(tx: &CmdTx, target: OutTarget, message: Message, resolver: Option<Resolver>) {
     let answer = resolver
         .as_ref()
-        .map(|_| QuestionRemote::pending(tx.clone(), conn));
+        .map(|_| QuestionRemote::pending(tx.clone()));
     let sent = tx.send(Cmd::Deliver {
         target,
         message,
@@ -126,13 +120,7 @@ impl Remote for ImportRemote {
         let Some(me) = self.me.upgrade() else {
             return;
         };
-        post_deliver(
-            &self.tx,
-            self.conn,
-            OutTarget::Import(me),
-            message,
-            resolver,
-        );
+        post_deliver(&self.tx, OutTarget::Import(me), message, resolver);
     }
 
     fn is_promise(&self) -> bool {
@@ -174,32 +162,40 @@ pub(crate) struct AnswerState {
     pub(crate) parked: Vec<(Message, Option<Arc<QuestionRemote>>)>,
 }
 
-/// The answer to a question we asked on one session (a remote promise).
+/// The answer to a question we ask on some session (a remote promise).
+///
+/// Made before the question is asked (on the sender's thread, or for a
+/// sturdyref before its session even exists); the loop records the session
+/// and question position when it asks on the wire.
 pub struct QuestionRemote {
     pub(crate) tx: CmdTx,
-    pub(crate) conn: ConnId,
+    pub(crate) conn: OnceLock<ConnId>,
     pub(crate) question: OnceLock<QuestionPosition>,
     pub(crate) state: Mutex<AnswerState>,
     pub(crate) me: Weak<QuestionRemote>,
 }
 
 impl QuestionRemote {
-    /// An answer whose question position the loop assigns later.
-    pub(crate) fn pending(tx: CmdTx, conn: ConnId) -> Arc<Self> {
+    /// An answer whose question the loop asks later.
+    pub(crate) fn pending(tx: CmdTx) -> Arc<Self> {
         Arc::new_cyclic(|me| QuestionRemote {
             tx,
-            conn,
+            conn: OnceLock::new(),
             question: OnceLock::new(),
             state: Mutex::new(AnswerState::default()),
             me: me.clone(),
         })
     }
 
-    /// An answer for a question already asked.
-    pub(crate) fn new(tx: CmdTx, conn: ConnId, question: QuestionPosition) -> Arc<Self> {
-        let q = Self::pending(tx, conn);
-        let _ = q.question.set(question);
-        q
+    /// Records that the question was asked on `conn` at position `q`.
+    pub(crate) fn asked(&self, conn: ConnId, q: QuestionPosition) {
+        let _ = self.conn.set(conn);
+        let _ = self.question.set(q);
+    }
+
+    /// The session the question was asked on.
+    pub(crate) fn conn(&self) -> Option<ConnId> {
+        self.conn.get().copied()
     }
 
     /// The question position, once the question was asked on the wire.
@@ -247,13 +243,7 @@ impl Remote for QuestionRemote {
         let Some(me) = self.me.upgrade() else {
             return;
         };
-        post_deliver(
-            &self.tx,
-            self.conn,
-            OutTarget::Question(me),
-            message,
-            resolver,
-        );
+        post_deliver(&self.tx, OutTarget::Question(me), message, resolver);
     }
 
     fn is_promise(&self) -> bool {

@@ -263,11 +263,20 @@ fn gc_frees_both_sides() {
         eventually("B's import of it freed", || {
             b.stats(&rt).sessions.iter().all(|s| s.tables.imports == 0)
         });
-        // (Not checked here: B's export of the echo itself. A reaches the
-        // echo through a vat promise, and the vat keeps a resolved promise,
-        // with the far reference it resolved to, until its next table sweep,
-        // which only runs after many new entries. The release then happens,
-        // but not promptly; see the peer crate's report.)
+        // Dropping A's reference to B's echo (a far promise from
+        // `enliven`, settled to the import) frees B's export of it; the
+        // bootstrap object stays.
+        drop(echo);
+        drop(answer);
+        eventually("B's export of echo freed", || {
+            b.stats(&rt).sessions.iter().all(|s| s.tables.exports == 1)
+        });
+        eventually("A's import freed", || {
+            a.stats(&rt)
+                .sessions
+                .iter()
+                .all(|s| s.tables.imports == 0 && s.live_imports == 0)
+        });
         a.stop(&rt);
         b.stop(&rt);
     }
