@@ -187,7 +187,8 @@ impl<R: AsyncRead + Unpin + Send> NoiseReader<R> {
                 ReadState::Ended if self.buf.is_empty() => return Ok(None),
                 _ => {}
             }
-            let mut out = BytesMut::new();
+            // Plaintext is never longer than the buffered ciphertext.
+            let mut out = BytesMut::with_capacity(self.buf.len());
             if let Err(e) = self.drain_frames(&mut out) {
                 let err = self.fail(e);
                 // Hand out what was authenticated before the bad frame; the
