@@ -86,7 +86,8 @@ pub struct NoiseConfig {
     pub handshake_timeout: Duration,
     /// Inbound handshakes in flight at once (default 256).
     pub max_handshakes: usize,
-    /// Inbound handshakes in flight from one source IP (default 8).
+    /// Inbound handshakes in flight from one source: an IPv4 address or an
+    /// IPv6 /64 (default 8).
     pub max_handshakes_per_ip: usize,
     /// Authenticated inbound connections waiting for
     /// [`Netlayer::accept`]; more are closed (default 64).
@@ -148,6 +149,25 @@ type SharedSlots = Arc<Mutex<Slots>>;
 
 fn lock(s: &SharedSlots) -> std::sync::MutexGuard<'_, Slots> {
     s.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// What the per-source limit counts by: an IPv4 address, or an IPv6 /64
+/// (one host usually holds a whole /64, so counting single IPv6 addresses
+/// would not bound it). IPv4-mapped IPv6 addresses count as IPv4.
+fn source_key(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(_) => ip,
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => {
+                let mut seg = v6.segments();
+                for s in &mut seg[4..] {
+                    *s = 0;
+                }
+                IpAddr::V6(seg.into())
+            }
+        },
+    }
 }
 
 /// A held handshake slot; dropping it frees the slot.
@@ -253,6 +273,18 @@ impl NoiseNetlayer {
             incoming: tokio::sync::Mutex::new(rx),
             acceptor,
         })
+    }
+
+    /// Advertises `host` and `port` in this netlayer's location instead of
+    /// the bound ones (e.g. when bound to `0.0.0.0`, or behind a port
+    /// forward). The designator stays the identity key.
+    pub fn set_advertised(&mut self, host: &str, port: u16) {
+        self.location
+            .hints
+            .insert("host".to_owned(), host.to_owned());
+        self.location
+            .hints
+            .insert("port".to_owned(), port.to_string());
     }
 
     /// The socket address actually bound.
@@ -374,7 +406,7 @@ async fn accept_loop(
             return;
         }
         // Over a limit: close at once (dropping the stream).
-        let Some(slot) = SlotGuard::take(&slots, addr.ip(), &config) else {
+        let Some(slot) = SlotGuard::take(&slots, source_key(addr.ip()), &config) else {
             continue;
         };
         let identity = identity.clone();
@@ -461,6 +493,19 @@ mod tests {
             parse_location(&other),
             Err(NetError::WrongTransport { .. })
         ));
+    }
+
+    #[test]
+    fn sources_are_counted_by_ipv4_address_or_ipv6_prefix() {
+        let a: IpAddr = "2001:db8:1:2:aaaa::1".parse().unwrap();
+        let b: IpAddr = "2001:db8:1:2:bbbb::9".parse().unwrap();
+        let c: IpAddr = "2001:db8:1:3::1".parse().unwrap();
+        assert_eq!(source_key(a), source_key(b));
+        assert_ne!(source_key(a), source_key(c));
+        let mapped: IpAddr = "::ffff:10.1.2.3".parse().unwrap();
+        assert_eq!(source_key(mapped), IpAddr::from([10, 1, 2, 3]));
+        let v4: IpAddr = [10, 1, 2, 3].into();
+        assert_eq!(source_key(v4), v4);
     }
 
     #[test]
