@@ -155,8 +155,10 @@ impl<R: AsyncRead + Unpin + Send> NoiseReader<R> {
             if self.nonce == u64::MAX {
                 return Err(NoiseError::NonceExhausted);
             }
+            // Room for the whole ciphertext: the AEAD then opens it in
+            // place instead of allocating a copy.
             let start = out.len();
-            out.resize(start + len - TAG_LEN, 0);
+            out.resize(start + len, 0);
             let frame = self.buf.get(2..2 + len).unwrap_or_default();
             let n = match self.cipher.read_message(
                 self.nonce,
@@ -187,7 +189,7 @@ impl<R: AsyncRead + Unpin + Send> NoiseReader<R> {
                 ReadState::Ended if self.buf.is_empty() => return Ok(None),
                 _ => {}
             }
-            // Plaintext is never longer than the buffered ciphertext.
+            // Every frame decrypted below fits in the buffered ciphertext.
             let mut out = BytesMut::with_capacity(self.buf.len());
             if let Err(e) = self.drain_frames(&mut out) {
                 let err = self.fail(e);
