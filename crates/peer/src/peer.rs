@@ -435,6 +435,8 @@ struct Sess {
     net_closed: bool,
     cleaned: bool,
     created: Instant,
+    /// The peer the netlayer authenticated, if it authenticates.
+    verified: Option<Location>,
 }
 
 struct LocalEntry {
@@ -596,6 +598,13 @@ impl Core {
             // Without randomness there is no safe key; drop the connection.
             return None;
         }
+        // An authenticating netlayer (noise) names the peer it verified;
+        // the location the peer announces must then agree with it.
+        let verified = pola_netlayer::noise::verified_peer(&c).map(|k| Location {
+            transport: pola_netlayer::noise::TRANSPORT.to_owned(),
+            designator: k.to_designator(),
+            hints: Default::default(),
+        });
         let handle = conn::spawn_connection(c, self.net_tx.clone(), self.config.max_queued_bytes);
         let id = handle.id();
         let config = SessionConfig::new(self.config.dialect, seed, self.location.clone());
@@ -615,6 +624,7 @@ impl Core {
                 net_closed: false,
                 cleaned: false,
                 created: Instant::now(),
+                verified,
             },
         );
         self.dirty.insert(id);
@@ -629,6 +639,7 @@ impl Core {
                 answer,
             } => self.deliver_out(target, message, answer),
             Cmd::Listen { import, resolver } => self.listen_out(import, resolver),
+            Cmd::DrainParked(q) => self.flush_parked(&q),
             Cmd::DropImport {
                 conn,
                 position,
@@ -735,6 +746,8 @@ impl Core {
                 (imp.conn, c)
             }
             OutTarget::Question(q) => {
+                // Older messages parked on this answer go first.
+                self.flush_parked(&q);
                 let mut state = q.lock();
                 if let Some(outcome) = state.outcome.clone() {
                     drop(state);
@@ -769,7 +782,8 @@ impl Core {
             Some(a) => match s.session.deliver(&capref, args) {
                 Ok(q) => {
                     a.asked(conn, q);
-                    s.questions.insert(q, a);
+                    s.questions.insert(q, a.clone());
+                    self.flush_parked(&a);
                 }
                 Err(e) => a.settle(Err(error(e.to_string()))),
             },
@@ -855,7 +869,31 @@ impl Core {
     ) {
         answer.asked(conn, q);
         if let Some(s) = self.sessions.get_mut(&conn) {
-            s.questions.insert(q, answer);
+            s.questions.insert(q, answer.clone());
+        }
+        // Messages sent to the answer before it was asked now go out,
+        // pipelined, in order.
+        self.flush_parked(&answer);
+    }
+
+    /// Sends on the messages parked on answer `q` (which now has a question
+    /// position or an outcome), oldest first.
+    fn flush_parked(&mut self, q: &Arc<QuestionRemote>) {
+        loop {
+            let parked = q.take_parked();
+            if parked.is_empty() {
+                return;
+            }
+            if q.position().is_none() && q.lock().outcome.is_none() {
+                // Still nowhere to send them: put them back, in order.
+                let mut s = q.lock();
+                let newer = std::mem::replace(&mut s.parked, parked);
+                s.parked.extend(newer);
+                return;
+            }
+            for (message, answer) in parked {
+                self.deliver_out(OutTarget::Question(q.clone()), message, answer);
+            }
         }
     }
 
@@ -1441,6 +1479,23 @@ impl Core {
         session_id: SessionId,
     ) {
         let key = key_of(&peer_location);
+        // On an authenticated connection the announced location must be the
+        // authenticated peer's, or it could claim another peer's locator.
+        let impostor = self.sessions.get(&id).is_some_and(|s| {
+            s.verified.as_ref().is_some_and(|v| {
+                v.transport != peer_location.transport()
+                    || v.designator != peer_location.designator()
+            })
+        });
+        if impostor {
+            if let Some(s) = self.sessions.get_mut(&id) {
+                let _ = s
+                    .session
+                    .abort("location does not match the authenticated peer");
+            }
+            self.dirty.insert(id);
+            return;
+        }
         let direction = match self.sessions.get_mut(&id) {
             Some(s) => {
                 s.peer = Some(peer_location);

@@ -44,6 +44,9 @@ pub(crate) enum Cmd {
         position: ImportPosition,
         generation: u64,
     },
+    /// An answer settled while messages were parked on it: send them on
+    /// (in order, before anything sent to it later).
+    DrainParked(Arc<QuestionRemote>),
     /// A local settlement the peer is waiting for (an answer, a listen, a
     /// fetch result computed in a vat).
     Settled {
@@ -209,8 +212,8 @@ impl QuestionRemote {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// Records the answer, wakes every listener and sends on any parked
-    /// messages (first settlement wins).
+    /// Records the answer, wakes every listener and asks the loop to send
+    /// on any parked messages (first settlement wins).
     pub(crate) fn settle(&self, outcome: Outcome) {
         let (listeners, parked) = {
             let mut s = self.lock();
@@ -218,23 +221,19 @@ impl QuestionRemote {
                 return;
             }
             s.outcome = Some(outcome.clone());
-            (
-                std::mem::take(&mut s.listeners),
-                std::mem::take(&mut s.parked),
-            )
+            (std::mem::take(&mut s.listeners), !s.parked.is_empty())
         };
         for l in listeners {
             notify(l, &outcome);
         }
-        if let Some(me) = self.me.upgrade() {
-            for (message, answer) in parked {
-                let _ = self.tx.send(Cmd::Deliver {
-                    target: OutTarget::Question(me.clone()),
-                    message,
-                    answer,
-                });
-            }
+        if parked && let Some(me) = self.me.upgrade() {
+            let _ = self.tx.send(Cmd::DrainParked(me));
         }
+    }
+
+    /// Takes the parked messages, oldest first.
+    pub(crate) fn take_parked(&self) -> Vec<(Message, Option<Arc<QuestionRemote>>)> {
+        std::mem::take(&mut self.lock().parked)
     }
 }
 

@@ -5,4 +5,5 @@
 mod handoff;
 mod hostile;
 mod interop;
+mod noise;
 mod pipelining;

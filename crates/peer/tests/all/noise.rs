@@ -1,0 +1,155 @@
+//! pola peers over the authenticated `noise` netlayer: ordinary use, and a
+//! peer that authenticates as one key but announces another's locator.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use pola_captp::Dialect;
+use pola_captp::locator::{Hints, PeerLocator, SturdyRef, Swiss};
+use pola_captp::session::{Event, Session, SessionConfig};
+use pola_netlayer::{Identity, Netlayer, NoiseNetlayer};
+use pola_peer::test_peer::{self, ECHO};
+use pola_peer::{Peer, PeerConfig};
+use pola_syrup::Value;
+use pola_vat::Vat;
+
+const T: Duration = Duration::from_secs(10);
+
+fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+fn noise(rt: &tokio::runtime::Runtime) -> NoiseNetlayer {
+    rt.block_on(NoiseNetlayer::bind(
+        Identity::generate().unwrap(),
+        "127.0.0.1",
+        0,
+    ))
+    .unwrap()
+}
+
+#[test]
+fn two_peers_over_noise() {
+    let rt = rt();
+    let (na, nb) = (noise(&rt), noise(&rt));
+    let _g = rt.enter();
+    let (va, vb) = (Vat::new("a"), Vat::new("b"));
+    let a = Peer::start(va.clone(), vec![Arc::new(na)], PeerConfig::default()).unwrap();
+    let b = Peer::start(vb.clone(), vec![Arc::new(nb)], PeerConfig::default()).unwrap();
+    for (swiss, obj) in test_peer::spawn_all(&vb, Arc::new(b.handle())) {
+        b.register(swiss.as_bytes().to_vec(), obj);
+    }
+    assert_eq!(b.location().transport(), "noise");
+    let echo = a.enliven(SturdyRef {
+        peer: b.location().clone(),
+        swiss: Swiss::new(ECHO.as_bytes().to_vec()),
+    });
+    let answer = va.send(&echo, "", vec![Value::str("over noise")]);
+    assert_eq!(
+        va.block_on(&answer, T).unwrap(),
+        Value::List(vec![Value::str("over noise")])
+    );
+    rt.block_on(a.shutdown());
+    rt.block_on(b.shutdown());
+    va.shutdown();
+    vb.shutdown();
+}
+
+/// Connects to `victim` over noise as `net`'s identity and runs a CapTP
+/// session announcing `claimed` as our location; returns how it ended:
+/// `Ok(())` once established, `Err(reason)` if the victim aborted.
+fn announce(
+    rt: &tokio::runtime::Runtime,
+    net: &NoiseNetlayer,
+    victim: &PeerLocator,
+    claimed: PeerLocator,
+) -> Result<(), String> {
+    rt.block_on(async {
+        let to = pola_netlayer::Location {
+            transport: victim.transport().to_owned(),
+            designator: victim.designator().to_owned(),
+            hints: victim
+                .hints()
+                .entries()
+                .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                .collect(),
+        };
+        let mut conn = net.connect(&to).await.unwrap();
+        let mut s = Session::new(SessionConfig::new(Dialect::Current, [5u8; 32], claimed));
+        let deadline = tokio::time::Instant::now() + T;
+        loop {
+            while let Some(m) = s.poll_transmit() {
+                let _ = conn.writer.send(&m).await;
+            }
+            let mut established = false;
+            while let Some(ev) = s.poll_event() {
+                match ev {
+                    Event::Established { .. } => established = true,
+                    Event::Aborted { reason, .. } => return Err(reason),
+                    _ => {}
+                }
+            }
+            if established {
+                // Give the victim a moment to object, then call it good.
+                match tokio::time::timeout(Duration::from_millis(300), conn.reader.recv()).await {
+                    Ok(Ok(Some(b))) => {
+                        let _ = s.handle_bytes(&b);
+                        if let Some(Event::Aborted { reason, .. }) = s.poll_event() {
+                            return Err(reason);
+                        }
+                        return Ok(());
+                    }
+                    Ok(_) => return Err("closed".into()),
+                    Err(_) => return Ok(()),
+                }
+            }
+            let chunk = tokio::time::timeout_at(deadline, conn.reader.recv())
+                .await
+                .expect("timed out");
+            match chunk {
+                Ok(Some(b)) => {
+                    let _ = s.handle_bytes(&b);
+                }
+                _ => return Err("closed".into()),
+            }
+        }
+    })
+}
+
+#[test]
+fn announced_location_must_be_the_authenticated_key() {
+    let rt = rt();
+    let victim_net = noise(&rt);
+    let _g = rt.enter();
+    let vat = Vat::new("victim");
+    let victim = Peer::start(
+        vat.clone(),
+        vec![Arc::new(victim_net)],
+        PeerConfig::default(),
+    )
+    .unwrap();
+    let mallory = noise(&rt);
+    let alice = noise(&rt);
+    let loc = |n: &NoiseNetlayer| {
+        let l = n.location();
+        PeerLocator::new(
+            l.transport.clone(),
+            l.designator.clone(),
+            Hints::Map(l.hints.clone()),
+        )
+        .unwrap()
+    };
+    // Mallory, authenticated as herself, claims to be Alice: refused.
+    let claimed = loc(&alice);
+    let got = announce(&rt, &mallory, victim.location(), claimed);
+    assert!(got.is_err(), "impostor accepted");
+    // Claiming her own locator is fine.
+    let own = loc(&mallory);
+    assert_eq!(announce(&rt, &mallory, victim.location(), own), Ok(()));
+    rt.block_on(victim.shutdown());
+    vat.shutdown();
+}
