@@ -5,15 +5,19 @@
 //!   import position on one session). Dropping the last vat reference to
 //!   it tells the event loop, which reports the import to the peer
 //!   (`op:gc-export`).
-//! - [`QuestionRemote`]: the answer to a question we asked (an answer
-//!   position we chose on the peer). Messages sent to it before the answer
-//!   arrives are pipelined (`desc:answer`); after, they go to the answer.
+//! - [`QuestionRemote`]: the answer to a question we ask (an answer
+//!   position we choose on the peer), made before the question goes out
+//!   (on the sender's thread, or for a sturdyref before its session
+//!   exists). Messages sent to it before the question is asked are parked;
+//!   once asked they are pipelined (`desc:answer`); once answered they go
+//!   to the answer itself.
 //!
 //! Both only post commands to the peer's event loop; they never touch a
-//! session themselves (sessions live on the loop's task). Invariant (upheld
-//! by the loop): an import position maps to at most one live
+//! session themselves (sessions live on the loop's task). Invariants
+//! (upheld by the loop): an import position maps to at most one live
 //! `ImportRemote` per session; a drop notice carries the generation it was
-//! made for, so a stale notice never releases a newer import.
+//! made for, so a stale notice never releases a newer import; messages to
+//! one answer leave in the order they were sent (parked ones first).
 
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 
