@@ -41,7 +41,14 @@ fn msg(method: &str, args: Vec<Value<u32>>) -> Value<u32> {
 }
 
 fn setup() -> (Sandbox<Bench>, CapletModule<Bench>) {
-    let sb = Sandbox::new(Config::default()).unwrap();
+    let mut c = Config::default();
+    if let Some(n) = std::env::var("POLA_KEEP_RESIDENT")
+        .ok()
+        .and_then(|s| s.parse().ok())
+    {
+        c.keep_resident_bytes = n;
+    }
+    let sb = Sandbox::new(c).unwrap();
     let module = sb.load(pola_sandbox_guests::ECHO).unwrap();
     (sb, module)
 }
@@ -101,6 +108,10 @@ fn benches(c: &mut Criterion) {
 
     percentiles("fresh instance (instantiate + drop)", || {
         black_box(module.instantiate(Bench::default()).unwrap());
+    });
+    percentiles("fresh instance + first call add(2, 40)", || {
+        let mut i = module.instantiate(Bench::default()).unwrap();
+        black_box(round_trip(&mut i, &add));
     });
     let mut inst = module.instantiate(Bench::default()).unwrap();
     percentiles("round trip add(2, 40)", || {

@@ -40,6 +40,13 @@
 //! overflows its stack kills only its own instance ([`CallError`]); the host
 //! and all other instances carry on.
 //!
+//! Costs (release build, 2-core machine, `cargo bench -p pola-sandbox`):
+//! a fresh instance from a loaded module 3.7 µs median (p99 3.9 µs); a
+//! fresh instance plus its first call about 16 µs; a round trip into a
+//! live caplet carrying a small Syrup message about 1.0 µs; a caplet's
+//! send to the host about 0.75 µs; the same method on a native Rust object
+//! 10 ns.
+//!
 //! The security argument and the attack table are in `ATTACKS.md` next to
 //! this crate.
 #![forbid(unsafe_code)]
