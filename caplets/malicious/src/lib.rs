@@ -71,6 +71,16 @@ impl Caplet for Malicious {
                 Some(r) => reply.ok(outcome(target.send_only("take", vec![r.val()]))),
                 None => reply.err(Val::str("nothing kept")),
             },
+            // Make the host work in a loop: big sends, forever.
+            ("flood", [Val::Ref(r)]) => {
+                let msg = pola_caplet_sdk::encode(&pola_caplet_sdk::message(
+                    "eat",
+                    vec![Val::bytes(vec![1u8; 512 << 10])],
+                ));
+                loop {
+                    let _ = black_box(pola_caplet_sys::send_only_bytes(r.handle(), &msg));
+                }
+            }
             ("spin", _) => {
                 let mut x = 0u64;
                 loop {

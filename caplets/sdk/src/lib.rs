@@ -82,6 +82,8 @@ pub enum Error {
     Refused,
     /// No message to read.
     NoMessage,
+    /// The CPU budget of this delivery is spent.
+    Exhausted,
     /// Any other code.
     Other(i32),
 }
@@ -99,6 +101,7 @@ impl Error {
             -7 => Error::CListFull,
             -8 => Error::Refused,
             -9 => Error::NoMessage,
+            -10 => Error::Exhausted,
             c => Error::Other(c),
         }
     }
@@ -115,6 +118,7 @@ impl Error {
             Error::CListFull => "clist-full",
             Error::Refused => "refused",
             Error::NoMessage => "no-message",
+            Error::Exhausted => "exhausted",
             Error::Other(_) => "other",
         }
     }

@@ -33,6 +33,11 @@
 //! | `when` | `(promise: i64, tag: i64) -> i32` | ask for `pola_notify(tag, …)` once the promise settles |
 //! | `drop` | `(handle: i64) -> i32` | forget a handle |
 //!
+//! Every import is charged fuel: a fixed amount per call plus an amount
+//! per message byte ([`crate::Config::host_call_fuel`],
+//! [`crate::Config::message_byte_fuel`]), so host work done for a caplet
+//! counts against its CPU budget.
+//!
 //! `i32` results are `0` for success; `i64` results are a handle (`> 0`);
 //! both are a negative [`Code`] on failure. Failures are plain numbers: they
 //! carry no host detail.
@@ -97,6 +102,9 @@ pub enum Code {
     Refused = -8,
     /// `read` was called with no message pending or with the wrong length.
     NoMessage = -9,
+    /// The call's CPU budget cannot pay for this host call; the caplet
+    /// traps with out-of-fuel at its next instruction.
+    Exhausted = -10,
 }
 
 impl Code {
@@ -117,6 +125,7 @@ impl Code {
             -7 => Code::CListFull,
             -8 => Code::Refused,
             -9 => Code::NoMessage,
+            -10 => Code::Exhausted,
             _ => return None,
         })
     }

@@ -130,6 +130,15 @@ pub struct Config {
     pub max_instances: u32,
     /// Largest module accepted by the loader, in bytes. Default 16 MiB.
     pub max_module_bytes: usize,
+    /// Fuel charged for every call the caplet makes to the host, on top of
+    /// the per-byte charge. Host work is not metered by the engine, so this
+    /// keeps a caplet from spending host CPU and memory without limit
+    /// inside one delivery (for example sending in a loop). Default 10 000.
+    pub host_call_fuel: u64,
+    /// Fuel charged per byte of every message the caplet sends, settles
+    /// or reads. Default 8 (so one delivery can move at most about 6 MB at
+    /// the default budget).
+    pub message_byte_fuel: u64,
     /// Bytes at the start of each pooled linear memory that stay resident
     /// between instances (reset in place instead of unmapped), which makes
     /// the first call into a fresh instance cheaper (measured: 16 µs instead
@@ -151,6 +160,8 @@ impl Default for Config {
             max_instances: 256,
             max_module_bytes: 16 << 20,
             keep_resident_bytes: 1 << 20,
+            host_call_fuel: 10_000,
+            message_byte_fuel: 8,
         }
     }
 }
@@ -219,6 +230,8 @@ struct Data<O: Outside> {
     limiter: Limiter,
     max_message_bytes: usize,
     limits: Limits,
+    host_call_fuel: u64,
+    message_byte_fuel: u64,
 }
 
 /// A compile-once caplet host for one kind of [`Outside`].
@@ -381,6 +394,8 @@ impl<O: Outside> CapletModule<O> {
             },
             max_message_bytes: self.config.max_message_bytes,
             limits: message_limits(self.config.max_message_bytes),
+            host_call_fuel: self.config.host_call_fuel,
+            message_byte_fuel: self.config.message_byte_fuel,
         };
         let mut store = Store::new(engine, data);
         store.limiter(|d| &mut d.limiter);
@@ -848,6 +863,29 @@ fn lift<R: Ord>(v: Value, f: &mut impl FnMut(i64) -> Result<R, Code>) -> Result<
     })
 }
 
+/// Charges fuel for a host call moving `len` bytes. When the budget cannot
+/// pay, the remaining fuel is taken too, so the caplet traps with
+/// `OutOfFuel` at its next instruction.
+fn charge<O: Outside>(caller: &mut Caller<'_, Data<O>>, len: i32) -> Result<(), Code> {
+    let d = caller.data();
+    // A length over the limit is refused unread, so it costs no bytes.
+    let bytes = usize::try_from(len)
+        .ok()
+        .filter(|n| *n <= d.max_message_bytes)
+        .map_or(0, |n| n as u64);
+    let cost = bytes
+        .saturating_mul(d.message_byte_fuel)
+        .saturating_add(d.host_call_fuel);
+    let fuel = caller.get_fuel().map_err(|_| Code::Exhausted)?;
+    match fuel.checked_sub(cost) {
+        Some(left) => caller.set_fuel(left).map_err(|_| Code::Exhausted),
+        None => {
+            let _ = caller.set_fuel(0);
+            Err(Code::Exhausted)
+        }
+    }
+}
+
 fn status(r: Result<(), Code>) -> i32 {
     match r {
         Ok(()) => 0,
@@ -861,6 +899,7 @@ fn define_host_functions<O: Outside>(linker: &mut Linker<Data<O>>) -> wasmtime::
         "read",
         |mut caller: Caller<'_, Data<O>>, ptr: i32, len: i32| -> i32 {
             status((|| {
+                charge(&mut caller, len)?;
                 let memory = caller.data().memory.ok_or(Code::BadMemory)?;
                 let (mem, data) = memory.data_and_store_mut(&mut caller);
                 if !data.inbound_pending {
@@ -881,6 +920,7 @@ fn define_host_functions<O: Outside>(linker: &mut Linker<Data<O>>) -> wasmtime::
         "send",
         |mut caller: Caller<'_, Data<O>>, target: i64, ptr: i32, len: i32| -> i64 {
             let r = (|| {
+                charge(&mut caller, len)?;
                 let cap = caller.data().clist.get(target, Kind::Ref)?.cap.clone();
                 if !caller.data().clist.has_room(1) {
                     return Err(Code::CListFull);
@@ -903,6 +943,7 @@ fn define_host_functions<O: Outside>(linker: &mut Linker<Data<O>>) -> wasmtime::
         "send_only",
         |mut caller: Caller<'_, Data<O>>, target: i64, ptr: i32, len: i32| -> i32 {
             status((|| {
+                charge(&mut caller, len)?;
                 let cap = caller.data().clist.get(target, Kind::Ref)?.cap.clone();
                 let msg = read_value(&mut caller, ptr, len)?;
                 caller
@@ -919,6 +960,7 @@ fn define_host_functions<O: Outside>(linker: &mut Linker<Data<O>>) -> wasmtime::
             name,
             move |mut caller: Caller<'_, Data<O>>, resolver: i64, ptr: i32, len: i32| -> i32 {
                 status((|| {
+                    charge(&mut caller, len)?;
                     caller.data().clist.get(resolver, Kind::Resolver)?;
                     let v = read_value(&mut caller, ptr, len)?;
                     let d = caller.data_mut();
@@ -934,6 +976,7 @@ fn define_host_functions<O: Outside>(linker: &mut Linker<Data<O>>) -> wasmtime::
         "when",
         |mut caller: Caller<'_, Data<O>>, promise: i64, tag: i64| -> i32 {
             status((|| {
+                charge(&mut caller, 0)?;
                 let d = caller.data_mut();
                 let cap = d.clist.get(promise, Kind::Ref)?.cap.clone();
                 d.outside.when(&cap, tag).map_err(|_| Code::Refused)
@@ -945,6 +988,7 @@ fn define_host_functions<O: Outside>(linker: &mut Linker<Data<O>>) -> wasmtime::
         "drop",
         |mut caller: Caller<'_, Data<O>>, handle: i64| -> i32 {
             status((|| {
+                charge(&mut caller, 0)?;
                 let d = caller.data_mut();
                 let e = d.clist.take(handle)?;
                 if e.kind == Kind::Resolver {

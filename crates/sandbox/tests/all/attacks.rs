@@ -172,6 +172,20 @@ fn spinning_forever_is_stopped() {
 }
 
 #[test]
+fn making_the_host_work_in_a_loop_is_metered() {
+    let (mut d, m, b, bad) = setup();
+    let outcome = d
+        .call(&m, "flood", vec![Value::Ref(TRef::Native(7))])
+        .unwrap();
+    assert_eq!(d.errors, [(0, CallError::OutOfFuel)]);
+    assert_no_host_detail(&outcome);
+    // 20 M fuel at 8 per byte: at most a few 512 KiB messages got out.
+    let sent = d.world.borrow().received.len();
+    assert!((1..=5).contains(&sent), "{sent} messages");
+    still_healthy(&mut d, &b, &bad);
+}
+
+#[test]
 fn unbounded_allocation_fails_cleanly() {
     let (mut d, m, b, bad) = setup();
     let outcome = d.call(&m, "bomb", vec![]).unwrap();
