@@ -34,6 +34,45 @@
 //!   Outside::settle(resolver, v) ◄─────── resolve(r, ptr, len)
 //! ```
 //!
+//! A caplet (here in WAT; normally Rust built with `caplets/sdk`) that
+//! answers every message with `true`:
+//!
+//! ```
+//! use pola_sandbox::{Config, Outside, Refused, Sandbox};
+//! use pola_syrup::Value;
+//!
+//! /// The caplet's world: it may settle promises, nothing else.
+//! #[derive(Default)]
+//! struct Answers(Vec<Result<Value<u32>, Value<u32>>>);
+//! impl Outside for Answers {
+//!     type Ref = u32;
+//!     fn send(&mut self, _: &u32, _: Value<u32>) -> Result<u32, Refused> {
+//!         Err(Refused)
+//!     }
+//!     fn send_only(&mut self, _: &u32, _: Value<u32>) -> Result<(), Refused> {
+//!         Err(Refused)
+//!     }
+//!     fn settle(&mut self, _: u32, outcome: Result<Value<u32>, Value<u32>>) {
+//!         self.0.push(outcome);
+//!     }
+//! }
+//!
+//! let wasm = wat::parse_str(r#"(module
+//!     (import "pola" "resolve" (func $resolve (param i64 i32 i32) (result i32)))
+//!     (memory (export "memory") 1)
+//!     (data (i32.const 0) "t")
+//!     (func (export "pola_deliver") (param $len i32) (param $resolver i64) (result i32)
+//!         (drop (call $resolve (local.get $resolver) (i32.const 0) (i32.const 1)))
+//!         (i32.const 0)))"#)?;
+//! assert!(pola_sandbox::check(&wasm)?.confined);
+//! let sandbox = Sandbox::new(Config::default())?;
+//! let module = sandbox.load(&wasm)?;
+//! let mut caplet = module.instantiate(Answers::default())?;
+//! caplet.deliver(Value::List(vec![Value::sym("hello")]), Some(7))?;
+//! assert_eq!(caplet.outside().0, [Ok(Value::Bool(true))]);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
 //! Quotas: every entry into a caplet gets [`Config::fuel_per_call`] fuel;
 //! every instance is capped at [`Config::memory_bytes`] of memory and
 //! [`Config::max_stack_bytes`] of stack. A caplet that runs out, traps or
