@@ -151,6 +151,11 @@ impl Caplet for Malicious {
                     Err(_) => "no network",
                 },
             )),
+            // No clock either: std's clock is unimplemented here (a trap).
+            ("std-clock", _) => {
+                let t = std::time::SystemTime::now();
+                reply.ok(Val::str(format!("{t:?}")));
+            }
             ("std-env", _) => reply.ok(Val::str(match std::env::var("HOME") {
                 Ok(_) => "read the environment!",
                 Err(_) => "no environment",

@@ -73,6 +73,15 @@ fn std_gives_no_files_sockets_or_environment() {
 }
 
 #[test]
+fn std_clock_is_not_there() {
+    let (mut d, m, b, bad) = setup();
+    let outcome = d.call(&m, "std-clock", vec![]).unwrap();
+    assert_eq!(d.errors, [(0, CallError::Trap(TrapKind::Unreachable))]);
+    assert_no_host_detail(&outcome);
+    still_healthy(&mut d, &b, &bad);
+}
+
+#[test]
 fn guessed_handles_are_unknown() {
     let (mut d, m, _, _) = setup();
     // Give it something real to hold, so there is something to find.
