@@ -23,6 +23,11 @@ enum Command {
     /// Run the mint/purse payment between Alice, Bob and the Mint in three
     /// vats, printing each step (the default).
     Demo,
+    /// Caplet (confined WebAssembly) tools.
+    Caplet {
+        #[command(subcommand)]
+        command: CapletCommand,
+    },
     /// OCapN tools.
     Ocapn {
         #[command(subcommand)]
@@ -42,6 +47,17 @@ enum Command {
 }
 
 #[derive(Subcommand)]
+enum CapletCommand {
+    /// Print what a module imports and exports and whether it is confined
+    /// (imports nothing but pola's caplet interface). Exits 0 if confined,
+    /// 1 if not, 2 if the file is not a valid module.
+    Check {
+        /// The `.wasm` file.
+        file: std::path::PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
 enum OcapnCommand {
     /// Host the objects the public OCapN test suite expects, over
     /// tcp-testing-only on 127.0.0.1; prints the locator, serves until killed.
@@ -56,6 +72,9 @@ fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command.unwrap_or(Command::Demo) {
         Command::Demo => demo(),
+        Command::Caplet {
+            command: CapletCommand::Check { file },
+        } => caplet_check(&file),
         Command::Ocapn {
             command: OcapnCommand::TestPeer { port },
         } => ocapn::test_peer(port),
@@ -70,4 +89,35 @@ fn demo() -> anyhow::Result<()> {
     })?;
     println!("done: every step settled as expected");
     Ok(())
+}
+
+fn caplet_check(file: &std::path::Path) -> anyhow::Result<()> {
+    use anyhow::Context as _;
+    let bytes = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
+    let report = match pola_sandbox::check(&bytes) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("{}: not a valid WebAssembly module: {e}", file.display());
+            std::process::exit(2);
+        }
+    };
+    println!("{}", file.display());
+    println!("imports ({}):", report.imports.len());
+    for i in &report.imports {
+        println!("  {}::{}  {}", i.module, i.name, i.ty);
+    }
+    println!("exports ({}):", report.exports.len());
+    for e in &report.exports {
+        println!("  {}  {}", e.name, e.ty);
+    }
+    if report.confined {
+        println!("confined: yes (its only authority is the references it is handed)");
+        Ok(())
+    } else {
+        println!("confined: NO");
+        for p in &report.problems {
+            println!("  - {p}");
+        }
+        std::process::exit(1);
+    }
 }
