@@ -15,6 +15,29 @@ fn err_val(e: pola_caplet_sdk::Error) -> Val {
     Val::str(e.name())
 }
 
+/// Sends `m(rest…)` to `target` and answers with its answer, later.
+fn ask(target: Ref, m: &str, rest: &[Val], reply: Reply) {
+    match target.send(m, rest.to_vec()) {
+        Ok(p) => {
+            let Some(resolver) = reply.later() else {
+                return;
+            };
+            let r = p.when(move |_: &mut Benign, outcome| {
+                let _ = match outcome {
+                    Ok(v) => resolver.resolve(&v),
+                    Err(e) => resolver.reject(&e),
+                };
+            });
+            if let Err(e) = r {
+                // `resolver` moved into the reaction that was discarded;
+                // the host breaks the promise.
+                let _ = e;
+            }
+        }
+        Err(e) => reply.err(err_val(e)),
+    }
+}
+
 impl Caplet for Benign {
     fn call(&mut self, method: &str, args: Vec<Val>, reply: Reply) {
         self.calls += 1;
@@ -23,26 +46,38 @@ impl Caplet for Benign {
             ("calls", _) => reply.ok(Val::int(self.calls)),
             // Send `method(rest…)` to `target` and answer with its answer.
             ("call", [Val::Ref(target), Val::Symbol(m), rest @ ..]) => {
-                match target.send(m, rest.to_vec()) {
-                    Ok(p) => {
-                        let Some(resolver) = reply.later() else {
-                            return;
-                        };
-                        let r = p.when(move |_: &mut Benign, outcome| {
-                            let _ = match outcome {
-                                Ok(v) => resolver.resolve(&v),
-                                Err(e) => resolver.reject(&e),
-                            };
-                        });
-                        if let Err(e) = r {
-                            // `resolver` moved into the reaction that was
-                            // discarded; the host breaks the promise.
-                            let _ = e;
-                        }
-                    }
-                    Err(e) => reply.err(err_val(e)),
-                }
+                ask(*target, m, rest, reply);
             }
+            // Send `make(i)` to `target` for each i below n, pipelining
+            // `get()` on every third answer; answer with the list of
+            // promises, and keep the first one.
+            ("fan", [Val::Ref(target), n]) => {
+                let n = n.as_i64().unwrap_or(0);
+                let mut out = Vec::new();
+                for i in 0..n {
+                    let p = match target.send("make", vec![Val::int(i)]) {
+                        Ok(p) => p,
+                        Err(e) => return reply.err(err_val(e)),
+                    };
+                    if i == 0 {
+                        self.kept = Some(p.as_ref());
+                    }
+                    if i % 3 == 0 {
+                        match p.as_ref().send("get", Vec::new()) {
+                            Ok(q) => out.push(q.as_ref().val()),
+                            Err(e) => return reply.err(err_val(e)),
+                        }
+                    } else {
+                        out.push(p.as_ref().val());
+                    }
+                }
+                reply.ok(Val::List(out));
+            }
+            // Like `call`, to the kept reference.
+            ("ask-kept", [Val::Symbol(m), rest @ ..]) => match self.kept {
+                Some(r) => ask(r, m, rest, reply),
+                None => reply.err(Val::str("nothing kept")),
+            },
             ("tell", [Val::Ref(target), Val::Symbol(m), rest @ ..]) => {
                 reply.result(
                     target

@@ -81,6 +81,14 @@ impl Caplet for Malicious {
                     let _ = black_box(pola_caplet_sys::send_only_bytes(r.handle(), &msg));
                 }
             }
+            // Make the host stage answers in a loop: small sends with
+            // answers forever, dropping each answer so the c-list never
+            // fills.
+            ("flood-answers", [Val::Ref(r)]) => loop {
+                if let Ok(p) = r.send("ping", Vec::new()) {
+                    let _ = black_box(p.as_ref().drop_ref());
+                }
+            },
             ("spin", _) => {
                 let mut x = 0u64;
                 loop {

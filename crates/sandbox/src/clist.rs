@@ -166,6 +166,21 @@ impl<R: Ord + Clone> CList<R> {
         Ok(self.take(handle)?.cap)
     }
 
+    /// Rebinds a plain reference: the handle that names `old` now names
+    /// `new` (same handle, same kind). Returns whether `old` had a handle.
+    /// If `new` already has a handle of its own, both stay valid.
+    pub(crate) fn rebind(&mut self, old: &R, new: R) -> bool {
+        let Some(h) = self.reverse.remove(old) else {
+            return false;
+        };
+        let Some(e) = self.map.get_mut(&h) else {
+            return false;
+        };
+        e.cap = new.clone();
+        self.reverse.entry(new).or_insert(h);
+        true
+    }
+
     /// Empties the table, returning every resolver still held.
     pub(crate) fn clear(&mut self) -> Vec<R> {
         self.reverse.clear();
@@ -237,6 +252,19 @@ mod tests {
             Code::WrongKind
         );
         assert_eq!(c.take_resolver(h as i64).unwrap_err(), Code::WrongKind);
+    }
+
+    #[test]
+    fn rebind_keeps_the_handle() {
+        let mut c = CList::new(4);
+        let a = c.insert(entry(1)).unwrap();
+        assert!(c.rebind(&1, 5));
+        assert!(!c.rebind(&1, 6), "1 has no handle any more");
+        assert_eq!(c.get(a as i64, Kind::Ref).unwrap().cap, 5);
+        assert_eq!(c.insert(entry(5)).unwrap(), a);
+        c.take(a as i64).unwrap();
+        assert!(!c.rebind(&5, 7));
+        assert_eq!(c.len(), 0);
     }
 
     #[test]

@@ -490,6 +490,32 @@ impl<O: Outside> CapletInstance<O> {
         self.dead
     }
 
+    /// Rebinds references in this instance's c-list: for each `(old,
+    /// new)`, the handle that names `old` names `new` from now on (the
+    /// caplet sees the same handle). Pairs whose `old` has no handle are
+    /// skipped. For embedders that hand a caplet placeholders and bind
+    /// them to real references after the call (see [`crate::vat`]).
+    pub fn rebind(&mut self, pairs: impl IntoIterator<Item = (O::Ref, O::Ref)>) {
+        let clist = &mut self.store.data_mut().clist;
+        for (old, new) in pairs {
+            clist.rebind(&old, new);
+        }
+    }
+
+    /// Ends this instance and gives back its outside world. Like dropping
+    /// it, this breaks every promise whose resolver the instance still
+    /// held (through [`Outside::abandon`], so the breakage is in the
+    /// returned outside's hands) and releases its c-list.
+    pub fn retire(mut self) -> O
+    where
+        O: Default,
+    {
+        if !self.dead {
+            self.kill(&CallError::Dead);
+        }
+        std::mem::take(&mut self.store.data_mut().outside)
+    }
+
     /// Delivers a message. Every reference in it becomes a new handle in
     /// this instance's c-list; `resolver`, if any, is handed to the caplet
     /// as the promise for the answer.

@@ -9,22 +9,37 @@
 //!
 //! - the caplet answers now (its promise is settled during the delivery) or
 //!   later (it keeps the resolver; the turn answers with a promise);
-//! - if the caplet traps, runs out of fuel or memory, the turn commits
-//!   nothing the caplet did, except breaking the promises it can no longer
-//!   answer; its own answer is a broken reference with a fixed reason;
+//! - if the caplet traps, runs out of fuel or memory, or returns a failure
+//!   code, the turn commits nothing the caplet did, except breaking the
+//!   promises it can no longer answer; its own answer is a broken
+//!   reference with a fixed reason;
 //! - a send to a promise is pipelined by the vat as usual.
+//!
+//! # Answers are placeholders until the turn applies them
+//!
+//! The vat makes promises only through a [`Turn`], and the caplet runs
+//! while its host functions cannot reach the turn. So the handle a caplet
+//! gets back from `send` names a placeholder ([`LinkRef`]): a number, not
+//! yet a vat promise. Everything the caplet does in a delivery is staged
+//! anyway; when it returns, the effects are applied through the turn in
+//! order, and the send that made a placeholder makes its vat promise
+//! (`cx.promise()` plus `cx.send_message`) before any later effect can
+//! use it (a pipelined send to it, a message carrying it, a `when` on it).
+//! Then the c-list entries that still hold placeholders are rebound to the
+//! vat promises ([`CapletInstance::rebind`]). A placeholder can therefore
+//! never be observed unbound, by the caplet or by anyone else. If the
+//! delivery fails, its placeholders are rebound to broken references.
+//!
+//! There is no fixed limit on sends per delivery: each send is a host call
+//! charged fuel ([`crate::Config::host_call_fuel`] plus
+//! [`crate::Config::message_byte_fuel`] per byte), so the staged effects of
+//! one delivery are bounded by its CPU budget (at the defaults at most
+//! 5 000 host calls and about 6 MB of messages), and a delivery that runs
+//! out commits none of them.
 //!
 //! Grants: hand a caplet [`grant`]ed references (vat revocable forwarders,
 //! [`pola_vat::patterns::revocable`]); revoking shuts the forwarder at
 //! once, for the caplet and for anyone it passed the forwarder to.
-//!
-//! Limitation: the vat offers promise creation only through a `Turn`, and
-//! the caplet runs while the turn is lent to no one, so the answer promises
-//! for a caplet's `send`s are made before each delivery
-//! ([`CapletObject::with_sends_per_delivery`], default 8). A caplet that
-//! sends more than that with answers in one delivery gets
-//! [`Code::Refused`](crate::abi::Code::Refused) for the rest (`send_only`
-//! is unlimited).
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -35,17 +50,44 @@ use pola_vat::{Message, Object, Outcome, Ref, Resolver, Turn, Val, error};
 use crate::error::CallError;
 use crate::host::{CapletInstance, CapletModule, Outside, Refused};
 
+/// A reference as a caplet in a vat holds it: a vat reference, or the
+/// answer of a send made during the current delivery, which becomes a vat
+/// promise when the delivery's effects are applied (see the module docs).
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct LinkRef(Held);
+
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Held {
+    Vat(Ref),
+    Answer(u64),
+}
+
+impl LinkRef {
+    fn vat(r: Ref) -> Self {
+        LinkRef(Held::Vat(r))
+    }
+}
+
+/// A value as the caplet's outside sees it.
+type LinkVal = Value<LinkRef>;
+
+fn lower(v: Val) -> LinkVal {
+    v.try_map_refs::<LinkRef, std::convert::Infallible>(&mut |r| Ok(Value::Ref(LinkRef::vat(r))))
+        .unwrap_or_else(|e| match e {})
+}
+
 /// One effect of a caplet run, applied to the turn afterwards.
 enum Effect {
     Send {
-        target: Ref,
+        target: LinkRef,
         method: String,
-        args: Vec<Val>,
-        resolver: Option<Resolver>,
+        args: Vec<LinkVal>,
+        /// The placeholder standing for the answer, if one was asked for.
+        answer: Option<u64>,
     },
     Settle {
         resolver: Resolver,
-        outcome: Outcome,
+        outcome: Result<LinkVal, LinkVal>,
     },
     /// Host-made breakage; applied even when the caplet's run failed.
     Abandon {
@@ -53,31 +95,31 @@ enum Effect {
         reason: Val,
     },
     When {
-        promise: Ref,
+        promise: LinkRef,
         tag: i64,
     },
 }
 
 /// The [`Outside`] of a caplet that lives in a vat.
+#[derive(Default)]
 pub struct VatLink {
     effects: Vec<Effect>,
-    /// Answer promises made ahead for the caplet's sends.
-    spare: Vec<(Ref, Resolver)>,
+    /// The next placeholder number (never reused in one instance).
+    next_answer: u64,
     /// Resolvers handed to the caplet, by their promise.
     resolvers: BTreeMap<Ref, Resolver>,
 }
 
 impl VatLink {
-    fn new() -> Self {
-        VatLink {
-            effects: Vec::new(),
-            spare: Vec::new(),
-            resolvers: BTreeMap::new(),
+    fn resolver(&mut self, r: &LinkRef) -> Option<Resolver> {
+        match &r.0 {
+            Held::Vat(p) => self.resolvers.remove(p),
+            Held::Answer(_) => None,
         }
     }
 }
 
-fn split(message: Val) -> Result<(String, Vec<Val>), Refused> {
+fn split(message: LinkVal) -> Result<(String, Vec<LinkVal>), Refused> {
     let Value::List(mut items) = message else {
         return Err(Refused);
     };
@@ -90,34 +132,40 @@ fn split(message: Val) -> Result<(String, Vec<Val>), Refused> {
     Ok((method, items))
 }
 
-impl Outside for VatLink {
-    type Ref = Ref;
+/// Reasons given for discarded work: fixed texts, no detail.
+fn reason(text: &str) -> Val {
+    error(text)
+}
 
-    fn send(&mut self, target: &Ref, message: Val) -> Result<Ref, Refused> {
+impl Outside for VatLink {
+    type Ref = LinkRef;
+
+    fn send(&mut self, target: &LinkRef, message: LinkVal) -> Result<LinkRef, Refused> {
         let (method, args) = split(message)?;
-        let (promise, resolver) = self.spare.pop().ok_or(Refused)?;
+        let n = self.next_answer;
+        self.next_answer = n.checked_add(1).ok_or(Refused)?;
         self.effects.push(Effect::Send {
             target: target.clone(),
             method,
             args,
-            resolver: Some(resolver),
+            answer: Some(n),
         });
-        Ok(promise)
+        Ok(LinkRef(Held::Answer(n)))
     }
 
-    fn send_only(&mut self, target: &Ref, message: Val) -> Result<(), Refused> {
+    fn send_only(&mut self, target: &LinkRef, message: LinkVal) -> Result<(), Refused> {
         let (method, args) = split(message)?;
         self.effects.push(Effect::Send {
             target: target.clone(),
             method,
             args,
-            resolver: None,
+            answer: None,
         });
         Ok(())
     }
 
-    fn settle(&mut self, resolver: Ref, outcome: Outcome) {
-        if let Some(r) = self.resolvers.remove(&resolver) {
+    fn settle(&mut self, resolver: LinkRef, outcome: Result<LinkVal, LinkVal>) {
+        if let Some(r) = self.resolver(&resolver) {
             self.effects.push(Effect::Settle {
                 resolver: r,
                 outcome,
@@ -125,8 +173,13 @@ impl Outside for VatLink {
         }
     }
 
-    fn abandon(&mut self, resolver: Ref, reason: Val) {
-        if let Some(r) = self.resolvers.remove(&resolver) {
+    fn abandon(&mut self, resolver: LinkRef, reason: LinkVal) {
+        if let Some(r) = self.resolver(&resolver) {
+            // Host-made reasons are plain data; a reference in one (there is
+            // none today) would not outlive the failed delivery.
+            let reason = reason
+                .try_map_refs::<Ref, ()>(&mut |_| Err(()))
+                .unwrap_or_else(|()| error("caplet failed"));
             self.effects.push(Effect::Abandon {
                 resolver: r,
                 reason,
@@ -134,7 +187,7 @@ impl Outside for VatLink {
         }
     }
 
-    fn when(&mut self, promise: &Ref, tag: i64) -> Result<(), Refused> {
+    fn when(&mut self, promise: &LinkRef, tag: i64) -> Result<(), Refused> {
         self.effects.push(Effect::When {
             promise: promise.clone(),
             tag,
@@ -163,7 +216,6 @@ struct State {
     module: CapletModule<VatLink>,
     instance: Option<CapletInstance<VatLink>>,
     policy: Policy,
-    sends_per_delivery: usize,
 }
 
 /// A caplet as a vat object. See the module docs.
@@ -186,18 +238,8 @@ impl CapletObject {
                 module,
                 instance: None,
                 policy,
-                sends_per_delivery: 8,
             })),
         }
-    }
-
-    /// Sets how many sends with answers the caplet may make per delivery.
-    #[must_use]
-    pub fn with_sends_per_delivery(self, n: usize) -> Self {
-        if let Ok(mut s) = self.state.lock() {
-            s.sends_per_delivery = n;
-        }
-        self
     }
 }
 
@@ -215,6 +257,26 @@ fn failed(err: &CallError) -> Outcome {
     Ok(Value::Ref(Ref::broken(error(err.public_reason()))))
 }
 
+/// The vat promises made for placeholders while applying one delivery.
+type Answers = BTreeMap<u64, Ref>;
+
+fn real(answers: &Answers, r: LinkRef) -> Ref {
+    match r.0 {
+        Held::Vat(r) => r,
+        // Cannot happen: a placeholder is made by an earlier effect of the
+        // same delivery, and rebound before the next one. Be safe anyway.
+        Held::Answer(n) => answers
+            .get(&n)
+            .cloned()
+            .unwrap_or_else(|| Ref::broken(reason("no such answer"))),
+    }
+}
+
+fn raise(answers: &Answers, v: LinkVal) -> Val {
+    v.try_map_refs::<Ref, std::convert::Infallible>(&mut |r| Ok(Value::Ref(real(answers, r))))
+        .unwrap_or_else(|e| match e {})
+}
+
 /// Runs one entry into the caplet within turn `cx` and applies its effects.
 fn run(
     state: &Arc<Mutex<State>>,
@@ -225,7 +287,7 @@ fn run(
     let st = &mut *guard;
     if st.instance.as_ref().is_none_or(CapletInstance::is_dead) {
         st.instance = None;
-        match st.module.instantiate(VatLink::new()) {
+        match st.module.instantiate(VatLink::default()) {
             Ok(i) => st.instance = Some(i),
             Err(e) => return failed(&e),
         }
@@ -233,50 +295,92 @@ fn run(
     let Some(inst) = st.instance.as_mut() else {
         return failed(&CallError::Engine);
     };
-    let spare: Vec<(Ref, Resolver)> = (0..st.sends_per_delivery).map(|_| cx.promise()).collect();
-    inst.outside_mut().spare = spare;
+    let first_answer = inst.outside().next_answer;
     let result = entry(inst, cx);
-    let link = inst.outside_mut();
-    link.spare.clear();
-    let effects = std::mem::take(&mut link.effects);
+    let (effects, end_answer) = if st.policy == Policy::PerDelivery {
+        // Retiring the instance breaks anything it still held, as effects.
+        match st.instance.take() {
+            Some(old) => {
+                let link = old.retire();
+                (link.effects, link.next_answer)
+            }
+            None => (Vec::new(), first_answer),
+        }
+    } else {
+        let link = inst.outside_mut();
+        (std::mem::take(&mut link.effects), link.next_answer)
+    };
+    let mut answers = Answers::new();
     let answer = match result {
         Ok(answer) => {
             for e in effects {
-                apply(state, cx, e);
+                apply(state, cx, e, &mut answers);
             }
             answer.map_or(Ok(Value::undefined()), |p| Ok(Value::Ref(p)))
         }
         Err(err) => {
             for e in effects {
-                if matches!(e, Effect::Abandon { .. }) {
-                    apply(state, cx, e);
+                match e {
+                    Effect::Abandon { .. } => apply(state, cx, e, &mut answers),
+                    // The caplet consumed this resolver, but its settlement
+                    // is discarded with the rest of the failed run.
+                    Effect::Settle { resolver, .. } => {
+                        cx.break_promise(&resolver, error(err.public_reason()));
+                    }
+                    Effect::Send { .. } | Effect::When { .. } => {}
                 }
             }
             failed(&err)
         }
     };
-    if st.policy == Policy::PerDelivery {
-        // Dropping the instance breaks anything it still held.
-        if let Some(old) = st.instance.take() {
-            drop(old);
-        }
+    // The placeholders still in the c-list now name their vat promises (or
+    // are broken, if the run failed and its sends were discarded).
+    if end_answer > first_answer
+        && let Some(inst) = st.instance.as_mut()
+    {
+        inst.rebind((first_answer..end_answer).map(|n| {
+            let bound = answers
+                .remove(&n)
+                .unwrap_or_else(|| Ref::broken(reason("send discarded")));
+            (LinkRef(Held::Answer(n)), LinkRef::vat(bound))
+        }));
     }
     answer
 }
 
-fn apply(state: &Arc<Mutex<State>>, cx: &mut Turn<'_>, e: Effect) {
+fn apply(state: &Arc<Mutex<State>>, cx: &mut Turn<'_>, e: Effect, answers: &mut Answers) {
     match e {
         Effect::Send {
             target,
             method,
             args,
-            resolver,
-        } => cx.send_message(&target, Message::new(method, args), resolver),
-        Effect::Settle { resolver, outcome } => cx.settle(&resolver, outcome),
+            answer,
+        } => {
+            let target = real(answers, target);
+            let args = args.into_iter().map(|a| raise(answers, a)).collect();
+            let resolver = answer.map(|n| {
+                let (promise, resolver) = cx.promise();
+                answers.insert(n, promise);
+                resolver
+            });
+            cx.send_message(&target, Message::new(method, args), resolver);
+        }
+        Effect::Settle { resolver, outcome } => {
+            let outcome = match outcome {
+                Ok(v) => Ok(raise(answers, v)),
+                Err(v) => Err(raise(answers, v)),
+            };
+            cx.settle(&resolver, outcome);
+        }
         Effect::Abandon { resolver, reason } => cx.break_promise(&resolver, reason),
         Effect::When { promise, tag } => {
+            let promise = real(answers, promise);
             let state = state.clone();
             cx.when(&promise, move |cx2, outcome| {
+                let outcome = match outcome {
+                    Ok(v) => Ok(lower(v)),
+                    Err(v) => Err(lower(v)),
+                };
                 run(&state, cx2, |inst, _| {
                     inst.notify(tag, outcome).map(|()| None)
                 })
@@ -289,14 +393,14 @@ impl Object for CapletObject {
     fn receive(&self, cx: &mut Turn<'_>, method: &str, args: Vec<Val>) -> Outcome {
         let mut items = Vec::with_capacity(args.len().saturating_add(1));
         items.push(Value::sym(method));
-        items.extend(args);
+        items.extend(args.into_iter().map(lower));
         let message = Value::List(items);
         run(&self.state, cx, move |inst, cx| {
             let (promise, resolver) = cx.promise();
             inst.outside_mut()
                 .resolvers
                 .insert(promise.clone(), resolver);
-            inst.deliver(message, Some(promise.clone()))?;
+            inst.deliver(message, Some(LinkRef::vat(promise.clone())))?;
             Ok(Some(promise))
         })
     }

@@ -195,6 +195,23 @@ fn making_the_host_work_in_a_loop_is_metered() {
 }
 
 #[test]
+fn staging_answers_in_a_loop_is_metered() {
+    let (mut d, m, b, bad) = setup();
+    let outcome = d
+        .call(&m, "flood-answers", vec![Value::Ref(TRef::Native(7))])
+        .unwrap();
+    assert_eq!(d.errors, [(0, CallError::OutOfFuel)]);
+    assert_no_host_detail(&outcome);
+    // Every send with an answer costs at least `host_call_fuel`, so the
+    // host made at most fuel / host_call_fuel answers for the loop.
+    let c = crate::test_config();
+    let most = c.fuel_per_call / c.host_call_fuel;
+    let sent = d.world.borrow().received.len() as u64;
+    assert!((100..=most).contains(&sent), "{sent} sends, at most {most}");
+    still_healthy(&mut d, &b, &bad);
+}
+
+#[test]
 fn unbounded_allocation_fails_cleanly() {
     let (mut d, m, b, bad) = setup();
     let outcome = d.call(&m, "bomb", vec![]).unwrap();

@@ -111,3 +111,98 @@ fn runaway_caplet_breaks_only_its_own_answer() {
     assert_eq!(vat.block_on(&r, T).unwrap(), Val::str("no file access"));
     vat.shutdown();
 }
+
+/// `make(i)` spawns a `Cell(i)`; `get()` on a cell answers its number.
+struct Maker;
+impl Object for Maker {
+    fn receive(&self, cx: &mut Turn<'_>, m: &str, a: Vec<Val>) -> Outcome {
+        match (m, a.as_slice()) {
+            ("make", [n]) => Ok(Val::Ref(cx.spawn(Cell(n.clone())))),
+            _ => Err(error("no such method")),
+        }
+    }
+}
+struct Cell(Val);
+impl Object for Cell {
+    fn receive(&self, _cx: &mut Turn<'_>, m: &str, _a: Vec<Val>) -> Outcome {
+        match m {
+            "get" => Ok(self.0.clone()),
+            _ => Err(error("no such method")),
+        }
+    }
+}
+
+#[test]
+fn a_hundred_sends_with_answers_in_one_delivery() {
+    let sb = sandbox();
+    let vat = Vat::new("caplets");
+    let maker = vat.spawn(Maker);
+    let benign = vat.spawn(CapletObject::new(
+        sb.load(BENIGN).unwrap(),
+        Policy::Persistent,
+    ));
+    // Far past the old limit of 8 answer promises per delivery.
+    let r = vat.send(&benign, "fan", vec![Val::Ref(maker), Val::int(100i64)]);
+    let list = vat.block_on(&r, T).unwrap();
+    let items = list.as_list().unwrap();
+    assert_eq!(items.len(), 100);
+    for (i, item) in items.iter().enumerate() {
+        let item = item.as_ref().unwrap();
+        let got = if i % 3 == 0 {
+            // The caplet pipelined `get` on its own answer.
+            vat.block_on(item, T).unwrap()
+        } else {
+            let g = vat.send(item, "get", vec![]);
+            vat.block_on(&g, T).unwrap()
+        };
+        assert_eq!(got, Val::int(i as i64), "answer {i}");
+    }
+    // The answer handle the caplet kept is bound to the real promise in
+    // later deliveries too.
+    let r = vat.send(&benign, "ask-kept", vec![Val::sym("get")]);
+    assert_eq!(vat.block_on(&r, T).unwrap(), Val::int(0i64));
+    vat.shutdown();
+}
+
+#[test]
+fn sending_with_answers_in_a_loop_is_stopped_and_commits_nothing() {
+    let sb = sandbox();
+    let vat = Vat::new("caplets");
+    let counter = vat.spawn(Counter(0));
+    let bad = vat.spawn(CapletObject::new(
+        sb.load(MALICIOUS).unwrap(),
+        Policy::Persistent,
+    ));
+    // Each send is charged fuel, so the loop ends in OutOfFuel after at
+    // most fuel / host_call_fuel sends; the failed turn sends none of them.
+    let r = vat.send(&bad, "flood-answers", vec![Val::Ref(counter.clone())]);
+    let reason = vat.block_on(&r, T).unwrap_err();
+    assert!(format!("{reason:?}").contains("CPU budget"), "{reason:?}");
+    let r = vat.send(&counter, "increment", vec![]);
+    assert_eq!(vat.block_on(&r, T).unwrap(), Val::int(1i64));
+    vat.shutdown();
+}
+
+#[test]
+fn memoryless_caplet_that_answers_later_breaks_its_answer() {
+    let sb = sandbox();
+    let vat = Vat::new("caplets");
+    let counter = vat.spawn(Counter(0));
+    let benign = vat.spawn(CapletObject::new(
+        sb.load(BENIGN).unwrap(),
+        Policy::PerDelivery,
+    ));
+    // `call` keeps its resolver to answer later, but the instance goes
+    // when the delivery ends: the answer is broken, not left pending.
+    let r = vat.send(
+        &benign,
+        "call",
+        vec![Val::Ref(counter), Val::sym("increment")],
+    );
+    let reason = vat.block_on(&r, T).unwrap_err();
+    assert!(
+        format!("{reason:?}").contains("instance is gone"),
+        "{reason:?}"
+    );
+    vat.shutdown();
+}
