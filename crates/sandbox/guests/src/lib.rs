@@ -1,7 +1,7 @@
 //! The caplets of `caplets/`, built from source for `wasm32-unknown-unknown`
 //! by this crate's build script (no `.wasm` is committed).
 //!
-//! Needs `rustup target add wasm32-unknown-unknown`.
+//! Needs `rustup target add wasm32-unknown-unknown wasm32-wasip1`.
 #![forbid(unsafe_code)]
 
 /// `caplets/echo`: answers `echo`, `add` and `ping` (benchmarks).
@@ -17,3 +17,9 @@ pub const ECHO_PATH: &str = env!("POLA_CAPLET_ECHO");
 pub const BENIGN_PATH: &str = env!("POLA_CAPLET_BENIGN");
 /// Path of the built `malicious` caplet.
 pub const MALICIOUS_PATH: &str = env!("POLA_CAPLET_MALICIOUS");
+
+/// `caplets/wasi-attacker`, built for `wasm32-wasip1` with std: it imports
+/// WASI files, clock, randomness and environment, and must be refused.
+pub const WASI_ATTACKER: &[u8] = include_bytes!(env!("POLA_CAPLET_WASI_ATTACKER"));
+/// Path of the built `wasi-attacker` caplet.
+pub const WASI_ATTACKER_PATH: &str = env!("POLA_CAPLET_WASI_ATTACKER");

@@ -1,7 +1,7 @@
 //! The loader and `check`: only the caplet interface may be imported.
 
 use pola_sandbox::{LoadError, Problem, check};
-use pola_sandbox_guests::{BENIGN, ECHO, MALICIOUS};
+use pola_sandbox_guests::{BENIGN, ECHO, MALICIOUS, WASI_ATTACKER};
 
 use crate::{module_with, sandbox, wat};
 
@@ -166,4 +166,75 @@ fn oversized_module_is_refused_before_compiling() {
     c.max_instances = 4;
     let sb = pola_sandbox::Sandbox::<crate::world::Link>::new(c).unwrap();
     assert!(matches!(sb.load(ECHO), Err(LoadError::TooLarge { .. })));
+}
+
+/// A real Rust caplet built for `wasm32-wasip1` with std (`caplets/wasi-attacker`):
+/// `std::fs`, `SystemTime::now`, `RandomState`, `std::env` and `println!`
+/// compile to WASI imports, and the loader refuses the module before any
+/// of it can run, naming the first one.
+#[test]
+fn rust_std_wasi_build_is_refused_naming_its_first_wasi_import() {
+    let report = check(WASI_ATTACKER).unwrap();
+    assert!(!report.confined);
+    let first = report
+        .imports
+        .iter()
+        .find(|i| i.module != "pola")
+        .expect("a WASI import");
+    assert_eq!(first.module, "wasi_snapshot_preview1");
+    let err = sandbox().load(WASI_ATTACKER).unwrap_err();
+    assert_eq!(
+        err,
+        LoadError::NotConfined(Problem::ForbiddenImport {
+            module: first.module.clone(),
+            name: first.name.clone(),
+        })
+    );
+    let text = err.to_string();
+    assert!(
+        text.contains(&format!("wasi_snapshot_preview1::{}", first.name)),
+        "{text}"
+    );
+}
+
+#[test]
+fn check_lists_every_wasi_import_of_the_rust_std_build() {
+    let report = check(WASI_ATTACKER).unwrap();
+    let wasi: Vec<&str> = report
+        .imports
+        .iter()
+        .filter(|i| i.module == "wasi_snapshot_preview1")
+        .map(|i| i.name.as_str())
+        .collect();
+    // Files, output, clock, randomness, environment.
+    for needed in [
+        "path_open",
+        "fd_read",
+        "fd_write",
+        "clock_time_get",
+        "random_get",
+        "environ_get",
+    ] {
+        assert!(wasi.contains(&needed), "{needed} not in {wasi:?}");
+    }
+    // Every import outside `pola` is a problem, each named once; nothing
+    // else is wrong with the module (it exports a caplet's entry points).
+    let forbidden: Vec<(&str, &str)> = report
+        .problems
+        .iter()
+        .map(|p| match p {
+            Problem::ForbiddenImport { module, name } => (module.as_str(), name.as_str()),
+            other => panic!("unexpected problem {other:?}"),
+        })
+        .collect();
+    let outside: Vec<(&str, &str)> = report
+        .imports
+        .iter()
+        .filter(|i| i.module != "pola")
+        .map(|i| (i.module.as_str(), i.name.as_str()))
+        .collect();
+    assert_eq!(forbidden, outside);
+    assert!(report.imports.iter().any(|i| i.module == "pola"));
+    let exports: Vec<&str> = report.exports.iter().map(|e| e.name.as_str()).collect();
+    assert!(exports.contains(&"pola_deliver") && exports.contains(&"memory"));
 }
