@@ -534,3 +534,41 @@ mod tests {
         assert_eq!(choose_encoding(u16::MAX, 0xffff), None);
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod junk_tests {
+    use super::*;
+
+    #[test]
+    fn random_handshake_messages_are_refused_without_panic() {
+        let a = Identity::generate().unwrap();
+        let b = Identity::generate().unwrap();
+        let mut x: u64 = 0x0123_4567_89ab_cdef;
+        let mut bytes = |n: usize| -> Vec<u8> {
+            (0..n)
+                .map(|_| {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    x as u8
+                })
+                .collect()
+        };
+        for n in [0, 1, 63, 64, 65, 163, 164, 165, 192, 193, 194, 300] {
+            for _ in 0..20 {
+                let mut syn = bytes(n);
+                if syn.len() >= 32 {
+                    syn[..32].copy_from_slice(&b.public_key().to_bytes());
+                }
+                // A random SYN may parse (its payload is in the clear), but
+                // then its identity claim cannot be proven at ACK.
+                if let Ok((rb, _)) = respond(&b, &syn) {
+                    assert!(rb.read_ack(&bytes(ACK_LEN)).is_err());
+                }
+                let (ia, _) = initiate(&a, b.public_key()).unwrap();
+                assert!(ia.read_synack(&bytes(n)).is_err());
+            }
+        }
+    }
+}

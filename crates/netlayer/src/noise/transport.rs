@@ -307,3 +307,106 @@ impl<W: AsyncWrite + Unpin + Send> MessageWriter for NoiseWriter<W> {
         Box::pin(self.close_inner())
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::noise::Identity;
+    use crate::noise::handshake;
+
+    fn ciphers() -> (Arc<StatelessTransportState>, Arc<StatelessTransportState>) {
+        let a = Identity::generate().unwrap();
+        let b = Identity::generate().unwrap();
+        let (ia, syn) = handshake::initiate(&a, b.public_key()).unwrap();
+        let (rb, synack) = handshake::respond(&b, &syn).unwrap();
+        let (ea, ack) = ia.read_synack(&synack).unwrap();
+        let eb = rb.read_ack(&ack).unwrap();
+        (Arc::new(ea.transport), Arc::new(eb.transport))
+    }
+
+    /// A small deterministic generator (xorshift64*), so failures repeat.
+    struct Rng(u64);
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 >> 12;
+            self.0 ^= self.0 << 25;
+            self.0 ^= self.0 >> 27;
+            self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+        }
+        fn bytes(&mut self, n: usize) -> Vec<u8> {
+            (0..n).map(|_| self.next() as u8).collect()
+        }
+    }
+
+    #[tokio::test]
+    async fn arbitrary_bytes_end_in_an_error_never_a_panic_or_data() {
+        let (_, rx) = ciphers();
+        let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+        for round in 0..300 {
+            let len = (rng.next() % 300) as usize;
+            let mut junk = rng.bytes(len);
+            // Plausible headers half the time.
+            if round % 2 == 0 && junk.len() >= 2 {
+                let l = (rng.next() % 64) as u16;
+                junk[..2].copy_from_slice(&l.to_be_bytes());
+            }
+            let (mut w, r) = tokio::io::duplex(1024);
+            w.write_all(&junk).await.unwrap();
+            drop(w);
+            let mut reader = NoiseReader::new(r, rx.clone());
+            let got = reader.recv().await;
+            assert!(got.is_err(), "round {round}: {got:?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn frames_round_trip_and_garbage_after_them_is_caught() {
+        let (tx, rx) = ciphers();
+        let (a, b) = tokio::io::duplex(1 << 20);
+        let mut writer = NoiseWriter::new(a, tx);
+        let mut reader = NoiseReader::new(b, rx);
+        let big: Vec<u8> = (0..200_000u32).map(|i| i as u8).collect();
+        writer.send(&big).await.unwrap();
+        writer.send(b"").await.unwrap();
+        writer.send(b"x").await.unwrap();
+        // 200 000 bytes need 4 frames; then "x" is the 5th.
+        assert_eq!(writer.nonce, 5);
+        writer.inner.write_all(&[0, 20, 1, 2, 3]).await.unwrap();
+        drop(writer);
+        let mut got = Vec::new();
+        let err = loop {
+            match reader.recv().await {
+                Ok(Some(c)) => got.extend_from_slice(&c),
+                Ok(None) => panic!("clean end"),
+                Err(e) => break e,
+            }
+        };
+        assert_eq!(&got[..big.len()], &big[..]);
+        assert_eq!(&got[big.len()..], b"x");
+        assert_eq!(
+            crate::noise::noise_error(&err),
+            Some(&NoiseError::Truncated { buffered: 5 })
+        );
+    }
+
+    #[tokio::test]
+    async fn data_after_the_end_marker_is_an_error() {
+        let (tx, rx) = ciphers();
+        let (a, b) = tokio::io::duplex(1 << 16);
+        let mut writer = NoiseWriter::new(a, tx);
+        writer.send(b"hi").await.unwrap();
+        writer.scratch.clear();
+        writer.push_frame(&[]).unwrap();
+        writer.push_frame(b"late").unwrap();
+        let frames = writer.scratch.clone();
+        writer.inner.write_all(&frames).await.unwrap();
+        let mut reader = NoiseReader::new(b, rx);
+        assert_eq!(reader.recv().await.unwrap().unwrap(), &b"hi"[..]);
+        let err = reader.recv().await.unwrap_err();
+        assert_eq!(
+            crate::noise::noise_error(&err),
+            Some(&NoiseError::DataAfterClose)
+        );
+    }
+}
