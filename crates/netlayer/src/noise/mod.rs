@@ -36,6 +36,11 @@
 //!   per source IP ([`NoiseConfig`]), each under a timeout; a connection
 //!   beyond a bound is closed at once, and a stalled one when its timeout
 //!   fires, freeing its slot.
+//! - **Key separation.** The binding signature is a bare Ed25519 signature
+//!   over a 32-byte X25519 key, with no context string (Endo's format), so
+//!   an [`Identity`] must sign nothing else: its signing method is private
+//!   to this crate and used only by the handshake (CapTP sessions have
+//!   their own keys).
 //! - **Privacy (limits).** As in Endo's design, the SYN carries the
 //!   responder's key and the initiator's key and signature *in the clear*
 //!   (Noise XX message 1 has no key yet): an eavesdropper learns who dials
