@@ -93,6 +93,9 @@ pub struct NoiseReader<R> {
     cipher: Arc<StatelessTransportState>,
     nonce: u64,
     buf: BytesMut,
+    /// Plaintext being assembled; handed out with `split`, so its
+    /// allocation is reused once the caller drops earlier chunks.
+    plain: BytesMut,
     state: ReadState,
 }
 
@@ -121,6 +124,7 @@ impl<R: AsyncRead + Unpin + Send> NoiseReader<R> {
             cipher,
             nonce: 0,
             buf: BytesMut::new(),
+            plain: BytesMut::new(),
             state: ReadState::Open,
         }
     }
@@ -190,18 +194,22 @@ impl<R: AsyncRead + Unpin + Send> NoiseReader<R> {
                 _ => {}
             }
             // Every frame decrypted below fits in the buffered ciphertext.
-            let mut out = BytesMut::with_capacity(self.buf.len());
-            if let Err(e) = self.drain_frames(&mut out) {
+            let mut out = std::mem::take(&mut self.plain);
+            out.reserve(self.buf.len());
+            let drained = self.drain_frames(&mut out);
+            let chunk = out.split().freeze();
+            self.plain = out;
+            if let Err(e) = drained {
                 let err = self.fail(e);
                 // Hand out what was authenticated before the bad frame; the
                 // error comes on the next call.
-                if !out.is_empty() {
-                    return Ok(Some(out.freeze()));
+                if !chunk.is_empty() {
+                    return Ok(Some(chunk));
                 }
                 return Err(err);
             }
-            if !out.is_empty() {
-                return Ok(Some(out.freeze()));
+            if !chunk.is_empty() {
+                return Ok(Some(chunk));
             }
             if matches!(self.state, ReadState::Ended) {
                 return Ok(None);
