@@ -644,3 +644,33 @@ fn error_kinds_are_typed() {
     assert!(noise_error(&NetError::Closed).is_none());
     let _ = Stage::Ack;
 }
+
+/// Crossed hellos: both peers dial each other at once. The netlayer does not
+/// pick one; both connections complete and each side sees the same verified
+/// peer key on its inbound and outbound connection, which is what the peer
+/// layer needs to keep one session (it aborts one by CapTP's rule).
+#[tokio::test]
+async fn crossed_hellos_both_complete_with_the_same_verified_key() {
+    let a = bind().await;
+    let b = bind().await;
+    let (a_out, b_out, a_in, b_in) = tokio::join!(
+        a.connect_authenticated(b.location()),
+        b.connect_authenticated(a.location()),
+        a.accept_authenticated(),
+        b.accept_authenticated(),
+    );
+    let (a_out, b_out, a_in, b_in) = (a_out.unwrap(), b_out.unwrap(), a_in.unwrap(), b_in.unwrap());
+    assert_eq!(a_out.peer, b.public_key());
+    assert_eq!(a_in.peer, b.public_key());
+    assert_eq!(b_out.peer, a.public_key());
+    assert_eq!(b_in.peer, a.public_key());
+    assert_eq!(a_out.connection.direction, Direction::Outbound);
+    assert_eq!(a_in.connection.direction, Direction::Inbound);
+    // Both carry data.
+    let (mut a_out, mut b_in) = (a_out.connection, b_in.connection);
+    a_out.writer.send(b"on the a->b connection").await.unwrap();
+    assert_eq!(
+        read_exactly(b_in.reader.as_mut(), 22).await.unwrap(),
+        b"on the a->b connection"
+    );
+}
