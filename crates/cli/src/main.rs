@@ -5,6 +5,7 @@
 #![forbid(unsafe_code)]
 
 mod ocapn;
+mod serve;
 
 use std::time::Duration;
 
@@ -44,6 +45,32 @@ enum Command {
         /// Arguments, each one Syrup text value.
         args: Vec<String>,
     },
+    /// Serve only the objects registered as sturdyrefs at start-up (no
+    /// eval), over the encrypted `noise` netlayer; prints `NAME URI` per
+    /// object, then `ready`, and serves until killed.
+    Serve {
+        /// State folder: `identity.key` and `sturdyrefs` (both mode 0600),
+        /// so the vat's identity and URIs survive restarts.
+        #[arg(long)]
+        state: std::path::PathBuf,
+        /// Address to listen on (and advertise).
+        #[arg(long, default_value = "127.0.0.1")]
+        listen: String,
+        /// TCP port (0 picks a free one).
+        #[arg(long, default_value_t = 0)]
+        port: u16,
+        /// Serve a new mint: `mint` (prints money: keep it private) and
+        /// `issuer` (makes empty purses only).
+        #[arg(long)]
+        mint: bool,
+        /// Serve a `wallet` over a purse obtained from this mint or issuer
+        /// URI.
+        #[arg(long, value_name = "URI")]
+        wallet_from: Option<String>,
+        /// The wallet's opening balance.
+        #[arg(long, default_value_t = 0)]
+        initial: u64,
+    },
 }
 
 #[derive(Subcommand)]
@@ -79,6 +106,21 @@ fn main() -> anyhow::Result<()> {
             command: OcapnCommand::TestPeer { port },
         } => ocapn::test_peer(port),
         Command::Call { uri, method, args } => ocapn::call(&uri, &method, &args),
+        Command::Serve {
+            state,
+            listen,
+            port,
+            mint,
+            wallet_from,
+            initial,
+        } => serve::serve(&serve::ServeOptions {
+            state,
+            listen,
+            port,
+            mint,
+            wallet_from,
+            initial,
+        }),
     }
 }
 

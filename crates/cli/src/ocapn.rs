@@ -23,7 +23,7 @@ use pola_vat::{Ref, Val, Vat, error_message};
 /// How long `pola call` waits for an answer.
 const CALL_TIMEOUT: Duration = Duration::from_secs(30);
 
-fn runtime() -> Result<tokio::runtime::Runtime> {
+pub(crate) fn runtime() -> Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -71,8 +71,20 @@ pub fn call(uri: &str, method: &str, args: &[String]) -> Result<()> {
     let method = method.to_owned();
     let answer = runtime()?.block_on(async move {
         let net = pola_netlayer::TcpTestingOnly::bind("127.0.0.1", 0).await?;
+        // A fresh ephemeral identity: the caller needs no lasting one.
+        let identity = pola_netlayer::Identity::generate()?;
+        let noise = pola_netlayer::NoiseNetlayer::bind(identity, &caller_host(&sturdy), 0).await?;
+        // The first netlayer's location is the one announced to the far
+        // side: put the target's transport first (a noise peer checks the
+        // announced location against the authenticated key).
+        let nets: Vec<Arc<dyn pola_netlayer::Netlayer>> =
+            if sturdy.peer.transport() == pola_netlayer::noise::TRANSPORT {
+                vec![Arc::new(noise), Arc::new(net)]
+            } else {
+                vec![Arc::new(net), Arc::new(noise)]
+            };
         let vat = Vat::new("pola-call");
-        let peer = Peer::start(vat.clone(), vec![Arc::new(net)], PeerConfig::default())?;
+        let peer = Peer::start(vat.clone(), nets, PeerConfig::default())?;
         let target = peer.enliven(sturdy);
         let answer = vat.send(&target, method, args);
         let waiter = vat.clone();
@@ -94,6 +106,20 @@ pub fn call(uri: &str, method: &str, args: &[String]) -> Result<()> {
             },
             None => bail!("no answer: {e}"),
         },
+    }
+}
+
+/// Where the caller listens for `noise`: loopback when the target is on
+/// loopback, else every address (the far side only answers on the
+/// connection we open; the listener matters for handoffs to us).
+fn caller_host(sturdy: &SturdyRef) -> String {
+    match sturdy.peer.hints() {
+        pola_captp::locator::Hints::Map(h)
+            if h.get("host").is_some_and(|v| v.starts_with("127.")) =>
+        {
+            "127.0.0.1".to_owned()
+        }
+        _ => "0.0.0.0".to_owned(),
     }
 }
 

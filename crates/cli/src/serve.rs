@@ -1,0 +1,311 @@
+//! `pola serve`: a vat that exposes nothing but the objects it registers as
+//! sturdyrefs at start-up, over the encrypted `noise` netlayer.
+//!
+//! In the spirit of Rserve's object-capability mode: there is no eval and
+//! no way to reach anything but the printed sturdyrefs (and what they hand
+//! out). On start-up it prints one line per served object, `NAME URI`, then
+//! a line `ready`, and serves until killed.
+//!
+//! State folder (`--state DIR`, created mode 0700 if missing):
+//! - `DIR/identity.key`: the vat's long-term Ed25519 key (mode 0600,
+//!   generated once). Its public key is the designator in every URI, so a
+//!   restart keeps the vat's identity.
+//! - `DIR/sturdyrefs`: `NAME HEX` lines, the Swiss number of each served
+//!   object (mode 0600), so the URIs survive restarts too. The *objects'*
+//!   state (balances) is not persisted: a restarted mint is a new, empty
+//!   currency behind the old URIs. Persisting objects is a later issue.
+//!
+//! Roles (objects served):
+//! - `--mint`: a new currency. Serves `mint` (`make_purse(amount)`: the
+//!   authority to print money, meant for the operator only; keep its URI
+//!   private) and `issuer` (`make_purse(0)` only: anyone may get an *empty*
+//!   purse of this currency, which is harmless, and fill it by deposits).
+//! - `--wallet-from URI --initial N`: asks the mint or issuer at `URI` for a
+//!   purse holding `N` and serves `wallet` over it: `balance()`,
+//!   `pay(payee_uri, amount)` (sprouts a payment purse at the mint, moves
+//!   `amount` into it and sends it to the payee wallet's `receive`),
+//!   `receive(payment, amount)` (keeps the payment), `deposit_received()`
+//!   (deposits every kept payment into the wallet's purse; answers the new
+//!   balance).
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::io::{Read as _, Write as _};
+use std::os::unix::fs::{DirBuilderExt as _, MetadataExt as _, OpenOptionsExt as _};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::{Context as _, Result, anyhow, bail};
+use pola_captp::locator::{SturdyRef, Swiss};
+use pola_netlayer::{Identity, NoiseNetlayer};
+use pola_peer::swiss::SwissNumber;
+use pola_peer::{Peer, PeerConfig, PeerHandle};
+use pola_vat::mint::{parse_amount, spawn_mint};
+use pola_vat::{Ref, Val, Vat, error, from_fn};
+
+/// How long start-up waits for a wallet's purse.
+const START_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Most bytes read from the sturdyrefs file.
+const STURDY_FILE_MAX: u64 = 64 * 1024;
+
+/// What `pola serve` serves, and where.
+#[derive(Clone, Debug)]
+pub struct ServeOptions {
+    /// The state folder (identity key, Swiss numbers).
+    pub state: PathBuf,
+    /// Address to listen on.
+    pub listen: String,
+    /// Port (0 picks one).
+    pub port: u16,
+    /// Serve a new mint (`mint` and `issuer`).
+    pub mint: bool,
+    /// Serve a wallet whose purse comes from this mint/issuer URI.
+    pub wallet_from: Option<String>,
+    /// The wallet's opening balance (asked of the mint).
+    pub initial: u64,
+}
+
+/// Runs `pola serve` until killed.
+///
+/// # Errors
+/// Bad state folder or key file, an unbindable address, an unreachable
+/// mint for `--wallet-from`, or nothing to serve.
+pub fn serve(opts: &ServeOptions) -> Result<()> {
+    if !opts.mint && opts.wallet_from.is_none() {
+        bail!("nothing to serve: give --mint and/or --wallet-from URI");
+    }
+    make_state_dir(&opts.state)?;
+    let identity = Identity::load_or_create(opts.state.join("identity.key"))
+        .with_context(|| format!("loading the identity in {}", opts.state.display()))?;
+    let mut swiss = SwissFile::load(&opts.state.join("sturdyrefs"))?;
+    let rt = crate::ocapn::runtime()?;
+    rt.block_on(async move {
+        let net = NoiseNetlayer::bind(identity, &opts.listen, opts.port)
+            .await
+            .with_context(|| format!("listening on {}:{}", opts.listen, opts.port))?;
+        let vat = Vat::new("pola-serve");
+        let peer = Peer::start(vat.clone(), vec![Arc::new(net)], PeerConfig::default())?;
+        let handle = peer.handle();
+        let mut served: Vec<(&str, Ref)> = Vec::new();
+        if opts.mint {
+            let mint = spawn_mint(&vat);
+            served.push(("mint", mint.clone()));
+            served.push(("issuer", vat.spawn(issuer(mint))));
+        }
+        if let Some(uri) = &opts.wallet_from {
+            let sturdy =
+                SturdyRef::from_uri(uri).map_err(|e| anyhow!("bad --wallet-from URI: {e}"))?;
+            let source = handle.enliven(sturdy);
+            let purse = vat.send(&source, "make_purse", vec![Val::int(opts.initial)]);
+            let waiter = vat.clone();
+            let purse = tokio::task::spawn_blocking(move || waiter.block_on(&purse, START_TIMEOUT))
+                .await?
+                .map_err(|e| anyhow!("getting the wallet's purse: {e}"))?;
+            let purse = purse
+                .as_ref()
+                .cloned()
+                .ok_or_else(|| anyhow!("the mint answered no purse"))?;
+            served.push(("wallet", vat.spawn(wallet(handle.clone(), purse))));
+        }
+        let mut out = std::io::stdout().lock();
+        for (name, object) in served {
+            let s = swiss.get_or_create(name)?;
+            handle.register(s.clone().into_bytes(), object);
+            let sturdy = SturdyRef {
+                peer: handle.location().clone(),
+                swiss: Swiss::new(s.into_bytes()),
+            };
+            writeln!(out, "{name} {}", sturdy.to_uri())?;
+        }
+        swiss.save()?;
+        writeln!(out, "ready")?;
+        out.flush()?;
+        drop(out);
+        peer.stopped().await;
+        Ok(())
+    })
+}
+
+/// The mint's harmless facet: makes empty purses only.
+fn issuer(mint: Ref) -> impl pola_vat::Object {
+    from_fn(move |cx, method, args| match method {
+        "make_purse" => match parse_amount(args.first())? {
+            0 => Ok(Val::Ref(cx.send(&mint, "make_purse", vec![Val::int(0u64)]))),
+            _ => Err(error("the issuer makes empty purses only")),
+        },
+        _ => Err(error("no such method")),
+    })
+}
+
+/// A wallet over `purse` (a purse at some mint); see the module docs.
+fn wallet(peer: PeerHandle, purse: Ref) -> impl pola_vat::Object {
+    let kept: Arc<Mutex<Vec<(Val, Val)>>> = Arc::default();
+    from_fn(move |cx, method, args| match method {
+        "balance" => Ok(Val::Ref(cx.send(&purse, "balance", Vec::new()))),
+        "pay" => {
+            let uri = args
+                .first()
+                .and_then(Val::as_str)
+                .ok_or_else(|| error("pay needs the payee's sturdyref URI"))?;
+            let sturdy = SturdyRef::from_uri(uri).map_err(|_| error("bad payee URI"))?;
+            let amount = parse_amount(args.get(1))?;
+            let (payee, resolver) = cx.promise();
+            peer.enliven_into(sturdy, resolver);
+            let sprouted = cx.send(&purse, "sprout", Vec::new());
+            let purse = purse.clone();
+            Ok(Val::Ref(cx.when(&sprouted, move |cx, o| {
+                let payment = o?
+                    .as_ref()
+                    .cloned()
+                    .ok_or_else(|| error("sprout gave no purse"))?;
+                let deposited = cx.send(
+                    &payment,
+                    "deposit",
+                    vec![Val::int(amount), Val::Ref(purse.clone())],
+                );
+                Ok(Val::Ref(cx.when(&deposited, move |cx, o| {
+                    o?;
+                    Ok(Val::Ref(cx.send(
+                        &payee,
+                        "receive",
+                        vec![Val::Ref(payment), Val::int(amount)],
+                    )))
+                })))
+            })))
+        }
+        "receive" => {
+            let payment = args.first().cloned().ok_or_else(|| error("no payment"))?;
+            let amount = args.get(1).cloned().ok_or_else(|| error("no amount"))?;
+            parse_amount(Some(&amount))?;
+            kept.lock()
+                .map_err(|_| error("wallet poisoned"))?
+                .push((payment, amount.clone()));
+            Ok(amount)
+        }
+        "deposit_received" => {
+            let payments = std::mem::take(&mut *kept.lock().map_err(|_| error("wallet poisoned"))?);
+            let mut last = None;
+            for (payment, amount) in payments {
+                last = Some(cx.send(&purse, "deposit", vec![amount, payment]));
+            }
+            let purse = purse.clone();
+            match last {
+                // Deposits to one purse are delivered in order: once the
+                // last settles, the balance includes them all.
+                Some(last) => Ok(Val::Ref(cx.when(&last, move |cx, o| {
+                    o?;
+                    Ok(Val::Ref(cx.send(&purse, "balance", Vec::new())))
+                }))),
+                None => Ok(Val::Ref(cx.send(&purse, "balance", Vec::new()))),
+            }
+        }
+        _ => Err(error("no such method")),
+    })
+}
+
+/// Creates the state folder (mode 0700) if it does not exist.
+fn make_state_dir(dir: &Path) -> Result<()> {
+    match fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+    {
+        Ok(()) => Ok(()),
+        Err(e) => Err(e).with_context(|| format!("creating {}", dir.display())),
+    }
+}
+
+/// The `NAME HEX` file of served objects' Swiss numbers.
+struct SwissFile {
+    path: PathBuf,
+    entries: BTreeMap<String, String>,
+    dirty: bool,
+}
+
+impl SwissFile {
+    fn load(path: &Path) -> Result<SwissFile> {
+        let mut entries = BTreeMap::new();
+        match fs::symlink_metadata(path) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+            Ok(meta) => {
+                if !meta.file_type().is_file() {
+                    bail!("{} is not a plain file", path.display());
+                }
+                if meta.mode() & 0o077 != 0 {
+                    bail!(
+                        "{} is readable or writable by others (mode {:o}); it holds capabilities: chmod 600 it",
+                        path.display(),
+                        meta.mode() & 0o777
+                    );
+                }
+                let mut text = String::new();
+                fs::File::open(path)
+                    .with_context(|| format!("reading {}", path.display()))?
+                    .take(STURDY_FILE_MAX)
+                    .read_to_string(&mut text)
+                    .with_context(|| format!("reading {}", path.display()))?;
+                for (n, line) in text.lines().enumerate() {
+                    let line = line.trim();
+                    if line.is_empty() || line.starts_with('#') {
+                        continue;
+                    }
+                    let bad = || anyhow!("{}:{}: expected `NAME HEX`", path.display(), n + 1);
+                    let (name, hex) = line.split_once(' ').ok_or_else(bad)?;
+                    let hex = hex.trim();
+                    if hex.len() < 32 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+                        return Err(bad());
+                    }
+                    entries.insert(name.to_owned(), hex.to_owned());
+                }
+            }
+        }
+        Ok(SwissFile {
+            path: path.to_owned(),
+            entries,
+            dirty: false,
+        })
+    }
+
+    /// The Swiss number (as its hex text) kept for `name`, minted if new.
+    fn get_or_create(&mut self, name: &str) -> Result<String> {
+        if let Some(s) = self.entries.get(name) {
+            return Ok(s.clone());
+        }
+        let fresh = SwissNumber::random().map_err(|e| anyhow!("OS RNG failed: {e}"))?;
+        let hex: String = fresh
+            .as_bytes()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        self.entries.insert(name.to_owned(), hex.clone());
+        self.dirty = true;
+        Ok(hex)
+    }
+
+    /// Writes the file (mode 0600) through a temporary file and a rename.
+    fn save(&mut self) -> Result<()> {
+        if !self.dirty {
+            return Ok(());
+        }
+        let tmp = self.path.with_extension("tmp");
+        let _ = fs::remove_file(&tmp);
+        let mut f = fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&tmp)
+            .with_context(|| format!("writing {}", tmp.display()))?;
+        let mut text = String::from("# pola serve: Swiss numbers of served objects (secret)\n");
+        for (name, hex) in &self.entries {
+            text.push_str(&format!("{name} {hex}\n"));
+        }
+        f.write_all(text.as_bytes())?;
+        f.sync_all()?;
+        fs::rename(&tmp, &self.path).with_context(|| format!("writing {}", self.path.display()))?;
+        self.dirty = false;
+        Ok(())
+    }
+}
