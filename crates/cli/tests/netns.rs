@@ -18,6 +18,8 @@
 //! and `crates/captp/tests/all/hostile.rs`
 //! (`forged_gift_certificate_for_someone_else`).
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::io::{BufRead as _, BufReader};
 use std::os::unix::fs::{MetadataExt as _, PermissionsExt as _};
 use std::path::{Path, PathBuf};
