@@ -59,9 +59,15 @@ impl fmt::Display for VatId {
 }
 
 /// A message: a method name (a Syrup symbol) and its arguments.
+///
+/// The empty method name `""` means *no method symbol*: the message is just
+/// its arguments (OCapN lets an `op:deliver` carry any argument list, and
+/// objects such as an echo or a function-like object take one without a
+/// leading symbol). [`Message::plain`] builds one, [`Message::method_name`]
+/// reads the method as an `Option`.
 #[derive(Debug)]
 pub struct Message {
-    /// The method (selector).
+    /// The method (selector); `""` for none.
     pub method: Cow<'static, str>,
     /// The arguments.
     pub args: Vec<Val>,
@@ -73,6 +79,20 @@ impl Message {
         Message {
             method: method.into(),
             args,
+        }
+    }
+
+    /// A message without a method symbol: just arguments.
+    pub fn plain(args: Vec<Val>) -> Self {
+        Message::new("", args)
+    }
+
+    /// The method name, or `None` for a message without one.
+    pub fn method_name(&self) -> Option<&str> {
+        if self.method.is_empty() {
+            None
+        } else {
+            Some(&self.method)
         }
     }
 }
@@ -134,6 +154,9 @@ pub trait Remote: Any + Send + Sync {
 }
 
 static NEXT_REMOTE_KEY: AtomicU64 = AtomicU64::new(1);
+/// The key space of [`Ref::remote_keyed`] (addresses with the top bit set;
+/// the counter of [`Ref::remote`] never gets there).
+const KEYED_REMOTE: u64 = 1 << 63;
 
 pub(crate) struct RemoteSlot {
     pub(crate) key: u64,
@@ -178,10 +201,25 @@ impl Ref {
 
     /// A far reference to a target reached through `remote` (a CapTP import,
     /// for example). Each call makes a new identity: a session should wrap
-    /// each import once and reuse the `Ref`.
+    /// each import once and reuse the `Ref`, or use [`Ref::remote_keyed`].
     pub fn remote(remote: Arc<dyn Remote>) -> Ref {
         Ref(RefInner::Remote(Arc::new(RemoteSlot {
             key: NEXT_REMOTE_KEY.fetch_add(1, AtomicOrdering::Relaxed),
+            target: remote,
+        })))
+    }
+
+    /// A far reference whose identity is the `remote` itself: every call
+    /// with the same `Arc` (pointer-equal) gives an equal `Ref` (same
+    /// `Eq`, `Ord` and `Hash`), so a session that hands out one `Remote`
+    /// per import gets equal refs for the same import received twice.
+    /// Keyed refs never equal refs made by [`Ref::remote`]. The key stays
+    /// unique for as long as any such ref lives (each holds the `Arc`, so
+    /// the allocation cannot be reused meanwhile).
+    pub fn remote_keyed(remote: Arc<dyn Remote>) -> Ref {
+        let addr = Arc::as_ptr(&remote).cast::<()>().addr() as u64;
+        Ref(RefInner::Remote(Arc::new(RemoteSlot {
+            key: KEYED_REMOTE | addr,
             target: remote,
         })))
     }

@@ -264,7 +264,15 @@ impl Vat {
     }
 
     /// A promise owned by this vat, with its resolver, for code outside any
-    /// vat.
+    /// vat (inside a turn, prefer [`Turn::promise`]).
+    ///
+    /// Usable at once from anywhere: called inside a turn (of this or any
+    /// vat), its creation is staged with the turn like any other post, and
+    /// the vat creates the promise on first use if a message, listener or
+    /// settlement reaches it before that (so sends to it queue, and its
+    /// resolver works, even within the same turn). If the turn fails, the
+    /// promise is never created and messages to it are dropped with the
+    /// turn, like every other effect.
     pub fn promise(&self) -> (Ref, Resolver) {
         let slot = Slot::new(&self.shared);
         self.shared.post(Event::NewPromise { slot: slot.clone() });
@@ -388,6 +396,8 @@ struct VatCore {
     inserts: usize,
     /// Table entries left by the last sweep.
     survivors: usize,
+    /// Events handled since the last sweep.
+    events: usize,
 }
 
 fn panic_reason() -> Val {
@@ -405,6 +415,7 @@ impl VatCore {
             outbox: Vec::new(),
             inserts: 0,
             survivors: 0,
+            events: 0,
         }
     }
 
@@ -427,6 +438,7 @@ impl VatCore {
                     break;
                 }
                 self.handle(ev);
+                self.events = self.events.saturating_add(1);
                 since += 1;
                 if since >= BATCH {
                     since = 0;
@@ -438,7 +450,7 @@ impl VatCore {
             }
             since = 0;
             self.flush();
-            if self.maybe_sweep() {
+            if self.maybe_sweep() || self.idle_sweep() {
                 continue;
             }
             if !self.pull_inbox() {
@@ -571,7 +583,13 @@ impl VatCore {
         }
     }
 
+    /// Adds a pending promise (no-op if it is already there: a promise made
+    /// by [`Vat::promise`] inside a turn may be used before its
+    /// `NewPromise` event arrives, see [`VatCore::pending_entry`]).
     fn insert_promise(&mut self, slot: Arc<Slot>) {
+        if self.promises.contains_key(&slot.id) {
+            return;
+        }
         self.inserts += 1;
         self.promises.insert(
             slot.id,
@@ -583,6 +601,19 @@ impl VatCore {
                 },
             },
         );
+    }
+
+    /// The entry of a promise of this vat that a live `Ref` or `Resolver`
+    /// names. An entry is only ever removed once no ref or resolver can
+    /// name it (see `settle_local` and `sweep`), so a missing one is a
+    /// promise whose `NewPromise` event is still on its way (made with
+    /// [`Vat::promise`] inside a turn, or from another thread just before
+    /// a message that raced ahead): it is created here, pending.
+    fn pending_entry(&mut self, slot: &Arc<Slot>) -> Option<&mut PromiseState> {
+        if !self.promises.contains_key(&slot.id) {
+            self.insert_promise(slot.clone());
+        }
+        self.promises.get_mut(&slot.id).map(|e| &mut e.state)
     }
 
     /// Runs one turn: `body` under `catch_unwind`, then commit or discard.
@@ -720,7 +751,7 @@ impl VatCore {
                     );
                     return;
                 }
-                match self.promises.get_mut(&slot.id).map(|e| &mut e.state) {
+                match self.pending_entry(slot) {
                     None => self.break_answer(resolver, error("promise can never settle")),
                     Some(PromiseState::Pending { queued, .. }) => queued.push((msg, resolver)),
                     Some(PromiseState::Resolved(Ok(Val::Ref(next)))) => {
@@ -794,7 +825,7 @@ impl VatCore {
         }
         match &target.0 {
             RefInner::Promise(slot) if slot.vat.id == self.shared.id => {
-                match self.promises.get_mut(&slot.id).map(|e| &mut e.state) {
+                match self.pending_entry(slot) {
                     None => self.fire(listener, Err(error("promise can never settle"))),
                     Some(PromiseState::Pending { listeners, .. }) => listeners.push(listener),
                     Some(PromiseState::Resolved(outcome)) => {
@@ -861,6 +892,9 @@ impl VatCore {
             }
             o => o,
         };
+        if self.pending_entry(&slot).is_none() {
+            return;
+        }
         let Some(entry) = self.promises.get_mut(&slot.id) else {
             return;
         };
@@ -934,11 +968,30 @@ impl VatCore {
         }
     }
 
+    /// Sweeps when the vat is about to sleep, if anything happened since the
+    /// last sweep and the sweep is cheap next to the work since then (at
+    /// most 8 entries looked at per event handled). A small vat thus drops
+    /// unreachable promises, and the far references they hold (which is
+    /// what lets a CapTP session release imports to the other peer), as
+    /// soon as it goes idle; a large one waits until enough has happened.
+    fn idle_sweep(&mut self) -> bool {
+        if self.events == 0 {
+            return false;
+        }
+        if self.events.saturating_mul(8) >= self.survivors {
+            self.sweep();
+            true
+        } else {
+            false
+        }
+    }
+
     /// Drops objects and promises nothing can reach any more (only the table
     /// holds their slot). A pending promise nobody can settle breaks its
     /// listeners.
     fn sweep(&mut self) {
         self.inserts = 0;
+        self.events = 0;
         self.objects.retain(|_, e| Arc::strong_count(&e.slot) > 1);
         // Promises: follow chains (a dead promise resolved to another local
         // promise may be the last holder of it) in this one sweep.

@@ -4,6 +4,7 @@
 mod broken;
 mod cross_vat;
 mod fifo;
+mod gaps;
 mod mint;
 mod patterns;
 mod pipelining;
