@@ -4,8 +4,9 @@
 //! Each connection gets two tasks:
 //! - a *reader* that forwards every incoming chunk to the event loop as
 //!   [`NetEvent::Bytes`] and ends with one [`NetEvent::Closed`];
-//! - a *writer* that sends the messages queued on its [`ConnHandle`], each
-//!   with a single write, in order. [`ConnHandle::close`] flushes what is
+//! - a *writer* that sends the messages queued on its [`ConnHandle`] in
+//!   order, joining those queued together into one write (a message is a
+//!   self-delimiting piece of the byte stream, never split by the join). [`ConnHandle::close`] flushes what is
 //!   queued, shuts the sending half (FIN) and then lets the reader drain
 //!   until the peer closes or a short linger passes, so the peer sees a
 //!   clean end of stream rather than a reset.
@@ -37,6 +38,9 @@ pub const EVENT_QUEUE: usize = 256;
 /// stops reading while making us answer would otherwise grow our memory
 /// without bound; past the cap, [`ConnHandle::send`] refuses.
 pub const DEFAULT_MAX_QUEUED: usize = 16 * 1024 * 1024;
+
+/// Queued messages are joined into one write up to this many bytes.
+const COALESCE_LIMIT: usize = 64 * 1024;
 
 /// Names one connection for the life of the peer (never reused).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -169,16 +173,27 @@ pub fn spawn_connection(
     let (shut_tx, mut shut_rx) = tokio::sync::watch::channel(false);
 
     tokio::spawn(async move {
-        while let Some(out) = rx.recv().await {
-            match out {
-                Outgoing::Message(m) => {
-                    let sent = writer.send(&m).await;
-                    writer_queued.fetch_sub(m.len(), Ordering::AcqRel);
-                    if sent.is_err() {
+        'serve: while let Some(out) = rx.recv().await {
+            let Outgoing::Message(mut m) = out else {
+                break;
+            };
+            // Messages queued meanwhile join this write (the payload is a
+            // stream of self-delimiting messages): fewer syscalls under load.
+            let mut close_after = false;
+            while m.len() < COALESCE_LIMIT {
+                match rx.try_recv() {
+                    Ok(Outgoing::Message(more)) => m.extend_from_slice(&more),
+                    Ok(Outgoing::Close) => {
+                        close_after = true;
                         break;
                     }
+                    Err(_) => break,
                 }
-                Outgoing::Close => break,
+            }
+            let sent = writer.send(&m).await;
+            writer_queued.fetch_sub(m.len(), Ordering::AcqRel);
+            if sent.is_err() || close_after {
+                break 'serve;
             }
         }
         let _ = writer.close().await;

@@ -1074,11 +1074,13 @@ impl Core {
         if let Some((w, _)) = s.imports.get(&p)
             && let Some(existing) = w.upgrade()
         {
-            return Ref::remote(existing);
+            return Ref::remote_keyed(existing);
         }
         let imp = ImportRemote::new(tx, conn, p, promise, generation);
         s.imports.insert(p, (Arc::downgrade(&imp), generation));
-        Ref::remote(imp)
+        // Keyed by the one `ImportRemote` per live import: the same import
+        // received twice gives equal refs.
+        Ref::remote_keyed(imp)
     }
 
     /// Third-party handoff, as receiver: a promise for the gift, settled
@@ -1198,6 +1200,12 @@ impl Core {
             let Some(s) = self.sessions.get_mut(&id) else {
                 continue;
             };
+            // Everything the session has to say now leaves in one write
+            // (CapTP messages are self-delimiting Syrup values, so the peer
+            // splits them again): an answer and the GC ops it released cost
+            // one `sendto`, not three.
+            let mut batch: Vec<u8> = Vec::new();
+            let mut refused = false;
             while let Some(bytes) = s.session.poll_transmit() {
                 if trace_enabled() {
                     match pola_syrup::decode(&bytes) {
@@ -1205,15 +1213,26 @@ impl Core {
                         Err(_) => eprintln!("pola-peer {id:?} >> <{} bytes>", bytes.len()),
                     }
                 }
-                if !s.conn.send(bytes) {
-                    // The peer is not reading what we owe it: give up on it
-                    // rather than queue without bound.
-                    let _ = s.session.abort("peer is not reading");
-                    while s.session.poll_transmit().is_some() {}
-                    s.conn.close();
-                    self.dirty.insert(id);
+                if batch.is_empty() {
+                    batch = bytes;
+                } else {
+                    batch.extend_from_slice(&bytes);
+                }
+                if batch.len() >= WRITE_BATCH && !s.conn.send(std::mem::take(&mut batch)) {
+                    refused = true;
                     break;
                 }
+            }
+            if !refused && !batch.is_empty() && !s.conn.send(batch) {
+                refused = true;
+            }
+            if refused {
+                // The peer is not reading what we owe it: give up on it
+                // rather than queue without bound.
+                let _ = s.session.abort("peer is not reading");
+                while s.session.poll_transmit().is_some() {}
+                s.conn.close();
+                self.dirty.insert(id);
             }
             if s.session.is_terminated() {
                 s.conn.close();
@@ -1560,6 +1579,9 @@ impl Core {
 
 /// Whether `POLA_PEER_TRACE` is set: then every outgoing message and
 /// every session event is printed to stderr (for debugging interop).
+/// Bytes gathered into one write before it is handed to the connection.
+const WRITE_BATCH: usize = 64 * 1024;
+
 fn trace_enabled() -> bool {
     static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
     *ON.get_or_init(|| std::env::var_os("POLA_PEER_TRACE").is_some())

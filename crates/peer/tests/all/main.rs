@@ -4,6 +4,7 @@
 
 mod handoff;
 mod hostile;
+mod identity;
 mod interop;
 mod noise;
 mod pipelining;
