@@ -9,9 +9,10 @@ mod quotas;
 mod vat;
 mod world;
 
-use std::sync::OnceLock;
+use std::sync::{Mutex, OnceLock};
 
-use pola_sandbox::{CapletModule, Config, Sandbox};
+use pola_sandbox::vat::VatLink;
+use pola_sandbox::{CapletModule, Config, Outside, Sandbox};
 use world::Link;
 
 /// The test limits: small, so the tests hit them quickly.
@@ -35,18 +36,46 @@ pub fn shared() -> &'static Sandbox<Link> {
     SB.get_or_init(sandbox)
 }
 
-/// The built caplets, compiled once in the shared sandbox.
-pub fn caplet(wasm: &'static [u8]) -> CapletModule<Link> {
-    type Cache = std::sync::Mutex<Vec<(usize, CapletModule<Link>)>>;
-    static MODULES: OnceLock<Cache> = OnceLock::new();
+/// Compiled modules, by the address of their (static) bytes.
+type Cache<O> = Mutex<Vec<(usize, CapletModule<O>)>>;
+
+/// `wasm` compiled once per test binary in `sandbox`, through `cache`.
+/// Compiling is most of the cost of these tests (Cranelift in a debug
+/// build), so every test that does not need a sandbox of its own shares
+/// one and reuses its modules.
+fn cached<O: Outside>(
+    cache: &'static OnceLock<Cache<O>>,
+    sandbox: &Sandbox<O>,
+    wasm: &'static [u8],
+) -> CapletModule<O> {
     let key = wasm.as_ptr() as usize;
-    let m = MODULES.get_or_init(Default::default);
-    if let Some((_, module)) = m.lock().unwrap().iter().find(|(k, _)| *k == key) {
+    let m = cache.get_or_init(Default::default);
+    // Held while compiling, so two tests never compile the same module.
+    let mut m = m.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some((_, module)) = m.iter().find(|(k, _)| *k == key) {
         return module.clone();
     }
-    let module = shared().load(wasm).unwrap();
-    m.lock().unwrap().push((key, module.clone()));
+    let module = sandbox.load(wasm).unwrap();
+    m.push((key, module.clone()));
     module
+}
+
+/// The built caplets, compiled once in the shared sandbox.
+pub fn caplet(wasm: &'static [u8]) -> CapletModule<Link> {
+    static MODULES: OnceLock<Cache<Link>> = OnceLock::new();
+    cached(&MODULES, shared(), wasm)
+}
+
+/// One sandbox for caplets living in vats, shared by the tests.
+pub fn vat_shared() -> &'static Sandbox<VatLink> {
+    static SB: OnceLock<Sandbox<VatLink>> = OnceLock::new();
+    SB.get_or_init(|| Sandbox::new(test_config()).unwrap())
+}
+
+/// The built caplets for vats, compiled once in the shared vat sandbox.
+pub fn vat_caplet(wasm: &'static [u8]) -> CapletModule<VatLink> {
+    static MODULES: OnceLock<Cache<VatLink>> = OnceLock::new();
+    cached(&MODULES, vat_shared(), wasm)
 }
 
 /// Parses WAT in tests.

@@ -2,8 +2,8 @@
 
 use std::time::Duration;
 
-use pola_sandbox::Sandbox;
-use pola_sandbox::vat::{CapletObject, Policy, VatLink, grant};
+use crate::vat_caplet;
+use pola_sandbox::vat::{CapletObject, Policy, grant};
 use pola_sandbox_guests::{BENIGN, ECHO, MALICIOUS};
 use pola_vat::{Object, Outcome, Turn, Val, Vat, error, error_message};
 
@@ -22,26 +22,15 @@ impl Object for Counter {
     }
 }
 
-fn sandbox() -> Sandbox<VatLink> {
-    Sandbox::new(crate::test_config()).unwrap()
-}
-
 #[test]
 fn caplet_object_answers_and_uses_a_capability() {
-    let sb = sandbox();
     let vat = Vat::new("caplets");
     let counter = vat.spawn(Counter(0));
-    let echo = vat.spawn(CapletObject::new(
-        sb.load(ECHO).unwrap(),
-        Policy::PerDelivery,
-    ));
+    let echo = vat.spawn(CapletObject::new(vat_caplet(ECHO), Policy::PerDelivery));
     let r = vat.send(&echo, "add", vec![Val::int(20i64), Val::int(22i64)]);
     assert_eq!(vat.block_on(&r, T).unwrap(), Val::int(42i64));
 
-    let benign = vat.spawn(CapletObject::new(
-        sb.load(BENIGN).unwrap(),
-        Policy::Persistent,
-    ));
+    let benign = vat.spawn(CapletObject::new(vat_caplet(BENIGN), Policy::Persistent));
     for n in 1..=2i64 {
         let r = vat.send(
             &benign,
@@ -58,13 +47,9 @@ fn caplet_object_answers_and_uses_a_capability() {
 
 #[test]
 fn revoking_a_grant_takes_effect_at_once() {
-    let sb = sandbox();
     let vat = Vat::new("caplets");
     let counter = vat.spawn(Counter(0));
-    let benign = vat.spawn(CapletObject::new(
-        sb.load(BENIGN).unwrap(),
-        Policy::Persistent,
-    ));
+    let benign = vat.spawn(CapletObject::new(vat_caplet(BENIGN), Policy::Persistent));
     let c = counter.clone();
     let pair = vat.run(move |cx| {
         let (fwd, revoker) = grant(cx, c);
@@ -85,16 +70,9 @@ fn revoking_a_grant_takes_effect_at_once() {
 
 #[test]
 fn runaway_caplet_breaks_only_its_own_answer() {
-    let sb = sandbox();
     let vat = Vat::new("caplets");
-    let bad = vat.spawn(CapletObject::new(
-        sb.load(MALICIOUS).unwrap(),
-        Policy::Persistent,
-    ));
-    let good = vat.spawn(CapletObject::new(
-        sb.load(BENIGN).unwrap(),
-        Policy::Persistent,
-    ));
+    let bad = vat.spawn(CapletObject::new(vat_caplet(MALICIOUS), Policy::Persistent));
+    let good = vat.spawn(CapletObject::new(vat_caplet(BENIGN), Policy::Persistent));
     let r = vat.send(&bad, "spin", vec![]);
     let reason = vat.block_on(&r, T).unwrap_err();
     let pola_vat::WaitError::Broken(reason) = reason else {
@@ -134,13 +112,9 @@ impl Object for Cell {
 
 #[test]
 fn a_hundred_sends_with_answers_in_one_delivery() {
-    let sb = sandbox();
     let vat = Vat::new("caplets");
     let maker = vat.spawn(Maker);
-    let benign = vat.spawn(CapletObject::new(
-        sb.load(BENIGN).unwrap(),
-        Policy::Persistent,
-    ));
+    let benign = vat.spawn(CapletObject::new(vat_caplet(BENIGN), Policy::Persistent));
     // Far past the old limit of 8 answer promises per delivery.
     let r = vat.send(&benign, "fan", vec![Val::Ref(maker), Val::int(100i64)]);
     let list = vat.block_on(&r, T).unwrap();
@@ -166,13 +140,9 @@ fn a_hundred_sends_with_answers_in_one_delivery() {
 
 #[test]
 fn sending_with_answers_in_a_loop_is_stopped_and_commits_nothing() {
-    let sb = sandbox();
     let vat = Vat::new("caplets");
     let counter = vat.spawn(Counter(0));
-    let bad = vat.spawn(CapletObject::new(
-        sb.load(MALICIOUS).unwrap(),
-        Policy::Persistent,
-    ));
+    let bad = vat.spawn(CapletObject::new(vat_caplet(MALICIOUS), Policy::Persistent));
     // Each send is charged fuel, so the loop ends in OutOfFuel after at
     // most fuel / host_call_fuel sends; the failed turn sends none of them.
     let r = vat.send(&bad, "flood-answers", vec![Val::Ref(counter.clone())]);
@@ -185,13 +155,9 @@ fn sending_with_answers_in_a_loop_is_stopped_and_commits_nothing() {
 
 #[test]
 fn memoryless_caplet_that_answers_later_breaks_its_answer() {
-    let sb = sandbox();
     let vat = Vat::new("caplets");
     let counter = vat.spawn(Counter(0));
-    let benign = vat.spawn(CapletObject::new(
-        sb.load(BENIGN).unwrap(),
-        Policy::PerDelivery,
-    ));
+    let benign = vat.spawn(CapletObject::new(vat_caplet(BENIGN), Policy::PerDelivery));
     // `call` keeps its resolver to answer later, but the instance goes
     // when the delivery ends: the answer is broken, not left pending.
     let r = vat.send(
