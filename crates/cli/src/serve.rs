@@ -21,12 +21,13 @@
 //!   private) and `issuer` (`make_purse(0)` only: anyone may get an *empty*
 //!   purse of this currency, which is harmless, and fill it by deposits).
 //! - `--wallet-from URI --initial N`: asks the mint or issuer at `URI` for a
-//!   purse holding `N` and serves `wallet` over it: `balance()`,
-//!   `pay(payee_uri, amount)` (sprouts a payment purse at the mint, moves
-//!   `amount` into it and sends it to the payee wallet's `receive`),
-//!   `receive(payment, amount)` (keeps the payment), `deposit_received()`
-//!   (deposits every kept payment into the wallet's purse; answers the new
-//!   balance).
+//!   purse holding `N` and serves two facets over it. `wallet` is the
+//!   owner's (spends; keep it private): `balance()`, `pay(payee_uri,
+//!   amount)` (sprouts a payment purse at the mint, moves `amount` into it
+//!   and sends it to the payee's `receive`), `deposit_received()` (deposits
+//!   every kept payment into the purse; answers the new balance). `payee`
+//!   is the one to give payers: `receive(payment, amount)` only keeps the
+//!   payment for the owner; it can neither spend nor read the balance.
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -107,7 +108,12 @@ pub fn serve(opts: &ServeOptions) -> Result<()> {
                 .as_ref()
                 .cloned()
                 .ok_or_else(|| anyhow!("the mint answered no purse"))?;
-            served.push(("wallet", vat.spawn(wallet(handle.clone(), purse))));
+            let kept = Kept::default();
+            served.push((
+                "wallet",
+                vat.spawn(wallet(handle.clone(), purse, kept.clone())),
+            ));
+            served.push(("payee", vat.spawn(payee(kept))));
         }
         let mut out = std::io::stdout().lock();
         for (name, object) in served {
@@ -139,9 +145,29 @@ fn issuer(mint: Ref) -> impl pola_vat::Object {
     })
 }
 
-/// A wallet over `purse` (a purse at some mint); see the module docs.
-fn wallet(peer: PeerHandle, purse: Ref) -> impl pola_vat::Object {
-    let kept: Arc<Mutex<Vec<(Val, Val)>>> = Arc::default();
+/// Payments received and not yet deposited.
+type Kept = Arc<Mutex<Vec<(Val, Val)>>>;
+
+/// The public facet of a wallet: `receive(payment, amount)` keeps the
+/// payment for the owner. It can neither spend nor read the balance.
+fn payee(kept: Kept) -> impl pola_vat::Object {
+    from_fn(move |_cx, method, args| match method {
+        "receive" => {
+            let payment = args.first().cloned().ok_or_else(|| error("no payment"))?;
+            let amount = args.get(1).cloned().ok_or_else(|| error("no amount"))?;
+            parse_amount(Some(&amount))?;
+            kept.lock()
+                .map_err(|_| error("wallet poisoned"))?
+                .push((payment, amount.clone()));
+            Ok(amount)
+        }
+        _ => Err(error("no such method")),
+    })
+}
+
+/// The owner's facet of a wallet over `purse` (a purse at some mint); see
+/// the module docs.
+fn wallet(peer: PeerHandle, purse: Ref, kept: Kept) -> impl pola_vat::Object {
     from_fn(move |cx, method, args| match method {
         "balance" => Ok(Val::Ref(cx.send(&purse, "balance", Vec::new()))),
         "pay" => {
@@ -174,15 +200,6 @@ fn wallet(peer: PeerHandle, purse: Ref) -> impl pola_vat::Object {
                     )))
                 })))
             })))
-        }
-        "receive" => {
-            let payment = args.first().cloned().ok_or_else(|| error("no payment"))?;
-            let amount = args.get(1).cloned().ok_or_else(|| error("no amount"))?;
-            parse_amount(Some(&amount))?;
-            kept.lock()
-                .map_err(|_| error("wallet poisoned"))?
-                .push((payment, amount.clone()));
-            Ok(amount)
         }
         "deposit_received" => {
             let payments = std::mem::take(&mut *kept.lock().map_err(|_| error("wallet poisoned"))?);

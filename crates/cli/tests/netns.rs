@@ -331,12 +331,29 @@ fn three_namespaces_one_payment() {
     );
     let alice = lab.served[a].uri("wallet").to_owned();
     let bob = lab.served[b].uri("wallet").to_owned();
+    let bob_payee = lab.served[b].uri("payee").to_owned();
     assert_eq!(call(&bob_ns, &bob, "balance", &[]), "0");
 
-    // Alice pays: sprout at the Mint, fill it, send it to Bob (who keeps it).
-    let bob_arg = format!("\"{bob}\"");
+    // Alice pays: sprout at the Mint, fill it, send it to Bob's payee facet
+    // (which keeps it; Alice was given no authority to spend Bob's money).
+    let bob_arg = format!("\"{bob_payee}\"");
     assert_eq!(call(&alice_ns, &alice, "pay", &[&bob_arg, "10"]), "10");
     assert_eq!(call(&alice_ns, &alice, "balance", &[]), "90");
+    // Holding Bob's payee facet gives Alice no power over Bob's purse.
+    let alice_arg = format!("\"{alice}\"");
+    for (method, args) in [("balance", vec![]), ("pay", vec![alice_arg.as_str(), "1"])] {
+        let out = Command::new("ip")
+            .args(["netns", "exec", &alice_ns, POLA, "call", &bob_payee, method])
+            .args(&args)
+            .env("RUST_BACKTRACE", "0")
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !out.status.success() && err.contains("no such method"),
+            "{err}"
+        );
+    }
 
     // Cut Alice's machine off the network (deleting one end of a veth
     // deletes both): from now on nothing can be relayed through her.
