@@ -15,12 +15,16 @@
 //! Invariant: after [`NetEvent::Closed`] for a connection, no further event
 //! for it is sent.
 
-use std::sync::Arc;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
-use pola_netlayer::{Connection, Direction, Location, NetError, Netlayer};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, Waker};
+
+use pola_netlayer::{Connection, Direction, Location, MessageWriter, NetError, Netlayer};
 use tokio::sync::mpsc;
 
 /// How long a closing connection keeps draining input before giving up.
@@ -74,26 +78,48 @@ pub enum NetEvent {
     Closed(ConnId, Option<NetError>),
 }
 
+type Writer = Box<dyn MessageWriter>;
+
+/// A write started on the caller's thread that could not finish at once:
+/// the writer task completes it (it owns the writer until then).
+type InFlight = Pin<Box<dyn Future<Output = (Writer, Result<(), NetError>)> + Send>>;
+
 enum Outgoing {
     Message(Vec<u8>),
+    InFlight(InFlight, usize),
     Close,
 }
 
 /// The event loop's handle on a running connection.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct ConnHandle {
     id: ConnId,
     direction: Direction,
     tx: mpsc::UnboundedSender<Outgoing>,
+    /// The writer while no write is in progress (`None` while the writer
+    /// task or a caller is using it, or after it closed).
+    idle: Arc<Mutex<Option<Writer>>>,
     closing: Arc<AtomicBool>,
     queued: Arc<AtomicUsize>,
     max_queued: usize,
+}
+
+impl std::fmt::Debug for ConnHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConnHandle")
+            .field("id", &self.id)
+            .field("direction", &self.direction)
+            .field("queued", &self.queued_bytes())
+            .field("closing", &self.is_closing())
+            .finish_non_exhaustive()
+    }
 }
 
 impl std::fmt::Debug for Outgoing {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Outgoing::Message(m) => write!(f, "Message({} bytes)", m.len()),
+            Outgoing::InFlight(_, len) => write!(f, "InFlight({len} bytes)"),
             Outgoing::Close => f.write_str("Close"),
         }
     }
@@ -122,6 +148,14 @@ impl ConnHandle {
             return true;
         }
         let len = message.len();
+        // Fast path: nothing queued and the writer idle: start the write on
+        // this thread (no hand-off to the writer task). A socket with room
+        // takes it in the first poll; otherwise the started write goes to
+        // the writer task to finish, still ahead of anything queued later.
+        let message = match self.write_now(message, len) {
+            Ok(()) => return true,
+            Err(m) => m,
+        };
         let before = self.queued.fetch_add(len, Ordering::AcqRel);
         if before.saturating_add(len) > self.max_queued {
             self.queued.fetch_sub(len, Ordering::AcqRel);
@@ -129,6 +163,41 @@ impl ConnHandle {
         }
         let _ = self.tx.send(Outgoing::Message(message));
         true
+    }
+
+    /// Writes `message` from this thread if no write is queued or under
+    /// way; gives it back otherwise.
+    fn write_now(&self, message: Vec<u8>, len: usize) -> Result<(), Vec<u8>> {
+        if self.queued.load(Ordering::Acquire) != 0 || len > self.max_queued {
+            return Err(message);
+        }
+        let writer = match self.idle.try_lock() {
+            Ok(mut w) => w.take(),
+            Err(_) => None,
+        };
+        let Some(mut writer) = writer else {
+            return Err(message);
+        };
+        let mut write: InFlight = Box::pin(async move {
+            let r = writer.send(&message).await;
+            (writer, r)
+        });
+        let mut cx = Context::from_waker(Waker::noop());
+        match write.as_mut().poll(&mut cx) {
+            Poll::Ready((writer, result)) => {
+                *self.idle.lock().unwrap_or_else(|p| p.into_inner()) = Some(writer);
+                if result.is_err() {
+                    // Same as the writer task: a failed write ends the
+                    // sending half.
+                    self.close();
+                }
+            }
+            Poll::Pending => {
+                self.queued.fetch_add(len, Ordering::AcqRel);
+                let _ = self.tx.send(Outgoing::InFlight(write, len));
+            }
+        }
+        Ok(())
     }
 
     /// Bytes queued and not yet written.
@@ -162,10 +231,12 @@ pub fn spawn_connection(
     let writer_queued = queued.clone();
     let Connection {
         mut reader,
-        mut writer,
+        writer,
         direction,
         ..
     } = conn;
+    let idle = Arc::new(Mutex::new(Some(writer)));
+    let task_idle = idle.clone();
     let (tx, mut rx) = mpsc::unbounded_channel::<Outgoing>();
     let closing = Arc::new(AtomicBool::new(false));
     // Set once the writer has shut our sending half; the reader then only
@@ -173,13 +244,26 @@ pub fn spawn_connection(
     let (shut_tx, mut shut_rx) = tokio::sync::watch::channel(false);
 
     tokio::spawn(async move {
+        let take = || task_idle.lock().unwrap_or_else(|p| p.into_inner()).take();
+        let put = |w: Writer| *task_idle.lock().unwrap_or_else(|p| p.into_inner()) = Some(w);
         'serve: while let Some(out) = rx.recv().await {
-            let Outgoing::Message(mut m) = out else {
-                break;
+            let mut m = match out {
+                Outgoing::Close => break,
+                Outgoing::InFlight(write, len) => {
+                    let (w, sent) = write.await;
+                    put(w);
+                    writer_queued.fetch_sub(len, Ordering::AcqRel);
+                    if sent.is_err() {
+                        break;
+                    }
+                    continue;
+                }
+                Outgoing::Message(m) => m,
             };
             // Messages queued meanwhile join this write (the payload is a
             // stream of self-delimiting messages): fewer syscalls under load.
             let mut close_after = false;
+            let mut next = None;
             while m.len() < COALESCE_LIMIT {
                 match rx.try_recv() {
                     Ok(Outgoing::Message(more)) => m.extend_from_slice(&more),
@@ -187,16 +271,36 @@ pub fn spawn_connection(
                         close_after = true;
                         break;
                     }
+                    Ok(other) => {
+                        next = Some(other);
+                        break;
+                    }
                     Err(_) => break,
                 }
             }
+            // The writer is idle here: only a caller that saw nothing
+            // queued takes it, and this message is counted as queued.
+            let Some(mut writer) = take() else {
+                break;
+            };
             let sent = writer.send(&m).await;
+            put(writer);
             writer_queued.fetch_sub(m.len(), Ordering::AcqRel);
             if sent.is_err() || close_after {
                 break 'serve;
             }
+            if let Some(Outgoing::InFlight(write, len)) = next {
+                let (w, sent) = write.await;
+                put(w);
+                writer_queued.fetch_sub(len, Ordering::AcqRel);
+                if sent.is_err() {
+                    break;
+                }
+            }
         }
-        let _ = writer.close().await;
+        if let Some(mut writer) = take() {
+            let _ = writer.close().await;
+        }
         let _ = shut_tx.send(true);
     });
 
@@ -232,6 +336,7 @@ pub fn spawn_connection(
         id,
         direction,
         tx,
+        idle,
         closing,
         queued,
         max_queued,
