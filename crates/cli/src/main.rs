@@ -59,6 +59,10 @@ enum Command {
         /// TCP port (0 picks a free one).
         #[arg(long, default_value_t = 0)]
         port: u16,
+        /// Host to put in the URIs instead of --listen (e.g. with
+        /// --listen 0.0.0.0).
+        #[arg(long, value_name = "HOST")]
+        advertise: Option<String>,
         /// Serve a new mint: `mint` (prints money: keep it private) and
         /// `issuer` (makes empty purses only).
         #[arg(long)]
@@ -110,6 +114,7 @@ fn main() -> anyhow::Result<()> {
             state,
             listen,
             port,
+            advertise,
             mint,
             wallet_from,
             initial,
@@ -117,6 +122,7 @@ fn main() -> anyhow::Result<()> {
             state,
             listen,
             port,
+            advertise,
             mint,
             wallet_from,
             initial,

@@ -60,6 +60,9 @@ pub struct ServeOptions {
     pub listen: String,
     /// Port (0 picks one).
     pub port: u16,
+    /// Host to put in the URIs instead of `listen` (e.g. when listening on
+    /// `0.0.0.0`).
+    pub advertise: Option<String>,
     /// Serve a new mint (`mint` and `issuer`).
     pub mint: bool,
     /// Serve a wallet whose purse comes from this mint/issuer URI.
@@ -83,9 +86,13 @@ pub fn serve(opts: &ServeOptions) -> Result<()> {
     let mut swiss = SwissFile::load(&opts.state.join("sturdyrefs"))?;
     let rt = crate::ocapn::runtime()?;
     rt.block_on(async move {
-        let net = NoiseNetlayer::bind(identity, &opts.listen, opts.port)
+        let mut net = NoiseNetlayer::bind(identity, &opts.listen, opts.port)
             .await
             .with_context(|| format!("listening on {}:{}", opts.listen, opts.port))?;
+        if let Some(host) = &opts.advertise {
+            let port = net.local_addr().port();
+            net.set_advertised(host, port);
+        }
         let vat = Vat::new("pola-serve");
         let peer = Peer::start(vat.clone(), vec![Arc::new(net)], PeerConfig::default())?;
         let handle = peer.handle();
