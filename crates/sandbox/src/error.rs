@@ -20,6 +20,11 @@ pub enum CallError {
     /// then trapped. The instance is dead.
     #[error("caplet exceeded its memory limit")]
     MemoryLimit,
+    /// The call ran past its wall-clock limit
+    /// ([`crate::Config::wall_time_per_call`]), for example because the
+    /// embedder's [`crate::Outside`] blocked. The instance is dead.
+    #[error("caplet exceeded its time limit")]
+    TimedOut,
     /// The caplet exhausted its stack. The instance is dead.
     #[error("caplet overflowed its stack")]
     StackOverflow,
@@ -64,6 +69,7 @@ impl CallError {
         matches!(
             self,
             CallError::OutOfFuel
+                | CallError::TimedOut
                 | CallError::MemoryLimit
                 | CallError::StackOverflow
                 | CallError::Trap(_)
@@ -76,6 +82,7 @@ impl CallError {
     pub fn public_reason(&self) -> &'static str {
         match self {
             CallError::OutOfFuel => "caplet exceeded its CPU budget",
+            CallError::TimedOut => "caplet exceeded its time limit",
             CallError::MemoryLimit => "caplet exceeded its memory limit",
             CallError::StackOverflow => "caplet overflowed its stack",
             CallError::Trap(_) => "caplet trapped",

@@ -146,6 +146,19 @@ pub struct Config {
     /// price of up to this much resident memory per pool slot ever used.
     /// Default 1 MiB.
     pub keep_resident_bytes: usize,
+    /// Wall-clock limit for each entry into a caplet, on top of fuel, or
+    /// `None` for fuel alone. Fuel bounds the caplet's own work and the
+    /// host calls it makes; this bounds time spent anywhere, including an
+    /// [`Outside`] that blocks. It is enforced by epoch interruption: a
+    /// ticker thread per [`Sandbox`] advances the engine's epoch every
+    /// [`Config::epoch_tick`], and the caplet traps with
+    /// [`CallError::TimedOut`] at the first function entry or loop back-edge
+    /// after the deadline. A host call in progress is not interrupted: a
+    /// blocking `Outside` delays the stop until it returns. The limit is
+    /// rounded up to whole ticks. Default 1 s.
+    pub wall_time_per_call: Option<std::time::Duration>,
+    /// Granularity of [`Config::wall_time_per_call`]. Default 10 ms.
+    pub epoch_tick: std::time::Duration,
 }
 
 impl Default for Config {
@@ -162,6 +175,8 @@ impl Default for Config {
             keep_resident_bytes: 1 << 20,
             host_call_fuel: 10_000,
             message_byte_fuel: 8,
+            wall_time_per_call: Some(std::time::Duration::from_secs(1)),
+            epoch_tick: std::time::Duration::from_millis(10),
         }
     }
 }
@@ -256,6 +271,7 @@ impl<O: Outside> fmt::Debug for Sandbox<O> {
 fn engine_config(config: &Config) -> wasmtime::Config {
     let mut c = wasmtime::Config::new();
     c.consume_fuel(true);
+    c.epoch_interruption(config.wall_time_per_call.is_some());
     c.max_wasm_stack(config.max_stack_bytes);
     // Errors that reach other parties carry no backtrace.
     c.wasm_backtrace_max_frames(None);
@@ -268,6 +284,35 @@ fn engine_config(config: &Config) -> wasmtime::Config {
         .linear_memory_keep_resident(config.keep_resident_bytes);
     c.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
     c
+}
+
+/// Advances `engine`'s epoch every `tick` until the engine is dropped.
+/// The thread holds only a weak reference, so it ends at the first tick
+/// after the last [`Sandbox`] and module of this engine are gone.
+fn spawn_ticker(engine: &Engine, tick: std::time::Duration) -> std::io::Result<()> {
+    let weak = engine.weak();
+    let tick = tick.max(std::time::Duration::from_millis(1));
+    std::thread::Builder::new()
+        .name("pola-sandbox-epoch".into())
+        .spawn(move || {
+            loop {
+                std::thread::sleep(tick);
+                match weak.upgrade() {
+                    Some(engine) => engine.increment_epoch(),
+                    None => break,
+                }
+            }
+        })
+        .map(drop)
+}
+
+/// Epoch ticks for a wall-clock limit (rounded up, at least one more than
+/// the current, possibly half-spent, tick).
+fn epoch_ticks(config: &Config) -> Option<u64> {
+    let limit = config.wall_time_per_call?;
+    let tick = config.epoch_tick.max(std::time::Duration::from_millis(1));
+    let ticks = limit.as_nanos().div_ceil(tick.as_nanos()).saturating_add(1);
+    Some(u64::try_from(ticks).unwrap_or(u64::MAX))
 }
 
 /// The engine `check` compiles with: default allocator, never runs code.
@@ -302,6 +347,9 @@ impl<O: Outside> Sandbox<O> {
         let engine = Engine::new(&engine_config(&config)).map_err(|e| SetupError(e.to_string()))?;
         let mut linker = Linker::new(&engine);
         define_host_functions(&mut linker).map_err(|e| SetupError(e.to_string()))?;
+        if config.wall_time_per_call.is_some() {
+            spawn_ticker(&engine, config.epoch_tick).map_err(|e| SetupError(e.to_string()))?;
+        }
         Ok(Sandbox {
             engine,
             linker,
@@ -402,6 +450,11 @@ impl<O: Outside> CapletModule<O> {
         store
             .set_fuel(self.config.fuel_per_call)
             .map_err(|_| CallError::Engine)?;
+        let epoch_ticks = epoch_ticks(&self.config);
+        if let Some(ticks) = epoch_ticks {
+            store.epoch_deadline_trap();
+            store.set_epoch_deadline(ticks);
+        }
         let instance = self.pre.instantiate(&mut store).map_err(|e| {
             if e.is::<wasmtime::PoolConcurrencyLimitError>() {
                 CallError::Busy
@@ -430,6 +483,7 @@ impl<O: Outside> CapletModule<O> {
             deliver,
             notify,
             fuel: self.config.fuel_per_call,
+            epoch_ticks,
             dead: false,
         })
     }
@@ -451,6 +505,8 @@ pub struct CapletInstance<O: Outside> {
     deliver: TypedFunc<(i32, i64), i32>,
     notify: Option<TypedFunc<(i64, i32, i32), i32>>,
     fuel: u64,
+    /// Wall-clock limit per entry, in epoch ticks (`None`: no limit).
+    epoch_ticks: Option<u64>,
     dead: bool,
 }
 
@@ -738,6 +794,9 @@ impl<O: Outside> CapletInstance<O> {
         self.store
             .set_fuel(self.fuel)
             .map_err(|_| CallError::Engine)?;
+        if let Some(ticks) = self.epoch_ticks {
+            self.store.set_epoch_deadline(ticks);
+        }
         let result = call(&mut self.store);
         let d = self.store.data_mut();
         d.inbound_pending = false;
@@ -795,6 +854,7 @@ fn has_reserved_label<R>(v: &Value<R>) -> bool {
 fn classify(e: &wasmtime::Error, memory_hit: bool) -> CallError {
     match e.downcast_ref::<Trap>() {
         Some(Trap::OutOfFuel) => CallError::OutOfFuel,
+        Some(Trap::Interrupt) => CallError::TimedOut,
         Some(Trap::StackOverflow) => CallError::StackOverflow,
         _ if memory_hit => CallError::MemoryLimit,
         Some(Trap::UnreachableCodeReached) => CallError::Trap(TrapKind::Unreachable),

@@ -73,13 +73,19 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
-//! Quotas: every entry into a caplet gets [`Config::fuel_per_call`] fuel;
-//! every instance is capped at [`Config::memory_bytes`] of memory and
-//! [`Config::max_stack_bytes`] of stack. A caplet that runs out, traps or
+//! Quotas: every entry into a caplet gets [`Config::fuel_per_call`] fuel
+//! (host calls are charged too) and a wall-clock limit,
+//! [`Config::wall_time_per_call`] (epoch interruption driven by a ticker
+//! thread, so a blocking [`Outside`] cannot hold a caplet's run open past
+//! the limit once the host call returns); every instance is capped at
+//! [`Config::memory_bytes`] of memory and [`Config::max_stack_bytes`] of
+//! stack. A caplet that runs out, traps or
 //! overflows its stack kills only its own instance ([`CallError`]); the host
 //! and all other instances carry on.
 //!
-//! Costs (release build, 2-core machine, `cargo bench -p pola-sandbox`):
+//! Costs (release build, 2-core machine, `cargo bench -p pola-sandbox`,
+//! measured before the wall-clock limit added epoch checks to compiled
+//! code):
 //! a fresh instance from a loaded module 3.7 µs median (p99 3.9 µs); a
 //! fresh instance plus its first call about 16 µs; a round trip into a
 //! live caplet carrying a small Syrup message about 1.0 µs; a caplet's

@@ -97,3 +97,51 @@ fn memory_declared_above_the_cap_is_refused() {
     );
     assert!(crate::shared().load(&bytes).is_err());
 }
+
+/// An outside world whose sends block (a slow or stuck embedder).
+struct Sleepy {
+    sends: u32,
+}
+
+impl pola_sandbox::Outside for Sleepy {
+    type Ref = u32;
+    fn send(&mut self, _: &u32, _: Value<u32>) -> Result<u32, pola_sandbox::Refused> {
+        self.sends += 1;
+        std::thread::sleep(std::time::Duration::from_millis(30));
+        Ok(1_000 + self.sends)
+    }
+    fn send_only(&mut self, _: &u32, _: Value<u32>) -> Result<(), pola_sandbox::Refused> {
+        Err(pola_sandbox::Refused)
+    }
+    fn settle(&mut self, _: u32, _: Result<Value<u32>, Value<u32>>) {}
+}
+
+#[test]
+fn wall_clock_limit_stops_a_caplet_whose_host_calls_block() {
+    let mut c = crate::test_config();
+    c.max_instances = 4;
+    c.fuel_per_call = 50_000_000;
+    c.wall_time_per_call = Some(std::time::Duration::from_millis(150));
+    c.epoch_tick = std::time::Duration::from_millis(5);
+    let sb = Sandbox::<Sleepy>::new(c).unwrap();
+    let module = sb.load(pola_sandbox_guests::MALICIOUS).unwrap();
+    let mut caplet = module.instantiate(Sleepy { sends: 0 }).unwrap();
+    // Fuel alone would allow 5 000 sends here (50 M / 10 000 per host
+    // call), 150 s of blocking; the wall-clock limit stops it after a
+    // handful.
+    let err = caplet
+        .deliver(
+            Value::List(vec![Value::sym("flood-answers"), Value::Ref(7)]),
+            Some(1),
+        )
+        .unwrap_err();
+    assert_eq!(err, CallError::TimedOut);
+    assert!(caplet.is_dead());
+    let sends = caplet.outside().sends;
+    assert!((1..100).contains(&sends), "{sends} blocking sends");
+    // A fresh instance works: the limit is per entry.
+    let mut fresh = module.instantiate(Sleepy { sends: 0 }).unwrap();
+    fresh
+        .deliver(Value::List(vec![Value::sym("guess")]), Some(2))
+        .unwrap();
+}
