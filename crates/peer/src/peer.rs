@@ -27,7 +27,7 @@
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::convert::Infallible;
-use std::sync::{Arc, Weak};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -45,7 +45,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::conn::{self, ConnHandle, ConnId, NetEvent};
 use crate::message::{args_from_message, message_from_args};
-use crate::remote::{Cmd, CmdTx, ImportRemote, OutTarget, QuestionRemote};
+use crate::remote::{Cmd, CmdTx, ImportRemote, LocalCmds, LocalQueue, OutTarget, QuestionRemote};
 use crate::swiss::{SturdyTable, SwissNumber};
 use crate::test_peer::Enliven;
 
@@ -330,7 +330,15 @@ impl Peer {
             loc.designator.clone(),
             Hints::Map(loc.hints.clone()),
         )?;
-        let (tx, cmd_rx) = mpsc::unbounded_channel();
+        let (chan, cmd_rx) = mpsc::unbounded_channel();
+        let local = Arc::new(LocalCmds {
+            thread: vat.thread_id(),
+            queue: Mutex::new(LocalQueue::default()),
+        });
+        let tx = CmdTx {
+            chan,
+            local: local.clone(),
+        };
         let (net_tx, net_rx) = mpsc::channel(conn::EVENT_QUEUE);
         for n in &netlayers {
             conn::spawn_acceptor(n.clone(), net_tx.clone());
@@ -357,7 +365,24 @@ impl Peer {
             dirty: BTreeSet::new(),
             reroute_depth: 0,
         };
-        let task = tokio::spawn(core.run(cmd_rx, net_rx));
+        let tick = (core.config.handshake_timeout / 4).max(Duration::from_millis(10));
+        let core = Arc::new(Mutex::new(core));
+        // The session work a vat thread asks for (sends through far refs,
+        // answers it settled) runs on that thread when the vat goes idle:
+        // no wake-up of the event loop on the way out.
+        let weak = Arc::downgrade(&core);
+        let hook_local = local.clone();
+        vat.add_idle_hook(move || {
+            if hook_local.is_empty() {
+                return weak.strong_count() > 0;
+            }
+            let Some(core) = weak.upgrade() else {
+                return false;
+            };
+            lock(&core).drain_local(&hook_local);
+            true
+        });
+        let task = tokio::spawn(run(core, local, cmd_rx, net_rx, tick));
         Ok(Peer {
             handle: PeerHandle { tx, vat, location },
             task,
@@ -467,29 +492,74 @@ struct Core {
     reroute_depth: u8,
 }
 
-impl Core {
-    async fn run(
-        mut self,
-        mut cmd_rx: mpsc::UnboundedReceiver<Cmd>,
-        mut net_rx: mpsc::Receiver<NetEvent>,
-    ) {
-        let mut tick = tokio::time::interval(
-            (self.config.handshake_timeout / 4).max(Duration::from_millis(10)),
-        );
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let done = loop {
-            tokio::select! {
-                Some(cmd) = cmd_rx.recv() => {
-                    if let Some(done) = self.handle_cmd(cmd) {
-                        break Some(done);
-                    }
+/// Locks the core. A panic while it was held left the tables as they were
+/// between two commands; keep serving.
+fn lock(c: &Mutex<Core>) -> std::sync::MutexGuard<'_, Core> {
+    c.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// The event loop: network events, commands from other threads, timers.
+/// The core is locked only between awaits; the vat's idle hook locks it
+/// too, to process commands from the vat's own thread.
+async fn run(
+    core: Arc<Mutex<Core>>,
+    local: Arc<LocalCmds>,
+    mut cmd_rx: mpsc::UnboundedReceiver<Cmd>,
+    mut net_rx: mpsc::Receiver<NetEvent>,
+    tick: Duration,
+) {
+    let mut tick = tokio::time::interval(tick);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let done = loop {
+        tokio::select! {
+            Some(cmd) = cmd_rx.recv() => {
+                let mut c = lock(&core);
+                if let Some(done) = c.handle_cmd(cmd) {
+                    break Some(done);
                 }
-                Some(ev) = net_rx.recv() => self.handle_net(ev),
-                _ = tick.tick() => self.expire_handshakes(),
-                else => break None,
+                c.pump();
+            }
+            Some(ev) = net_rx.recv() => {
+                let mut c = lock(&core);
+                c.handle_net(ev);
+                c.pump();
+            }
+            _ = tick.tick() => {
+                let mut c = lock(&core);
+                c.expire_handshakes();
+                c.pump();
+            }
+            else => break None,
+        }
+    };
+    let mut c = lock(&core);
+    // Commands the vat queued and its hook has not run yet still go out
+    // (in order) before the sessions end; later ones are refused.
+    for cmd in local.close() {
+        let _ = c.handle_cmd(cmd);
+    }
+    c.finish(done);
+}
+
+impl Core {
+    /// Runs the commands the vat's thread queued, in order, and sends what
+    /// they produced (called on the vat's thread by its idle hook).
+    fn drain_local(&mut self, local: &LocalCmds) {
+        loop {
+            let cmds = local.take();
+            if cmds.is_empty() {
+                break;
+            }
+            for cmd in cmds {
+                // API commands never come this way (see `CmdTx::send`).
+                let _ = self.handle_cmd(cmd);
             }
             self.pump();
-        };
+        }
+    }
+
+    /// Aborts every session and closes every connection.
+    fn finish(&mut self, done: Option<oneshot::Sender<()>>) {
         let ids: Vec<ConnId> = self.sessions.keys().copied().collect();
         for id in ids {
             if let Some(s) = self.sessions.get_mut(&id) {

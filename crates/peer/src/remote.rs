@@ -68,7 +68,80 @@ pub(crate) enum OutTarget {
     Question(Arc<QuestionRemote>),
 }
 
-pub(crate) type CmdTx = mpsc::UnboundedSender<Cmd>;
+/// Commands a vat thread queued for the session driver, processed on that
+/// same thread by the vat's idle hook (no wake-up of the event loop).
+pub(crate) struct LocalCmds {
+    /// The vat thread whose commands go here.
+    pub(crate) thread: Option<std::thread::ThreadId>,
+    pub(crate) queue: Mutex<LocalQueue>,
+}
+
+#[derive(Default)]
+pub(crate) struct LocalQueue {
+    pub(crate) cmds: Vec<Cmd>,
+    /// Set when the event loop has ended: nothing is processed any more.
+    pub(crate) closed: bool,
+}
+
+impl LocalCmds {
+    /// Takes everything queued.
+    pub(crate) fn take(&self) -> Vec<Cmd> {
+        std::mem::take(&mut self.queue.lock().unwrap_or_else(|p| p.into_inner()).cmds)
+    }
+
+    /// Whether nothing is queued.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.queue
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .cmds
+            .is_empty()
+    }
+
+    /// Refuses further commands and gives back the queued ones.
+    pub(crate) fn close(&self) -> Vec<Cmd> {
+        let mut q = self.queue.lock().unwrap_or_else(|p| p.into_inner());
+        q.closed = true;
+        std::mem::take(&mut q.cmds)
+    }
+}
+
+/// Sends commands to the peer: from the vat's own thread into the queue its
+/// idle hook drains (same thread, in order), from anywhere else (and API
+/// commands always) through the event loop's channel.
+#[derive(Clone)]
+pub(crate) struct CmdTx {
+    pub(crate) chan: mpsc::UnboundedSender<Cmd>,
+    pub(crate) local: Arc<LocalCmds>,
+}
+
+impl std::fmt::Debug for CmdTx {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("CmdTx")
+    }
+}
+
+impl CmdTx {
+    /// Queues `cmd`; gives it back if the peer has stopped (the channel's
+    /// own signature, so callers treat both paths alike).
+    #[allow(clippy::result_large_err)]
+    pub(crate) fn send(&self, cmd: Cmd) -> Result<(), mpsc::error::SendError<Cmd>> {
+        if !matches!(cmd, Cmd::Api(_))
+            && self
+                .local
+                .thread
+                .is_some_and(|t| t == std::thread::current().id())
+        {
+            let mut q = self.local.queue.lock().unwrap_or_else(|p| p.into_inner());
+            if q.closed {
+                return Err(mpsc::error::SendError(cmd));
+            }
+            q.cmds.push(cmd);
+            return Ok(());
+        }
+        self.chan.send(cmd)
+    }
+}
 
 /// Something the peer exported to us on one session.
 pub struct ImportRemote {

@@ -32,6 +32,10 @@ const BATCH: u32 = 128;
 /// A post to a vat, held back until the turn that made it commits.
 type StagedPost = (Arc<VatShared>, Event);
 
+/// Work a vat runs on its own thread when it is about to sleep; `false`
+/// removes it.
+type IdleHook = Box<dyn FnMut() -> bool + Send>;
+
 thread_local! {
     /// Posts made from inside the turn running on this thread, if any.
     static STAGED: RefCell<Option<Vec<StagedPost>>> = const { RefCell::new(None) };
@@ -138,6 +142,8 @@ pub(crate) struct VatShared {
     sleeping: AtomicBool,
     thread: OnceLock<Thread>,
     join: Mutex<Option<JoinHandle<()>>>,
+    hooks: Mutex<Vec<IdleHook>>,
+    has_hooks: AtomicBool,
 }
 
 impl VatShared {
@@ -229,6 +235,8 @@ impl Vat {
             sleeping: AtomicBool::new(false),
             thread: OnceLock::new(),
             join: Mutex::new(None),
+            hooks: Mutex::new(Vec::new()),
+            has_hooks: AtomicBool::new(false),
         });
         let for_thread = shared.clone();
         let handle = std::thread::Builder::new()
@@ -238,6 +246,7 @@ impl Vat {
                 VAT_THREAD.with(|v| v.set(true));
                 VatCore::new(for_thread).run();
             })?;
+        let _ = shared.thread.set(handle.thread().clone());
         *shared.join.lock().unwrap_or_else(|p| p.into_inner()) = Some(handle);
         Ok(Vat { shared })
     }
@@ -250,6 +259,36 @@ impl Vat {
     /// This vat's name.
     pub fn name(&self) -> &str {
         &self.shared.name
+    }
+
+    /// The id of the thread this vat runs on.
+    pub fn thread_id(&self) -> Option<std::thread::ThreadId> {
+        self.shared.thread.get().map(Thread::id)
+    }
+
+    /// Registers `hook` to run on this vat's thread, outside any turn, each
+    /// time the vat has run out of events and is about to sleep (and every
+    /// few hundred events while it stays busy, and once more when it shuts
+    /// down); returning `false` removes it.
+    ///
+    /// This is how a session driver does its work on the vat's own thread
+    /// (see the crate docs on the `Remote` seam): a [`Remote`] called by the
+    /// vat queues its command without waking another thread, and the hook
+    /// processes the queue (encoding, writing to the network) before the
+    /// vat sleeps. A hook must not block for long: the vat runs no turn
+    /// while it runs. Whatever it posts to this vat (deliveries,
+    /// resolutions) is processed right after it returns.
+    ///
+    /// [`Remote`]: crate::Remote
+    pub fn add_idle_hook(&self, hook: impl FnMut() -> bool + Send + 'static) {
+        self.shared
+            .hooks
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(Box::new(hook));
+        self.shared.has_hooks.store(true, Ordering::SeqCst);
+        // Let a sleeping vat run it once (it may have work queued already).
+        self.shared.post_batch(Vec::new());
     }
 
     /// Moves `object` into this vat and returns a reference to it. Messages
@@ -444,6 +483,7 @@ impl VatCore {
                     since = 0;
                     self.flush();
                     self.maybe_sweep();
+                    self.run_hooks();
                     self.pull_inbox();
                 }
                 continue;
@@ -453,9 +493,28 @@ impl VatCore {
             if self.maybe_sweep() || self.idle_sweep() {
                 continue;
             }
+            self.run_hooks();
             if !self.pull_inbox() {
                 self.sleep();
             }
+        }
+    }
+
+    /// Runs the idle hooks (outside any turn), dropping those that ask to
+    /// go. A panicking hook is dropped too.
+    fn run_hooks(&mut self) {
+        if !self.shared.has_hooks.load(Ordering::Acquire) {
+            return;
+        }
+        let mut hooks =
+            std::mem::take(&mut *self.shared.hooks.lock().unwrap_or_else(|p| p.into_inner()));
+        hooks.retain_mut(|h| catch_unwind(AssertUnwindSafe(&mut *h)).unwrap_or(false));
+        let mut shared = self.shared.hooks.lock().unwrap_or_else(|p| p.into_inner());
+        // Hooks added while these ran go after them.
+        hooks.append(&mut shared);
+        *shared = hooks;
+        if shared.is_empty() {
+            self.shared.has_hooks.store(false, Ordering::Release);
         }
     }
 
@@ -1081,6 +1140,9 @@ impl VatCore {
         // settle_local; everything else reaches other vats or foreign code.
         self.run_work();
         self.flush();
+        // Last chance for a session driver to send what the above queued
+        // (breakages of answers it is waiting for).
+        self.run_hooks();
         for ev in queued {
             ev.abandon();
         }
