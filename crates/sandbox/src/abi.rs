@@ -60,7 +60,7 @@
 //! DEPENDENCIES.md), the host needs no `component-model` feature, and a
 //! guest is a plain `wasm32-unknown-unknown` `cdylib` with no adapter step.
 
-use wasmtime::ValType;
+use wasmparser::ValType;
 
 /// The import module every caplet function comes from.
 pub const MODULE: &str = "pola";

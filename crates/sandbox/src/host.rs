@@ -17,12 +17,12 @@ use std::sync::OnceLock;
 
 use pola_syrup::{Limits, NoRef, Value};
 use wasmtime::{
-    Caller, Engine, ExternType, InstanceAllocationStrategy, InstancePre, Linker, Memory, Module,
+    Caller, Engine, InstanceAllocationStrategy, InstancePre, Linker, Memory, Module,
     PoolingAllocationConfig, ResourceLimiter, Store, Trap, TypedFunc,
 };
 
 use crate::abi::{self, Code, REF_LABEL};
-use crate::check::confinement_problems;
+use crate::check::{Surface, confinement_problems};
 use crate::clist::{CList, Entry, Kind};
 use crate::error::{CallError, LoadError, SetupError, TrapKind};
 use crate::gate::Gate;
@@ -327,9 +327,10 @@ fn check_engine() -> Option<&'static Engine> {
         .as_ref()
 }
 
-pub(crate) fn compile_for_check(bytes: &[u8]) -> Result<Module, LoadError> {
+/// Validates a module as the loader's engine would, without compiling it.
+pub(crate) fn validate_for_check(bytes: &[u8]) -> Result<(), LoadError> {
     let engine = check_engine().ok_or(LoadError::Engine)?;
-    Module::new(engine, bytes).map_err(|e| LoadError::Invalid(first_line(&e)))
+    Module::validate(engine, bytes).map_err(|e| LoadError::Invalid(first_line(&e)))
 }
 
 fn first_line(e: &wasmtime::Error) -> String {
@@ -377,11 +378,13 @@ impl<O: Outside> Sandbox<O> {
                 max: self.config.max_module_bytes,
             });
         }
-        let module =
-            Module::new(&self.engine, wasm).map_err(|e| LoadError::Invalid(first_line(&e)))?;
-        if let Some(problem) = confinement_problems(&module).into_iter().next() {
+        // Refuse before compiling: a hostile module costs no compile time.
+        let surface = Surface::read(wasm)?;
+        if let Some(problem) = confinement_problems(&surface).into_iter().next() {
             return Err(LoadError::NotConfined(problem));
         }
+        let module =
+            Module::new(&self.engine, wasm).map_err(|e| LoadError::Invalid(first_line(&e)))?;
         let has_notify = module.get_export(abi::EXPORT_NOTIFY).is_some();
         let pre = self
             .linker
@@ -1088,19 +1091,4 @@ fn define_host_functions<O: Outside>(linker: &mut Linker<Data<O>>) -> wasmtime::
         },
     )?;
     Ok(())
-}
-
-/// A short description of an import's or export's type, for reports.
-pub(crate) fn extern_type_string(t: &ExternType) -> String {
-    match t {
-        ExternType::Func(f) => {
-            let params: Vec<String> = f.params().map(|p| p.to_string()).collect();
-            let results: Vec<String> = f.results().map(|p| p.to_string()).collect();
-            format!("func ({}) -> ({})", params.join(", "), results.join(", "))
-        }
-        ExternType::Memory(_) => "memory".to_owned(),
-        ExternType::Table(_) => "table".to_owned(),
-        ExternType::Global(_) => "global".to_owned(),
-        ExternType::Tag(_) => "tag".to_owned(),
-    }
 }

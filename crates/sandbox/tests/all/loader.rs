@@ -238,3 +238,23 @@ fn check_lists_every_wasi_import_of_the_rust_std_build() {
     let exports: Vec<&str> = report.exports.iter().map(|e| e.name.as_str()).collect();
     assert!(exports.contains(&"pola_deliver") && exports.contains(&"memory"));
 }
+
+/// The loader reads the import section and refuses before compiling: a
+/// module with a forbidden import is refused for that import even when its
+/// code would not even validate (so hostile modules cost no compile time),
+/// while `check`, which validates, calls it invalid.
+#[test]
+fn forbidden_imports_are_refused_before_compiling() {
+    let bytes = wat(r#"(module
+        (import "wasi_snapshot_preview1" "random_get" (func (param i32 i32) (result i32)))
+        (memory (export "memory") 1)
+        (func (export "pola_deliver") (param i32 i64) (result i32) i64.const 0))"#);
+    assert_eq!(
+        sandbox().load(&bytes).unwrap_err(),
+        LoadError::NotConfined(Problem::ForbiddenImport {
+            module: "wasi_snapshot_preview1".into(),
+            name: "random_get".into(),
+        })
+    );
+    assert!(matches!(check(&bytes), Err(LoadError::Invalid(_))));
+}
