@@ -9,6 +9,23 @@
 //! (through the vat's `Remote` seam), so `send`, `send_only`, pipelining and
 //! `when` work on them unchanged.
 //!
+//! # Threads
+//!
+//! The sessions and tables live in one core, locked by whoever works on
+//! it. Work that starts on the vat's own thread (a message sent through a
+//! far reference, an answer or listen result the vat settled, a dropped
+//! import) is queued there and done on that thread when the vat goes idle
+//! (a vat idle hook): the message is encoded and written to the socket
+//! directly, with no wake-up of another thread. Everything else (incoming
+//! bytes, accepts, dials, the public API, timers) runs on the peer's tokio
+//! task. A write starts on the calling thread when nothing is queued for
+//! the connection; all messages one step produces leave in one write.
+//!
+//! A second established session with a peer that already has one (not a
+//! crossed hello, which is resolved by the OCapN rule) takes over the
+//! index used for new work; the older one is not aborted and ends when its
+//! peer closes it.
+//!
 //! What it is not: it holds no protocol logic (that is `pola-captp`) and
 //! moves no bytes itself (that is `pola-netlayer`).
 //!

@@ -74,8 +74,10 @@
 //! `send`, `send_only`, pipelining and `when` work on them unchanged. A
 //! networking layer plugs in at three points:
 //! 1. **Imports.** For each import (far object or far promise) the session
-//!    implements [`Remote`] and hands out [`Ref::remote`]`(Arc::new(...))`
-//!    (once per import, to keep identity). The vat calls
+//!    implements [`Remote`] and hands out [`Ref::remote_keyed`]`(import)`
+//!    for its one `Arc` per import, so the same import received twice is
+//!    the same (equal, same hash) `Ref` ([`Ref::remote`] instead makes a
+//!    fresh identity on every call). The vat calls
 //!    [`Remote::deliver`] for every message to it — after the sending turn
 //!    commits, in order, including messages that were queued on a local
 //!    promise which later resolved to the import — with a [`Resolver`] when
@@ -91,7 +93,8 @@
 //! 2. **Incoming deliveries.** The session injects a message into the vat
 //!    that owns an export with [`Vat::deliver`]. For `op:deliver-only` pass
 //!    no resolver. For `op:deliver` with an answer position, make the answer
-//!    a promise of that vat, `let (answer, r) = vat.promise()`, deliver with
+//!    a promise of that vat, `let (answer, r) = vat.promise()` (usable at
+//!    once, even when called inside a turn), deliver with
 //!    `Some(r)`, and keep `answer` in the answer table: pipelined messages
 //!    the peer sends to that answer position are injected with
 //!    `vat.deliver(&answer, ..)` (they queue behind it in order), and the
@@ -104,6 +107,30 @@
 //!    `HashMap<Ref, ExportId>` plus a `Vec<Ref>`. The session recognises its
 //!    own imports coming back by downcasting [`Ref::remote_target`] (a
 //!    `Remote` is `Any`).
+//!
+//! 4. **Running on the vat's thread.** [`Vat::add_idle_hook`] runs a
+//!    closure on the vat's thread, outside any turn, whenever the vat runs
+//!    out of events. A session driver that queues what its `Remote`s and
+//!    resolvers ask for while on the vat's thread ([`Vat::thread_id`]) and
+//!    drains that queue in the hook sends without waking any other thread
+//!    (pola-peer does this).
+//!
+//! A message's method is a Syrup symbol; the empty name `""` means *no
+//! method symbol* (an argument list only, as OCapN allows; see
+//! [`Message::plain`] and [`Message::method_name`]).
+//!
+//! # Memory
+//!
+//! A vat drops objects and promises nothing refers to any more (only its
+//! table holds them) in sweeps: after as many new entries as survived the
+//! last sweep (at least 4096), and whenever the vat goes idle after
+//! handling events, if the sweep costs at most 8 table entries per event
+//! handled since the last one. So in a small or quiet vat a settled
+//! promise nobody holds releases the far references it resolved to (for
+//! CapTP: the import is reported back to its exporter) as soon as the vat
+//! goes idle; a vat with a large table waits until enough has happened.
+//! Dropping the last outside reference does not wake a sleeping vat: the
+//! release then happens after the next event it handles.
 //!
 //! The test module `tests/all/remote.rs` implements such a session between
 //! two vats, with Syrup bytes and `desc:export`/`desc:import` descriptors.
