@@ -379,7 +379,11 @@ impl Peer {
             let Some(core) = weak.upgrade() else {
                 return false;
             };
-            lock(&core).drain_local(&hook_local);
+            // A bug in one command must not stop the vat-side path for
+            // good (its queue would then only grow): keep the hook.
+            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                lock(&core).drain_local(&hook_local);
+            }));
             true
         });
         let task = tokio::spawn(run(core, local, cmd_rx, net_rx, tick));

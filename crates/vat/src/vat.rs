@@ -490,10 +490,12 @@ impl VatCore {
             }
             since = 0;
             self.flush();
+            // Hooks first: a session driver's writes should not wait for
+            // the sweep.
+            self.run_hooks();
             if self.maybe_sweep() || self.idle_sweep() {
                 continue;
             }
-            self.run_hooks();
             if !self.pull_inbox() {
                 self.sleep();
             }
