@@ -221,7 +221,9 @@ impl PeerHandle {
 
     /// Forgets the Swiss number `swiss`: later `fetch`es of it fail.
     /// References already handed out stay live (revoke those with a
-    /// revocable forwarder).
+    /// revocable forwarder). Asynchronous: it takes effect when the
+    /// peer's loop handles it; awaiting [`PeerHandle::stats`] afterwards
+    /// waits for that.
     pub fn revoke(&self, swiss: &[u8]) {
         let _ = self.tx.send(Cmd::Api(ApiCmd::Revoke {
             swiss: Bytes::copy_from_slice(swiss),

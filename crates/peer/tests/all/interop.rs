@@ -412,6 +412,9 @@ fn revoked_sturdyref_no_longer_enlivens() {
         panic!("not a ref")
     };
     b.peer.revoke(sturdy.swiss.bytes());
+    // `revoke` only posts to B's loop; a stats request behind it on the
+    // same queue returns once the revocation is in effect.
+    let _ = b.stats(&rt);
     let again = a.peer.enliven(sturdy);
     assert!(a.vat.block_on(&again, T).is_err(), "revoked");
     // The reference handed out before still works.
