@@ -1,5 +1,7 @@
 //! A well-behaved caplet: uses the capabilities it is handed, and nothing
 //! else.
+// Not forbid(unsafe_code): the two entry points that `caplet!` exports must
+// be `#[unsafe(no_mangle)]`, allowed only inside that macro; all else is denied.
 #![deny(unsafe_code)]
 
 use pola_caplet_sdk::{Caplet, Ref, Reply, Val, caplet};

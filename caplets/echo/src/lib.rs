@@ -1,5 +1,7 @@
 //! The smallest useful caplet: answers `echo` with its arguments and `add`
 //! with a sum. Used by the benchmarks.
+// Not forbid(unsafe_code): the two entry points that `caplet!` exports must
+// be `#[unsafe(no_mangle)]`, allowed only inside that macro; all else is denied.
 #![deny(unsafe_code)]
 
 use pola_caplet_sdk::{Caplet, Reply, Val, caplet};

@@ -1,6 +1,8 @@
 //! A hostile caplet: each method tries something a caplet must not be able
 //! to do. The host's tests (crates/sandbox/tests/all/attacks.rs) call each
 //! method and check that it fails, with a clear error.
+// Not forbid(unsafe_code): the two entry points that `caplet!` exports must
+// be `#[unsafe(no_mangle)]`, allowed only inside that macro; all else is denied.
 #![deny(unsafe_code)]
 
 use std::collections::BTreeSet;

@@ -8,6 +8,8 @@
 //!
 //! On targets other than wasm32 the functions exist but fail with
 //! `NOT_WASM` so that the SDK can be unit-tested natively.
+// Not forbid(unsafe_code): this crate is the one unsafe exception (declaring
+// and calling WebAssembly imports); each block is allowed locally with a SAFETY note.
 #![deny(unsafe_code)]
 
 /// Returned by every function when not compiled for wasm32.

@@ -8,6 +8,8 @@
 //!
 //! Not part of the `wasm32-unknown-unknown` build (see `default-members`
 //! in `caplets/Cargo.toml`); built on its own by the guests' build script.
+// Not forbid(unsafe_code): the two entry points that `caplet!` exports must
+// be `#[unsafe(no_mangle)]`, allowed only inside that macro; all else is denied.
 #![deny(unsafe_code)]
 
 use std::collections::HashMap;
