@@ -365,6 +365,10 @@ impl SessionConfig {
         let mut limits = Limits::default();
         limits.max_len = 1 << 20;
         limits.max_value_bytes = 8 << 20;
+        // A decoded value costs tens of bytes per atom: cap the atom count
+        // so a message of one-byte atoms cannot cost ~40x its wire size.
+        limits.max_values = 256 << 10;
+        limits.max_items = 256 << 10;
         SessionConfig {
             dialect,
             key_seed,

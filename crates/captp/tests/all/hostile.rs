@@ -104,6 +104,17 @@ fn terabyte_length_is_a_limit_not_an_allocation() {
 }
 
 #[test]
+fn a_message_of_millions_of_tiny_atoms_is_a_limit() {
+    // 4 MB on the wire would be ~160 MB decoded: refused by the atom cap
+    // long before that.
+    let mut msg = b"<15'op:deliver-only<10'desc:export0+>[".to_vec();
+    msg.extend(std::iter::repeat_n(b't', 4_000_000));
+    msg.extend_from_slice(b"]>");
+    let e = assert_aborts(victim(), &msg, true);
+    assert_eq!(e, SessionError::Limit);
+}
+
+#[test]
 fn unknown_op_and_non_record() {
     let e = assert_aborts(victim(), &enc(Value::record("op:frobnicate", vec![])), true);
     assert!(matches!(e, SessionError::Wire(_)), "{e:?}");
