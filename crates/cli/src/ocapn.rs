@@ -101,7 +101,7 @@ pub fn call(uri: &str, method: &str, args: &[String]) -> Result<()> {
         }
         Err(e) => match e.reason() {
             Some(reason) => match error_message(reason) {
-                Some(m) => bail!("broken: {m}"),
+                Some(m) => bail!("broken: {}", m.escape_debug()),
                 None => bail!("broken: {}", printable(reason.clone())),
             },
             None => bail!("no answer: {e}"),
