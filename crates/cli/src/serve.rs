@@ -231,14 +231,26 @@ fn wallet(peer: PeerHandle, purse: Ref, kept: Kept) -> impl pola_vat::Object {
 
 /// Creates the state folder (mode 0700) if it does not exist.
 fn make_state_dir(dir: &Path) -> Result<()> {
-    match fs::DirBuilder::new()
+    fs::DirBuilder::new()
         .recursive(true)
         .mode(0o700)
         .create(dir)
-    {
-        Ok(()) => Ok(()),
-        Err(e) => Err(e).with_context(|| format!("creating {}", dir.display())),
+        .with_context(|| format!("creating {}", dir.display()))?;
+    // An existing folder is taken only if it is a real folder (not a link)
+    // that nobody else can read or write: it holds the vat's key and
+    // capabilities.
+    let meta = fs::symlink_metadata(dir).with_context(|| format!("reading {}", dir.display()))?;
+    if !meta.file_type().is_dir() {
+        bail!("{} is not a folder (a symbolic link?)", dir.display());
     }
+    if meta.mode() & 0o077 != 0 {
+        bail!(
+            "{} is open to others (mode {:o}); it holds the vat's key and capabilities: chmod 700 it",
+            dir.display(),
+            meta.mode() & 0o777
+        );
+    }
+    Ok(())
 }
 
 /// The `NAME HEX` file of served objects' Swiss numbers.
@@ -251,10 +263,23 @@ struct SwissFile {
 impl SwissFile {
     fn load(path: &Path) -> Result<SwissFile> {
         let mut entries = BTreeMap::new();
-        match fs::symlink_metadata(path) {
+        // Open without following a link and without blocking (a FIFO put
+        // in its place must not hang the server), then check the file we
+        // actually opened.
+        let opened = fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+            .open(path);
+        match opened {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
-            Ok(meta) => {
+            Err(e) => {
+                return Err(e)
+                    .with_context(|| format!("reading {} (a symbolic link?)", path.display()));
+            }
+            Ok(file) => {
+                let meta = file
+                    .metadata()
+                    .with_context(|| format!("reading {}", path.display()))?;
                 if !meta.file_type().is_file() {
                     bail!("{} is not a plain file", path.display());
                 }
@@ -266,9 +291,7 @@ impl SwissFile {
                     );
                 }
                 let mut text = String::new();
-                fs::File::open(path)
-                    .with_context(|| format!("reading {}", path.display()))?
-                    .take(STURDY_FILE_MAX)
+                file.take(STURDY_FILE_MAX)
                     .read_to_string(&mut text)
                     .with_context(|| format!("reading {}", path.display()))?;
                 for (n, line) in text.lines().enumerate() {

@@ -65,3 +65,74 @@ fn caplet_check_names_a_forbidden_wasi_import() {
     assert!(err.contains("not a valid WebAssembly module"), "{err}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Runs `pola serve --mint --state DIR`, which must refuse to start: returns
+/// its stderr. Fails the test if it is still running after 20 s.
+fn serve_refusal(state: &std::path::Path) -> String {
+    use std::time::{Duration, Instant};
+    let mut child = Command::new(env!("CARGO_BIN_EXE_pola"))
+        .args(["serve", "--mint", "--state"])
+        .arg(state)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run pola serve");
+    let start = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            assert!(!status.success(), "serve started on a bad state folder");
+            let mut err = String::new();
+            std::io::Read::read_to_string(&mut child.stderr.take().expect("stderr"), &mut err)
+                .expect("read stderr");
+            return err;
+        }
+        if start.elapsed() > Duration::from_secs(20) {
+            let _ = child.kill();
+            panic!("serve did not refuse the state folder (hung or started)");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn serve_refuses_state_others_could_read_swap_or_block_on() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let root = std::env::temp_dir().join(format!("pola-cli-state-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&root);
+    std::fs::create_dir_all(&root).expect("mkdir");
+
+    // A folder open to others.
+    let open = root.join("open");
+    std::fs::create_dir(&open).expect("mkdir");
+    std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let err = serve_refusal(&open);
+    assert!(err.contains("chmod 700"), "{err}");
+
+    // A folder that is a symbolic link.
+    let real = root.join("real");
+    std::fs::create_dir(&real).expect("mkdir");
+    std::fs::set_permissions(&real, std::fs::Permissions::from_mode(0o700)).expect("chmod");
+    let link = root.join("link");
+    std::os::unix::fs::symlink(&real, &link).expect("symlink");
+    let err = serve_refusal(&link);
+    assert!(err.contains("not a folder"), "{err}");
+
+    // A sturdyrefs file that is a link to a private-looking file elsewhere.
+    let elsewhere = root.join("elsewhere");
+    std::fs::write(&elsewhere, "mint 00112233445566778899aabbccddeeff\n").expect("write");
+    std::fs::set_permissions(&elsewhere, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    std::os::unix::fs::symlink(&elsewhere, real.join("sturdyrefs")).expect("symlink");
+    let err = serve_refusal(&real);
+    assert!(err.contains("symbolic link"), "{err}");
+
+    // A FIFO in its place must not hang the server.
+    std::fs::remove_file(real.join("sturdyrefs")).expect("rm");
+    let fifo = real.join("sturdyrefs");
+    let made = Command::new("mkfifo").arg(&fifo).status().expect("mkfifo");
+    assert!(made.success());
+    std::fs::set_permissions(&fifo, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    let err = serve_refusal(&real);
+    assert!(err.contains("not a plain file"), "{err}");
+
+    let _ = std::fs::remove_dir_all(&root);
+}

@@ -236,7 +236,13 @@ impl Identity {
         if !link.file_type().is_file() {
             return Err(IdentityError::NotAFile(path.to_owned()));
         }
-        let file = File::open(path).map_err(io)?;
+        // Neither follow a link nor block: a FIFO swapped in after the look
+        // above must not hang the caller.
+        let file = OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+            .open(path)
+            .map_err(io)?;
         let meta = file.metadata().map_err(io)?;
         if !meta.is_file() || meta.ino() != link.ino() || meta.dev() != link.dev() {
             return Err(IdentityError::NotAFile(path.to_owned()));
