@@ -91,6 +91,21 @@ impl Caplet for Malicious {
                     let _ = black_box(p.as_ref().drop_ref());
                 }
             },
+            // Pile up `when` registrations on promises that never settle,
+            // hoping the host keeps every one of them forever.
+            ("watch", [Val::Ref(r), n]) => {
+                let n = n.as_i64().unwrap_or(0);
+                let mut accepted = 0i64;
+                for _ in 0..n {
+                    let Ok(p) = r.send("hang", Vec::new()) else {
+                        break;
+                    };
+                    if p.when(|_me: &mut Self, _outcome| {}).is_ok() {
+                        accepted += 1;
+                    }
+                }
+                reply.ok(Val::int(accepted))
+            }
             ("spin", _) => {
                 let mut x = 0u64;
                 loop {

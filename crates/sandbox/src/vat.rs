@@ -90,20 +90,54 @@ enum Effect {
         outcome: Result<LinkVal, LinkVal>,
     },
     /// Host-made breakage; applied even when the caplet's run failed.
-    Abandon {
-        resolver: Resolver,
-        reason: Val,
-    },
+    Abandon { resolver: Resolver, reason: Val },
     When {
         promise: LinkRef,
         tag: i64,
+        /// Counts against [`MAX_WATCHES`] until the callback runs or is
+        /// dropped (also when the run fails and its effects are discarded).
+        watch: Watch,
     },
+}
+
+/// Most `when` registrations one caplet object may have pending at once.
+/// Each lives in the vat, outside the caplet's memory cap, so without a
+/// bound a caplet could pile them up on promises that never settle.
+pub const MAX_WATCHES: usize = 4096;
+
+/// The count of a caplet object's pending `when`s.
+#[derive(Clone, Default)]
+struct Watching(Arc<std::sync::atomic::AtomicUsize>);
+
+impl Watching {
+    /// One more pending `when`, unless [`MAX_WATCHES`] are pending.
+    fn watch(&self) -> Option<Watch> {
+        use std::sync::atomic::Ordering;
+        self.0
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < MAX_WATCHES).then_some(n + 1)
+            })
+            .ok()
+            .map(|_| Watch(self.0.clone()))
+    }
+}
+
+/// One pending `when`; dropping it releases its place.
+struct Watch(Arc<std::sync::atomic::AtomicUsize>);
+
+impl Drop for Watch {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+    }
 }
 
 /// The [`Outside`] of a caplet that lives in a vat.
 #[derive(Default)]
 pub struct VatLink {
     effects: Vec<Effect>,
+    /// `when`s of this caplet object not yet fired or dropped (shared by
+    /// every instance the object uses).
+    watching: Watching,
     /// The next placeholder number (never reused in one instance).
     next_answer: u64,
     /// Resolvers handed to the caplet, by their promise.
@@ -188,9 +222,11 @@ impl Outside for VatLink {
     }
 
     fn when(&mut self, promise: &LinkRef, tag: i64) -> Result<(), Refused> {
+        let watch = self.watching.watch().ok_or(Refused)?;
         self.effects.push(Effect::When {
             promise: promise.clone(),
             tag,
+            watch,
         });
         Ok(())
     }
@@ -216,6 +252,7 @@ struct State {
     module: CapletModule<VatLink>,
     instance: Option<CapletInstance<VatLink>>,
     policy: Policy,
+    watching: Watching,
 }
 
 /// A caplet as a vat object. See the module docs.
@@ -238,6 +275,7 @@ impl CapletObject {
                 module,
                 instance: None,
                 policy,
+                watching: Watching::default(),
             })),
         }
     }
@@ -287,7 +325,11 @@ fn run(
     let st = &mut *guard;
     if st.instance.as_ref().is_none_or(CapletInstance::is_dead) {
         st.instance = None;
-        match st.module.instantiate(VatLink::default()) {
+        let link = VatLink {
+            watching: st.watching.clone(),
+            ..VatLink::default()
+        };
+        match st.module.instantiate(link) {
             Ok(i) => st.instance = Some(i),
             Err(e) => return failed(&e),
         }
@@ -373,10 +415,15 @@ fn apply(state: &Arc<Mutex<State>>, cx: &mut Turn<'_>, e: Effect, answers: &mut 
             cx.settle(&resolver, outcome);
         }
         Effect::Abandon { resolver, reason } => cx.break_promise(&resolver, reason),
-        Effect::When { promise, tag } => {
+        Effect::When {
+            promise,
+            tag,
+            watch,
+        } => {
             let promise = real(answers, promise);
             let state = state.clone();
             cx.when(&promise, move |cx2, outcome| {
+                drop(watch);
                 let outcome = match outcome {
                     Ok(v) => Ok(lower(v)),
                     Err(v) => Err(lower(v)),

@@ -172,3 +172,41 @@ fn memoryless_caplet_that_answers_later_breaks_its_answer() {
     );
     vat.shutdown();
 }
+
+/// Answers `hang` with a promise it never settles (it keeps the resolvers,
+/// so the promises stay pending rather than breaking).
+struct Hang(std::sync::Mutex<Vec<pola_vat::Resolver>>);
+impl Object for Hang {
+    fn receive(&self, cx: &mut Turn<'_>, _m: &str, _a: Vec<Val>) -> Outcome {
+        let (p, r) = cx.promise();
+        self.0.lock().unwrap().push(r);
+        Ok(Val::Ref(p))
+    }
+}
+
+#[test]
+fn pending_whens_of_a_caplet_are_bounded() {
+    use pola_sandbox::vat::MAX_WATCHES;
+    let vat = Vat::new("caplets");
+    let hang = vat.spawn(Hang(std::sync::Mutex::new(Vec::new())));
+    let bad = vat.spawn(CapletObject::new(vat_caplet(MALICIOUS), Policy::Persistent));
+    // Each delivery registers `when`s on promises that never settle; over
+    // many deliveries they would pile up in the vat, outside the caplet's
+    // memory cap. Past MAX_WATCHES pending, the host refuses more.
+    let per_delivery = 250;
+    let (mut accepted, mut last) = (0, usize::MAX);
+    for _ in 0..(MAX_WATCHES / per_delivery + 2) {
+        let r = vat.send(
+            &bad,
+            "watch",
+            vec![Val::Ref(hang.clone()), Val::int(per_delivery as i64)],
+        );
+        last = vat.block_on(&r, T).unwrap().as_i64().unwrap() as usize;
+        accepted += last;
+    }
+    // Without the bound all 4 500 would be accepted.
+    assert!(accepted <= MAX_WATCHES, "{accepted}");
+    assert!(accepted > MAX_WATCHES - per_delivery, "{accepted}");
+    assert_eq!(last, 0, "the last delivery's whens were all refused");
+    vat.shutdown();
+}
