@@ -1039,7 +1039,11 @@ impl VatCore {
         if self.events == 0 {
             return false;
         }
-        if self.events.saturating_mul(8) >= self.survivors {
+        // A sweep walks the tables' whole capacity, not just the entries.
+        let cost = self
+            .survivors
+            .saturating_add((self.objects.capacity() + self.promises.capacity()) / 16);
+        if self.events.saturating_mul(8) >= cost {
             self.sweep();
             true
         } else {
@@ -1103,6 +1107,14 @@ impl VatCore {
             }
         }
         self.survivors = self.objects.len() + self.promises.len();
+        // A burst can leave the tables far larger than what survives; give
+        // the memory back (and keep later sweeps cheap).
+        if self.objects.capacity() > 1024 && self.objects.capacity() > 4 * self.objects.len() {
+            self.objects.shrink_to(2 * self.objects.len());
+        }
+        if self.promises.capacity() > 1024 && self.promises.capacity() > 4 * self.promises.len() {
+            self.promises.shrink_to(2 * self.promises.len());
+        }
         self.run_work();
     }
 
