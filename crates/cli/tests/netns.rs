@@ -46,8 +46,14 @@ struct TempDir(PathBuf);
 
 impl TempDir {
     fn new() -> TempDir {
+        use std::os::unix::fs::DirBuilderExt as _;
         let p = std::env::temp_dir().join(unique("-state"));
-        std::fs::create_dir_all(&p).unwrap();
+        // Private, as `pola serve` requires of a state folder.
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&p)
+            .unwrap();
         TempDir(p)
     }
 }
