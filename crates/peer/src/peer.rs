@@ -1576,11 +1576,16 @@ impl Core {
         let key = key_of(&peer_location);
         // On an authenticated connection the announced location must be the
         // authenticated peer's, or it could claim another peer's locator.
-        let impostor = self.sessions.get(&id).is_some_and(|s| {
-            s.verified.as_ref().is_some_and(|v| {
+        // And only an authenticated connection may announce a location on
+        // an authenticating transport: a tcp-testing-only connection
+        // claiming a `noise` locator would otherwise be handed the fetches
+        // (Swiss numbers) meant for that peer.
+        let impostor = self.sessions.get(&id).is_some_and(|s| match &s.verified {
+            Some(v) => {
                 v.transport != peer_location.transport()
                     || v.designator != peer_location.designator()
-            })
+            }
+            None => peer_location.transport() == pola_netlayer::noise::TRANSPORT,
         });
         if impostor {
             if let Some(s) = self.sessions.get_mut(&id) {

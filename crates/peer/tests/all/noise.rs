@@ -153,3 +153,85 @@ fn announced_location_must_be_the_authenticated_key() {
     rt.block_on(victim.shutdown());
     vat.shutdown();
 }
+
+/// A peer listening on both netlayers (as `pola call` does) must not let an
+/// unauthenticated tcp-testing-only connection claim a `noise` peer's
+/// locator: otherwise the next fetch for that peer, Swiss number included,
+/// would go to the impostor.
+#[test]
+fn unauthenticated_connection_cannot_claim_a_noise_identity() {
+    use pola_netlayer::TcpTestingOnly;
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
+    let rt = rt();
+    let _in_rt = rt.enter();
+    // The victim: noise only, holding a secret under a sturdyref.
+    let vat_v = Vat::new("victim");
+    let victim = Peer::start(
+        vat_v.clone(),
+        vec![Arc::new(noise(&rt))],
+        PeerConfig::default(),
+    )
+    .unwrap();
+    let secret = vat_v.spawn(pola_vat::from_fn(|_t, _m, _a| Ok(Value::str("secret"))));
+    let sturdy = victim.handle().mint_sturdyref(secret).unwrap();
+    // The caller: noise and tcp-testing-only.
+    let tcp = rt.block_on(TcpTestingOnly::bind("127.0.0.1", 0)).unwrap();
+    let port: u16 = tcp.location().hints["port"].parse().unwrap();
+    let vat_c = Vat::new("caller");
+    let caller = Peer::start(
+        vat_c.clone(),
+        vec![Arc::new(noise(&rt)), Arc::new(tcp)],
+        PeerConfig::default(),
+    )
+    .unwrap();
+    // The attacker connects over plain TCP announcing the victim's locator.
+    let claimed = sturdy.peer.clone();
+    let (announced_tx, announced_rx) = std::sync::mpsc::channel();
+    let attacker = rt.spawn(async move {
+        let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .unwrap();
+        let mut sess = Session::new(SessionConfig::new(Dialect::Current, [7u8; 32], claimed));
+        let mut buf = vec![0u8; 65536];
+        let mut got_fetch = false;
+        loop {
+            while let Some(b) = sess.poll_transmit() {
+                if s.write_all(&b).await.is_err() {
+                    return got_fetch;
+                }
+            }
+            while let Some(e) = sess.poll_event() {
+                match e {
+                    Event::Established { .. } => {
+                        let _ = announced_tx.send(());
+                    }
+                    Event::Fetch { .. } => got_fetch = true,
+                    _ => {}
+                }
+            }
+            match tokio::time::timeout(Duration::from_secs(3), s.read(&mut buf)).await {
+                Ok(Ok(n)) if n > 0 => {
+                    let _ = sess.handle_bytes(&buf[..n]);
+                }
+                _ => return got_fetch,
+            }
+        }
+    });
+    // Whether or not the caller let the session open, give it time to
+    // settle before the caller looks the victim up.
+    let _ = announced_rx.recv_timeout(Duration::from_secs(2));
+    std::thread::sleep(Duration::from_millis(200));
+    let far = caller.handle().enliven(sturdy);
+    let answer = vat_c.send(&far, "get", vec![]);
+    assert_eq!(
+        vat_c.block_on(&answer, T).unwrap(),
+        Value::str("secret"),
+        "the caller must reach the real victim"
+    );
+    let got_fetch = rt.block_on(attacker).unwrap();
+    assert!(
+        !got_fetch,
+        "the impostor received the victim's Swiss number"
+    );
+}
