@@ -114,6 +114,7 @@ impl Counting {
             }),
             direction: c.direction,
             remote: c.remote,
+            source: c.source,
         }
     }
 }

@@ -223,6 +223,9 @@ pub struct Connection {
     /// A human-readable description of the remote end (for logs only; it
     /// authenticates nothing).
     pub remote: String,
+    /// The remote IP address, when the netlayer has one (for per-source
+    /// limits; like `remote`, it authenticates nothing).
+    pub source: Option<std::net::IpAddr>,
 }
 
 impl fmt::Debug for Connection {

@@ -108,12 +108,14 @@ pub fn connection_pair(framing: Framing) -> (Connection, Connection) {
             writer: Box::new(StreamWriter::new(aw, framing)),
             direction: Direction::Outbound,
             remote: "memory".to_owned(),
+            source: None,
         },
         Connection {
             reader: Box::new(StreamReader::new(br, framing)),
             writer: Box::new(StreamWriter::new(bw, framing)),
             direction: Direction::Inbound,
             remote: "memory".to_owned(),
+            source: None,
         },
     )
 }

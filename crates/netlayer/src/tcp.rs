@@ -79,12 +79,14 @@ impl TcpTestingOnly {
     fn wrap(&self, stream: TcpStream, direction: Direction, remote: String) -> Connection {
         // Small CapTP messages must not wait for Nagle's algorithm.
         let _ = stream.set_nodelay(true);
+        let source = stream.peer_addr().ok().map(|a| a.ip());
         let (r, w) = stream.into_split();
         Connection {
             reader: Box::new(StreamReader::new(r, self.framing)),
             writer: Box::new(StreamWriter::new(w, self.framing)),
             direction,
             remote,
+            source,
         }
     }
 }

@@ -56,8 +56,12 @@ pub struct PeerConfig {
     /// What our sessions emit (everything is accepted either way).
     pub dialect: Dialect,
     /// Most connections at once; further inbound connections are closed
-    /// at once.
+    /// at once. An eighth of them (at least one) is kept for connections we
+    /// dial ourselves, so inbound connections can never lock us out.
     pub max_sessions: usize,
+    /// Most inbound connections from one source address (an IPv6 source
+    /// counts by its /64) at once, so one host cannot take every slot.
+    pub max_sessions_per_source: usize,
     /// Most bytes queued for one connection's writer; a peer that stops
     /// reading past this has its session aborted.
     pub max_queued_bytes: usize,
@@ -72,6 +76,7 @@ impl Default for PeerConfig {
         PeerConfig {
             dialect: Dialect::Current,
             max_sessions: 1024,
+            max_sessions_per_source: 64,
             max_queued_bytes: conn::DEFAULT_MAX_QUEUED,
             handshake_timeout: Duration::from_secs(30),
         }
@@ -89,6 +94,13 @@ impl PeerConfig {
     #[must_use]
     pub fn with_max_sessions(mut self, n: usize) -> Self {
         self.max_sessions = n;
+        self
+    }
+
+    /// At most `n` inbound connections from one source address at once.
+    #[must_use]
+    pub fn with_max_sessions_per_source(mut self, n: usize) -> Self {
+        self.max_sessions_per_source = n;
         self
     }
 
@@ -468,6 +480,8 @@ struct Sess {
     created: Instant,
     /// The peer the netlayer authenticated, if it authenticates.
     verified: Option<Location>,
+    /// The remote address the per-source limit counts by.
+    source: Option<std::net::IpAddr>,
 }
 
 struct LocalEntry {
@@ -665,9 +679,32 @@ impl Core {
     }
 
     fn add_session(&mut self, c: pola_netlayer::Connection) -> Option<ConnId> {
-        if self.sessions.len() >= self.config.max_sessions {
-            // Dropping the connection closes it; nothing was read from it.
+        // Dropping a refused connection closes it; nothing was read from it.
+        let max = self.config.max_sessions;
+        if self.sessions.len() >= max {
             return None;
+        }
+        let source = c.source.map(source_key);
+        if c.direction == Direction::Inbound {
+            let reserved = (max / 8).max(1).min(max.saturating_sub(1));
+            let inbound = self
+                .sessions
+                .values()
+                .filter(|s| s.conn.direction() == Direction::Inbound)
+                .count();
+            if inbound >= max - reserved {
+                return None;
+            }
+            if let Some(src) = source {
+                let from_source = self
+                    .sessions
+                    .values()
+                    .filter(|s| s.source == Some(src) && s.conn.direction() == Direction::Inbound)
+                    .count();
+                if from_source >= self.config.max_sessions_per_source {
+                    return None;
+                }
+            }
         }
         let mut seed = [0u8; 32];
         if getrandom::fill(&mut seed).is_err() {
@@ -701,6 +738,7 @@ impl Core {
                 cleaned: false,
                 created: Instant::now(),
                 verified,
+                source,
             },
         );
         self.dirty.insert(id);
@@ -1694,6 +1732,22 @@ fn project(v: Val, kind: &ProjectKind) -> Outcome {
         ProjectKind::Untag(tag) => match v.as_record_labelled("desc:tagged") {
             Some([Value::Symbol(t), payload]) if t == tag => Ok(payload.clone()),
             _ => Err(error("wrong tag")),
+        },
+    }
+}
+
+/// The address a source is counted by: an IPv4 address, or an IPv6 /64
+/// (one host usually holds a whole /64).
+fn source_key(ip: std::net::IpAddr) -> std::net::IpAddr {
+    match ip {
+        std::net::IpAddr::V4(_) => ip,
+        std::net::IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => std::net::IpAddr::V4(v4),
+            None => {
+                let mut seg = v6.segments();
+                seg[4..].fill(0);
+                std::net::IpAddr::V6(seg.into())
+            }
         },
     }
 }

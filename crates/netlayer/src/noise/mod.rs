@@ -381,6 +381,7 @@ fn finish(
         writer: Box::new(NoiseWriter::new(w, cipher)),
         direction,
         remote: format!("{}@{addr}", established.peer),
+        source: Some(addr.ip()),
     };
     Authenticated {
         connection,

@@ -135,7 +135,8 @@ fn silent_connection_times_out() {
 
 #[test]
 fn connection_cap_refuses_extra_connections() {
-    let victim = Victim::new(PeerConfig::default().with_max_sessions(3));
+    // Four slots: one is kept for the victim's own dials, three inbound.
+    let victim = Victim::new(PeerConfig::default().with_max_sessions(4));
     let held: Vec<TcpStream> = (0..3)
         .map(|_| TcpStream::connect(victim.addr()).unwrap())
         .collect();
@@ -288,4 +289,76 @@ fn protocol_violations_abort_only_their_session() {
 
 fn text(t: &str) -> Vec<u8> {
     pola_syrup::encode(&pola_syrup::text::parse(t).unwrap())
+}
+
+/// A connection to the victim from a chosen loopback source address.
+fn connect_from(victim: &Victim, source: &str) -> TcpStream {
+    let addr: std::net::SocketAddr = victim.addr().parse().unwrap();
+    let source: std::net::SocketAddr = format!("{source}:0").parse().unwrap();
+    let s = victim.rt.block_on(async {
+        let sock = tokio::net::TcpSocket::new_v4().unwrap();
+        sock.bind(source).unwrap();
+        sock.connect(addr).await.unwrap()
+    });
+    let s = s.into_std().unwrap();
+    s.set_nonblocking(false).unwrap();
+    s
+}
+
+fn wait_for_sessions(victim: &Victim, n: usize) {
+    let start = Instant::now();
+    while victim.live_sessions() < n {
+        assert!(
+            start.elapsed() < T,
+            "only {} sessions",
+            victim.live_sessions()
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+#[test]
+fn one_host_cannot_take_every_slot() {
+    let victim = Victim::new(
+        PeerConfig::default()
+            .with_max_sessions(16)
+            .with_max_sessions_per_source(3),
+    );
+    // One attacking host (127.0.0.2) opens many connections and idles.
+    let held: Vec<TcpStream> = (0..8).map(|_| connect_from(&victim, "127.0.0.2")).collect();
+    wait_for_sessions(&victim, 3);
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(victim.live_sessions(), 3, "only its quota is accepted");
+    // Another host is still served.
+    victim.still_serves();
+    drop(held);
+    victim.stop();
+}
+
+#[test]
+fn inbound_connections_cannot_lock_out_our_own_dials() {
+    let victim = Victim::new(PeerConfig::default().with_max_sessions(4));
+    // Every inbound slot taken (three, from three hosts)...
+    let held: Vec<TcpStream> = ["127.0.0.2", "127.0.0.3", "127.0.0.4"]
+        .iter()
+        .map(|ip| connect_from(&victim, ip))
+        .collect();
+    wait_for_sessions(&victim, 3);
+    let mut extra = connect_from(&victim, "127.0.0.5");
+    assert!(read_all_values(&mut extra).is_empty(), "no fourth inbound");
+    // ...yet the victim can still dial out to another peer.
+    let other = Victim::new(PeerConfig::default());
+    let _g = victim.rt.enter();
+    let echo = victim.peer.enliven(SturdyRef {
+        peer: other.peer.location().clone(),
+        swiss: Swiss::new(ECHO.as_bytes().to_vec()),
+    });
+    let a = victim.vat.send(&echo, "", vec![Value::int(7i64)]);
+    assert_eq!(
+        victim.vat.block_on(&a, T).unwrap(),
+        Value::List(vec![Value::int(7i64)])
+    );
+    drop(held);
+    other.stop();
+    victim.stop();
 }
