@@ -3,7 +3,8 @@
 //!
 //! Each connection gets two tasks:
 //! - a *reader* that forwards every incoming chunk to the event loop as
-//!   [`NetEvent::Bytes`] and ends with one [`NetEvent::Closed`];
+//!   [`NetEvent::Bytes`] (or hands it to a [`BytesSink`] on its own task)
+//!   and ends with one [`NetEvent::Closed`];
 //! - a *writer* that sends the messages queued on its [`ConnHandle`] in
 //!   order, joining those queued together into one write (a message is a
 //!   self-delimiting piece of the byte stream, never split by the join). [`ConnHandle::close`] flushes what is
@@ -218,6 +219,10 @@ impl ConnHandle {
     }
 }
 
+/// Takes incoming bytes on the reader's own task (see
+/// [`spawn_connection_with`]).
+pub type BytesSink = Arc<dyn Fn(ConnId, Bytes) + Send + Sync>;
+
 /// Starts the reader and writer tasks for `conn`, reporting to `events`,
 /// with at most `max_queued` bytes waiting for the writer. Must be called
 /// inside a tokio runtime.
@@ -225,6 +230,21 @@ pub fn spawn_connection(
     conn: Connection,
     events: mpsc::Sender<NetEvent>,
     max_queued: usize,
+) -> ConnHandle {
+    spawn_connection_with(conn, events, max_queued, None)
+}
+
+/// Like [`spawn_connection`], but with a `sink` every incoming chunk goes
+/// to it, called on the reader's task as the chunk arrives, instead of to
+/// `events` as [`NetEvent::Bytes`] (one task hand-off less per chunk; the
+/// reader reads on only after the sink returns, which is the
+/// backpressure). [`NetEvent::Closed`] still goes to `events`, after the
+/// last chunk was given to the sink.
+pub fn spawn_connection_with(
+    conn: Connection,
+    events: mpsc::Sender<NetEvent>,
+    max_queued: usize,
+    sink: Option<BytesSink>,
 ) -> ConnHandle {
     let id = ConnId::fresh();
     let queued = Arc::new(AtomicUsize::new(0));
@@ -314,7 +334,12 @@ pub fn spawn_connection(
                 r = reader.recv() => match r {
                     Ok(Some(chunk)) => {
                         if !shut {
-                            let _ = reader_events.send(NetEvent::Bytes(id, chunk)).await;
+                            match &sink {
+                                Some(sink) => sink(id, chunk),
+                                None => {
+                                    let _ = reader_events.send(NetEvent::Bytes(id, chunk)).await;
+                                }
+                            }
                         }
                     }
                     Ok(None) => break None,

@@ -378,9 +378,33 @@ impl Peer {
             next_token: 1,
             dirty: BTreeSet::new(),
             reroute_depth: 0,
+            sink: None,
+            finished: false,
         };
         let tick = (core.config.handshake_timeout / 4).max(Duration::from_millis(10));
         let core = Arc::new(Mutex::new(core));
+        // Incoming bytes are handled on the connection's reader task as
+        // they arrive (decoded, turned into vat deliveries, answers settled)
+        // rather than handed to the event loop's task first.
+        let sink_core = Arc::downgrade(&core);
+        let sink: conn::BytesSink = Arc::new(move |id, bytes| {
+            let Some(core) = sink_core.upgrade() else {
+                return;
+            };
+            // The vat deliveries one chunk makes go out as one batch once
+            // the core is unlocked: the vat wakes once and finds the core
+            // free for its idle hook.
+            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                pola_vat::batch_posts(|| {
+                    let mut c = lock(&core);
+                    if !c.finished {
+                        c.handle_net(NetEvent::Bytes(id, bytes));
+                        c.pump();
+                    }
+                });
+            }));
+        });
+        lock(&core).sink = Some(sink);
         // The session work a vat thread asks for (sends through far refs,
         // answers it settled) runs on that thread when the vat goes idle:
         // no wake-up of the event loop on the way out.
@@ -510,6 +534,11 @@ struct Core {
     next_token: u64,
     dirty: BTreeSet<ConnId>,
     reroute_depth: u8,
+    /// Where connection readers hand incoming bytes (set right after the
+    /// core is shared).
+    sink: Option<conn::BytesSink>,
+    /// The event loop has ended: incoming bytes are ignored.
+    finished: bool,
 }
 
 /// Locks the core. A panic while it was held left the tables as they were
@@ -580,6 +609,7 @@ impl Core {
 
     /// Aborts every session and closes every connection.
     fn finish(&mut self, done: Option<oneshot::Sender<()>>) {
+        self.finished = true;
         let ids: Vec<ConnId> = self.sessions.keys().copied().collect();
         for id in ids {
             if let Some(s) = self.sessions.get_mut(&id) {
@@ -718,7 +748,12 @@ impl Core {
             designator: k.to_designator(),
             hints: Default::default(),
         });
-        let handle = conn::spawn_connection(c, self.net_tx.clone(), self.config.max_queued_bytes);
+        let handle = conn::spawn_connection_with(
+            c,
+            self.net_tx.clone(),
+            self.config.max_queued_bytes,
+            self.sink.clone(),
+        );
         let id = handle.id();
         let config = SessionConfig::new(self.config.dialect, seed, self.location.clone());
         self.sessions.insert(

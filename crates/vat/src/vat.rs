@@ -1164,6 +1164,47 @@ impl VatCore {
     }
 }
 
+/// Runs `f`, holding back the posts to vats it makes on this thread
+/// (deliveries, resolutions, sends through refs) and posting them when it
+/// returns, one batch per vat in the order they were made: each vat is
+/// woken once, not once per post. For a session driver that turns one
+/// incoming chunk into several posts on a non-vat thread; the batch goes
+/// out after `f` returns, so a lock `f` held is free by then. Inside a turn
+/// (or another batch) `f` just runs: its posts are already held back.
+pub fn batch_posts<T>(f: impl FnOnce() -> T) -> T {
+    let outer = STAGED.with(|s| {
+        let mut s = s.borrow_mut();
+        if s.is_some() {
+            false
+        } else {
+            *s = Some(Vec::new());
+            true
+        }
+    });
+    if !outer {
+        return f();
+    }
+    /// Posts the batch even if `f` panics (as unbatched posts would be).
+    struct Flush;
+    impl Drop for Flush {
+        fn drop(&mut self) {
+            let staged = STAGED.with(|s| s.borrow_mut().take()).unwrap_or_default();
+            let mut by_vat: Vec<(Arc<VatShared>, Vec<Event>)> = Vec::new();
+            for (vat, ev) in staged {
+                match by_vat.iter_mut().find(|(v, _)| v.id == vat.id) {
+                    Some((_, evs)) => evs.push(ev),
+                    None => by_vat.push((vat, vec![ev])),
+                }
+            }
+            for (vat, evs) in by_vat {
+                vat.post_batch(evs);
+            }
+        }
+    }
+    let _flush = Flush;
+    f()
+}
+
 /// How many posts the running turn has staged (a savepoint for
 /// `Turn::call`).
 pub(crate) fn staged_len() -> usize {

@@ -46,3 +46,31 @@ fn messages_between_vats_arrive_in_order() {
     a.shutdown();
     b.shutdown();
 }
+
+#[test]
+fn batched_posts_wait_for_the_batch_then_arrive_in_order() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let vat = Vat::new("batched");
+    let log = vat.spawn(Log::default());
+    let hits = Arc::new(AtomicUsize::new(0));
+    let count = hits.clone();
+    let counter = vat.spawn(from_fn(move |_turn, _method, _args| {
+        count.fetch_add(1, Ordering::SeqCst);
+        Ok(Val::null())
+    }));
+    vat.block_on(&vat.send(&counter, "hit", vec![]), T).unwrap();
+    pola_vat::batch_posts(|| {
+        for i in 0..5 {
+            vat.send_only(&log, "add", vec![n(i)]);
+            vat.send_only(&counter, "hit", vec![]);
+        }
+        // Held back: the vat has nothing to run while the batch is open.
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        assert_eq!(hits.load(Ordering::SeqCst), 1);
+    });
+    let got = vat.block_on(&vat.send(&log, "get", vec![]), T).unwrap();
+    assert_eq!(list_ints(&got), (0..5).collect::<Vec<_>>());
+    assert_eq!(hits.load(Ordering::SeqCst), 6);
+    vat.shutdown();
+}
