@@ -236,77 +236,367 @@ impl<R: AsyncRead + Unpin + Send> MessageReader for NoiseReader<R> {
     }
 }
 
-/// The sending half of an established Noise session.
-pub struct NoiseWriter<W> {
-    inner: W,
+/// Most plaintext a writer holds before [`MessageWriter::send`] waits for
+/// the socket: the bound on a connection's buffered outgoing bytes.
+const MAX_PENDING: usize = 256 * 1024;
+
+/// Seals plaintext into transport frames under strictly sequential nonces.
+struct Sealer {
     cipher: Arc<StatelessTransportState>,
     nonce: u64,
-    scratch: Vec<u8>,
 }
 
-impl<W> std::fmt::Debug for NoiseWriter<W> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("NoiseWriter")
-            .field("nonce", &self.nonce)
-            .finish_non_exhaustive()
-    }
-}
-
-impl<W: AsyncWrite + Unpin + Send> NoiseWriter<W> {
-    pub(crate) fn new(inner: W, cipher: Arc<StatelessTransportState>) -> Self {
-        NoiseWriter {
-            inner,
-            cipher,
-            nonce: 0,
-            scratch: Vec::new(),
-        }
-    }
-
-    /// Appends one encrypted frame of `plaintext` to the scratch buffer.
-    fn push_frame(&mut self, plaintext: &[u8]) -> Result<(), NoiseError> {
+impl Sealer {
+    /// Appends one encrypted frame of `plaintext` (at most
+    /// [`MAX_PLAINTEXT`] bytes) to `out`.
+    fn push_frame(&mut self, plaintext: &[u8], out: &mut Vec<u8>) -> Result<(), NoiseError> {
         if self.nonce == u64::MAX {
             return Err(NoiseError::NonceExhausted);
         }
         let len = plaintext.len() + TAG_LEN;
         let header = u16::try_from(len).map_err(|_| NoiseError::Local("frame too long".into()))?;
-        self.scratch.extend_from_slice(&header.to_be_bytes());
-        let start = self.scratch.len();
-        self.scratch.resize(start + len, 0);
-        let out = self.scratch.get_mut(start..).unwrap_or_default();
+        out.extend_from_slice(&header.to_be_bytes());
+        let start = out.len();
+        out.resize(start + len, 0);
+        let body = out.get_mut(start..).unwrap_or_default();
         let n = self
             .cipher
-            .write_message(self.nonce, plaintext, out)
+            .write_message(self.nonce, plaintext, body)
             .map_err(|e| NoiseError::Local(e.to_string()))?;
-        self.scratch.truncate(start + n);
+        out.truncate(start + n);
         self.nonce += 1;
         Ok(())
+    }
+}
+
+/// Why the writer task stopped.
+#[derive(Clone, Debug)]
+enum Stopped {
+    /// `close` finished: the end marker was written and the stream shut.
+    Closed,
+    /// A write failed.
+    Io(std::io::ErrorKind, String),
+    /// Sealing failed (nonce exhaustion).
+    Noise(NoiseError),
+}
+
+impl Stopped {
+    fn to_error(&self) -> NetError {
+        match self {
+            Stopped::Closed => NetError::Closed,
+            Stopped::Io(kind, msg) => NetError::Io(std::io::Error::new(*kind, msg.clone())),
+            Stopped::Noise(e) => e.clone().into(),
+        }
+    }
+}
+
+/// The socket, the sealer and the sealed bytes not yet written: held by
+/// whoever is writing (an inline `send` or the writer task).
+struct Io<W> {
+    inner: W,
+    sealer: Sealer,
+    out: Vec<u8>,
+    /// How much of `out` is written.
+    written: usize,
+}
+
+impl<W> Io<W> {
+    fn idle(&self) -> bool {
+        self.written >= self.out.len()
+    }
+}
+
+/// State shared by a [`NoiseWriter`] and its writer task.
+struct Shared<W> {
+    /// Plaintext accepted by `send` and not yet sealed.
+    pending: BytesMut,
+    /// The socket when nobody is writing.
+    io: Option<Io<W>>,
+    /// `close` was called: seal the end marker after `pending`.
+    closing: bool,
+    /// The `NoiseWriter` was dropped: write what was accepted, then stop.
+    dropped: bool,
+    /// Set once, when the writer stops.
+    stopped: Option<Stopped>,
+}
+
+struct Channel<W> {
+    shared: std::sync::Mutex<Shared<W>>,
+    /// Wakes the task: bytes pending or handed over, close, or drop.
+    to_task: tokio::sync::Notify,
+    /// Wakes the writer: room in `pending`, or the writer stopped.
+    to_writer: tokio::sync::Notify,
+}
+
+impl<W> Channel<W> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Shared<W>> {
+        self.shared.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// The sending half of an established Noise session.
+///
+/// When the socket is idle, `send` seals the message and writes it at once
+/// (one write, as many frames as the message needs). If the socket cannot
+/// take it all, the rest goes to a writer task, and messages sent while it
+/// writes are buffered as plaintext (at most [`MAX_PENDING`] bytes; beyond
+/// that `send` waits) and later sealed together into as few frames as fit,
+/// written with one write: fewer AEAD calls, headers and syscalls exactly
+/// when the link is the bottleneck. Merging is sound because a Noise
+/// connection carries one unframed byte stream: the reader hands out the
+/// plaintext in order, without message boundaries. Nonces stay sequential:
+/// only the holder of the socket seals. A failed background write is
+/// reported by the next `send` or `close`; dropping the writer still writes
+/// what was accepted (without the end marker, so the peer sees a
+/// truncation).
+pub struct NoiseWriter<W> {
+    channel: Arc<Channel<W>>,
+}
+
+impl<W> std::fmt::Debug for NoiseWriter<W> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let s = self.channel.lock();
+        f.debug_struct("NoiseWriter")
+            .field("pending", &s.pending.len())
+            .field("stopped", &s.stopped)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<W> Drop for NoiseWriter<W> {
+    fn drop(&mut self) {
+        self.channel.lock().dropped = true;
+        self.channel.to_task.notify_one();
+    }
+}
+
+fn io_stopped(e: &std::io::Error) -> Stopped {
+    Stopped::Io(e.kind(), e.to_string())
+}
+
+impl<W: AsyncWrite + Unpin + Send + 'static> NoiseWriter<W> {
+    /// Spawns the writer task on the current Tokio runtime.
+    pub(crate) fn new(inner: W, cipher: Arc<StatelessTransportState>) -> Self {
+        let io = Io {
+            inner,
+            sealer: Sealer { cipher, nonce: 0 },
+            out: Vec::new(),
+            written: 0,
+        };
+        let channel = Arc::new(Channel {
+            shared: std::sync::Mutex::new(Shared {
+                pending: BytesMut::new(),
+                io: Some(io),
+                closing: false,
+                dropped: false,
+                stopped: None,
+            }),
+            to_task: tokio::sync::Notify::new(),
+            to_writer: tokio::sync::Notify::new(),
+        });
+        tokio::spawn(write_task(channel.clone()));
+        NoiseWriter { channel }
+    }
+
+    fn stop(&self, stopped: Stopped) -> NetError {
+        let e = stopped.to_error();
+        let mut s = self.channel.lock();
+        s.stopped.get_or_insert(stopped);
+        drop(s);
+        self.channel.to_task.notify_one();
+        e
+    }
+
+    /// Seals `message` and writes as much as the socket takes now; hands
+    /// the rest to the writer task.
+    async fn send_now(&mut self, mut io: Io<W>, message: &[u8]) -> Result<(), NetError> {
+        io.out.clear();
+        io.written = 0;
+        if let Err(e) = message
+            .chunks(MAX_PLAINTEXT)
+            .try_for_each(|piece| io.sealer.push_frame(piece, &mut io.out))
+        {
+            return Err(self.stop(Stopped::Noise(e)));
+        }
+        let tried = std::future::poll_fn(|cx| {
+            while let Some(rest) = io.out.get(io.written..).filter(|r| !r.is_empty()) {
+                match std::pin::Pin::new(&mut io.inner).poll_write(cx, rest) {
+                    std::task::Poll::Ready(Ok(0)) => {
+                        return std::task::Poll::Ready(Err(std::io::ErrorKind::WriteZero.into()));
+                    }
+                    std::task::Poll::Ready(Ok(n)) => io.written += n,
+                    std::task::Poll::Ready(Err(e)) => return std::task::Poll::Ready(Err(e)),
+                    std::task::Poll::Pending => return std::task::Poll::Ready(Ok(false)),
+                }
+            }
+            match std::pin::Pin::new(&mut io.inner).poll_flush(cx) {
+                std::task::Poll::Ready(Ok(())) => std::task::Poll::Ready(Ok(true)),
+                std::task::Poll::Ready(Err(e)) => std::task::Poll::Ready(Err(e)),
+                std::task::Poll::Pending => std::task::Poll::Ready(Ok(false)),
+            }
+        })
+        .await;
+        match tried {
+            Err(e) => {
+                let stopped = io_stopped(&e);
+                drop(io);
+                Err(self.stop(stopped))
+            }
+            Ok(done) => {
+                self.channel.lock().io = Some(io);
+                if !done {
+                    self.channel.to_task.notify_one();
+                }
+                Ok(())
+            }
+        }
     }
 
     async fn send_inner(&mut self, message: &[u8]) -> Result<(), NetError> {
         // An empty message would read as the end-of-stream marker; there is
         // nothing to deliver on a byte stream anyway.
-        if message.is_empty() {
-            return Ok(());
+        let mut rest = message;
+        while !rest.is_empty() {
+            let io = {
+                let mut s = self.channel.lock();
+                if let Some(stopped) = &s.stopped {
+                    return Err(stopped.to_error());
+                }
+                if s.closing {
+                    return Err(NetError::Closed);
+                }
+                let idle = s.io.as_ref().is_some_and(Io::idle);
+                if idle && s.pending.is_empty() {
+                    s.io.take()
+                } else {
+                    let room = MAX_PENDING.saturating_sub(s.pending.len());
+                    let (now, later) = rest.split_at(room.min(rest.len()));
+                    s.pending.extend_from_slice(now);
+                    rest = later;
+                    None
+                }
+            };
+            if let Some(io) = io {
+                return self.send_now(io, rest).await;
+            }
+            self.channel.to_task.notify_one();
+            if !rest.is_empty() {
+                // `notify_one` stores a permit, so a wake-up between the
+                // unlock and this wait is not lost.
+                self.channel.to_writer.notified().await;
+            }
         }
-        self.scratch.clear();
-        for piece in message.chunks(MAX_PLAINTEXT) {
-            self.push_frame(piece)?;
-        }
-        self.inner.write_all(&self.scratch).await?;
-        self.inner.flush().await?;
         Ok(())
     }
 
     async fn close_inner(&mut self) -> Result<(), NetError> {
-        self.scratch.clear();
-        self.push_frame(&[])?;
-        self.inner.write_all(&self.scratch).await?;
-        self.inner.shutdown().await?;
-        Ok(())
+        self.channel.lock().closing = true;
+        self.channel.to_task.notify_one();
+        loop {
+            if let Some(stopped) = &self.channel.lock().stopped {
+                return match stopped {
+                    Stopped::Closed => Ok(()),
+                    other => Err(other.to_error()),
+                };
+            }
+            self.channel.to_writer.notified().await;
+        }
     }
 }
 
-impl<W: AsyncWrite + Unpin + Send> MessageWriter for NoiseWriter<W> {
+/// The writer task: finishes handed-over writes, then seals and writes
+/// whatever `send` buffered meanwhile, in order.
+async fn write_task<W: AsyncWrite + Unpin>(channel: Arc<Channel<W>>) {
+    let mut plain = BytesMut::new();
+    loop {
+        let taken = {
+            let mut s = channel.lock();
+            if s.stopped.is_some() {
+                return;
+            }
+            let work = s.closing
+                || s.dropped
+                || !s.pending.is_empty()
+                || s.io.as_ref().is_some_and(|io| !io.idle());
+            match (work, s.io.take()) {
+                (true, Some(io)) => {
+                    std::mem::swap(&mut plain, &mut s.pending);
+                    Some((io, s.closing, s.dropped))
+                }
+                (_, io) => {
+                    s.io = io;
+                    None
+                }
+            }
+        };
+        let Some((mut io, closing, dropped)) = taken else {
+            channel.to_task.notified().await;
+            continue;
+        };
+        if !plain.is_empty() {
+            // Room again for the writer.
+            channel.to_writer.notify_one();
+        }
+        let result = drain(&mut io, &mut plain, closing).await;
+        plain.clear();
+        let stopped = match result {
+            Err(e) => Some(e),
+            Ok(()) if closing => Some(Stopped::Closed),
+            Ok(()) => None,
+        };
+        {
+            let mut s = channel.lock();
+            match stopped {
+                Some(stopped) => {
+                    s.pending = BytesMut::new();
+                    s.stopped.get_or_insert(stopped);
+                }
+                None if dropped && s.pending.is_empty() => return,
+                None => {
+                    s.io = Some(io);
+                    continue;
+                }
+            }
+        }
+        channel.to_writer.notify_one();
+        return;
+    }
+}
+
+/// Writes what is left of `io.out`, then `plain` sealed into frames, then
+/// (if `closing`) the end marker and a shutdown.
+async fn drain<W: AsyncWrite + Unpin>(
+    io: &mut Io<W>,
+    plain: &mut BytesMut,
+    closing: bool,
+) -> Result<(), Stopped> {
+    let rest = io.out.get(io.written..).unwrap_or_default();
+    io.inner.write_all(rest).await.map_err(|e| io_stopped(&e))?;
+    io.out.clear();
+    io.written = 0;
+    for piece in plain.chunks(MAX_PLAINTEXT) {
+        io.sealer
+            .push_frame(piece, &mut io.out)
+            .map_err(Stopped::Noise)?;
+    }
+    if closing {
+        io.sealer
+            .push_frame(&[], &mut io.out)
+            .map_err(Stopped::Noise)?;
+    }
+    io.inner
+        .write_all(&io.out)
+        .await
+        .map_err(|e| io_stopped(&e))?;
+    io.written = io.out.len();
+    io.inner.flush().await.map_err(|e| io_stopped(&e))?;
+    if closing {
+        io.inner.shutdown().await.map_err(|e| io_stopped(&e))?;
+    }
+    Ok(())
+}
+
+impl<W: AsyncWrite + Unpin + Send + 'static> MessageWriter for NoiseWriter<W> {
     fn send<'a>(&'a mut self, message: &'a [u8]) -> BoxFuture<'a, Result<(), NetError>> {
         Box::pin(self.send_inner(message))
     }
@@ -368,20 +658,43 @@ mod tests {
         }
     }
 
+    /// Seals `pieces` (each one frame) with a fresh nonce sequence.
+    fn seal_frames(tx: Arc<StatelessTransportState>, pieces: &[&[u8]]) -> Vec<u8> {
+        let mut sealer = Sealer {
+            cipher: tx,
+            nonce: 0,
+        };
+        let mut out = Vec::new();
+        for p in pieces {
+            sealer.push_frame(p, &mut out).unwrap();
+        }
+        out
+    }
+
+    async fn read_to_end(
+        reader: &mut NoiseReader<tokio::io::DuplexStream>,
+    ) -> Result<Vec<u8>, NetError> {
+        let mut got = Vec::new();
+        loop {
+            match reader.recv().await? {
+                Some(c) => got.extend_from_slice(&c),
+                None => return Ok(got),
+            }
+        }
+    }
+
     #[tokio::test]
     async fn frames_round_trip_and_garbage_after_them_is_caught() {
         let (tx, rx) = ciphers();
-        let (a, b) = tokio::io::duplex(1 << 20);
-        let mut writer = NoiseWriter::new(a, tx);
-        let mut reader = NoiseReader::new(b, rx);
+        let (mut a, b) = tokio::io::duplex(1 << 20);
         let big: Vec<u8> = (0..200_000u32).map(|i| i as u8).collect();
-        writer.send(&big).await.unwrap();
-        writer.send(b"").await.unwrap();
-        writer.send(b"x").await.unwrap();
+        let pieces: Vec<&[u8]> = big.chunks(MAX_PLAINTEXT).chain([&b"x"[..]]).collect();
         // 200 000 bytes need 4 frames; then "x" is the 5th.
-        assert_eq!(writer.nonce, 5);
-        writer.inner.write_all(&[0, 20, 1, 2, 3]).await.unwrap();
-        drop(writer);
+        assert_eq!(pieces.len(), 5);
+        a.write_all(&seal_frames(tx, &pieces)).await.unwrap();
+        a.write_all(&[0, 20, 1, 2, 3]).await.unwrap();
+        drop(a);
+        let mut reader = NoiseReader::new(b, rx);
         let mut got = Vec::new();
         let err = loop {
             match reader.recv().await {
@@ -399,16 +712,84 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn coalesced_sends_arrive_in_order_and_close_ends_cleanly() {
+        let (tx, rx) = ciphers();
+        // A small pipe, so the writer task must wait and the buffer fills.
+        let (a, b) = tokio::io::duplex(4096);
+        let mut writer = NoiseWriter::new(a, tx);
+        let mut reader = NoiseReader::new(b, rx);
+        let read = tokio::spawn(async move { read_to_end(&mut reader).await });
+        let mut want = Vec::new();
+        let mut rng = Rng(7);
+        for i in 0..3000u32 {
+            let len = (rng.next() % 700) as usize;
+            let mut m = rng.bytes(len);
+            m.extend_from_slice(&i.to_be_bytes());
+            writer.send(&m).await.unwrap();
+            writer.send(b"").await.unwrap();
+            want.extend_from_slice(&m);
+        }
+        // Larger than the writer's buffer: accepted in pieces.
+        let big: Vec<u8> = (0..(MAX_PENDING * 3 + 5) as u32)
+            .map(|i| (i * 7) as u8)
+            .collect();
+        writer.send(&big).await.unwrap();
+        want.extend_from_slice(&big);
+        writer.close().await.unwrap();
+        assert!(matches!(writer.send(b"late").await, Err(NetError::Closed)));
+        writer.close().await.unwrap();
+        assert_eq!(read.await.unwrap().unwrap(), want);
+    }
+
+    #[tokio::test]
+    async fn dropping_the_writer_delivers_accepted_bytes_then_reads_as_truncation() {
+        let (tx, rx) = ciphers();
+        let (a, b) = tokio::io::duplex(1024);
+        let mut writer = NoiseWriter::new(a, tx);
+        let mut reader = NoiseReader::new(b, rx);
+        let msg = vec![0x42u8; 10_000];
+        writer.send(&msg).await.unwrap();
+        drop(writer);
+        let mut got = Vec::new();
+        let err = loop {
+            match reader.recv().await {
+                Ok(Some(c)) => got.extend_from_slice(&c),
+                Ok(None) => panic!("clean end without the marker"),
+                Err(e) => break e,
+            }
+        };
+        assert_eq!(got, msg);
+        assert_eq!(
+            crate::noise::noise_error(&err),
+            Some(&NoiseError::Truncated { buffered: 0 })
+        );
+    }
+
+    #[tokio::test]
+    async fn a_failed_write_is_reported_by_a_later_send_and_by_close() {
+        let (tx, _rx) = ciphers();
+        let (a, b) = tokio::io::duplex(1024);
+        let mut writer = NoiseWriter::new(a, tx);
+        drop(b);
+        let mut failed = false;
+        for _ in 0..1000 {
+            if writer.send(&[1u8; 512]).await.is_err() {
+                failed = true;
+                break;
+            }
+            tokio::task::yield_now().await;
+        }
+        assert!(failed, "sends into a closed pipe never failed");
+        assert!(matches!(writer.close().await, Err(NetError::Io(_))));
+    }
+
+    #[tokio::test]
     async fn data_after_the_end_marker_is_an_error() {
         let (tx, rx) = ciphers();
-        let (a, b) = tokio::io::duplex(1 << 16);
-        let mut writer = NoiseWriter::new(a, tx);
-        writer.send(b"hi").await.unwrap();
-        writer.scratch.clear();
-        writer.push_frame(&[]).unwrap();
-        writer.push_frame(b"late").unwrap();
-        let frames = writer.scratch.clone();
-        writer.inner.write_all(&frames).await.unwrap();
+        let (mut a, b) = tokio::io::duplex(1 << 16);
+        a.write_all(&seal_frames(tx, &[b"hi", b"", b"late"]))
+            .await
+            .unwrap();
         let mut reader = NoiseReader::new(b, rx);
         assert_eq!(reader.recv().await.unwrap().unwrap(), &b"hi"[..]);
         let err = reader.recv().await.unwrap_err();
