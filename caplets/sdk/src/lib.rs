@@ -174,31 +174,10 @@ pub fn decode(bytes: &[u8]) -> Result<Val, Error> {
 }
 
 fn lift(v: Value) -> Result<Val, Error> {
-    Ok(match v {
-        Value::Record(r) => {
-            if r.label.as_symbol() == Some(REF_LABEL) {
-                match r.fields.as_slice() {
-                    [h] => Value::Ref(Ref(h.as_i64().ok_or(Error::BadMessage)?)),
-                    _ => return Err(Error::BadMessage),
-                }
-            } else {
-                let pola_syrup::Record { label, fields } = *r;
-                Value::Record(Box::new(pola_syrup::Record {
-                    label: lift(label)?,
-                    fields: fields.into_iter().map(lift).collect::<Result<_, _>>()?,
-                }))
-            }
-        }
-        Value::List(l) => Value::List(l.into_iter().map(lift).collect::<Result<_, _>>()?),
-        Value::Set(s) => Value::Set(s.into_iter().map(lift).collect::<Result<_, _>>()?),
-        Value::Dict(d) => {
-            let mut out = BTreeMap::new();
-            for (k, v) in d {
-                out.insert(lift(k)?, lift(v)?);
-            }
-            Value::Dict(out)
-        }
-        other => other.with_refs(),
+    v.try_lift_refs(&mut |v| match v.as_record_labelled(REF_LABEL) {
+        None => Ok(None),
+        Some([h]) => Ok(Some(Ref(h.as_i64().ok_or(Error::BadMessage)?))),
+        Some(_) => Err(Error::BadMessage),
     })
 }
 

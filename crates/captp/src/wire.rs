@@ -140,35 +140,7 @@ fn position<R>(v: &Value<R>, what: &'static str) -> Result<Position, WireError> 
 /// # Errors
 /// A malformed descriptor anywhere inside.
 pub fn lift(v: Value) -> Result<Value<Desc>, WireError> {
-    if let Some(d) = Desc::parse(&v)? {
-        return Ok(Value::Ref(d));
-    }
-    Ok(match v {
-        Value::Bool(b) => Value::Bool(b),
-        Value::Int(i) => Value::Int(i),
-        Value::Float32(x) => Value::Float32(x),
-        Value::Float64(x) => Value::Float64(x),
-        Value::Bytes(b) => Value::Bytes(b),
-        Value::String(s) => Value::String(s),
-        Value::Symbol(s) => Value::Symbol(s),
-        Value::List(l) => Value::List(l.into_iter().map(lift).collect::<Result<_, _>>()?),
-        Value::Dict(d) => {
-            let mut out = std::collections::BTreeMap::new();
-            for (k, v) in d {
-                out.insert(lift(k)?, lift(v)?);
-            }
-            Value::Dict(out)
-        }
-        Value::Set(s) => Value::Set(s.into_iter().map(lift).collect::<Result<_, _>>()?),
-        Value::Record(r) => {
-            let Record { label, fields } = *r;
-            Value::Record(Box::new(Record {
-                label: lift(label)?,
-                fields: fields.into_iter().map(lift).collect::<Result<_, _>>()?,
-            }))
-        }
-        Value::Ref(r) => match r {},
-    })
+    v.try_lift_refs(&mut |v| Desc::parse(v))
 }
 
 /// Lowers a value with descriptors back into plain Syrup data.

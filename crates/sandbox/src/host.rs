@@ -912,43 +912,10 @@ fn read_value<O: Outside>(
 
 /// Rebuilds a decoded value with every `<pola:ref h>` replaced by `f(h)`.
 fn lift<R: Ord>(v: Value, f: &mut impl FnMut(i64) -> Result<R, Code>) -> Result<Value<R>, Code> {
-    Ok(match v {
-        Value::Record(r) => {
-            if r.label.as_symbol() == Some(REF_LABEL) {
-                let [h] = r.fields.as_slice() else {
-                    return Err(Code::BadMessage);
-                };
-                let h = h.as_i64().ok_or(Code::BadMessage)?;
-                Value::Ref(f(h)?)
-            } else {
-                let pola_syrup::Record { label, fields } = *r;
-                Value::Record(Box::new(pola_syrup::Record {
-                    label: lift(label, f)?,
-                    fields: fields
-                        .into_iter()
-                        .map(|x| lift(x, f))
-                        .collect::<Result<_, _>>()?,
-                }))
-            }
-        }
-        Value::List(l) => Value::List(
-            l.into_iter()
-                .map(|x| lift(x, f))
-                .collect::<Result<_, _>>()?,
-        ),
-        Value::Set(s) => Value::Set(
-            s.into_iter()
-                .map(|x| lift(x, f))
-                .collect::<Result<_, _>>()?,
-        ),
-        Value::Dict(d) => {
-            let mut out = std::collections::BTreeMap::new();
-            for (k, v) in d {
-                out.insert(lift(k, f)?, lift(v, f)?);
-            }
-            Value::Dict(out)
-        }
-        other => other.with_refs(),
+    v.try_lift_refs(&mut |v| match v.as_record_labelled(REF_LABEL) {
+        None => Ok(None),
+        Some([h]) => f(h.as_i64().ok_or(Code::BadMessage)?).map(Some),
+        Some(_) => Err(Code::BadMessage),
     })
 }
 

@@ -370,6 +370,53 @@ impl<R> Value<R> {
 }
 
 impl Value<NoRef> {
+    /// Rebuilds plain data as a value with references, the inverse of
+    /// [`Value::try_map_refs`] for formats that write a reference as a
+    /// record (CapTP descriptors, caplet handles): every node, outermost
+    /// first, is shown to `f`; where it answers `Some(r)` the node becomes
+    /// `Value::Ref(r)`, otherwise its children are visited in turn.
+    ///
+    /// # Errors
+    /// The first error `f` returns.
+    pub fn try_lift_refs<S: Ord, E>(
+        self,
+        f: &mut impl FnMut(&Value) -> Result<Option<S>, E>,
+    ) -> Result<Value<S>, E> {
+        if let Some(r) = f(&self)? {
+            return Ok(Value::Ref(r));
+        }
+        Ok(match self {
+            Value::List(l) => Value::List(
+                l.into_iter()
+                    .map(|v| v.try_lift_refs(f))
+                    .collect::<Result<_, _>>()?,
+            ),
+            Value::Dict(d) => {
+                let mut out = BTreeMap::new();
+                for (k, v) in d {
+                    out.insert(k.try_lift_refs(f)?, v.try_lift_refs(f)?);
+                }
+                Value::Dict(out)
+            }
+            Value::Set(s) => Value::Set(
+                s.into_iter()
+                    .map(|v| v.try_lift_refs(f))
+                    .collect::<Result<_, _>>()?,
+            ),
+            Value::Record(r) => {
+                let Record { label, fields } = *r;
+                Value::Record(Box::new(Record {
+                    label: label.try_lift_refs(f)?,
+                    fields: fields
+                        .into_iter()
+                        .map(|v| v.try_lift_refs(f))
+                        .collect::<Result<_, _>>()?,
+                }))
+            }
+            leaf => leaf.with_refs(),
+        })
+    }
+
     /// Widens plain data to a value type with references (a free
     /// conversion: plain data holds none).
     pub fn with_refs<S: Ord>(self) -> Value<S> {

@@ -117,6 +117,33 @@ fn stream_values(input: &[u8], chunks: &[usize]) -> Result<Vec<Value>, pola_syru
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(512))]
 
+    /// Lifting `<ref n>` records into references undoes writing references
+    /// as those records, at any depth (dictionary keys and set members too).
+    #[test]
+    fn lifting_refs_inverts_writing_them(v in value(), n in any::<u32>()) {
+        let as_record = |n: u32| Value::<pola_syrup::NoRef>::record("ref", vec![Value::int(i64::from(n))]);
+        // A value holding references: every integer leaf of `v` becomes one.
+        let with_refs: Value<u32> = v
+            .clone()
+            .try_lift_refs::<u32, std::convert::Infallible>(&mut |x| {
+                Ok(x.as_i64().and_then(|i| u32::try_from(i).ok()))
+            })
+            .unwrap();
+        let wrapped = Value::List(vec![with_refs, Value::Ref(n)]);
+        let written = wrapped
+            .clone()
+            .try_map_refs::<pola_syrup::NoRef, std::convert::Infallible>(&mut |r| Ok(as_record(r)))
+            .unwrap();
+        let lifted = written
+            .try_lift_refs::<u32, ()>(&mut |x| match x.as_record_labelled("ref") {
+                Some([i]) => Ok(i.as_i64().and_then(|i| u32::try_from(i).ok())),
+                Some(_) => Err(()),
+                None => Ok(None),
+            })
+            .unwrap();
+        prop_assert_eq!(lifted, wrapped);
+    }
+
     #[test]
     fn decode_inverts_encode(v in value()) {
         let bytes = encode(&v);
