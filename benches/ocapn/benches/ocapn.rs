@@ -3,7 +3,8 @@
 //! `pola_bench_ocapn` for what each row measures).
 //!
 //! Set `POLA_BENCH_QUICK=1` for a smoke run with few samples, or
-//! `POLA_BENCH_PROFILE_RT=<secs>` to run only pola round trips (for `perf`).
+//! `POLA_BENCH_PROFILE_RT=<secs>` to run only pola round trips (for `perf`;
+//! add `POLA_BENCH_PROFILE_IN_VAT=1` to drive them from inside vat A).
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -181,8 +182,13 @@ fn main() -> Result<()> {
         let pola = PolaPair::start(Ok)?;
         let until = std::time::Instant::now() + Duration::from_secs(secs);
         let mut n = 0usize;
+        let in_vat = std::env::var_os("POLA_BENCH_PROFILE_IN_VAT").is_some();
         while std::time::Instant::now() < until {
-            n += pola.timed(Op::RoundTrip, 1000, Duration::ZERO)?.len();
+            n += if in_vat {
+                pola.in_vat_round_trips(1000)?.len()
+            } else {
+                pola.timed(Op::RoundTrip, 1000, Duration::ZERO)?.len()
+            };
         }
         println!("{n} pola round trips in {secs} s");
         pola.stop();

@@ -193,6 +193,48 @@ pub trait MessageReader: Send {
     /// # Errors
     /// I/O errors (reset) and, for framed streams, framing errors.
     fn recv(&mut self) -> BoxFuture<'_, Result<Option<Bytes>, NetError>>;
+
+    /// The same reader driven without the async runtime, if it can be: an
+    /// event loop that waits on the socket itself (a vat's thread in
+    /// `epoll`) reads through this, sparing the hand-off from a runtime
+    /// task to that thread on every message. `None` (the default) if the
+    /// reader has no OS socket to wait on.
+    fn direct(&mut self) -> Option<&mut dyn DirectRead> {
+        None
+    }
+}
+
+/// What [`DirectRead::read_now`] found.
+#[derive(Debug)]
+pub enum ReadNow {
+    /// The next chunk (as [`MessageReader::recv`] would give it); there may
+    /// be more.
+    Chunk(Bytes),
+    /// The next chunk, and the socket had nothing more: wait for it to
+    /// become readable before reading again.
+    Drained(Bytes),
+    /// Clean end of stream.
+    End,
+    /// Nothing to read yet: wait for the socket to become readable.
+    Empty,
+}
+
+/// A reader an event loop outside the async runtime can drive: it names
+/// the socket to wait on and reads without blocking. Mixing it with
+/// [`MessageReader::recv`] is allowed (both take from the same buffer), but
+/// only one of them should be waiting at a time.
+pub trait DirectRead: Send {
+    /// The socket to wait on for readability. Readiness is edge-triggered
+    /// from the caller's point of view: after a wake-up, call
+    /// [`DirectRead::read_now`] until it answers [`ReadNow::Empty`] (or
+    /// remember to come back).
+    fn fd(&self) -> std::os::fd::RawFd;
+
+    /// Reads what has arrived, without blocking.
+    ///
+    /// # Errors
+    /// As [`MessageReader::recv`].
+    fn read_now(&mut self) -> Result<ReadNow, NetError>;
 }
 
 /// The sending half of a connection.

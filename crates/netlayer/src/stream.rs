@@ -13,7 +13,7 @@
 use bytes::{Buf, Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
-use crate::{BoxFuture, MessageReader, MessageWriter, NetError};
+use crate::{BoxFuture, MessageReader, MessageWriter, NetError, ReadNow};
 
 /// How messages are delimited on a stream netlayer.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -38,7 +38,7 @@ pub const DEFAULT_MAX_FRAME: usize = 16 * 1024 * 1024;
 const MAX_HEADER_DIGITS: usize = 20;
 
 /// How much to ask the OS for per read on an unframed stream.
-const READ_CHUNK: usize = 64 * 1024;
+pub(crate) const READ_CHUNK: usize = 64 * 1024;
 
 /// A [`MessageReader`] over an `AsyncRead`.
 #[derive(Debug)]
@@ -48,7 +48,7 @@ pub struct StreamReader<R> {
     buf: BytesMut,
 }
 
-impl<R: AsyncRead + Unpin + Send> StreamReader<R> {
+impl<R> StreamReader<R> {
     /// Wraps `inner`, reading with the given framing.
     pub fn new(inner: R, framing: Framing) -> Self {
         StreamReader {
@@ -57,7 +57,9 @@ impl<R: AsyncRead + Unpin + Send> StreamReader<R> {
             buf: BytesMut::new(),
         }
     }
+}
 
+impl<R: AsyncRead + Unpin + Send> StreamReader<R> {
     async fn recv_inner(&mut self) -> Result<Option<Bytes>, NetError> {
         match self.framing {
             Framing::None => {
@@ -83,6 +85,61 @@ impl<R: AsyncRead + Unpin + Send> StreamReader<R> {
                     return Err(NetError::Io(std::io::ErrorKind::UnexpectedEof.into()));
                 }
             },
+        }
+    }
+}
+
+impl<R> StreamReader<R> {
+    /// [`crate::DirectRead::read_now`] over this reader's buffer and
+    /// framing, with `read` (non-blocking: `WouldBlock` when nothing is
+    /// there) in place of an awaited read.
+    ///
+    /// `read` appends what the socket has to the buffer and says how many
+    /// bytes that was and whether the read was short (the socket had no
+    /// more): the answer is then [`ReadNow::Drained`], and no read is spent
+    /// finding the socket empty.
+    pub(crate) fn read_now_with(
+        &mut self,
+        mut read: impl FnMut(&mut BytesMut) -> std::io::Result<(usize, bool)>,
+    ) -> Result<ReadNow, NetError> {
+        let would_block = |e: &std::io::Error| e.kind() == std::io::ErrorKind::WouldBlock;
+        match self.framing {
+            Framing::None => {
+                if !self.buf.is_empty() {
+                    return Ok(ReadNow::Chunk(self.buf.split().freeze()));
+                }
+                match read(&mut self.buf) {
+                    Ok((0, _)) => Ok(ReadNow::End),
+                    Ok((_, true)) => Ok(ReadNow::Drained(self.buf.split().freeze())),
+                    Ok((_, false)) => Ok(ReadNow::Chunk(self.buf.split().freeze())),
+                    Err(e) if would_block(&e) => Ok(ReadNow::Empty),
+                    Err(e) => Err(e.into()),
+                }
+            }
+            Framing::ByteString { max_frame } => {
+                let mut drained = false;
+                loop {
+                    if let Some(frame) = take_frame(&mut self.buf, max_frame)? {
+                        return Ok(if drained && self.buf.is_empty() {
+                            ReadNow::Drained(frame)
+                        } else {
+                            ReadNow::Chunk(frame)
+                        });
+                    }
+                    if drained {
+                        return Ok(ReadNow::Empty);
+                    }
+                    match read(&mut self.buf) {
+                        Ok((0, _)) if self.buf.is_empty() => return Ok(ReadNow::End),
+                        Ok((0, _)) => {
+                            return Err(NetError::Io(std::io::ErrorKind::UnexpectedEof.into()));
+                        }
+                        Ok((_, short)) => drained = short,
+                        Err(e) if would_block(&e) => return Ok(ReadNow::Empty),
+                        Err(e) => return Err(e.into()),
+                    }
+                }
+            }
         }
     }
 }

@@ -103,6 +103,8 @@ pub struct ConnHandle {
     closing: Arc<AtomicBool>,
     queued: Arc<AtomicUsize>,
     max_queued: usize,
+    /// Read on the vat's own thread (see the `io` module).
+    on_vat: bool,
 }
 
 impl std::fmt::Debug for ConnHandle {
@@ -135,6 +137,12 @@ impl ConnHandle {
     /// Who dialled.
     pub fn direction(&self) -> Direction {
         self.direction
+    }
+
+    /// Whether the connection is read on the vat's own thread rather than
+    /// on a runtime task.
+    pub fn reads_on_vat(&self) -> bool {
+        self.on_vat
     }
 
     /// Queues one complete message. Ignored once the connection is closing
@@ -246,15 +254,36 @@ pub fn spawn_connection_with(
     max_queued: usize,
     sink: Option<BytesSink>,
 ) -> ConnHandle {
+    spawn_connection_on(conn, events, max_queued, sink, None)
+}
+
+/// Like [`spawn_connection_with`]; with `io` (and a sink), a reader that
+/// can be read directly is read on the vat's own thread instead of a
+/// runtime task (see the `io` module).
+pub(crate) fn spawn_connection_on(
+    conn: Connection,
+    events: mpsc::Sender<NetEvent>,
+    max_queued: usize,
+    sink: Option<BytesSink>,
+    io: Option<&crate::io::VatIo>,
+) -> ConnHandle {
     let id = ConnId::fresh();
     let queued = Arc::new(AtomicUsize::new(0));
     let writer_queued = queued.clone();
     let Connection {
-        mut reader,
+        reader,
         writer,
         direction,
         ..
     } = conn;
+    // Read on the vat's thread if we can; else on a runtime task below.
+    let (reader, on_vat) = match (io, &sink) {
+        (Some(io), Some(sink)) => match io.register(id, reader, sink.clone(), events.clone()) {
+            Ok(token) => (None, Some((io.clone(), token))),
+            Err(reader) => (Some(reader), None),
+        },
+        _ => (Some(reader), None),
+    };
     let idle = Arc::new(Mutex::new(Some(writer)));
     let task_idle = idle.clone();
     let (tx, mut rx) = mpsc::unbounded_channel::<Outgoing>();
@@ -321,9 +350,26 @@ pub fn spawn_connection_with(
         if let Some(mut writer) = take() {
             let _ = writer.close().await;
         }
-        let _ = shut_tx.send(true);
+        match on_vat {
+            Some((io, token)) => io.release(token),
+            None => {
+                let _ = shut_tx.send(true);
+            }
+        }
     });
 
+    let Some(mut reader) = reader else {
+        return ConnHandle {
+            id,
+            direction,
+            tx,
+            idle,
+            closing,
+            queued,
+            max_queued,
+            on_vat: true,
+        };
+    };
     let reader_events = events;
     tokio::spawn(async move {
         let mut shut = false;
@@ -365,6 +411,7 @@ pub fn spawn_connection_with(
         closing,
         queued,
         max_queued,
+        on_vat: false,
     }
 }
 

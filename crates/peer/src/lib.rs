@@ -79,6 +79,7 @@
 #![forbid(unsafe_code)]
 
 pub mod conn;
+mod io;
 pub mod message;
 mod peer;
 pub mod remote;

@@ -67,6 +67,11 @@ pub struct PeerConfig {
     pub max_queued_bytes: usize,
     /// How long a connection may take to send a valid `op:start-session`.
     pub handshake_timeout: Duration,
+    /// The most the vat's thread polls its sockets before it sleeps, when
+    /// it reads them itself (plain TCP). The window adapts between zero
+    /// (no traffic) and this; zero turns polling off. See the README's
+    /// figures for what it buys and costs.
+    pub spin_max: Duration,
 }
 
 impl Default for PeerConfig {
@@ -79,6 +84,7 @@ impl Default for PeerConfig {
             max_sessions_per_source: 64,
             max_queued_bytes: conn::DEFAULT_MAX_QUEUED,
             handshake_timeout: Duration::from_secs(30),
+            spin_max: crate::io::SPIN_MAX,
         }
     }
 }
@@ -115,6 +121,13 @@ impl PeerConfig {
     #[must_use]
     pub fn with_handshake_timeout(mut self, t: Duration) -> Self {
         self.handshake_timeout = t;
+        self
+    }
+
+    /// Poll the sockets for at most `t` before sleeping (zero: never).
+    #[must_use]
+    pub fn with_spin_max(mut self, t: Duration) -> Self {
+        self.spin_max = t;
         self
     }
 
@@ -185,6 +198,9 @@ pub struct SessionStats {
     pub open_questions: usize,
     /// Answers we host for the peer.
     pub answers: usize,
+    /// Whether the connection is read on the vat's own thread (plain TCP)
+    /// rather than on a runtime task.
+    pub read_on_vat: bool,
 }
 
 /// A snapshot of a whole peer.
@@ -353,6 +369,7 @@ impl Peer {
             chan,
             local: local.clone(),
         };
+        let spin_max = config.spin_max;
         let (net_tx, net_rx) = mpsc::channel(conn::EVENT_QUEUE);
         for n in &netlayers {
             conn::spawn_acceptor(n.clone(), net_tx.clone());
@@ -379,6 +396,8 @@ impl Peer {
             dirty: BTreeSet::new(),
             reroute_depth: 0,
             sink: None,
+            io: crate::io::VatIo::install(&vat, spin_max),
+            runtime: tokio::runtime::Handle::current(),
             finished: false,
         };
         let tick = (core.config.handshake_timeout / 4).max(Duration::from_millis(10));
@@ -537,6 +556,12 @@ struct Core {
     /// Where connection readers hand incoming bytes (set right after the
     /// core is shared).
     sink: Option<conn::BytesSink>,
+    /// The vat's own reactor, when the vat waits on its sockets (see the
+    /// `io` module); `None`: every connection is read on a runtime task.
+    io: Option<crate::io::VatIo>,
+    /// The runtime the peer was started on, for tasks started from a vat's
+    /// thread.
+    runtime: tokio::runtime::Handle,
     /// The event loop has ended: incoming bytes are ignored.
     finished: bool,
 }
@@ -748,11 +773,13 @@ impl Core {
             designator: k.to_designator(),
             hints: Default::default(),
         });
-        let handle = conn::spawn_connection_with(
+        let _rt = self.runtime.enter();
+        let handle = conn::spawn_connection_on(
             c,
             self.net_tx.clone(),
             self.config.max_queued_bytes,
             self.sink.clone(),
+            self.io.as_ref(),
         );
         let id = handle.id();
         let config = SessionConfig::new(self.config.dialect, seed, self.location.clone());
@@ -868,6 +895,7 @@ impl Core {
                         .count(),
                     open_questions: s.questions.len(),
                     answers: s.answers.len(),
+                    read_on_vat: s.conn.reads_on_vat(),
                 })
                 .collect(),
             exported_locals: self.locals.len(),
@@ -1277,6 +1305,8 @@ impl Core {
         let token = self.token();
         self.dialing.insert(key.clone(), vec![action]);
         self.dial_tokens.insert(token, key);
+        // Dials may start on the vat's thread (a handoff read there).
+        let _rt = self.runtime.enter();
         conn::spawn_dial(net, location_of(peer), token, self.net_tx.clone());
     }
 

@@ -36,6 +36,27 @@ type StagedPost = (Arc<VatShared>, Event);
 /// removes it.
 type IdleHook = Box<dyn FnMut() -> bool + Send>;
 
+/// How a vat's thread waits when it has nothing to do.
+///
+/// By default an idle vat parks its thread and a post to its inbox unparks
+/// it. A driver that owns sockets can make the vat wait on them instead
+/// ([`Vat::set_waiter`]): the vat's thread then sleeps in the driver's
+/// `wait` (say, in `epoll`), the driver handles what arrives on the same
+/// thread (posting deliveries to the vat without waking anyone), and
+/// another thread's post wakes it with the matching [`Wake`]. One thread
+/// wake-up per incoming message instead of two.
+pub trait Waiter: Send + 'static {
+    /// Blocks until the [`Wake`] given with this waiter is called, or until
+    /// it has done work that may have posted to the vat. Returning early
+    /// is fine (the vat checks its inbox and calls again). Runs outside
+    /// any turn; what it posts to its own vat is queued, not woken for.
+    fn wait(&mut self);
+}
+
+/// Wakes a vat blocked in its [`Waiter`]; called by whichever thread
+/// posts to a sleeping vat.
+pub type Wake = Arc<dyn Fn() + Send + Sync>;
+
 thread_local! {
     /// Posts made from inside the turn running on this thread, if any.
     static STAGED: RefCell<Option<Vec<StagedPost>>> = const { RefCell::new(None) };
@@ -106,6 +127,10 @@ pub(crate) enum Event {
         f: Box<dyn for<'t> FnOnce(&mut Turn<'t>) -> Outcome + Send>,
         result: Option<Resolver>,
     },
+    SetWaiter {
+        waiter: Box<dyn Waiter>,
+        wake: Wake,
+    },
     Stop,
 }
 
@@ -144,6 +169,12 @@ pub(crate) struct VatShared {
     join: Mutex<Option<JoinHandle<()>>>,
     hooks: Mutex<Vec<IdleHook>>,
     has_hooks: AtomicBool,
+    /// Claimed by the first [`Vat::set_waiter`].
+    waiter_claimed: AtomicBool,
+    /// The installed waiter's wake function; set on the vat's thread before
+    /// it first sleeps in that waiter, so a poster that sees `sleeping`
+    /// also sees which way to wake it.
+    wake: OnceLock<Wake>,
 }
 
 impl VatShared {
@@ -181,10 +212,12 @@ impl VatShared {
         }
         self.has_mail.store(true, Ordering::SeqCst);
         drop(inbox);
-        if self.sleeping.swap(false, Ordering::SeqCst)
-            && let Some(t) = self.thread.get()
-        {
-            t.unpark();
+        if self.sleeping.swap(false, Ordering::SeqCst) {
+            if let Some(wake) = self.wake.get() {
+                wake();
+            } else if let Some(t) = self.thread.get() {
+                t.unpark();
+            }
         }
     }
 }
@@ -237,6 +270,8 @@ impl Vat {
             join: Mutex::new(None),
             hooks: Mutex::new(Vec::new()),
             has_hooks: AtomicBool::new(false),
+            waiter_claimed: AtomicBool::new(false),
+            wake: OnceLock::new(),
         });
         let for_thread = shared.clone();
         let handle = std::thread::Builder::new()
@@ -289,6 +324,21 @@ impl Vat {
         self.shared.has_hooks.store(true, Ordering::SeqCst);
         // Let a sleeping vat run it once (it may have work queued already).
         self.shared.post_batch(Vec::new());
+    }
+
+    /// Makes the vat's thread wait in `waiter` when idle, woken by `wake`
+    /// (see [`Waiter`]). Takes effect before the vat next sleeps. Only the
+    /// first call on a vat succeeds; later ones return `false` and change
+    /// nothing.
+    pub fn set_waiter(&self, waiter: impl Waiter, wake: Wake) -> bool {
+        if self.shared.waiter_claimed.swap(true, Ordering::SeqCst) {
+            return false;
+        }
+        self.shared.post(Event::SetWaiter {
+            waiter: Box::new(waiter),
+            wake,
+        });
+        true
     }
 
     /// Moves `object` into this vat and returns a reference to it. Messages
@@ -437,6 +487,8 @@ struct VatCore {
     survivors: usize,
     /// Events handled since the last sweep.
     events: usize,
+    /// Where the thread waits when idle (`None`: `thread::park`).
+    waiter: Option<Box<dyn Waiter>>,
 }
 
 fn panic_reason() -> Val {
@@ -455,6 +507,7 @@ impl VatCore {
             inserts: 0,
             survivors: 0,
             events: 0,
+            waiter: None,
         }
     }
 
@@ -540,7 +593,10 @@ impl VatCore {
             self.shared.sleeping.store(false, Ordering::SeqCst);
             return;
         }
-        std::thread::park();
+        match &mut self.waiter {
+            Some(w) => w.wait(),
+            None => std::thread::park(),
+        }
         self.shared.sleeping.store(false, Ordering::SeqCst);
     }
 
@@ -640,6 +696,13 @@ impl VatCore {
                 me,
             } => self.run_turn(me, |cx| cb(cx, outcome), Some(result)),
             Event::Run { f, result } => self.run_turn(None, f, result),
+            Event::SetWaiter { waiter, wake } => {
+                // Wake first: once `sleeping` is set for the new waiter, a
+                // poster must find the way to wake it.
+                if self.shared.wake.set(wake).is_ok() {
+                    self.waiter = Some(waiter);
+                }
+            }
             Event::Stop => {}
         }
     }

@@ -2,6 +2,7 @@
 #![forbid(unsafe_code)]
 #![allow(clippy::unwrap_used)]
 
+mod direct_io;
 mod handoff;
 mod hostile;
 mod identity;

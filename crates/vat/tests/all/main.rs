@@ -11,4 +11,5 @@ mod pipelining;
 mod remote;
 mod support;
 mod turns;
+mod waiter;
 mod when;

@@ -1,0 +1,369 @@
+//! Reading connections on the vat's own thread.
+//!
+//! A vat joined to a peer sleeps in `epoll` (through mio) on the sockets
+//! of its sessions instead of parking its thread (a [`Waiter`], see
+//! `pola-vat`). When a message arrives, the vat's thread itself reads it,
+//! decodes it and queues the delivery, and the turn runs right after. A
+//! round trip then wakes one thread on each side, as a raw TCP ping-pong
+//! does, instead of a runtime task first and the vat second. Writes already
+//! leave from the thread that makes them ([`crate::conn::ConnHandle`]).
+//!
+//! Only readers that can be read without the runtime take this path
+//! ([`MessageReader::direct`]: plain TCP today); the others keep their
+//! runtime reader task. Dials, accepts, timers and the drain of a closing
+//! connection stay on the runtime.
+//!
+//! Invariants (upheld here):
+//! - a registered reader is touched by one thread at a time: the vat's
+//!   thread while it reads ([`Entry::Busy`]), or whoever removes it from
+//!   the table; the sink is called with no lock held;
+//! - a socket is deregistered before its reader is dropped or handed back,
+//!   so a reused descriptor number is never mistaken for it;
+//! - after the end of a connection is reported ([`NetEvent::Closed`]) no
+//!   more bytes of it go to the sink.
+
+use std::collections::HashMap;
+use std::os::fd::RawFd;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use mio::unix::SourceFd;
+use mio::{Events, Interest, Poll, Registry, Token};
+use pola_netlayer::{MessageReader, NetError, ReadNow};
+use pola_vat::{Vat, Waiter, Wake};
+use tokio::sync::mpsc;
+
+use crate::conn::{BytesSink, CLOSE_LINGER, ConnId, NetEvent};
+
+/// The token of the waker that other threads' posts ring.
+const WAKE: Token = Token(0);
+
+/// Chunks read from one connection before the vat gets to run what they
+/// brought: a busy connection cannot starve the vat's queue or the other
+/// connections.
+const READS_PER_WAKE: usize = 4;
+
+/// The peer's handle on its vat's reactor.
+#[derive(Clone)]
+pub(crate) struct VatIo {
+    shared: Arc<IoShared>,
+}
+
+struct IoShared {
+    registry: Registry,
+    conns: Mutex<HashMap<usize, Entry>>,
+    next: AtomicUsize,
+    runtime: tokio::runtime::Handle,
+}
+
+struct Reg {
+    id: ConnId,
+    reader: Box<dyn MessageReader>,
+    fd: RawFd,
+    sink: BytesSink,
+    events: mpsc::Sender<NetEvent>,
+}
+
+enum Entry {
+    /// Waiting for its socket.
+    Idle(Reg),
+    /// Being read by the vat's thread; `release` if the writer has shut the
+    /// connection meanwhile (the reader goes to the drain when put back).
+    Busy { release: bool },
+}
+
+impl VatIo {
+    /// Makes `vat` wait on its sockets. `None` if the vat already has a
+    /// waiter (another peer on the same vat), if there is no tokio runtime
+    /// to hand closing connections to, or if the OS refuses an `epoll`
+    /// instance: the peer then reads on runtime tasks as before.
+    pub(crate) fn install(vat: &Vat, spin_max: Duration) -> Option<VatIo> {
+        let runtime = tokio::runtime::Handle::try_current().ok()?;
+        let vat_thread = vat.thread_id()?;
+        let poll = Poll::new().ok()?;
+        let waker = Arc::new(mio::Waker::new(poll.registry(), WAKE).ok()?);
+        let registry = poll.registry().try_clone().ok()?;
+        let shared = Arc::new(IoShared {
+            registry,
+            conns: Mutex::new(HashMap::new()),
+            next: AtomicUsize::new(1),
+            runtime,
+        });
+        // A post the vat makes to itself while reading needs no wake-up: it
+        // is queued, and the vat looks at its queue as soon as `wait`
+        // returns.
+        let wake: Wake = Arc::new(move || {
+            if std::thread::current().id() != vat_thread {
+                let _ = waker.wake();
+            }
+        });
+        let waiter = IoWaiter {
+            poll,
+            events: Events::with_capacity(64),
+            shared: shared.clone(),
+            ready: Vec::new(),
+            spin: Duration::ZERO,
+            spin_max,
+        };
+        vat.set_waiter(waiter, wake).then_some(VatIo { shared })
+    }
+
+    /// Hands `reader` to the vat's thread: what arrives goes to `sink` on
+    /// that thread, the end of stream to `events`. Gives the reader back if
+    /// it cannot be read directly or the socket cannot be registered.
+    pub(crate) fn register(
+        &self,
+        id: ConnId,
+        mut reader: Box<dyn MessageReader>,
+        sink: BytesSink,
+        events: mpsc::Sender<NetEvent>,
+    ) -> Result<usize, Box<dyn MessageReader>> {
+        let Some(fd) = reader.direct().map(|d| d.fd()) else {
+            return Err(reader);
+        };
+        let token = self.shared.next.fetch_add(1, Ordering::Relaxed);
+        let reg = Reg {
+            id,
+            reader,
+            fd,
+            sink,
+            events,
+        };
+        // In the table before the socket can report, so the first event
+        // finds it.
+        self.shared.lock().insert(token, Entry::Idle(reg));
+        let registered =
+            self.shared
+                .registry
+                .register(&mut SourceFd(&fd), Token(token), Interest::READABLE);
+        // Not registered, so the vat cannot have taken it: it is idle.
+        if registered.is_err()
+            && let Some(Entry::Idle(reg)) = self.shared.lock().remove(&token)
+        {
+            return Err(reg.reader);
+        }
+        Ok(token)
+    }
+
+    /// The writer has shut our sending half: stop delivering bytes and let
+    /// the runtime drain the input until the peer closes (or the linger
+    /// passes), then report the end.
+    pub(crate) fn release(&self, token: usize) {
+        let mut conns = self.shared.lock();
+        match conns.get_mut(&token) {
+            Some(Entry::Busy { release }) => *release = true,
+            Some(Entry::Idle(_)) => {
+                if let Some(Entry::Idle(reg)) = conns.remove(&token) {
+                    drop(conns);
+                    self.shared.drain(reg);
+                }
+            }
+            // Already ended.
+            None => {}
+        }
+    }
+}
+
+impl IoShared {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<usize, Entry>> {
+        self.conns.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn deregister(&self, reg: &Reg) {
+        let _ = self.registry.deregister(&mut SourceFd(&reg.fd));
+    }
+
+    /// Reads what `token`'s socket has, up to [`READS_PER_WAKE`] chunks;
+    /// `true` if there may be more.
+    fn service(&self, token: usize) -> bool {
+        let mut reg = {
+            let mut conns = self.lock();
+            match conns.get_mut(&token) {
+                Some(entry @ Entry::Idle(_)) => {
+                    match std::mem::replace(entry, Entry::Busy { release: false }) {
+                        Entry::Idle(reg) => reg,
+                        Entry::Busy { .. } => return false,
+                    }
+                }
+                _ => return false,
+            }
+        };
+        let mut more = false;
+        let mut end = None;
+        for _ in 0..READS_PER_WAKE {
+            let Some(direct) = reg.reader.direct() else {
+                end = Some(None);
+                break;
+            };
+            match direct.read_now() {
+                Ok(ReadNow::Chunk(bytes)) => {
+                    (reg.sink)(reg.id, bytes);
+                    more = true;
+                }
+                Ok(ReadNow::Drained(bytes)) => {
+                    (reg.sink)(reg.id, bytes);
+                    more = false;
+                    break;
+                }
+                Ok(ReadNow::Empty) => {
+                    more = false;
+                    break;
+                }
+                Ok(ReadNow::End) => {
+                    end = Some(None);
+                    break;
+                }
+                Err(e) => {
+                    end = Some(Some(e));
+                    break;
+                }
+            }
+        }
+        let mut conns = self.lock();
+        let release = matches!(conns.remove(&token), Some(Entry::Busy { release: true }));
+        if let Some(end) = end {
+            drop(conns);
+            self.deregister(&reg);
+            report_closed(&self.runtime, reg.events, reg.id, end);
+            return false;
+        }
+        if release {
+            drop(conns);
+            self.drain(reg);
+            return false;
+        }
+        conns.insert(token, Entry::Idle(reg));
+        more
+    }
+
+    /// Reads and discards the rest of a closing connection on the runtime,
+    /// then reports its end.
+    fn drain(&self, reg: Reg) {
+        self.deregister(&reg);
+        let Reg {
+            id,
+            mut reader,
+            events,
+            ..
+        } = reg;
+        self.runtime.spawn(async move {
+            let drain = async {
+                loop {
+                    match reader.recv().await {
+                        Ok(Some(_)) => {}
+                        Ok(None) => break None,
+                        Err(e) => break Some(e),
+                    }
+                }
+            };
+            let end = tokio::time::timeout(CLOSE_LINGER, drain)
+                .await
+                .unwrap_or(None);
+            let _ = events.send(NetEvent::Closed(id, end)).await;
+        });
+    }
+}
+
+/// Reports a connection's end to the event loop, from any thread.
+fn report_closed(
+    runtime: &tokio::runtime::Handle,
+    events: mpsc::Sender<NetEvent>,
+    id: ConnId,
+    end: Option<NetError>,
+) {
+    match events.try_send(NetEvent::Closed(id, end)) {
+        Ok(()) | Err(mpsc::error::TrySendError::Closed(_)) => {}
+        Err(mpsc::error::TrySendError::Full(ev)) => {
+            runtime.spawn(async move {
+                let _ = events.send(ev).await;
+            });
+        }
+    }
+}
+
+/// The longest a vat's thread polls its sockets before it sleeps.
+pub(crate) const SPIN_MAX: Duration = Duration::from_micros(50);
+
+/// Where a growing spin window starts.
+const SPIN_START: Duration = Duration::from_micros(10);
+
+/// The vat thread's wait: `epoll` on the session sockets and the waker.
+///
+/// Before it sleeps, the thread polls for a short, adaptive while (the
+/// way the kernel's `haltpoll` and busy-poll sockets do): waking a thread
+/// that sleeps, and on a virtual machine the idle CPU under it, costs tens
+/// of microseconds, more than a whole round trip's work. The window grows
+/// while messages keep arriving soon after the vat goes idle and shrinks to
+/// nothing when they stop, so an idle vat does not burn a CPU.
+struct IoWaiter {
+    poll: Poll,
+    events: Events,
+    shared: Arc<IoShared>,
+    /// Connections that had more to read when their budget ran out.
+    ready: Vec<usize>,
+    /// How long to poll before sleeping (0 up to `spin_max`).
+    spin: Duration,
+    spin_max: Duration,
+}
+
+impl IoWaiter {
+    /// Polls without sleeping until something arrives or the spin window
+    /// passes; then, if nothing came, sleeps. Adapts the window. `Err` if
+    /// the poll failed.
+    fn poll_adaptive(&mut self) -> std::io::Result<()> {
+        let started = std::time::Instant::now();
+        if !self.spin.is_zero() {
+            loop {
+                self.poll.poll(&mut self.events, Some(Duration::ZERO))?;
+                if !self.events.is_empty() {
+                    return Ok(());
+                }
+                if started.elapsed() >= self.spin {
+                    break;
+                }
+                std::hint::spin_loop();
+            }
+        }
+        self.poll.poll(&mut self.events, None)?;
+        // News soon after going idle: a longer window would have caught it
+        // without a sleep. Long quiet: poll less.
+        if started.elapsed() <= self.spin_max {
+            self.spin = (self.spin * 2).clamp(SPIN_START.min(self.spin_max), self.spin_max);
+        } else {
+            self.spin /= 2;
+            if self.spin < Duration::from_micros(1) {
+                self.spin = Duration::ZERO;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Waiter for IoWaiter {
+    fn wait(&mut self) {
+        // With reads left over, only look for news; else wait for some.
+        let polled = if self.ready.is_empty() {
+            self.poll_adaptive()
+        } else {
+            self.poll.poll(&mut self.events, Some(Duration::ZERO))
+        };
+        if polled.is_err() {
+            // EINTR, or the epoll instance failing: return and let the vat
+            // look at its queue; it calls again.
+            return;
+        }
+        for ev in &self.events {
+            let t = ev.token();
+            if t != WAKE && !self.ready.contains(&t.0) {
+                self.ready.push(t.0);
+            }
+        }
+        let ready = std::mem::take(&mut self.ready);
+        for token in ready {
+            if self.shared.service(token) {
+                self.ready.push(token);
+            }
+        }
+    }
+}

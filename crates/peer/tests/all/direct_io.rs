@@ -1,0 +1,193 @@
+//! Plain TCP sessions read on the vat's own thread: that they are, that a
+//! second peer on the same vat falls back to runtime readers and still
+//! works, that the poll-before-sleep does not keep burning a CPU once
+//! traffic stops, and that calls on one connection get through while
+//! another floods the vat.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use pola_captp::locator::{SturdyRef, Swiss};
+use pola_netlayer::TcpTestingOnly;
+use pola_peer::test_peer::{self, ECHO};
+use pola_peer::{Peer, PeerConfig, PeerStats};
+use pola_syrup::Value;
+use pola_vat::{Val, Vat, from_fn};
+
+const T: Duration = Duration::from_secs(20);
+
+fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+fn start(rt: &tokio::runtime::Runtime, vat: &Vat) -> Peer {
+    let net = rt.block_on(TcpTestingOnly::bind("127.0.0.1", 0)).unwrap();
+    let _guard = rt.enter();
+    Peer::start(vat.clone(), vec![Arc::new(net)], PeerConfig::default()).unwrap()
+}
+
+fn echo_at(peer: &Peer) -> SturdyRef {
+    SturdyRef {
+        peer: peer.location().clone(),
+        swiss: Swiss::new(ECHO.as_bytes().to_vec()),
+    }
+}
+
+fn call_echo(vat: &Vat, far: &pola_vat::Ref, n: i64) {
+    let answer = vat.send(far, "", vec![Value::int(n)]);
+    assert_eq!(
+        vat.block_on(&answer, T).unwrap(),
+        Value::List(vec![Value::int(n)])
+    );
+}
+
+fn live(stats: &PeerStats) -> Vec<bool> {
+    stats
+        .sessions
+        .iter()
+        .filter(|s| !s.terminated)
+        .map(|s| s.read_on_vat)
+        .collect()
+}
+
+#[test]
+fn tcp_sessions_are_read_on_the_vat_thread_and_a_second_peer_falls_back() {
+    let rt = rt();
+    let (va, vb) = (Vat::new("direct-a"), Vat::new("direct-b"));
+    let (a, b) = (start(&rt, &va), start(&rt, &vb));
+    for (swiss, obj) in test_peer::spawn_all(&vb, Arc::new(b.handle())) {
+        b.register(swiss.as_bytes().to_vec(), obj);
+    }
+    let echo = a.enliven(echo_at(&b));
+    call_echo(&va, &echo, 1);
+    assert_eq!(live(&rt.block_on(a.stats()).unwrap()), vec![true]);
+    assert_eq!(live(&rt.block_on(b.stats()).unwrap()), vec![true]);
+
+    // A second peer on vat a: the vat already waits on the first peer's
+    // sockets, so this one reads on runtime tasks, and works the same.
+    let a2 = start(&rt, &va);
+    let echo2 = a2.enliven(echo_at(&b));
+    for n in 0..50 {
+        call_echo(&va, &echo2, n);
+        call_echo(&va, &echo, n);
+    }
+    assert_eq!(live(&rt.block_on(a2.stats()).unwrap()), vec![false]);
+    let mut on_b = live(&rt.block_on(b.stats()).unwrap());
+    on_b.sort();
+    assert_eq!(on_b, vec![true, true]);
+
+    for p in [a, a2, b] {
+        rt.block_on(p.shutdown());
+    }
+    va.shutdown();
+    vb.shutdown();
+}
+
+/// CPU time (user + system, in clock ticks) of this process's threads
+/// named `name`.
+fn thread_ticks(name: &str) -> u64 {
+    let mut total = 0;
+    let mut found = false;
+    for task in std::fs::read_dir("/proc/self/task").unwrap() {
+        let dir = task.unwrap().path();
+        let Ok(comm) = std::fs::read_to_string(dir.join("comm")) else {
+            continue;
+        };
+        if comm.trim_end() != name {
+            continue;
+        }
+        found = true;
+        let stat = std::fs::read_to_string(dir.join("stat")).unwrap();
+        // Fields after the parenthesised name: state is field 3, utime 14.
+        let after = &stat[stat.rfind(')').unwrap() + 2..];
+        let fields: Vec<&str> = after.split(' ').collect();
+        total += fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
+    }
+    assert!(found, "no thread named {name}");
+    total
+}
+
+#[test]
+fn a_vat_stops_polling_once_traffic_stops() {
+    let rt = rt();
+    let (va, vb) = (Vat::new("spin-a"), Vat::new("spin-b"));
+    let (a, b) = (start(&rt, &va), start(&rt, &vb));
+    for (swiss, obj) in test_peer::spawn_all(&vb, Arc::new(b.handle())) {
+        b.register(swiss.as_bytes().to_vec(), obj);
+    }
+    let echo = a.enliven(echo_at(&b));
+    // Back-to-back calls: the vats' poll windows grow.
+    for n in 0..2000 {
+        call_echo(&va, &echo, n);
+    }
+    // Quiet: a few long sleeps shrink the windows to nothing.
+    std::thread::sleep(Duration::from_millis(200));
+    let before = thread_ticks("vat-spin-a") + thread_ticks("vat-spin-b");
+    std::thread::sleep(Duration::from_millis(600));
+    let used = thread_ticks("vat-spin-a") + thread_ticks("vat-spin-b") - before;
+    // A vat that kept polling would use 60 ticks (at 100 Hz) per thread.
+    assert!(used <= 3, "idle vats used {used} ticks in 600 ms");
+    rt.block_on(a.shutdown());
+    rt.block_on(b.shutdown());
+    va.shutdown();
+    vb.shutdown();
+}
+
+#[test]
+fn a_flooding_connection_does_not_starve_another() {
+    let rt = rt();
+    let victim = Vat::new("flood-victim");
+    let b = start(&rt, &victim);
+    let counted = Arc::new(AtomicU64::new(0));
+    let c = counted.clone();
+    let sink = victim.spawn(from_fn(move |_cx, _m, _args| {
+        c.fetch_add(1, Ordering::Relaxed);
+        Ok(Val::null())
+    }));
+    let sink_ref = b.mint_sturdyref(sink).unwrap();
+    for (swiss, obj) in test_peer::spawn_all(&victim, Arc::new(b.handle())) {
+        b.register(swiss.as_bytes().to_vec(), obj);
+    }
+
+    let (vx, vy) = (Vat::new("flooder"), Vat::new("caller"));
+    let (x, y) = (start(&rt, &vx), start(&rt, &vy));
+    let far_sink = x.enliven(sink_ref);
+    let echo = y.enliven(echo_at(&b));
+    call_echo(&vy, &echo, 0);
+    vx.block_on(&vx.send(&far_sink, "note", vec![]), T).unwrap();
+
+    const FLOOD: u64 = 300_000;
+    for i in 0..FLOOD - 1 {
+        vx.send_only(&far_sink, "note", vec![Value::int(i as i64)]);
+    }
+    let start_flood = Instant::now();
+    while counted.load(Ordering::Relaxed) < 1000 {
+        assert!(start_flood.elapsed() < T, "flood never arrived");
+        std::thread::sleep(Duration::from_micros(200));
+    }
+    // While the flood is being read and run, the other connection's calls
+    // still get through.
+    for n in 1..=20 {
+        call_echo(&vy, &echo, n);
+    }
+    let done_at = counted.load(Ordering::Relaxed);
+    assert!(
+        done_at < FLOOD,
+        "the calls waited for the whole flood ({done_at} notes)"
+    );
+    while counted.load(Ordering::Relaxed) < FLOOD {
+        assert!(start_flood.elapsed() < T, "flood did not finish");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    for p in [x, y, b] {
+        rt.block_on(p.shutdown());
+    }
+    for v in [vx, vy, victim] {
+        v.shutdown();
+    }
+}
