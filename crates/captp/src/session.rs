@@ -700,6 +700,26 @@ impl Session {
         self.outgoing.pop_front()
     }
 
+    /// Like [`Session::poll_transmit`], except that pending GC reports go
+    /// out only together with another message. A driver that calls this
+    /// sends fewer, fuller writes (a questioner's `op:gc-answers` rides
+    /// with its next call instead of costing the peer a message of its
+    /// own), and must itself see that reports left waiting
+    /// ([`Session::has_pending_gc`]) go out with [`Session::poll_transmit`]
+    /// before long.
+    pub fn poll_transmit_deferring_gc(&mut self) -> Option<Vec<u8>> {
+        if !self.is_terminated() && !self.outgoing.is_empty() {
+            self.flush_gc();
+        }
+        self.outgoing.pop_front()
+    }
+
+    /// Whether GC reports are waiting to be sent.
+    pub fn has_pending_gc(&self) -> bool {
+        !self.is_terminated()
+            && (!self.pending_gc_exports.is_empty() || !self.pending_gc_answers.is_empty())
+    }
+
     /// The next event for the local side, if any.
     pub fn poll_event(&mut self) -> Option<Event> {
         self.events.pop_front()

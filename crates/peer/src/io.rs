@@ -24,7 +24,7 @@
 
 use std::collections::HashMap;
 use std::os::fd::RawFd;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -55,7 +55,18 @@ struct IoShared {
     conns: Mutex<HashMap<usize, Entry>>,
     next: AtomicUsize,
     runtime: tokio::runtime::Handle,
+    /// Sessions hold GC reports back for their next message; if none comes
+    /// within [`GC_DELAY`] of the vat going idle, `on_quiet` sends them.
+    gc_owed: AtomicBool,
+    on_quiet: Mutex<Option<QuietHook>>,
 }
+
+/// Run on the vat's thread when it has been idle for [`GC_DELAY`] with GC
+/// reports owed.
+pub(crate) type QuietHook = Box<dyn FnMut() + Send>;
+
+/// How long GC reports may wait for a message to ride with.
+pub(crate) const GC_DELAY: Duration = Duration::from_millis(2);
 
 struct Reg {
     id: ConnId,
@@ -89,6 +100,8 @@ impl VatIo {
             conns: Mutex::new(HashMap::new()),
             next: AtomicUsize::new(1),
             runtime,
+            gc_owed: AtomicBool::new(false),
+            on_quiet: Mutex::new(None),
         });
         // A post the vat makes to itself while reading needs no wake-up: it
         // is queued, and the vat looks at its queue as soon as `wait`
@@ -144,6 +157,21 @@ impl VatIo {
             return Err(reg.reader);
         }
         Ok(token)
+    }
+
+    /// Sets what runs when GC reports are owed and the vat has been idle
+    /// for [`GC_DELAY`].
+    pub(crate) fn set_on_quiet(&self, hook: QuietHook) {
+        *self
+            .shared
+            .on_quiet
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = Some(hook);
+    }
+
+    /// Some session holds GC reports back (called on the vat's thread).
+    pub(crate) fn owe_gc(&self) {
+        self.shared.gc_owed.store(true, Ordering::Relaxed);
     }
 
     /// The writer has shut our sending half: stop delivering bytes and let
@@ -325,10 +353,30 @@ impl IoWaiter {
                 std::hint::spin_loop();
             }
         }
-        self.poll.poll(&mut self.events, None)?;
-        // News soon after going idle: a longer window would have caught it
-        // without a sleep. Long quiet: poll less.
-        if started.elapsed() <= self.spin_max {
+        // Owed GC reports bound the sleep; if nothing comes meanwhile, they
+        // go out on their own.
+        let owed = self.shared.gc_owed.load(Ordering::Relaxed);
+        let timeout = owed.then(|| GC_DELAY.saturating_sub(started.elapsed()));
+        self.poll.poll(&mut self.events, timeout)?;
+        if self.events.is_empty() {
+            if owed {
+                self.shared.gc_owed.store(false, Ordering::Relaxed);
+                let mut hook = self
+                    .shared
+                    .on_quiet
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner());
+                if let Some(hook) = hook.as_mut() {
+                    hook();
+                }
+            }
+            return Ok(());
+        }
+        // News soon after going idle: a longer window might have caught it
+        // without a sleep. "Soon" allows for the wake-up itself, which can
+        // take longer than the whole window on a virtual machine. Long
+        // quiet: poll less.
+        if started.elapsed() <= self.spin_max * 4 {
             self.spin = (self.spin * 2).clamp(SPIN_START.min(self.spin_max), self.spin_max);
         } else {
             self.spin /= 2;

@@ -424,6 +424,24 @@ impl Peer {
             }));
         });
         lock(&core).sink = Some(sink);
+        // GC reports held back for a message to ride with go out alone once
+        // the vat has been quiet for a moment.
+        if let Some(io) = lock(&core).io.clone() {
+            let quiet_core = Arc::downgrade(&core);
+            io.set_on_quiet(Box::new(move || {
+                let Some(core) = quiet_core.upgrade() else {
+                    return;
+                };
+                let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    pola_vat::batch_posts(|| {
+                        let mut c = lock(&core);
+                        if !c.finished {
+                            c.flush_gc();
+                        }
+                    });
+                }));
+            }));
+        }
         // The session work a vat thread asks for (sends through far refs,
         // answers it settled) runs on that thread when the vat goes idle:
         // no wake-up of the event loop on the way out.
@@ -1367,7 +1385,27 @@ impl Core {
     // Draining sessions
     // ------------------------------------------------------------------
 
+    /// Sends owed GC reports that found no message to ride with.
+    fn flush_gc(&mut self) {
+        for (id, s) in &self.sessions {
+            if s.session.has_pending_gc() {
+                self.dirty.insert(*id);
+            }
+        }
+        self.pump_with(false);
+    }
+
+    /// Runs every touched session's events and sends what it has to say.
+    /// On the vat's own thread (when it waits on its sockets), GC reports
+    /// wait for the session's next message; the vat sends them alone if it
+    /// goes quiet first (see the `io` module).
     fn pump(&mut self) {
+        let defer = self.io.is_some() && self.vat.thread_id() == Some(std::thread::current().id());
+        self.pump_with(defer);
+    }
+
+    fn pump_with(&mut self, defer_gc: bool) {
+        let mut owed = false;
         while let Some(id) = self.dirty.pop_first() {
             while let Some(ev) = self
                 .sessions
@@ -1385,7 +1423,14 @@ impl Core {
             // one `sendto`, not three.
             let mut batch: Vec<u8> = Vec::new();
             let mut refused = false;
-            while let Some(bytes) = s.session.poll_transmit() {
+            let next = |s: &mut Sess| {
+                if defer_gc {
+                    s.session.poll_transmit_deferring_gc()
+                } else {
+                    s.session.poll_transmit()
+                }
+            };
+            while let Some(bytes) = next(s) {
                 if trace_enabled() {
                     match pola_syrup::decode(&bytes) {
                         Ok(v) => eprintln!("pola-peer {id:?} >> {v}"),
@@ -1413,6 +1458,7 @@ impl Core {
                 s.conn.close();
                 self.dirty.insert(id);
             }
+            owed |= defer_gc && s.session.has_pending_gc();
             if s.session.is_terminated() {
                 s.conn.close();
                 if !s.cleaned {
@@ -1423,6 +1469,9 @@ impl Core {
                     self.sessions.remove(&id);
                 }
             }
+        }
+        if owed && let Some(io) = &self.io {
+            io.owe_gc();
         }
     }
 

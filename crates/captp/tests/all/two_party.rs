@@ -504,3 +504,58 @@ fn a_pending_answer_passed_as_an_argument_arrives_as_the_hosted_promise() {
     };
     assert_eq!(args[1], Value::Ref(CapRef::Answer(hosted)));
 }
+
+/// A driver that defers GC reports sends them with its next message, or
+/// alone when it flushes; nothing is lost either way.
+#[test]
+fn deferred_gc_reports_ride_with_the_next_message() {
+    for d in DIALECTS {
+        let mut p = Pair::new(d, 41, 42);
+        let (obj, q0) = fetch(&mut p, b"thing", 5);
+        p.a.drop_question(q0).unwrap();
+        assert!(p.a.has_pending_gc());
+        // Nothing else to say: the report waits.
+        assert!(p.a.poll_transmit_deferring_gc().is_none());
+        assert!(p.a.has_pending_gc());
+        // The next call carries it, after the call itself.
+        p.a.deliver(&obj, vec![Value::int(1i64)]).unwrap();
+        let first = p.a.poll_transmit_deferring_gc().unwrap();
+        let second = p.a.poll_transmit_deferring_gc().unwrap();
+        assert!(p.a.poll_transmit_deferring_gc().is_none());
+        assert!(!p.a.has_pending_gc());
+        assert!(crate::sim::label(&first).starts_with("op:deliver"), "{d:?}");
+        let gca = match d {
+            Dialect::TestSuite => "op:gc-answer",
+            Dialect::Current => "op:gc-answers",
+        };
+        assert_eq!(crate::sim::label(&second), gca);
+        // b holds the fetch's answer and now the call's; the report frees
+        // the fetch's.
+        p.b.handle_bytes(&first).unwrap();
+        assert_eq!(p.b.table_sizes().answers, 2, "{d:?}");
+        p.b.handle_bytes(&second).unwrap();
+        assert_eq!(p.b.table_sizes().answers, 1, "{d:?}");
+        let (_, eb) = p.run();
+        assert!(
+            eb.iter().any(|e| matches!(e, Event::Deliver { .. })),
+            "{eb:?}"
+        );
+
+        // Dropped again with nothing else to send: an ordinary
+        // poll_transmit sends it alone.
+        let q1 = p.a.fetch(&Swiss::new(b"thing".to_vec())).unwrap();
+        let (_, eb) = p.run();
+        for e in eb {
+            if let Event::Fetch { reply, .. } = e {
+                p.b.resolve(reply.unwrap(), Ok(Value::Ref(CapRef::Local(LocalId(5)))))
+                    .unwrap();
+            }
+        }
+        p.run();
+        p.a.drop_question(q1).unwrap();
+        assert!(p.a.poll_transmit_deferring_gc().is_none());
+        let alone = p.a.poll_transmit().unwrap();
+        assert_eq!(crate::sim::label(&alone), gca);
+        assert!(!p.a.has_pending_gc());
+    }
+}

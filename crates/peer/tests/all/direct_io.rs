@@ -191,3 +191,32 @@ fn a_flooding_connection_does_not_starve_another() {
         v.shutdown();
     }
 }
+
+#[test]
+fn held_back_gc_reports_go_out_alone_when_the_vat_goes_quiet() {
+    let rt = rt();
+    let (va, vb) = (Vat::new("gc-a"), Vat::new("gc-b"));
+    let (a, b) = (start(&rt, &va), start(&rt, &vb));
+    for (swiss, obj) in test_peer::spawn_all(&vb, Arc::new(b.handle())) {
+        b.register(swiss.as_bytes().to_vec(), obj);
+    }
+    let echo = a.enliven(echo_at(&b));
+    call_echo(&va, &echo, 7);
+    // a received the answers on its vat's thread and holds its
+    // `op:gc-answers` for a next message that never comes: b frees its
+    // answers only if a sends the report on its own.
+    let started = Instant::now();
+    loop {
+        let stats = rt.block_on(b.stats()).unwrap();
+        let s = &stats.sessions[0];
+        if s.answers == 0 && s.tables.answers == 0 {
+            break;
+        }
+        assert!(started.elapsed() < T, "b still holds answers: {s:?}");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    rt.block_on(a.shutdown());
+    rt.block_on(b.shutdown());
+    va.shutdown();
+    vb.shutdown();
+}
