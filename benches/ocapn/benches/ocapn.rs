@@ -209,6 +209,8 @@ fn main() -> Result<()> {
     // All systems stay up and are measured in interleaved rounds, so a
     // change in background load (the machine is shared) hits them alike.
     let mut raw = RawPingPong::start(req_len, resp_len, Ok)?;
+    let mut raw_poll = RawPingPong::start_polling(req_len, resp_len)?;
+    let mut raw_poll_s = Vec::new();
     let mut raw_tokio = TokioPingPong::start(req_len, resp_len)?;
     raw_tokio.round_trips(500)?;
     let (mut raw_tokio_s, mut pola_local_s) = (Vec::new(), Vec::new());
@@ -217,6 +219,7 @@ fn main() -> Result<()> {
     let capnp_pair = pola_bench_ocapn::capnproto::CapnpPair::start(Ok)?;
     for _ in 0..500 {
         raw.round_trip()?;
+        raw_poll.round_trip()?;
     }
     pola.timed(Op::RoundTrip, 500, Duration::ZERO)?;
     pola.in_vat_round_trips(500)?;
@@ -241,6 +244,9 @@ fn main() -> Result<()> {
     for _ in 0..ROUNDS {
         for _ in 0..rt_batch {
             raw_s.push(raw.round_trip()?.elapsed());
+        }
+        for _ in 0..rt_batch {
+            raw_poll_s.push(raw_poll.round_trip()?.elapsed());
         }
         raw_tokio_s.extend(durations(&raw_tokio.round_trips(rt_batch)?));
         pola_s.extend(durations(&pola.timed(
@@ -280,7 +286,9 @@ fn main() -> Result<()> {
         }
     }
     drop(raw);
+    drop(raw_poll);
     drop(raw_tokio);
+    let raw_poll_rt = Summary::of(&raw_poll_s);
     let raw_rt = Summary::of(raw_s);
     let raw_tokio_rt = Summary::of(&raw_tokio_s);
     let pola_rt = Summary::of(pola_s);
@@ -343,6 +351,12 @@ fn main() -> Result<()> {
     };
     row("raw TCP ping-pong (std, blocking)", &raw_rt, true, None);
     row("raw TCP ping-pong (tokio)", &raw_tokio_rt, true, None);
+    row(
+        "raw TCP ping-pong (std, poll 50 µs)",
+        &raw_poll_rt,
+        true,
+        None,
+    );
     row(
         "pola round trip (op:deliver)",
         &pola_rt,

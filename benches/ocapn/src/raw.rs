@@ -1,6 +1,8 @@
 //! The floor: a raw TCP ping-pong of fixed-size messages with
 //! `TCP_NODELAY`, one server thread: blocking std sockets
-//! ([`RawPingPong`]) or tokio on both ends ([`TokioPingPong`]).
+//! ([`RawPingPong`]; with [`RawPingPong::start_polling`] both ends poll
+//! for up to 50 µs before they block, as a pola vat does) or tokio on both
+//! ends ([`TokioPingPong`]).
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -15,6 +17,46 @@ pub struct RawPingPong {
     stream: TcpStream,
     request: Vec<u8>,
     response: Vec<u8>,
+    poll: Option<std::time::Duration>,
+}
+
+/// The window [`RawPingPong::start_polling`] polls for.
+pub const POLL_WINDOW: std::time::Duration = std::time::Duration::from_micros(50);
+
+/// `read_exact`, polling a non-blocking socket for up to `window` before
+/// each blocking wait.
+fn read_exact_polling(
+    s: &mut TcpStream,
+    buf: &mut [u8],
+    window: std::time::Duration,
+) -> std::io::Result<()> {
+    let mut got = 0;
+    let mut since = Instant::now();
+    while got < buf.len() {
+        match s.read(&mut buf[got..]) {
+            Ok(0) => return Err(std::io::ErrorKind::UnexpectedEof.into()),
+            Ok(n) => {
+                got += n;
+                since = Instant::now();
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                if since.elapsed() < window {
+                    std::hint::spin_loop();
+                    continue;
+                }
+                s.set_nonblocking(false)?;
+                let n = s.read(&mut buf[got..]);
+                s.set_nonblocking(true)?;
+                match n? {
+                    0 => return Err(std::io::ErrorKind::UnexpectedEof.into()),
+                    n => got += n,
+                }
+                since = Instant::now();
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
 }
 
 impl RawPingPong {
@@ -29,6 +71,24 @@ impl RawPingPong {
         response_len: usize,
         route: impl FnOnce(SocketAddr) -> std::io::Result<SocketAddr>,
     ) -> std::io::Result<RawPingPong> {
+        Self::start_with(request_len, response_len, route, None)
+    }
+
+    /// Like [`RawPingPong::start`] on 127.0.0.1, with both ends polling
+    /// their socket for up to [`POLL_WINDOW`] before they block.
+    ///
+    /// # Errors
+    /// Binding or connecting fails.
+    pub fn start_polling(request_len: usize, response_len: usize) -> std::io::Result<RawPingPong> {
+        Self::start_with(request_len, response_len, Ok, Some(POLL_WINDOW))
+    }
+
+    fn start_with(
+        request_len: usize,
+        response_len: usize,
+        route: impl FnOnce(SocketAddr) -> std::io::Result<SocketAddr>,
+        poll: Option<std::time::Duration>,
+    ) -> std::io::Result<RawPingPong> {
         let listener = TcpListener::bind("127.0.0.1:0")?;
         let addr = listener.local_addr()?;
         std::thread::Builder::new()
@@ -40,6 +100,17 @@ impl RawPingPong {
                 let _ = s.set_nodelay(true);
                 let mut req = vec![0u8; request_len];
                 let resp = vec![0xa5u8; response_len];
+                if let Some(window) = poll {
+                    if s.set_nonblocking(true).is_err() {
+                        return;
+                    }
+                    while read_exact_polling(&mut s, &mut req, window).is_ok() {
+                        if write_all_nonblocking(&mut s, &resp).is_err() {
+                            break;
+                        }
+                    }
+                    return;
+                }
                 while s.read_exact(&mut req).is_ok() {
                     if s.write_all(&resp).is_err() {
                         break;
@@ -48,10 +119,14 @@ impl RawPingPong {
             })?;
         let stream = TcpStream::connect(route(addr)?)?;
         stream.set_nodelay(true)?;
+        if poll.is_some() {
+            stream.set_nonblocking(true)?;
+        }
         Ok(RawPingPong {
             stream,
             request: vec![0x5au8; request_len],
             response: vec![0u8; response_len],
+            poll,
         })
     }
 
@@ -61,13 +136,35 @@ impl RawPingPong {
     /// The connection failed.
     pub fn round_trip(&mut self) -> std::io::Result<Span> {
         let start = Instant::now();
-        self.stream.write_all(&self.request)?;
-        self.stream.read_exact(&mut self.response)?;
+        match self.poll {
+            Some(window) => {
+                write_all_nonblocking(&mut self.stream, &self.request)?;
+                read_exact_polling(&mut self.stream, &mut self.response, window)?;
+            }
+            None => {
+                self.stream.write_all(&self.request)?;
+                self.stream.read_exact(&mut self.response)?;
+            }
+        }
         Ok(Span {
             start,
             end: Instant::now(),
         })
     }
+}
+
+/// `write_all` on a non-blocking socket (small messages: the send buffer
+/// has room; if not, wait briefly and retry).
+fn write_all_nonblocking(s: &mut TcpStream, mut data: &[u8]) -> std::io::Result<()> {
+    while !data.is_empty() {
+        match s.write(data) {
+            Ok(0) => return Err(std::io::ErrorKind::WriteZero.into()),
+            Ok(n) => data = &data[n..],
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => std::thread::yield_now(),
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
 }
 
 /// The same ping-pong with tokio on both ends (a current-thread runtime
@@ -169,6 +266,14 @@ mod tests {
         for _ in 0..10 {
             p.round_trip().unwrap();
         }
+        assert!(p.response.iter().all(|b| *b == 0xa5));
+        let mut p = RawPingPong::start_polling(100, 37).unwrap();
+        for _ in 0..10 {
+            p.round_trip().unwrap();
+        }
+        // Long enough apart that each end blocks, not only polls.
+        std::thread::sleep(std::time::Duration::from_millis(2));
+        p.round_trip().unwrap();
         assert!(p.response.iter().all(|b| *b == 0xa5));
         let mut t = TokioPingPong::start(100, 37).unwrap();
         assert_eq!(t.round_trips(10).unwrap().len(), 10);

@@ -11,6 +11,7 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use bytes::Bytes;
 use tokio::io::Interest;
@@ -92,10 +93,10 @@ impl TcpTestingOnly {
         let source = stream.peer_addr().ok().map(|a| a.ip());
         // Out of the runtime: the halves read and write the socket directly
         // and register with the runtime only when they have to wait.
-        let sock = stream.into_std()?;
+        let sock = Arc::new(stream.into_std()?);
         let runtime = tokio::runtime::Handle::current();
         let reader = TcpReader {
-            sock: sock.try_clone()?,
+            sock: sock.clone(),
             registered: None,
             runtime: runtime.clone(),
             inner: StreamReader::new((), self.framing),
@@ -132,7 +133,8 @@ fn register(
 /// the first time `recv` has to wait: a connection read directly never is,
 /// so the runtime does not wake for its traffic.
 struct TcpReader {
-    sock: std::net::TcpStream,
+    /// Shared with the writer: one descriptor per connection.
+    sock: Arc<std::net::TcpStream>,
     registered: Option<TcpStream>,
     runtime: tokio::runtime::Handle,
     /// The framing and the buffered input.
@@ -222,7 +224,7 @@ impl DirectRead for TcpReader {
 /// writability, then deregistered), so the runtime never wakes for the
 /// connection's incoming bytes on its account.
 struct TcpWriter {
-    sock: std::net::TcpStream,
+    sock: Arc<std::net::TcpStream>,
     runtime: tokio::runtime::Handle,
     framing: Framing,
     scratch: Vec<u8>,
@@ -244,7 +246,7 @@ impl MessageWriter for TcpWriter {
             let mut sent = 0;
             let mut waiting: Option<TcpStream> = None;
             while sent < data.len() {
-                match std::io::Write::write(&mut &self.sock, &data[sent..]) {
+                match std::io::Write::write(&mut &*self.sock, &data[sent..]) {
                     Ok(0) => return Err(NetError::Io(std::io::ErrorKind::WriteZero.into())),
                     Ok(n) => sent += n,
                     Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}

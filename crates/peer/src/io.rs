@@ -59,6 +59,9 @@ struct IoShared {
     /// within [`GC_DELAY`] of the vat going idle, `on_quiet` sends them.
     gc_owed: AtomicBool,
     on_quiet: Mutex<Option<QuietHook>>,
+    /// The vat's thread has dropped the waiter (the vat stopped): nothing
+    /// reads registered sockets any more; new ones are refused.
+    dead: AtomicBool,
 }
 
 /// Run on the vat's thread when it has been idle for [`GC_DELAY`] with GC
@@ -102,6 +105,7 @@ impl VatIo {
             runtime,
             gc_owed: AtomicBool::new(false),
             on_quiet: Mutex::new(None),
+            dead: AtomicBool::new(false),
         });
         // A post the vat makes to itself while reading needs no wake-up: it
         // is queued, and the vat looks at its queue as soon as `wait`
@@ -144,8 +148,14 @@ impl VatIo {
             events,
         };
         // In the table before the socket can report, so the first event
-        // finds it.
-        self.shared.lock().insert(token, Entry::Idle(reg));
+        // finds it; not at all once the vat has stopped.
+        {
+            let mut conns = self.shared.lock();
+            if self.shared.dead.load(Ordering::Acquire) {
+                return Err(reg.reader);
+            }
+            conns.insert(token, Entry::Idle(reg));
+        }
         let registered =
             self.shared
                 .registry
@@ -202,9 +212,12 @@ impl IoShared {
         let _ = self.registry.deregister(&mut SourceFd(&reg.fd));
     }
 
-    /// Reads what `token`'s socket has, up to [`READS_PER_WAKE`] chunks;
-    /// `true` if there may be more.
-    fn service(&self, token: usize) -> bool {
+    /// Reads what `token`'s socket has, up to `budget` chunks;
+    /// `true` if there may be more. With `to_end` (the peer closed or the
+    /// socket failed), a short read does not mean the socket is done: the
+    /// end of stream may be waiting behind the data, and no new readiness
+    /// will announce it.
+    fn service(&self, token: usize, to_end: bool, budget: usize) -> bool {
         let mut reg = {
             let mut conns = self.lock();
             match conns.get_mut(&token) {
@@ -219,21 +232,14 @@ impl IoShared {
         };
         let mut more = false;
         let mut end = None;
-        for _ in 0..READS_PER_WAKE {
+        for _ in 0..budget {
             let Some(direct) = reg.reader.direct() else {
                 end = Some(None);
                 break;
             };
-            match direct.read_now() {
-                Ok(ReadNow::Chunk(bytes)) => {
-                    (reg.sink)(reg.id, bytes);
-                    more = true;
-                }
-                Ok(ReadNow::Drained(bytes)) => {
-                    (reg.sink)(reg.id, bytes);
-                    more = false;
-                    break;
-                }
+            let (bytes, last) = match direct.read_now() {
+                Ok(ReadNow::Chunk(bytes)) => (bytes, false),
+                Ok(ReadNow::Drained(bytes)) => (bytes, !to_end),
                 Ok(ReadNow::Empty) => {
                     more = false;
                     break;
@@ -246,6 +252,12 @@ impl IoShared {
                     end = Some(Some(e));
                     break;
                 }
+            };
+            (reg.sink)(reg.id, bytes);
+            more = !last;
+            // Closed locally meanwhile: no more bytes for the session.
+            if last || self.released(token) {
+                break;
             }
         }
         let mut conns = self.lock();
@@ -263,6 +275,11 @@ impl IoShared {
         }
         conns.insert(token, Entry::Idle(reg));
         more
+    }
+
+    /// Whether the writer shut `token`'s connection while it was being read.
+    fn released(&self, token: usize) -> bool {
+        matches!(self.lock().get(&token), Some(Entry::Busy { release: true }))
     }
 
     /// Reads and discards the rest of a closing connection on the runtime,
@@ -328,8 +345,9 @@ struct IoWaiter {
     poll: Poll,
     events: Events,
     shared: Arc<IoShared>,
-    /// Connections that had more to read when their budget ran out.
-    ready: Vec<usize>,
+    /// Connections with more to read (token, read to the end), when their
+    /// budget ran out or their socket reported.
+    ready: Vec<(usize, bool)>,
     /// How long to poll before sleeping (0 up to `spin_max`).
     spin: Duration,
     spin_max: Duration,
@@ -341,7 +359,9 @@ impl IoWaiter {
     /// the poll failed.
     fn poll_adaptive(&mut self) -> std::io::Result<()> {
         let started = std::time::Instant::now();
-        if !self.spin.is_zero() {
+        // Polling pays only for sockets this thread reads itself.
+        let direct = !self.shared.lock().is_empty();
+        if direct && !self.spin.is_zero() {
             loop {
                 self.poll.poll(&mut self.events, Some(Duration::ZERO))?;
                 if !self.events.is_empty() {
@@ -376,7 +396,9 @@ impl IoWaiter {
         // without a sleep. "Soon" allows for the wake-up itself, which can
         // take longer than the whole window on a virtual machine. Long
         // quiet: poll less.
-        if started.elapsed() <= self.spin_max * 4 {
+        if !direct {
+            self.spin = Duration::ZERO;
+        } else if started.elapsed() <= self.spin_max * 4 {
             self.spin = (self.spin * 2).clamp(SPIN_START.min(self.spin_max), self.spin_max);
         } else {
             self.spin /= 2;
@@ -385,6 +407,30 @@ impl IoWaiter {
             }
         }
         Ok(())
+    }
+}
+
+impl IoWaiter {
+    /// Reads the connections whose sockets reported, and those left over,
+    /// up to `budget` chunks each.
+    fn dispatch(&mut self, budget: usize) {
+        for ev in &self.events {
+            let t = ev.token();
+            if t == WAKE {
+                continue;
+            }
+            let to_end = ev.is_read_closed() || ev.is_error();
+            match self.ready.iter_mut().find(|(r, _)| *r == t.0) {
+                Some(entry) => entry.1 |= to_end,
+                None => self.ready.push((t.0, to_end)),
+            }
+        }
+        let ready = std::mem::take(&mut self.ready);
+        for (token, to_end) in ready {
+            if self.shared.service(token, to_end, budget) {
+                self.ready.push((token, to_end));
+            }
+        }
     }
 }
 
@@ -401,17 +447,40 @@ impl Waiter for IoWaiter {
             // look at its queue; it calls again.
             return;
         }
-        for ev in &self.events {
-            let t = ev.token();
-            if t != WAKE && !self.ready.contains(&t.0) {
-                self.ready.push(t.0);
-            }
+        self.dispatch(READS_PER_WAKE);
+    }
+
+    fn poll_now(&mut self) {
+        if self
+            .poll
+            .poll(&mut self.events, Some(Duration::ZERO))
+            .is_ok()
+        {
+            // One chunk each: the vat is busy with other work.
+            self.dispatch(1);
         }
-        let ready = std::mem::take(&mut self.ready);
-        for token in ready {
-            if self.shared.service(token) {
-                self.ready.push(token);
-            }
+    }
+}
+
+/// The vat has stopped: its sockets will never be read again. Each
+/// registered connection is reported closed (its session ends), and later
+/// connections are read on runtime tasks.
+impl Drop for IoWaiter {
+    fn drop(&mut self) {
+        let regs: Vec<Reg> = {
+            let mut conns = self.shared.lock();
+            self.shared.dead.store(true, Ordering::Release);
+            conns
+                .drain()
+                .filter_map(|(_, e)| match e {
+                    Entry::Idle(reg) => Some(reg),
+                    Entry::Busy { .. } => None,
+                })
+                .collect()
+        };
+        for reg in regs {
+            self.shared.deregister(&reg);
+            report_closed(&self.shared.runtime, reg.events, reg.id, None);
         }
     }
 }

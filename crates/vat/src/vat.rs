@@ -25,9 +25,13 @@ use crate::turn::{Callback, Delta, Listener, Object, Turn, Work};
 /// Forwarding hops after which a message or listener is assumed to be in a
 /// promise cycle and is broken.
 const MAX_HOPS: u32 = 100_000;
-/// Turns between flushes of the outbox and checks of the inbox while the
-/// local queue stays busy (fairness and batching).
-const BATCH: u32 = 128;
+/// Turns between flushes of the outbox and checks of the inbox (and of
+/// the [`Waiter`]'s sources) while the vat stays busy (fairness and
+/// batching).
+pub const BATCH: u32 = 128;
+/// Queued events beyond which a busy vat stops asking its [`Waiter`] for
+/// more.
+const POLL_BACKLOG: usize = 1024;
 
 /// A post to a vat, held back until the turn that made it commits.
 type StagedPost = (Arc<VatShared>, Event);
@@ -51,6 +55,13 @@ pub trait Waiter: Send + 'static {
     /// is fine (the vat checks its inbox and calls again). Runs outside
     /// any turn; what it posts to its own vat is queued, not woken for.
     fn wait(&mut self);
+
+    /// Does what `wait` would find to do now, without blocking, and little
+    /// of it. A vat that never runs out of work (a job that keeps sending
+    /// to itself, a steady stream from other vats) calls this every
+    /// [`BATCH`] events while its queue is short, so what the waiter
+    /// watches is not starved. The default does nothing.
+    fn poll_now(&mut self) {}
 }
 
 /// Wakes a vat blocked in its [`Waiter`]; called by whichever thread
@@ -537,11 +548,11 @@ impl VatCore {
                     self.flush();
                     self.maybe_sweep();
                     self.run_hooks();
+                    self.poll_waiter();
                     self.pull_inbox();
                 }
                 continue;
             }
-            since = 0;
             self.flush();
             // Hooks first: a session driver's writes should not wait for
             // the sweep.
@@ -549,9 +560,30 @@ impl VatCore {
             if self.maybe_sweep() || self.idle_sweep() {
                 continue;
             }
-            if !self.pull_inbox() {
+            if self.pull_inbox() {
+                // Mail keeps coming and the vat never sleeps: look at the
+                // waiter's sources now and then all the same.
+                if since >= BATCH {
+                    since = 0;
+                    self.poll_waiter();
+                }
+            } else {
+                since = 0;
                 self.sleep();
             }
+        }
+    }
+
+    /// Lets the waiter (if any) do its work without blocking, unless the
+    /// vat is already behind: what the waiter reads (a socket's worth of
+    /// messages) would only pile up, and left unread it pushes back on
+    /// whoever sends it.
+    fn poll_waiter(&mut self) {
+        if self.queue.len() >= POLL_BACKLOG {
+            return;
+        }
+        if let Some(w) = &mut self.waiter {
+            w.poll_now();
         }
     }
 

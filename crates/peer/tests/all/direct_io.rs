@@ -220,3 +220,125 @@ fn held_back_gc_reports_go_out_alone_when_the_vat_goes_quiet() {
     va.shutdown();
     vb.shutdown();
 }
+
+/// A vat that is never idle (an object that keeps sending to itself, the
+/// usual way to run a long job in turns) must still hear its peers.
+fn busy_vat_case(claim_waiter_first: bool) -> bool {
+    let rt = rt();
+    let (va, vb) = (Vat::new("busy-a"), Vat::new("busy-b"));
+    let a = start(&rt, &va);
+    // With a first peer on vb, `b` below reads on runtime tasks.
+    let b0 = claim_waiter_first.then(|| start(&rt, &vb));
+    let b = start(&rt, &vb);
+    for (swiss, obj) in test_peer::spawn_all(&vb, Arc::new(b.handle())) {
+        b.register(swiss.as_bytes().to_vec(), obj);
+    }
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let s = stop.clone();
+    let spinner = vb.spawn(from_fn(move |cx, _m, _args| {
+        if !s.load(Ordering::Relaxed) {
+            let me = cx.me().unwrap();
+            cx.send_only(&me, "spin", vec![]);
+        }
+        Ok(Val::null())
+    }));
+    vb.send_only(&spinner, "spin", vec![]);
+    let echo = a.enliven(echo_at(&b));
+    let answer = va.send(&echo, "", vec![Value::int(7i64)]);
+    let got = va.block_on(&answer, Duration::from_secs(5));
+    stop.store(true, Ordering::Relaxed);
+    let ok = got.is_ok();
+    for p in [Some(a), b0, Some(b)].into_iter().flatten() {
+        rt.block_on(p.shutdown());
+    }
+    va.shutdown();
+    vb.shutdown();
+    ok
+}
+
+#[test]
+fn a_busy_vat_still_hears_runtime_read_peers() {
+    assert!(busy_vat_case(true));
+}
+
+#[test]
+fn a_busy_vat_still_hears_its_direct_peers() {
+    assert!(busy_vat_case(false), "no answer while the vat was busy");
+}
+
+/// A client that sends a few bytes and closes at once (both arrive before
+/// the vat reads): the peer must see the end and close its side too,
+/// long before the handshake timeout.
+fn eof_after_data(data: &[u8]) -> bool {
+    use std::io::{Read, Write};
+    let rt = rt();
+    let vb = Vat::new("eof-b");
+    let net = rt.block_on(TcpTestingOnly::bind("127.0.0.1", 0)).unwrap();
+    let addr = net.local_addr().unwrap();
+    let b = {
+        let _guard = rt.enter();
+        Peer::start(vb.clone(), vec![Arc::new(net)], PeerConfig::default()).unwrap()
+    };
+    let mut raw = std::net::TcpStream::connect(addr).unwrap();
+    raw.write_all(data).unwrap();
+    raw.shutdown(std::net::Shutdown::Write).unwrap();
+    raw.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+    let mut buf = [0u8; 4096];
+    let mut closed = false;
+    loop {
+        match raw.read(&mut buf) {
+            Ok(0) => {
+                closed = true;
+                break;
+            }
+            Ok(_) => {}
+            Err(_) => break,
+        }
+    }
+    rt.block_on(b.shutdown());
+    vb.shutdown();
+    closed
+}
+
+#[test]
+fn eof_without_data_is_seen() {
+    assert!(eof_after_data(b""));
+}
+
+#[test]
+fn eof_right_after_data_is_seen() {
+    for _ in 0..3 {
+        assert!(
+            eof_after_data(b"<10'op:start"),
+            "the peer never saw the end"
+        );
+    }
+}
+
+#[test]
+fn sessions_end_when_the_vat_reading_them_stops() {
+    let rt = rt();
+    let (va, vb) = (Vat::new("stop-a"), Vat::new("stop-b"));
+    let (a, b) = (start(&rt, &va), start(&rt, &vb));
+    for (swiss, obj) in test_peer::spawn_all(&vb, Arc::new(b.handle())) {
+        b.register(swiss.as_bytes().to_vec(), obj);
+    }
+    let echo = a.enliven(echo_at(&b));
+    call_echo(&va, &echo, 1);
+    // b's vat stops while its peer keeps running: nothing will read b's
+    // sockets again, so b must end the session (a hears the abort or the
+    // close) rather than leave it hanging.
+    vb.shutdown();
+    let started = Instant::now();
+    loop {
+        let stats = rt.block_on(a.stats()).unwrap();
+        if stats.sessions.iter().all(|s| s.terminated) {
+            break;
+        }
+        assert!(started.elapsed() < T, "a's session outlived b's vat");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    rt.block_on(a.shutdown());
+    rt.block_on(b.shutdown());
+    va.shutdown();
+}
