@@ -490,32 +490,42 @@ fn main() -> Result<()> {
     #[cfg(not(has_capnp))]
     println!("capnp-rpc: not compiled in (the `capnp` tool was missing at build time)");
 
+    // The floor is the faster of the two blocking ping-pongs: on a
+    // virtual machine either can lose tens of microseconds to where the
+    // scheduler put its two threads, and the lucky one is the fair floor.
+    let floor = raw_rt.median.min(raw_tokio_rt.median);
+    let within = |d: Duration| {
+        let r = d.as_secs_f64() / floor.as_secs_f64();
+        format!("{r:.2}x ({})", if r <= 1.5 { "met" } else { "NOT met" })
+    };
     println!();
     println!(
-        "targets (issue 3 §6): >= 150000 deliver-only msgs/s: {:.0} ({}); round trip <= 1.5x raw: {} ({}); ahead of capnp-rpc: {}",
+        "targets (issue 3 §6): >= 150000 deliver-only msgs/s: {:.0} ({})",
         pola_mid,
         if pola_mid >= 150_000.0 {
             "met"
         } else {
             "NOT met"
         },
-        ratio(pola_rt.median, raw_rt.median),
-        if pola_rt.median.as_secs_f64() <= 1.5 * raw_rt.median.as_secs_f64() {
-            "met"
-        } else {
-            "NOT met"
-        },
+    );
+    println!(
+        "  round trip <= 1.5x raw ping-pong (floor {}): driven in vat A {}; from an application thread {}; (vs the raw ping-pong that polls 50 us too: {})",
+        us(floor),
+        within(pola_in_vat.median),
+        within(pola_rt.median),
+        ratio(pola_in_vat.median, raw_poll_rt.median),
+    );
+    println!(
+        "  ahead of capnp-rpc: {}",
         match &capnp {
             Some((rt, _, _, r)) => {
                 let mid = r.get(r.len() / 2).copied().unwrap_or(0.0);
+                let yes = |b: bool| if b { "yes" } else { "no" };
                 format!(
-                    "round trip {}, throughput {}",
-                    if pola_rt.median < rt.median {
-                        "yes"
-                    } else {
-                        "no"
-                    },
-                    if pola_mid > mid { "yes" } else { "no" }
+                    "round trip driven in vat {}, from an application thread {}, throughput {}",
+                    yes(pola_in_vat.median < rt.median),
+                    yes(pola_rt.median < rt.median),
+                    yes(pola_mid > mid)
                 )
             }
             None => "not measured".into(),
