@@ -49,6 +49,7 @@ use bytes::Bytes;
 
 pub mod memory;
 pub mod noise;
+pub mod socket;
 pub mod stream;
 pub mod tcp;
 

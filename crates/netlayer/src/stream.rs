@@ -13,7 +13,7 @@
 use bytes::{Buf, Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
-use crate::{BoxFuture, MessageReader, MessageWriter, NetError, ReadNow};
+use crate::{BoxFuture, DirectRead, MessageReader, MessageWriter, NetError, ReadNow};
 
 /// How messages are delimited on a stream netlayer.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -37,8 +37,7 @@ pub const DEFAULT_MAX_FRAME: usize = 16 * 1024 * 1024;
 /// The most decimal digits a frame header may have (enough for any `usize`).
 const MAX_HEADER_DIGITS: usize = 20;
 
-/// How much to ask the OS for per read on an unframed stream.
-pub(crate) const READ_CHUNK: usize = 64 * 1024;
+use crate::socket::{READ_CHUNK, ReadSource};
 
 /// A [`MessageReader`] over an `AsyncRead`.
 #[derive(Debug)]
@@ -89,58 +88,71 @@ impl<R: AsyncRead + Unpin + Send> StreamReader<R> {
     }
 }
 
-impl<R> StreamReader<R> {
-    /// [`crate::DirectRead::read_now`] over this reader's buffer and
-    /// framing, with `read` (non-blocking: `WouldBlock` when nothing is
-    /// there) in place of an awaited read.
-    ///
-    /// `read` appends what the socket has to the buffer and says how many
-    /// bytes that was and whether the read was short (the socket had no
-    /// more): the answer is then [`ReadNow::Drained`], and no read is spent
-    /// finding the socket empty.
-    pub(crate) fn read_now_with(
-        &mut self,
-        mut read: impl FnMut(&mut BytesMut) -> std::io::Result<(usize, bool)>,
-    ) -> Result<ReadNow, NetError> {
-        let would_block = |e: &std::io::Error| e.kind() == std::io::ErrorKind::WouldBlock;
-        match self.framing {
-            Framing::None => {
-                if !self.buf.is_empty() {
-                    return Ok(ReadNow::Chunk(self.buf.split().freeze()));
-                }
-                match read(&mut self.buf) {
-                    Ok((0, _)) => Ok(ReadNow::End),
-                    Ok((_, true)) => Ok(ReadNow::Drained(self.buf.split().freeze())),
-                    Ok((_, false)) => Ok(ReadNow::Chunk(self.buf.split().freeze())),
-                    Err(e) if would_block(&e) => Ok(ReadNow::Empty),
-                    Err(e) => Err(e.into()),
-                }
+/// [`crate::DirectRead::read_now`] over a buffer and its framing, with
+/// `read` (non-blocking: `WouldBlock` when nothing is there) in place of
+/// an awaited read.
+///
+/// `read` appends what the socket has to the buffer and says how many
+/// bytes that was and whether the read was short (the socket had no
+/// more): the answer is then [`ReadNow::Drained`], and no read is spent
+/// finding the socket empty.
+fn read_now_framed(
+    framing: Framing,
+    buf: &mut BytesMut,
+    mut read: impl FnMut(&mut BytesMut) -> std::io::Result<(usize, bool)>,
+) -> Result<ReadNow, NetError> {
+    let would_block = |e: &std::io::Error| e.kind() == std::io::ErrorKind::WouldBlock;
+    match framing {
+        Framing::None => {
+            if !buf.is_empty() {
+                return Ok(ReadNow::Chunk(buf.split().freeze()));
             }
-            Framing::ByteString { max_frame } => {
-                let mut drained = false;
-                loop {
-                    if let Some(frame) = take_frame(&mut self.buf, max_frame)? {
-                        return Ok(if drained && self.buf.is_empty() {
-                            ReadNow::Drained(frame)
-                        } else {
-                            ReadNow::Chunk(frame)
-                        });
+            match read(buf) {
+                Ok((0, _)) => Ok(ReadNow::End),
+                Ok((_, true)) => Ok(ReadNow::Drained(buf.split().freeze())),
+                Ok((_, false)) => Ok(ReadNow::Chunk(buf.split().freeze())),
+                Err(e) if would_block(&e) => Ok(ReadNow::Empty),
+                Err(e) => Err(e.into()),
+            }
+        }
+        Framing::ByteString { max_frame } => {
+            let mut drained = false;
+            loop {
+                if let Some(frame) = take_frame(buf, max_frame)? {
+                    return Ok(if drained && buf.is_empty() {
+                        ReadNow::Drained(frame)
+                    } else {
+                        ReadNow::Chunk(frame)
+                    });
+                }
+                if drained {
+                    return Ok(ReadNow::Empty);
+                }
+                match read(buf) {
+                    Ok((0, _)) if buf.is_empty() => return Ok(ReadNow::End),
+                    Ok((0, _)) => {
+                        return Err(NetError::Io(std::io::ErrorKind::UnexpectedEof.into()));
                     }
-                    if drained {
-                        return Ok(ReadNow::Empty);
-                    }
-                    match read(&mut self.buf) {
-                        Ok((0, _)) if self.buf.is_empty() => return Ok(ReadNow::End),
-                        Ok((0, _)) => {
-                            return Err(NetError::Io(std::io::ErrorKind::UnexpectedEof.into()));
-                        }
-                        Ok((_, short)) => drained = short,
-                        Err(e) if would_block(&e) => return Ok(ReadNow::Empty),
-                        Err(e) => return Err(e.into()),
-                    }
+                    Ok((_, short)) => drained = short,
+                    Err(e) if would_block(&e) => return Ok(ReadNow::Empty),
+                    Err(e) => return Err(e.into()),
                 }
             }
         }
+    }
+}
+
+/// Over a socket, the reader can also be driven without the runtime.
+impl<R: ReadSource> DirectRead for StreamReader<R> {
+    fn fd(&self) -> std::os::fd::RawFd {
+        self.inner.socket().map_or(-1, crate::socket::SockRead::fd)
+    }
+
+    fn read_now(&mut self) -> Result<ReadNow, NetError> {
+        let Some(sock) = self.inner.socket() else {
+            return Err(NetError::Io(std::io::ErrorKind::Unsupported.into()));
+        };
+        read_now_framed(self.framing, &mut self.buf, |b| sock.read_direct(b))
     }
 }
 
@@ -183,9 +195,17 @@ fn take_frame(buf: &mut BytesMut, max_frame: usize) -> Result<Option<Bytes>, Net
     Ok(None)
 }
 
-impl<R: AsyncRead + Unpin + Send> MessageReader for StreamReader<R> {
+impl<R: ReadSource> MessageReader for StreamReader<R> {
     fn recv(&mut self) -> BoxFuture<'_, Result<Option<Bytes>, NetError>> {
         Box::pin(self.recv_inner())
+    }
+
+    fn direct(&mut self) -> Option<&mut dyn DirectRead> {
+        if self.inner.socket().is_some() {
+            Some(self)
+        } else {
+            None
+        }
     }
 }
 

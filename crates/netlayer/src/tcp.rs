@@ -11,17 +11,11 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::sync::Arc;
 
-use bytes::Bytes;
-use tokio::io::Interest;
 use tokio::net::{TcpListener, TcpStream};
 
-use crate::stream::StreamReader;
-use crate::{
-    BoxFuture, Connection, DirectRead, Direction, Framing, Location, MessageReader, MessageWriter,
-    NetError, Netlayer, ReadNow,
-};
+use crate::stream::{StreamReader, StreamWriter};
+use crate::{BoxFuture, Connection, Direction, Framing, Location, NetError, Netlayer};
 
 /// The transport name of this netlayer.
 pub const TRANSPORT: &str = "tcp-testing-only";
@@ -92,188 +86,14 @@ impl TcpTestingOnly {
         let _ = stream.set_nodelay(true);
         let source = stream.peer_addr().ok().map(|a| a.ip());
         // Out of the runtime: the halves read and write the socket directly
-        // and register with the runtime only when they have to wait.
-        let sock = Arc::new(stream.into_std()?);
-        let runtime = tokio::runtime::Handle::current();
-        let reader = TcpReader {
-            sock: sock.clone(),
-            registered: None,
-            runtime: runtime.clone(),
-            inner: StreamReader::new((), self.framing),
-        };
-        let writer = TcpWriter {
-            sock,
-            runtime,
-            framing: self.framing,
-            scratch: Vec::new(),
-        };
+        // and register with the runtime only to wait (see `socket`).
+        let (r, w) = crate::socket::split(stream)?;
         Ok(Connection {
-            reader: Box::new(reader),
-            writer: Box::new(writer),
+            reader: Box::new(StreamReader::new(r, self.framing)),
+            writer: Box::new(StreamWriter::new(w, self.framing)),
             direction,
             remote,
             source,
-        })
-    }
-}
-
-/// Registers a second descriptor of `sock` with the runtime (its own
-/// registration; `sock` stays usable directly).
-fn register(
-    sock: &std::net::TcpStream,
-    runtime: &tokio::runtime::Handle,
-) -> std::io::Result<TcpStream> {
-    let _rt = runtime.enter();
-    TcpStream::from_std(sock.try_clone()?)
-}
-
-/// The reading half of a TCP connection (a non-blocking socket), read
-/// through the runtime ([`MessageReader::recv`]) or directly by an event
-/// loop ([`MessageReader::direct`]). It registers with the runtime only
-/// the first time `recv` has to wait: a connection read directly never is,
-/// so the runtime does not wake for its traffic.
-struct TcpReader {
-    /// Shared with the writer: one descriptor per connection.
-    sock: Arc<std::net::TcpStream>,
-    registered: Option<TcpStream>,
-    runtime: tokio::runtime::Handle,
-    /// The framing and the buffered input.
-    inner: StreamReader<()>,
-}
-
-impl MessageReader for TcpReader {
-    fn recv(&mut self) -> BoxFuture<'_, Result<Option<Bytes>, NetError>> {
-        Box::pin(async move {
-            let found = loop {
-                let Some(sock) = &self.registered else {
-                    match self.read_now()? {
-                        ReadNow::Empty => {
-                            self.registered = Some(register(&self.sock, &self.runtime)?);
-                            continue;
-                        }
-                        found => break found,
-                    }
-                };
-                sock.readable().await?;
-                // Read under the runtime's readiness, so that finding the
-                // socket empty clears it.
-                let (direct, inner) = (&self.sock, &mut self.inner);
-                let read = sock.try_io(Interest::READABLE, || match read_direct(direct, inner) {
-                    Ok(ReadNow::Empty) => Err(std::io::ErrorKind::WouldBlock.into()),
-                    other => Ok(other),
-                });
-                match read {
-                    Ok(found) => break found?,
-                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
-                    Err(e) => return Err(e.into()),
-                }
-            };
-            Ok(match found {
-                ReadNow::Chunk(c) | ReadNow::Drained(c) => Some(c),
-                ReadNow::End | ReadNow::Empty => None,
-            })
-        })
-    }
-
-    fn direct(&mut self) -> Option<&mut dyn DirectRead> {
-        Some(self)
-    }
-}
-
-thread_local! {
-    /// Where direct reads land before they are copied into a reader's
-    /// buffer: one buffer per thread rather than one per connection.
-    static SCRATCH: std::cell::RefCell<Vec<u8>> =
-        std::cell::RefCell::new(vec![0; crate::stream::READ_CHUNK]);
-}
-
-/// Reads what `sock` has into `inner`'s buffer, without blocking.
-fn read_direct(
-    sock: &std::net::TcpStream,
-    inner: &mut StreamReader<()>,
-) -> Result<ReadNow, NetError> {
-    inner.read_now_with(|buf| {
-        SCRATCH.with(|scratch| {
-            let mut scratch = scratch.borrow_mut();
-            let n = loop {
-                match std::io::Read::read(&mut &*sock, &mut scratch) {
-                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                    other => break other?,
-                }
-            };
-            buf.extend_from_slice(&scratch[..n]);
-            // A short read emptied the socket's buffer.
-            Ok((n, n < scratch.len()))
-        })
-    })
-}
-
-impl DirectRead for TcpReader {
-    fn fd(&self) -> std::os::fd::RawFd {
-        use std::os::fd::AsRawFd;
-        self.sock.as_raw_fd()
-    }
-
-    fn read_now(&mut self) -> Result<ReadNow, NetError> {
-        read_direct(&self.sock, &mut self.inner)
-    }
-}
-
-/// The writing half of a TCP connection: writes directly; only while the
-/// socket's send buffer is full is it registered with the runtime (for
-/// writability, then deregistered), so the runtime never wakes for the
-/// connection's incoming bytes on its account.
-struct TcpWriter {
-    sock: Arc<std::net::TcpStream>,
-    runtime: tokio::runtime::Handle,
-    framing: Framing,
-    scratch: Vec<u8>,
-}
-
-impl MessageWriter for TcpWriter {
-    fn send<'a>(&'a mut self, message: &'a [u8]) -> BoxFuture<'a, Result<(), NetError>> {
-        Box::pin(async move {
-            let data = match self.framing {
-                Framing::None => message,
-                Framing::ByteString { .. } => {
-                    self.scratch.clear();
-                    self.scratch
-                        .extend_from_slice(format!("{}:", message.len()).as_bytes());
-                    self.scratch.extend_from_slice(message);
-                    &self.scratch[..]
-                }
-            };
-            let mut sent = 0;
-            let mut waiting: Option<TcpStream> = None;
-            while sent < data.len() {
-                match std::io::Write::write(&mut &*self.sock, &data[sent..]) {
-                    Ok(0) => return Err(NetError::Io(std::io::ErrorKind::WriteZero.into())),
-                    Ok(n) => sent += n,
-                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                        let sock = match waiting.take() {
-                            Some(s) => s,
-                            None => register(&self.sock, &self.runtime)?,
-                        };
-                        // Registration reports the current state, so room
-                        // made since the failed write is not missed.
-                        sock.writable().await?;
-                        let _ = sock.try_io(Interest::WRITABLE, || {
-                            Err::<(), _>(std::io::ErrorKind::WouldBlock.into())
-                        });
-                        waiting = Some(sock);
-                    }
-                    Err(e) => return Err(e.into()),
-                }
-            }
-            Ok(())
-        })
-    }
-
-    fn close(&mut self) -> BoxFuture<'_, Result<(), NetError>> {
-        Box::pin(async move {
-            self.sock.shutdown(std::net::Shutdown::Write)?;
-            Ok(())
         })
     }
 }
@@ -327,6 +147,8 @@ impl Netlayer for TcpTestingOnly {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+    use crate::MessageReader;
+    use bytes::Bytes;
 
     fn loc(hints: &[(&str, &str)]) -> Location {
         Location {

@@ -327,7 +327,7 @@ impl NoiseNetlayer {
             let synack = transport::read_handshake(&mut stream, Stage::SynAck, SYNACK_LEN).await?;
             let (established, ack) = state.read_synack(&synack)?;
             transport::write_handshake(&mut stream, &ack).await?;
-            Ok::<_, NetError>(finish(stream, addr, established, Direction::Outbound))
+            finish(stream, addr, established, Direction::Outbound)
         };
         tokio::time::timeout(timeout, work)
             .await
@@ -373,9 +373,11 @@ fn finish(
     addr: SocketAddr,
     established: handshake::Established,
     direction: Direction,
-) -> Authenticated {
+) -> Result<Authenticated, NetError> {
     let cipher = Arc::new(established.transport);
-    let (r, w) = stream.into_split();
+    // Out of the runtime, like tcp-testing-only: the reader can then be
+    // driven by the vat's own thread.
+    let (r, w) = crate::socket::split(stream)?;
     let connection = Connection {
         reader: Box::new(NoiseReader::new(r, cipher.clone())),
         writer: Box::new(NoiseWriter::new(w, cipher)),
@@ -383,12 +385,12 @@ fn finish(
         remote: format!("{}@{addr}", established.peer),
         source: Some(addr.ip()),
     };
-    Authenticated {
+    Ok(Authenticated {
         connection,
         peer: established.peer,
         addr,
         encoding: established.encoding,
-    }
+    })
 }
 
 async fn accept_loop(
@@ -441,7 +443,7 @@ async fn respond(
     transport::write_handshake(&mut stream, &synack).await?;
     let ack = transport::read_handshake(&mut stream, Stage::Ack, ACK_LEN).await?;
     let established = state.read_ack(&ack)?;
-    Ok(finish(stream, addr, established, Direction::Inbound))
+    finish(stream, addr, established, Direction::Inbound)
 }
 
 impl Netlayer for NoiseNetlayer {

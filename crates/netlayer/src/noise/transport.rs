@@ -26,7 +26,8 @@ use snow::StatelessTransportState;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use super::error::{NoiseError, Stage};
-use crate::{BoxFuture, MessageReader, MessageWriter, NetError};
+use crate::socket::ReadSource;
+use crate::{BoxFuture, DirectRead, MessageReader, MessageWriter, NetError, ReadNow};
 
 /// Largest Noise message (and frame body).
 pub const MAX_FRAME: usize = 65535;
@@ -230,9 +231,78 @@ impl<R: AsyncRead + Unpin + Send> NoiseReader<R> {
     }
 }
 
-impl<R: AsyncRead + Unpin + Send> MessageReader for NoiseReader<R> {
+impl<R: ReadSource> MessageReader for NoiseReader<R> {
     fn recv(&mut self) -> BoxFuture<'_, Result<Option<Bytes>, NetError>> {
         Box::pin(self.recv_inner())
+    }
+
+    fn direct(&mut self) -> Option<&mut dyn DirectRead> {
+        if self.inner.socket().is_some() {
+            Some(self)
+        } else {
+            None
+        }
+    }
+}
+
+/// Over a socket, the reader can also be driven without the runtime: the
+/// same frames, decrypted the same way, from a non-blocking read.
+impl<R: ReadSource> DirectRead for NoiseReader<R> {
+    fn fd(&self) -> std::os::fd::RawFd {
+        self.inner.socket().map_or(-1, crate::socket::SockRead::fd)
+    }
+
+    fn read_now(&mut self) -> Result<ReadNow, NetError> {
+        let mut drained = false;
+        loop {
+            match &self.state {
+                ReadState::Failed(e) => return Err(e.clone().into()),
+                ReadState::Ended if self.buf.is_empty() => return Ok(ReadNow::End),
+                _ => {}
+            }
+            let mut out = std::mem::take(&mut self.plain);
+            out.reserve(self.buf.len());
+            let decrypted = self.drain_frames(&mut out);
+            let chunk = out.split().freeze();
+            self.plain = out;
+            if let Err(e) = decrypted {
+                let err = self.fail(e);
+                if !chunk.is_empty() {
+                    return Ok(ReadNow::Chunk(chunk));
+                }
+                return Err(err);
+            }
+            if !chunk.is_empty() {
+                // What is left is at most part of a frame; after a short
+                // read the socket has nothing more for now.
+                return Ok(if drained {
+                    ReadNow::Drained(chunk)
+                } else {
+                    ReadNow::Chunk(chunk)
+                });
+            }
+            if matches!(self.state, ReadState::Ended) {
+                return Ok(ReadNow::End);
+            }
+            if drained {
+                return Ok(ReadNow::Empty);
+            }
+            let Some(sock) = self.inner.socket() else {
+                return Err(NetError::Io(std::io::ErrorKind::Unsupported.into()));
+            };
+            match sock.read_direct(&mut self.buf) {
+                Ok((0, _)) => {
+                    let buffered = self.buf.len();
+                    return Err(self.fail(NoiseError::Truncated { buffered }));
+                }
+                Ok((_, short)) => drained = short,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return Ok(ReadNow::Empty),
+                Err(e) => {
+                    self.state = ReadState::Failed(NoiseError::Truncated { buffered: 0 });
+                    return Err(NetError::Io(e));
+                }
+            }
+        }
     }
 }
 

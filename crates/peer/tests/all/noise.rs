@@ -48,11 +48,19 @@ fn two_peers_over_noise() {
         peer: b.location().clone(),
         swiss: Swiss::new(ECHO.as_bytes().to_vec()),
     });
-    let answer = va.send(&echo, "", vec![Value::str("over noise")]);
-    assert_eq!(
-        va.block_on(&answer, T).unwrap(),
-        Value::List(vec![Value::str("over noise")])
-    );
+    for i in 0..100i64 {
+        let answer = va.send(&echo, "", vec![Value::str("over noise"), Value::int(i)]);
+        assert_eq!(
+            va.block_on(&answer, T).unwrap(),
+            Value::List(vec![Value::str("over noise"), Value::int(i)])
+        );
+    }
+    // Both ends read their noise session on the vat's own thread.
+    for p in [&a, &b] {
+        let stats = rt.block_on(p.stats()).unwrap();
+        let on_vat: Vec<bool> = stats.sessions.iter().map(|s| s.read_on_vat).collect();
+        assert_eq!(on_vat, vec![true]);
+    }
     rt.block_on(a.shutdown());
     rt.block_on(b.shutdown());
     va.shutdown();
