@@ -215,8 +215,12 @@ fn main() -> Result<()> {
     raw_tokio.round_trips(500)?;
     let (mut raw_tokio_s, mut pola_local_s) = (Vec::new(), Vec::new());
     let pola = PolaPair::start(Ok)?;
+    let pola_noise = PolaPair::start_noise()?;
+    let (mut noise_s, mut noise_vat_s) = (Vec::new(), Vec::new());
     #[cfg(has_capnp)]
     let capnp_pair = pola_bench_ocapn::capnproto::CapnpPair::start(Ok)?;
+    pola_noise.timed(Op::RoundTrip, 500, Duration::ZERO)?;
+    pola_noise.in_vat_round_trips(500)?;
     for _ in 0..500 {
         raw.round_trip()?;
         raw_poll.round_trip()?;
@@ -255,6 +259,12 @@ fn main() -> Result<()> {
             Duration::ZERO,
         )?));
         pola_vat_s.extend(durations(&pola.in_vat_round_trips(rt_batch)?));
+        noise_s.extend(durations(&pola_noise.timed(
+            Op::RoundTrip,
+            rt_batch,
+            Duration::ZERO,
+        )?));
+        noise_vat_s.extend(durations(&pola_noise.in_vat_round_trips(rt_batch)?));
         pola_local_s.extend(durations(&pola.in_process_round_trips(rt_batch)?));
         pola_chain_s.extend(durations(&pola.timed(
             Op::ChainPipelined,
@@ -293,6 +303,9 @@ fn main() -> Result<()> {
     let raw_tokio_rt = Summary::of(&raw_tokio_s);
     let pola_rt = Summary::of(pola_s);
     let pola_in_vat = Summary::of(pola_vat_s);
+    pola_noise.stop();
+    let noise_rt = Summary::of(&noise_s);
+    let noise_in_vat = Summary::of(&noise_vat_s);
     let pola_local = Summary::of(&pola_local_s);
     let pola_chain = Summary::of(pola_chain_s);
     let pola_seq = Summary::of(pola_seq_s);
@@ -366,6 +379,18 @@ fn main() -> Result<()> {
     row(
         "pola round trip, driven in vat A",
         &pola_in_vat,
+        true,
+        capnp.as_ref().map(|c| &c.0),
+    );
+    row(
+        "pola over noise, app thread",
+        &noise_rt,
+        true,
+        capnp.as_ref().map(|c| &c.0),
+    );
+    row(
+        "pola over noise, driven in vat A",
+        &noise_in_vat,
         true,
         capnp.as_ref().map(|c| &c.0),
     );

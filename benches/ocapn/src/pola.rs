@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result, anyhow, bail};
 use pola_captp::locator::{Hints, PeerLocator, SturdyRef};
-use pola_netlayer::TcpTestingOnly;
+use pola_netlayer::{Identity, Netlayer, NoiseNetlayer, TcpTestingOnly};
 use pola_peer::{Peer, PeerConfig};
 use pola_syrup::Value;
 use pola_vat::{Ref, Resolver, Turn, Val, Vat, error, from_fn};
@@ -31,16 +31,21 @@ struct Node {
 }
 
 impl Node {
-    fn start(name: &str) -> Result<Node> {
+    fn start(name: &str, noise: bool) -> Result<Node> {
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .thread_name(format!("rt-{name}"))
             .enable_all()
             .build()?;
-        let net = rt.block_on(TcpTestingOnly::bind("127.0.0.1", 0))?;
+        let net: Arc<dyn Netlayer> = if noise {
+            let id = Identity::generate()?;
+            Arc::new(rt.block_on(NoiseNetlayer::bind(id, "127.0.0.1", 0))?)
+        } else {
+            Arc::new(rt.block_on(TcpTestingOnly::bind("127.0.0.1", 0))?)
+        };
         let _guard = rt.enter();
         let vat = Vat::new(name);
-        let peer = Peer::start(vat.clone(), vec![Arc::new(net)], PeerConfig::default())?;
+        let peer = Peer::start(vat.clone(), vec![net], PeerConfig::default())?;
         Ok(Node { rt, vat, peer })
     }
 
@@ -75,8 +80,24 @@ impl PolaPair {
     /// # Errors
     /// A peer cannot start, the route fails, or the fetch does not answer.
     pub fn start(route: impl FnOnce(SocketAddr) -> std::io::Result<SocketAddr>) -> Result<Self> {
-        let a = Node::start("bench-a")?;
-        let b = Node::start("bench-b")?;
+        Self::start_with(route, false)
+    }
+
+    /// Like [`PolaPair::start`] with no route, over the encrypted `noise`
+    /// netlayer instead of `tcp-testing-only`.
+    ///
+    /// # Errors
+    /// As [`PolaPair::start`].
+    pub fn start_noise() -> Result<Self> {
+        Self::start_with(Ok, true)
+    }
+
+    fn start_with(
+        route: impl FnOnce(SocketAddr) -> std::io::Result<SocketAddr>,
+        noise: bool,
+    ) -> Result<Self> {
+        let a = Node::start("bench-a", noise)?;
+        let b = Node::start("bench-b", noise)?;
         let (notes, notes_done) = Notes::new();
         let counter = notes.clone();
         let object = b.vat.spawn(from_fn(move |cx, method, args| match method {
@@ -306,5 +327,9 @@ mod tests {
         assert_eq!(p.in_process_round_trips(3).unwrap().len(), 3);
         assert!(p.one_way(100).unwrap() > Duration::ZERO);
         p.stop();
+        let n = PolaPair::start_noise().unwrap();
+        assert_eq!(n.in_vat_round_trips(3).unwrap().len(), 3);
+        assert_eq!(n.timed(Op::RoundTrip, 3, Duration::ZERO).unwrap().len(), 3);
+        n.stop();
     }
 }

@@ -9,8 +9,9 @@
 //!   vat's thread waiting in `epoll`) is never registered, so the runtime
 //!   does not wake for the connection's incoming bytes; one that is read
 //!   through the runtime registers the first time it waits and stays so;
-//! - a writer registers while the socket's send buffer is full and drops
-//!   the registration when that write completes.
+//! - a writer registers the first time the socket's send buffer is full
+//!   (a connection that carries bulk data) and stays so, or from the start
+//!   if the netlayer asks (see [`split`]).
 //!
 //! Readiness is cleared the way tokio expects: a read or write that finds
 //! the socket not ready runs inside the registration's `try_io`, so the
@@ -36,10 +37,23 @@ thread_local! {
     static SCRATCH: std::cell::RefCell<Vec<u8>> = std::cell::RefCell::new(vec![0; READ_CHUNK]);
 }
 
-/// Takes an established stream out of the runtime and splits it.
-pub(crate) fn split(stream: TcpStream) -> std::io::Result<(SockRead, SockWrite)> {
+/// Takes an established stream out of the runtime and splits it. With
+/// `watch_writes` the writer registers at once and stays registered, as
+/// tokio's own stream halves do: a writer that seals whatever piled up
+/// while the socket was not known to be writable into full frames (noise)
+/// then keeps doing so under load, at the price of the runtime waking for
+/// the connection's incoming bytes too.
+pub(crate) fn split(
+    stream: TcpStream,
+    watch_writes: bool,
+) -> std::io::Result<(SockRead, SockWrite)> {
     let sock = Arc::new(stream.into_std()?);
     let runtime = tokio::runtime::Handle::current();
+    let registered = if watch_writes {
+        Some(register(&sock, &runtime)?)
+    } else {
+        None
+    };
     Ok((
         SockRead {
             sock: sock.clone(),
@@ -48,7 +62,7 @@ pub(crate) fn split(stream: TcpStream) -> std::io::Result<(SockRead, SockWrite)>
         },
         SockWrite {
             sock,
-            registered: None,
+            registered,
             runtime,
         },
     ))
@@ -205,11 +219,7 @@ impl AsyncWrite for SockWrite {
             let sock = &this.sock;
             match registered.try_io(Interest::WRITABLE, || write_retrying(sock, data)) {
                 Err(e) if would_block(&e) => {}
-                other => {
-                    // The send buffer had room again: stop watching.
-                    this.registered = None;
-                    return Poll::Ready(other);
-                }
+                other => return Poll::Ready(other),
             }
         }
     }

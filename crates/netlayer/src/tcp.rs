@@ -87,7 +87,7 @@ impl TcpTestingOnly {
         let source = stream.peer_addr().ok().map(|a| a.ip());
         // Out of the runtime: the halves read and write the socket directly
         // and register with the runtime only to wait (see `socket`).
-        let (r, w) = crate::socket::split(stream)?;
+        let (r, w) = crate::socket::split(stream, false)?;
         Ok(Connection {
             reader: Box::new(StreamReader::new(r, self.framing)),
             writer: Box::new(StreamWriter::new(w, self.framing)),

@@ -376,8 +376,9 @@ fn finish(
 ) -> Result<Authenticated, NetError> {
     let cipher = Arc::new(established.transport);
     // Out of the runtime, like tcp-testing-only: the reader can then be
-    // driven by the vat's own thread.
-    let (r, w) = crate::socket::split(stream)?;
+    // driven by the vat's own thread. The writer stays registered: it
+    // merges messages queued while the socket is busy into full frames.
+    let (r, w) = crate::socket::split(stream, true)?;
     let connection = Connection {
         reader: Box::new(NoiseReader::new(r, cipher.clone())),
         writer: Box::new(NoiseWriter::new(w, cipher)),
