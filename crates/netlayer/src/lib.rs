@@ -231,11 +231,13 @@ pub trait DirectRead: Send {
     /// remember to come back).
     fn fd(&self) -> std::os::fd::RawFd;
 
-    /// Reads what has arrived, without blocking.
+    /// Reads what has arrived, without blocking, taking at most `max`
+    /// bytes from the socket (a caller that is behind asks for little; a
+    /// chunk already buffered may come out whole).
     ///
     /// # Errors
     /// As [`MessageReader::recv`].
-    fn read_now(&mut self) -> Result<ReadNow, NetError>;
+    fn read_now(&mut self, max: usize) -> Result<ReadNow, NetError>;
 }
 
 /// The sending half of a connection.

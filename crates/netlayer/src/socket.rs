@@ -111,15 +111,22 @@ impl SockRead {
         self.sock.as_raw_fd()
     }
 
-    /// Reads what the socket has into `buf`, without blocking: the bytes
-    /// read, and whether the read was short (the socket had no more just
-    /// then). `WouldBlock` if it had nothing.
-    pub(crate) fn read_direct(&self, buf: &mut BytesMut) -> std::io::Result<(usize, bool)> {
+    /// Reads what the socket has into `buf`, at most `max` bytes (and at
+    /// most [`READ_CHUNK`]), without blocking: the bytes read, and whether
+    /// the read was short (the socket had no more just then). `WouldBlock`
+    /// if it had nothing.
+    pub(crate) fn read_direct(
+        &self,
+        buf: &mut BytesMut,
+        max: usize,
+    ) -> std::io::Result<(usize, bool)> {
         SCRATCH.with(|scratch| {
             let mut scratch = scratch.borrow_mut();
-            let n = read_retrying(&self.sock, &mut scratch)?;
-            buf.extend_from_slice(scratch.get(..n).unwrap_or_default());
-            Ok((n, n < scratch.len()))
+            let want = max.clamp(1, scratch.len());
+            let into = scratch.get_mut(..want).unwrap_or_default();
+            let n = read_retrying(&self.sock, into)?;
+            buf.extend_from_slice(into.get(..n).unwrap_or_default());
+            Ok((n, n < want))
         })
     }
 }
@@ -194,6 +201,15 @@ pub struct SockWrite {
     sock: Arc<std::net::TcpStream>,
     registered: Option<TcpStream>,
     runtime: tokio::runtime::Handle,
+}
+
+/// Like tokio's own write halves: a writer dropped without `close` still
+/// ends our sending direction, so the peer sees the stream end (a noise
+/// reader: a truncation) even while our reading half lives on.
+impl Drop for SockWrite {
+    fn drop(&mut self) {
+        let _ = self.sock.shutdown(std::net::Shutdown::Write);
+    }
 }
 
 impl AsyncWrite for SockWrite {

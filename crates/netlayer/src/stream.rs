@@ -99,7 +99,8 @@ impl<R: AsyncRead + Unpin + Send> StreamReader<R> {
 fn read_now_framed(
     framing: Framing,
     buf: &mut BytesMut,
-    mut read: impl FnMut(&mut BytesMut) -> std::io::Result<(usize, bool)>,
+    max: usize,
+    mut read: impl FnMut(&mut BytesMut, usize) -> std::io::Result<(usize, bool)>,
 ) -> Result<ReadNow, NetError> {
     let would_block = |e: &std::io::Error| e.kind() == std::io::ErrorKind::WouldBlock;
     match framing {
@@ -107,7 +108,7 @@ fn read_now_framed(
             if !buf.is_empty() {
                 return Ok(ReadNow::Chunk(buf.split().freeze()));
             }
-            match read(buf) {
+            match read(buf, max) {
                 Ok((0, _)) => Ok(ReadNow::End),
                 Ok((_, true)) => Ok(ReadNow::Drained(buf.split().freeze())),
                 Ok((_, false)) => Ok(ReadNow::Chunk(buf.split().freeze())),
@@ -125,10 +126,11 @@ fn read_now_framed(
                         ReadNow::Chunk(frame)
                     });
                 }
-                if drained {
-                    return Ok(ReadNow::Empty);
-                }
-                match read(buf) {
+                // Part of a frame: read on even after a short read. Only
+                // the socket saying `WouldBlock` means "wait": the end of
+                // stream may be sitting behind the part, with no readiness
+                // left to announce it.
+                match read(buf, max) {
                     Ok((0, _)) if buf.is_empty() => return Ok(ReadNow::End),
                     Ok((0, _)) => {
                         return Err(NetError::Io(std::io::ErrorKind::UnexpectedEof.into()));
@@ -148,11 +150,13 @@ impl<R: ReadSource> DirectRead for StreamReader<R> {
         self.inner.socket().map_or(-1, crate::socket::SockRead::fd)
     }
 
-    fn read_now(&mut self) -> Result<ReadNow, NetError> {
+    fn read_now(&mut self, max: usize) -> Result<ReadNow, NetError> {
         let Some(sock) = self.inner.socket() else {
             return Err(NetError::Io(std::io::ErrorKind::Unsupported.into()));
         };
-        read_now_framed(self.framing, &mut self.buf, |b| sock.read_direct(b))
+        read_now_framed(self.framing, &mut self.buf, max, |b, m| {
+            sock.read_direct(b, m)
+        })
     }
 }
 
@@ -330,5 +334,31 @@ mod tests {
             got.extend_from_slice(&chunk);
         }
         assert_eq!(got, b"<op:abort 1\"x>t");
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod direct_tests {
+    use super::*;
+    use std::io::Write;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+    async fn framed_read_now_does_not_say_empty_with_a_cut_behind_a_partial_frame() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let mut client = std::net::TcpStream::connect(addr).unwrap();
+        let (server, _) = listener.accept().await.unwrap();
+        client.write_all(b"10:<op").unwrap();
+        client.shutdown(std::net::Shutdown::Write).unwrap();
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        let (r, _w) = crate::socket::split(server, false).unwrap();
+        let mut reader = StreamReader::new(r, Framing::ByteString { max_frame: 100 });
+        let first = reader.read_now(usize::MAX);
+        assert!(
+            !matches!(first, Ok(ReadNow::Empty)),
+            "Empty while the cut was readable; next read_now: {:?}",
+            reader.read_now(usize::MAX)
+        );
     }
 }

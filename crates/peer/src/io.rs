@@ -36,6 +36,14 @@ use tokio::sync::mpsc;
 
 use crate::conn::{BytesSink, CLOSE_LINGER, ConnId, NetEvent};
 
+/// Queued events beyond which a busy vat reads only [`SIP`] bytes per
+/// connection each time it looks at its sockets.
+const BACKLOGGED: usize = 1024;
+
+/// What a far-behind vat reads from a connection per look: less than the
+/// [`pola_vat::BATCH`] events it runs in between could ask for.
+const SIP: usize = 2048;
+
 /// The token of the waker that other threads' posts ring.
 const WAKE: Token = Token(0);
 
@@ -212,12 +220,13 @@ impl IoShared {
         let _ = self.registry.deregister(&mut SourceFd(&reg.fd));
     }
 
-    /// Reads what `token`'s socket has, up to `budget` chunks;
+    /// Reads what `token`'s socket has, up to `budget` chunks of at most
+    /// `max` bytes;
     /// `true` if there may be more. With `to_end` (the peer closed or the
     /// socket failed), a short read does not mean the socket is done: the
     /// end of stream may be waiting behind the data, and no new readiness
     /// will announce it.
-    fn service(&self, token: usize, to_end: bool, budget: usize) -> bool {
+    fn service(&self, token: usize, to_end: bool, budget: usize, max: usize) -> bool {
         let mut reg = {
             let mut conns = self.lock();
             match conns.get_mut(&token) {
@@ -237,7 +246,7 @@ impl IoShared {
                 end = Some(None);
                 break;
             };
-            let (bytes, last) = match direct.read_now() {
+            let (bytes, last) = match direct.read_now(max) {
                 Ok(ReadNow::Chunk(bytes)) => (bytes, false),
                 Ok(ReadNow::Drained(bytes)) => (bytes, !to_end),
                 Ok(ReadNow::Empty) => {
@@ -412,8 +421,8 @@ impl IoWaiter {
 
 impl IoWaiter {
     /// Reads the connections whose sockets reported, and those left over,
-    /// up to `budget` chunks each.
-    fn dispatch(&mut self, budget: usize) {
+    /// up to `budget` chunks of at most `max` bytes each.
+    fn dispatch(&mut self, budget: usize, max: usize) {
         for ev in &self.events {
             let t = ev.token();
             if t == WAKE {
@@ -427,7 +436,7 @@ impl IoWaiter {
         }
         let ready = std::mem::take(&mut self.ready);
         for (token, to_end) in ready {
-            if self.shared.service(token, to_end, budget) {
+            if self.shared.service(token, to_end, budget, max) {
                 self.ready.push((token, to_end));
             }
         }
@@ -447,17 +456,24 @@ impl Waiter for IoWaiter {
             // look at its queue; it calls again.
             return;
         }
-        self.dispatch(READS_PER_WAKE);
+        self.dispatch(READS_PER_WAKE, usize::MAX);
     }
 
-    fn poll_now(&mut self) {
+    fn poll_now(&mut self, backlog: usize) {
         if self
             .poll
             .poll(&mut self.events, Some(Duration::ZERO))
             .is_ok()
         {
-            // One chunk each: the vat is busy with other work.
-            self.dispatch(1);
+            // One chunk each: the vat is busy with other work. A vat far
+            // behind takes a sip, a few messages' worth: enough that no
+            // connection is starved, too little to grow its backlog.
+            let max = if backlog >= BACKLOGGED {
+                SIP
+            } else {
+                usize::MAX
+            };
+            self.dispatch(1, max);
         }
     }
 }

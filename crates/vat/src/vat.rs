@@ -29,9 +29,6 @@ const MAX_HOPS: u32 = 100_000;
 /// the [`Waiter`]'s sources) while the vat stays busy (fairness and
 /// batching).
 pub const BATCH: u32 = 128;
-/// Queued events beyond which a busy vat stops asking its [`Waiter`] for
-/// more.
-const POLL_BACKLOG: usize = 1024;
 
 /// A post to a vat, held back until the turn that made it commits.
 type StagedPost = (Arc<VatShared>, Event);
@@ -59,9 +56,13 @@ pub trait Waiter: Send + 'static {
     /// Does what `wait` would find to do now, without blocking, and little
     /// of it. A vat that never runs out of work (a job that keeps sending
     /// to itself, a steady stream from other vats) calls this every
-    /// [`BATCH`] events while its queue is short, so what the waiter
-    /// watches is not starved. The default does nothing.
-    fn poll_now(&mut self) {}
+    /// [`BATCH`] events, so what the waiter watches is not starved.
+    /// `backlog` is how many events are queued: a waiter should take the
+    /// less the longer it is (what it takes only piles up, and what it
+    /// leaves pushes back on whoever sends it). The default does nothing.
+    fn poll_now(&mut self, backlog: usize) {
+        let _ = backlog;
+    }
 }
 
 /// Wakes a vat blocked in its [`Waiter`]; called by whichever thread
@@ -560,30 +561,21 @@ impl VatCore {
             if self.maybe_sweep() || self.idle_sweep() {
                 continue;
             }
-            if self.pull_inbox() {
-                // Mail keeps coming and the vat never sleeps: look at the
-                // waiter's sources now and then all the same.
-                if since >= BATCH {
-                    since = 0;
-                    self.poll_waiter();
-                }
-            } else {
+            // While mail keeps coming the vat never sleeps; `since` keeps
+            // counting, so the waiter still gets its turn every BATCH
+            // events above.
+            if !self.pull_inbox() {
                 since = 0;
                 self.sleep();
             }
         }
     }
 
-    /// Lets the waiter (if any) do its work without blocking, unless the
-    /// vat is already behind: what the waiter reads (a socket's worth of
-    /// messages) would only pile up, and left unread it pushes back on
-    /// whoever sends it.
+    /// Lets the waiter (if any) do a little of its work without blocking.
     fn poll_waiter(&mut self) {
-        if self.queue.len() >= POLL_BACKLOG {
-            return;
-        }
+        let backlog = self.queue.len();
         if let Some(w) = &mut self.waiter {
-            w.poll_now();
+            w.poll_now(backlog);
         }
     }
 

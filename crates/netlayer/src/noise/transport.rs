@@ -252,7 +252,7 @@ impl<R: ReadSource> DirectRead for NoiseReader<R> {
         self.inner.socket().map_or(-1, crate::socket::SockRead::fd)
     }
 
-    fn read_now(&mut self) -> Result<ReadNow, NetError> {
+    fn read_now(&mut self, max: usize) -> Result<ReadNow, NetError> {
         let mut drained = false;
         loop {
             match &self.state {
@@ -284,13 +284,12 @@ impl<R: ReadSource> DirectRead for NoiseReader<R> {
             if matches!(self.state, ReadState::Ended) {
                 return Ok(ReadNow::End);
             }
-            if drained {
-                return Ok(ReadNow::Empty);
-            }
+            // Part of a frame at most: read on even after a short read; the
+            // end of stream may be waiting behind it (see stream.rs).
             let Some(sock) = self.inner.socket() else {
                 return Err(NetError::Io(std::io::ErrorKind::Unsupported.into()));
             };
-            match sock.read_direct(&mut self.buf) {
+            match sock.read_direct(&mut self.buf, max) {
                 Ok((0, _)) => {
                     let buffered = self.buf.len();
                     return Err(self.fail(NoiseError::Truncated { buffered }));
@@ -867,5 +866,89 @@ mod tests {
             crate::noise::noise_error(&err),
             Some(&NoiseError::DataAfterClose)
         );
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod direct_tests {
+    use super::*;
+    use crate::noise::Identity;
+    use crate::noise::handshake;
+    use std::io::Write;
+
+    fn ciphers() -> (Arc<StatelessTransportState>, Arc<StatelessTransportState>) {
+        let a = Identity::generate().unwrap();
+        let b = Identity::generate().unwrap();
+        let (ia, syn) = handshake::initiate(&a, b.public_key()).unwrap();
+        let (rb, synack) = handshake::respond(&b, &syn).unwrap();
+        let (ea, ack) = ia.read_synack(&synack).unwrap();
+        let eb = rb.read_ack(&ack).unwrap();
+        (Arc::new(ea.transport), Arc::new(eb.transport))
+    }
+
+    /// A peer sends part of a frame and closes: both are in the socket
+    /// before the reader looks (one edge, with RDHUP). `read_now` must not
+    /// answer `Empty` (wait for readiness) while the end is already there:
+    /// an edge-triggered caller would never come back.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+    async fn read_now_does_not_say_empty_with_a_cut_behind_a_partial_frame() {
+        let (tx, rx) = ciphers();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let mut client = std::net::TcpStream::connect(addr).unwrap();
+        let (server, _) = listener.accept().await.unwrap();
+        let mut sealer = Sealer {
+            cipher: tx,
+            nonce: 0,
+        };
+        let mut frame = Vec::new();
+        sealer.push_frame(b"hello", &mut frame).unwrap();
+        client.write_all(&frame[..5]).unwrap();
+        client.shutdown(std::net::Shutdown::Write).unwrap();
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        let (r, _w) = crate::socket::split(server, false).unwrap();
+        let mut reader = NoiseReader::new(r, rx);
+        let first = reader.read_now(usize::MAX);
+        assert!(
+            !matches!(first, Ok(ReadNow::Empty)),
+            "Empty while the cut was readable; next read_now: {:?}",
+            reader.read_now(usize::MAX)
+        );
+    }
+
+    /// The documented drop behaviour over real TCP: a dropped writer's
+    /// accepted bytes arrive, then the peer sees the stream end (a
+    /// truncation), even while our reading half is still open.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+    async fn dropped_writer_over_tcp_ends_the_stream_while_the_reader_lives() {
+        use std::io::Read;
+        let (tx, _rx) = ciphers();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let mut client = std::net::TcpStream::connect(addr).unwrap();
+        let (server, _) = listener.accept().await.unwrap();
+        let (r, w) = crate::socket::split(server, true).unwrap();
+        let mut writer = NoiseWriter::new(w, tx);
+        writer.send(b"hello").await.unwrap();
+        drop(writer);
+        let got = tokio::task::spawn_blocking(move || {
+            client
+                .set_read_timeout(Some(std::time::Duration::from_secs(2)))
+                .unwrap();
+            let mut all = Vec::new();
+            let mut buf = [0u8; 1024];
+            loop {
+                match client.read(&mut buf) {
+                    Ok(0) => return Ok(all.len()),
+                    Ok(n) => all.extend_from_slice(&buf[..n]),
+                    Err(e) => return Err((all.len(), e.kind())),
+                }
+            }
+        })
+        .await
+        .unwrap();
+        drop(r);
+        assert_eq!(got, Ok(2 + 5 + TAG_LEN), "no end of stream after the drop");
     }
 }

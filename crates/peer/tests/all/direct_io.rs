@@ -342,3 +342,163 @@ fn sessions_end_when_the_vat_reading_them_stops() {
     rt.block_on(b.shutdown());
     va.shutdown();
 }
+
+/// Reads from `raw` until the peer closes (true) or 3 s pass (false).
+fn peer_closes(raw: &mut std::net::TcpStream) -> bool {
+    use std::io::Read;
+    raw.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+    let mut buf = [0u8; 4096];
+    loop {
+        match raw.read(&mut buf) {
+            Ok(0) => return true,
+            Ok(_) => {}
+            Err(_) => return false,
+        }
+    }
+}
+
+/// Framed tcp-testing-only: part of a frame, then the close, arrive
+/// together. The vat's reader gets one edge (with RDHUP) and must see the
+/// cut; the session must end long before the handshake timeout.
+#[test]
+fn eof_right_after_a_partial_frame_is_seen() {
+    use std::io::Write;
+    let rt = rt();
+    let vb = Vat::new("eof-framed");
+    let net = rt
+        .block_on(TcpTestingOnly::bind("127.0.0.1", 0))
+        .unwrap()
+        .with_framing(pola_netlayer::Framing::ByteString { max_frame: 1 << 20 });
+    let addr = net.local_addr().unwrap();
+    let b = {
+        let _guard = rt.enter();
+        Peer::start(vb.clone(), vec![Arc::new(net)], PeerConfig::default()).unwrap()
+    };
+    let mut raw = std::net::TcpStream::connect(addr).unwrap();
+    raw.write_all(b"100:<op:start").unwrap();
+    raw.shutdown(std::net::Shutdown::Write).unwrap();
+    let closed = peer_closes(&mut raw);
+    rt.block_on(b.shutdown());
+    vb.shutdown();
+    assert!(closed, "the peer never saw the end after a partial frame");
+}
+
+/// The same over noise: a complete handshake, then part of a transport
+/// frame and the close.
+#[test]
+fn noise_cut_right_after_a_partial_frame_is_seen() {
+    use pola_netlayer::noise::handshake;
+    use pola_netlayer::{Identity, NoiseNetlayer};
+    use std::io::{Read, Write};
+    let rt = rt();
+    let vb = Vat::new("eof-noise");
+    let server_id = Identity::generate().unwrap();
+    let server_key = server_id.public_key();
+    let net = rt
+        .block_on(NoiseNetlayer::bind(server_id, "127.0.0.1", 0))
+        .unwrap();
+    let addr = net.local_addr();
+    let b = {
+        let _guard = rt.enter();
+        Peer::start(vb.clone(), vec![Arc::new(net)], PeerConfig::default()).unwrap()
+    };
+    let me = Identity::generate().unwrap();
+    let (awaiting, syn) = handshake::initiate(&me, server_key).unwrap();
+    let mut raw = std::net::TcpStream::connect(addr).unwrap();
+    let frame = |m: &[u8]| {
+        let mut f = (m.len() as u16).to_be_bytes().to_vec();
+        f.extend_from_slice(m);
+        f
+    };
+    raw.write_all(&frame(&syn)).unwrap();
+    let mut len = [0u8; 2];
+    raw.read_exact(&mut len).unwrap();
+    let mut synack = vec![0u8; u16::from_be_bytes(len) as usize];
+    raw.read_exact(&mut synack).unwrap();
+    let (_established, ack) = awaiting.read_synack(&synack).unwrap();
+    // The ack, then a header announcing 100 bytes and 10 of them, then FIN.
+    let mut tail = frame(&ack);
+    tail.extend_from_slice(&[0, 100]);
+    tail.extend_from_slice(&[7u8; 10]);
+    raw.write_all(&tail).unwrap();
+    raw.shutdown(std::net::Shutdown::Write).unwrap();
+    let closed = peer_closes(&mut raw);
+    rt.block_on(b.shutdown());
+    vb.shutdown();
+    assert!(closed, "the peer never saw the cut after a partial frame");
+}
+
+/// A vat whose queue stays long (a job of many self-sending tasks, each
+/// re-posting itself) is never idle and never below POLL_BACKLOG: it must
+/// still hear its direct peers.
+#[test]
+fn a_vat_with_a_steady_long_queue_still_hears_its_direct_peers() {
+    let rt = rt();
+    let (va, vb) = (Vat::new("long-a"), Vat::new("long-b"));
+    let (a, b) = (start(&rt, &va), start(&rt, &vb));
+    for (swiss, obj) in test_peer::spawn_all(&vb, Arc::new(b.handle())) {
+        b.register(swiss.as_bytes().to_vec(), obj);
+    }
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let s = stop.clone();
+    let spinner = vb.spawn(from_fn(move |cx, _m, _args| {
+        if !s.load(Ordering::Relaxed) {
+            let me = cx.me().unwrap();
+            cx.send_only(&me, "spin", vec![]);
+        }
+        Ok(Val::null())
+    }));
+    for _ in 0..2000 {
+        vb.send_only(&spinner, "spin", vec![]);
+    }
+    let echo = a.enliven(echo_at(&b));
+    let answer = va.send(&echo, "", vec![Value::int(7i64)]);
+    let got = va.block_on(&answer, Duration::from_secs(5));
+    stop.store(true, Ordering::Relaxed);
+    for p in [a, b] {
+        rt.block_on(p.shutdown());
+    }
+    va.shutdown();
+    vb.shutdown();
+    assert!(
+        got.is_ok(),
+        "no answer while the vat's queue stayed long: {got:?}"
+    );
+}
+
+#[test]
+fn a_vat_with_a_steady_long_queue_still_hears_runtime_read_peers() {
+    let rt = rt();
+    let (va, vb) = (Vat::new("long-a"), Vat::new("long-b"));
+    let a = start(&rt, &va);
+    let b0 = start(&rt, &vb);
+    let b = start(&rt, &vb);
+    for (swiss, obj) in test_peer::spawn_all(&vb, Arc::new(b.handle())) {
+        b.register(swiss.as_bytes().to_vec(), obj);
+    }
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let s = stop.clone();
+    let spinner = vb.spawn(from_fn(move |cx, _m, _args| {
+        if !s.load(Ordering::Relaxed) {
+            let me = cx.me().unwrap();
+            cx.send_only(&me, "spin", vec![]);
+        }
+        Ok(Val::null())
+    }));
+    for _ in 0..2000 {
+        vb.send_only(&spinner, "spin", vec![]);
+    }
+    let echo = a.enliven(echo_at(&b));
+    let answer = va.send(&echo, "", vec![Value::int(7i64)]);
+    let got = va.block_on(&answer, Duration::from_secs(5));
+    stop.store(true, Ordering::Relaxed);
+    for p in [a, b0, b] {
+        rt.block_on(p.shutdown());
+    }
+    va.shutdown();
+    vb.shutdown();
+    assert!(
+        got.is_ok(),
+        "no answer while the vat's queue stayed long: {got:?}"
+    );
+}
