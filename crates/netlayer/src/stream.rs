@@ -335,13 +335,6 @@ mod tests {
         }
         assert_eq!(got, b"<op:abort 1\"x>t");
     }
-}
-
-#[cfg(test)]
-#[allow(clippy::unwrap_used)]
-mod direct_tests {
-    use super::*;
-    use std::io::Write;
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 1)]
     async fn framed_read_now_does_not_say_empty_with_a_cut_behind_a_partial_frame() {
@@ -349,7 +342,7 @@ mod direct_tests {
         let addr = listener.local_addr().unwrap();
         let mut client = std::net::TcpStream::connect(addr).unwrap();
         let (server, _) = listener.accept().await.unwrap();
-        client.write_all(b"10:<op").unwrap();
+        std::io::Write::write_all(&mut client, b"10:<op").unwrap();
         client.shutdown(std::net::Shutdown::Write).unwrap();
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         let (r, _w) = crate::socket::split(server, false).unwrap();

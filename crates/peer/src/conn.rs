@@ -25,7 +25,9 @@ use bytes::Bytes;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Waker};
 
-use pola_netlayer::{Connection, Direction, Location, MessageWriter, NetError, Netlayer};
+use pola_netlayer::{
+    Connection, Direction, Location, MessageReader, MessageWriter, NetError, Netlayer,
+};
 use tokio::sync::mpsc;
 
 /// How long a closing connection keeps draining input before giving up.
@@ -290,7 +292,7 @@ pub(crate) fn spawn_connection_on(
     let closing = Arc::new(AtomicBool::new(false));
     // Set once the writer has shut our sending half; the reader then only
     // drains (no more events) and gives up after the linger.
-    let (shut_tx, mut shut_rx) = tokio::sync::watch::channel(false);
+    let (shut_tx, shut_rx) = tokio::sync::watch::channel(false);
 
     tokio::spawn(async move {
         let take = || task_idle.lock().unwrap_or_else(|p| p.into_inner()).take();
@@ -358,19 +360,32 @@ pub(crate) fn spawn_connection_on(
         }
     });
 
-    let Some(mut reader) = reader else {
-        return ConnHandle {
-            id,
-            direction,
-            tx,
-            idle,
-            closing,
-            queued,
-            max_queued,
-            on_vat: true,
-        };
-    };
-    let reader_events = events;
+    let on_vat = reader.is_none();
+    if let Some(reader) = reader {
+        spawn_reader(reader, id, events, sink, shut_rx);
+    }
+    ConnHandle {
+        id,
+        direction,
+        tx,
+        idle,
+        closing,
+        queued,
+        max_queued,
+        on_vat,
+    }
+}
+
+/// The runtime reader task: forwards chunks (to `sink`, or as
+/// [`NetEvent::Bytes`]) until the end, only drains once the writer has shut
+/// the connection, and reports [`NetEvent::Closed`] last.
+fn spawn_reader(
+    mut reader: Box<dyn MessageReader>,
+    id: ConnId,
+    reader_events: mpsc::Sender<NetEvent>,
+    sink: Option<BytesSink>,
+    mut shut_rx: tokio::sync::watch::Receiver<bool>,
+) {
     tokio::spawn(async move {
         let mut shut = false;
         let mut deadline: std::pin::Pin<Box<tokio::time::Sleep>> =
@@ -402,17 +417,6 @@ pub(crate) fn spawn_connection_on(
         };
         let _ = reader_events.send(NetEvent::Closed(id, end)).await;
     });
-
-    ConnHandle {
-        id,
-        direction,
-        tx,
-        idle,
-        closing,
-        queued,
-        max_queued,
-        on_vat: false,
-    }
 }
 
 /// Accepts connections from `netlayer` forever (until it fails or the event

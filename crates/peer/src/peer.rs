@@ -402,45 +402,22 @@ impl Peer {
         };
         let tick = (core.config.handshake_timeout / 4).max(Duration::from_millis(10));
         let core = Arc::new(Mutex::new(core));
-        // Incoming bytes are handled on the connection's reader task as
-        // they arrive (decoded, turned into vat deliveries, answers settled)
-        // rather than handed to the event loop's task first.
+        // Incoming bytes are handled where they are read (the vat's own
+        // thread, or a connection's reader task) as they arrive: decoded,
+        // turned into vat deliveries, answers settled.
         let sink_core = Arc::downgrade(&core);
         let sink: conn::BytesSink = Arc::new(move |id, bytes| {
-            let Some(core) = sink_core.upgrade() else {
-                return;
-            };
-            // The vat deliveries one chunk makes go out as one batch once
-            // the core is unlocked: the vat wakes once and finds the core
-            // free for its idle hook.
-            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                pola_vat::batch_posts(|| {
-                    let mut c = lock(&core);
-                    if !c.finished {
-                        c.handle_net(NetEvent::Bytes(id, bytes));
-                        c.pump();
-                    }
-                });
-            }));
+            on_core(&sink_core, |c| {
+                c.handle_net(NetEvent::Bytes(id, bytes));
+                c.pump();
+            });
         });
         lock(&core).sink = Some(sink);
         // GC reports held back for a message to ride with go out alone once
         // the vat has been quiet for a moment.
         if let Some(io) = lock(&core).io.clone() {
             let quiet_core = Arc::downgrade(&core);
-            io.set_on_quiet(Box::new(move || {
-                let Some(core) = quiet_core.upgrade() else {
-                    return;
-                };
-                let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                    pola_vat::batch_posts(|| {
-                        let mut c = lock(&core);
-                        if !c.finished {
-                            c.flush_gc();
-                        }
-                    });
-                }));
-            }));
+            io.set_on_quiet(Box::new(move || on_core(&quiet_core, Core::flush_gc)));
         }
         // The session work a vat thread asks for (sends through far refs,
         // answers it settled) runs on that thread when the vat goes idle:
@@ -582,6 +559,25 @@ struct Core {
     runtime: tokio::runtime::Handle,
     /// The event loop has ended: incoming bytes are ignored.
     finished: bool,
+}
+
+/// Runs `f` on the core, if the peer still exists and has not finished,
+/// from outside the event loop (a vat's thread, a reader task). The vat
+/// deliveries it makes go out as one batch once the core is unlocked (the
+/// vat wakes once and finds the core free for its idle hook); a panic in it
+/// is contained, not passed to the caller's thread.
+fn on_core(core: &Weak<Mutex<Core>>, f: impl FnOnce(&mut Core)) {
+    let Some(core) = core.upgrade() else {
+        return;
+    };
+    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        pola_vat::batch_posts(|| {
+            let mut c = lock(&core);
+            if !c.finished {
+                f(&mut c);
+            }
+        });
+    }));
 }
 
 /// Locks the core. A panic while it was held left the tables as they were

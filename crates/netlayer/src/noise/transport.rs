@@ -867,25 +867,6 @@ mod tests {
             Some(&NoiseError::DataAfterClose)
         );
     }
-}
-
-#[cfg(test)]
-#[allow(clippy::unwrap_used)]
-mod direct_tests {
-    use super::*;
-    use crate::noise::Identity;
-    use crate::noise::handshake;
-    use std::io::Write;
-
-    fn ciphers() -> (Arc<StatelessTransportState>, Arc<StatelessTransportState>) {
-        let a = Identity::generate().unwrap();
-        let b = Identity::generate().unwrap();
-        let (ia, syn) = handshake::initiate(&a, b.public_key()).unwrap();
-        let (rb, synack) = handshake::respond(&b, &syn).unwrap();
-        let (ea, ack) = ia.read_synack(&synack).unwrap();
-        let eb = rb.read_ack(&ack).unwrap();
-        (Arc::new(ea.transport), Arc::new(eb.transport))
-    }
 
     /// A peer sends part of a frame and closes: both are in the socket
     /// before the reader looks (one edge, with RDHUP). `read_now` must not
@@ -904,7 +885,7 @@ mod direct_tests {
         };
         let mut frame = Vec::new();
         sealer.push_frame(b"hello", &mut frame).unwrap();
-        client.write_all(&frame[..5]).unwrap();
+        std::io::Write::write_all(&mut client, &frame[..5]).unwrap();
         client.shutdown(std::net::Shutdown::Write).unwrap();
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         let (r, _w) = crate::socket::split(server, false).unwrap();
