@@ -9,9 +9,11 @@
 //! leave from the thread that makes them ([`crate::conn::ConnHandle`]).
 //!
 //! Only readers that can be read without the runtime take this path
-//! ([`MessageReader::direct`]: plain TCP today); the others keep their
-//! runtime reader task. Dials, accepts, timers and the drain of a closing
-//! connection stay on the runtime.
+//! ([`MessageReader::direct`]: the TCP-based netlayers, tcp-testing-only
+//! and noise); the others (in-memory) keep their runtime reader task.
+//! Dials, accepts, handshakes, timers and the drain of a closing
+//! connection stay on the runtime. While the vat is busy it still looks at
+//! its sockets every [`pola_vat::BATCH`] events ([`Waiter::poll_now`]).
 //!
 //! Invariants (upheld here):
 //! - a registered reader is touched by one thread at a time: the vat's
