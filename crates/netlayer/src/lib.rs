@@ -107,6 +107,38 @@ impl Location {
     }
 }
 
+impl Location {
+    /// The `host` and `port` hints of a location for `transport` (the TCP
+    /// netlayers' locator form).
+    ///
+    /// # Errors
+    /// [`NetError::WrongTransport`], a missing hint, or a bad one (empty
+    /// host, port not a `u16`).
+    pub fn host_port(&self, transport: &str) -> Result<(&str, u16), NetError> {
+        if self.transport != transport {
+            return Err(NetError::WrongTransport {
+                expected: transport.to_owned(),
+                found: self.transport.clone(),
+            });
+        }
+        let host = self
+            .hints
+            .get("host")
+            .ok_or(NetError::MissingHint("host"))?;
+        let port = self
+            .hints
+            .get("port")
+            .ok_or(NetError::MissingHint("port"))?;
+        let port = port
+            .parse::<u16>()
+            .map_err(|_| NetError::BadHint { name: "port" })?;
+        if host.is_empty() {
+            return Err(NetError::BadHint { name: "host" });
+        }
+        Ok((host, port))
+    }
+}
+
 impl fmt::Display for Location {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.to_uri())

@@ -100,21 +100,7 @@ impl TcpTestingOnly {
 
 /// Reads `host` and `port` from a `tcp-testing-only` location.
 fn host_port(to: &Location) -> Result<(&str, u16), NetError> {
-    if to.transport != TRANSPORT {
-        return Err(NetError::WrongTransport {
-            expected: TRANSPORT.to_owned(),
-            found: to.transport.clone(),
-        });
-    }
-    let host = to.hints.get("host").ok_or(NetError::MissingHint("host"))?;
-    let port = to.hints.get("port").ok_or(NetError::MissingHint("port"))?;
-    let port = port
-        .parse::<u16>()
-        .map_err(|_| NetError::BadHint { name: "port" })?;
-    if host.is_empty() {
-        return Err(NetError::BadHint { name: "host" });
-    }
-    Ok((host, port))
+    to.host_port(TRANSPORT)
 }
 
 impl Netlayer for TcpTestingOnly {

@@ -350,20 +350,7 @@ impl NoiseNetlayer {
 
 /// Reads host, port and the expected key from a `noise` location.
 fn parse_location(to: &Location) -> Result<(&str, u16, PeerKey), NetError> {
-    if to.transport != TRANSPORT {
-        return Err(NetError::WrongTransport {
-            expected: TRANSPORT.to_owned(),
-            found: to.transport.clone(),
-        });
-    }
-    let host = to.hints.get("host").ok_or(NetError::MissingHint("host"))?;
-    let port = to.hints.get("port").ok_or(NetError::MissingHint("port"))?;
-    let port = port
-        .parse::<u16>()
-        .map_err(|_| NetError::BadHint { name: "port" })?;
-    if host.is_empty() {
-        return Err(NetError::BadHint { name: "host" });
-    }
+    let (host, port) = to.host_port(TRANSPORT)?;
     let key = PeerKey::from_designator(&to.designator)?;
     Ok((host, port, key))
 }
