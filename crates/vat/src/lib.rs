@@ -176,6 +176,7 @@
 // mutability clippy sees lives in the vat's inbox, behind the Arc.
 #![allow(clippy::mutable_key_type)]
 
+pub mod backend;
 pub mod mint;
 pub mod patterns;
 mod refs;
