@@ -178,6 +178,7 @@
 
 pub mod backend;
 pub mod mint;
+pub mod persist;
 pub mod patterns;
 mod refs;
 mod settle;
@@ -189,4 +190,4 @@ pub use refs::{
 };
 pub use settle::{Settled, WaitError, listen_external, settled};
 pub use turn::{FnObject, Object, ResolverObject, Turn, from_fn};
-pub use vat::{BATCH, Vat, Waiter, Wake, batch_posts, wait};
+pub use vat::{BATCH, OpenError, Vat, Waiter, Wake, batch_posts, wait};

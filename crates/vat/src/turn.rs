@@ -13,7 +13,8 @@ use std::sync::Arc;
 use crate::refs::{
     Message, Outcome, Ref, RefInner, RefKind, Resolver, ResolverInner, Slot, Val, VatId, error,
 };
-use crate::vat::{ObjectTable, VatShared};
+use crate::persist::Portrait;
+use crate::vat::{ObjectTable, Persist, VatShared};
 
 /// An object's behaviour: what it does with a message.
 ///
@@ -24,7 +25,7 @@ use crate::vat::{ObjectTable, VatShared};
 ///
 /// Implementable by any crate; must be `Send` so it can be created on one
 /// thread and moved into a vat (it then stays on the vat's thread).
-pub trait Object: Send + 'static {
+pub trait Object: std::any::Any + Send + 'static {
     /// Handles one message. Return the answer (any value, including a
     /// promise ref to answer later) or `Err(reason)` to fail the turn: the
     /// turn's effects are discarded and the answer promise breaks with
@@ -33,6 +34,14 @@ pub trait Object: Send + 'static {
     /// # Errors
     /// Whatever reason the object chooses; conventionally [`error`] records.
     fn receive(&self, cx: &mut Turn<'_>, method: &str, args: Vec<Val>) -> Outcome;
+
+    /// What this object looks like, if it is persistent: its kind, version
+    /// and state (see [`crate::persist`]). The default, `None`, makes the
+    /// object ephemeral: it lives only as long as the vat's process, and a
+    /// persistent object may not hold it.
+    fn portrait(&self) -> Option<Portrait> {
+        None
+    }
 }
 
 /// An object made from a closure (see [`from_fn`]).
@@ -100,6 +109,8 @@ pub(crate) struct Delta {
     pub(crate) promises: Vec<Arc<Slot>>,
     /// Sends, resolutions and listens, in order.
     pub(crate) ops: Vec<Work>,
+    /// Roots set (`Some`) or removed (`None`), in order.
+    pub(crate) roots: Vec<(String, Option<Ref>)>,
 }
 
 /// The context of one turn: the only way an object acts on the world.
@@ -110,6 +121,11 @@ pub struct Turn<'a> {
     pub(crate) me: Option<Arc<Slot>>,
     depth: u32,
     promise_count: usize,
+    /// The vat's persistence, if it has any (to revive stored objects).
+    persist: Option<&'a std::cell::RefCell<Persist>>,
+    /// Stored objects revived during this turn (unchanged by it; the vat
+    /// keeps them whatever the turn's outcome).
+    pub(crate) revived: Vec<(Arc<Slot>, Rc<dyn Object>)>,
 }
 
 /// Nesting limit for synchronous calls (a runaway recursion fails the turn
@@ -122,6 +138,7 @@ impl<'a> Turn<'a> {
         objects: &'a ObjectTable,
         me: Option<Arc<Slot>>,
         promise_count: usize,
+        persist: Option<&'a std::cell::RefCell<Persist>>,
     ) -> Self {
         Turn {
             shared,
@@ -130,7 +147,72 @@ impl<'a> Turn<'a> {
             me,
             depth: 0,
             promise_count,
+            persist,
+            revived: Vec::new(),
         }
+    }
+
+    /// The current behaviour of near object `slot`: staged in this turn,
+    /// committed, or revived from the store.
+    fn behaviour_of(&mut self, slot: &Arc<Slot>) -> Result<Rc<dyn Object>, Val> {
+        if let Some(b) = self
+            .delta
+            .behaviours
+            .iter()
+            .rev()
+            .find(|(s, _)| s.id == slot.id)
+            .map(|(_, b)| b.clone())
+            .or_else(|| self.objects.get(&slot.id).map(|e| e.behaviour.clone()))
+            .or_else(|| {
+                self.revived
+                    .iter()
+                    .find(|(s, _)| s.id == slot.id)
+                    .map(|(_, b)| b.clone())
+            })
+        {
+            return Ok(b);
+        }
+        let Some(persist) = self.persist else {
+            return Err(error("no such object"));
+        };
+        let revived = persist.borrow_mut().revive(self.shared, slot.id)?;
+        match revived {
+            Some(b) => {
+                self.shared.adopt(slot);
+                self.revived.push((slot.clone(), b.clone()));
+                Ok(b)
+            }
+            None => Err(error("no such object")),
+        }
+    }
+
+    /// The behaviour of near object `target` if it is a `T`: rights
+    /// amplification by type. Only the module that defines `T` can make
+    /// one, so a `Some` proves the object is genuine (a purse of this
+    /// mint, say), which no message to it could prove. `None` for anything
+    /// else (another type, a far or broken ref, a promise).
+    pub fn inspect<T: Object>(&mut self, target: &Ref) -> Option<Rc<T>> {
+        let slot = match &target.0 {
+            RefInner::Object(s) if s.vat.id == self.shared.id => s.clone(),
+            _ => return None,
+        };
+        let b: Rc<dyn std::any::Any> = self.behaviour_of(&slot).ok()?;
+        b.downcast::<T>().ok()
+    }
+
+    /// Names `target` (a persistent object of this vat) as root `name` of
+    /// this persistent vat, or removes the root with `None`, when this
+    /// turn commits. Roots are how a restarted host finds its objects
+    /// again ([`crate::Vat::root`]).
+    ///
+    /// # Errors
+    /// If this vat is not persistent.
+    pub fn set_root(&mut self, name: &str, target: Option<&Ref>) -> Result<(), Val> {
+        if self.persist.is_none() {
+            return Err(error("set_root: this vat is not persistent"));
+        }
+        self.delta.roots.push((name.to_owned(), target.cloned()));
+        Ok(())
     }
 
     /// The vat this turn runs in.
@@ -274,22 +356,13 @@ impl<'a> Turn<'a> {
             RefInner::Object(s) if s.vat.id == self.shared.id => s.clone(),
             _ => return Err(error("call: not a near object")),
         };
-        let behaviour = self
-            .delta
-            .behaviours
-            .iter()
-            .rev()
-            .find(|(s, _)| s.id == slot.id)
-            .map(|(_, b)| b.clone())
-            .or_else(|| self.objects.get(&slot.id).map(|e| e.behaviour.clone()));
-        let Some(behaviour) = behaviour else {
-            return Err(error("call: no such object"));
-        };
+        let behaviour = self.behaviour_of(&slot)?;
         let save = (
             self.delta.behaviours.len(),
             self.delta.promises.len(),
             self.delta.ops.len(),
             crate::vat::staged_len(),
+            self.delta.roots.len(),
         );
         if self.depth >= MAX_CALL_DEPTH {
             return Err(error("call: nesting too deep"));
@@ -304,6 +377,7 @@ impl<'a> Turn<'a> {
             self.delta.promises.truncate(save.1);
             self.delta.ops.truncate(save.2);
             crate::vat::truncate_staged(save.3);
+            self.delta.roots.truncate(save.4);
         }
         outcome
     }
@@ -367,8 +441,8 @@ impl<'a> Turn<'a> {
         self.settle(resolver, Err(reason));
     }
 
-    pub(crate) fn into_delta(self) -> Delta {
-        self.delta
+    pub(crate) fn into_parts(self) -> (Delta, Vec<(Arc<Slot>, Rc<dyn Object>)>) {
+        (self.delta, self.revived)
     }
 }
 

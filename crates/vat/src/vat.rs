@@ -12,13 +12,17 @@ use std::hash::{BuildHasherDefault, Hasher};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::thread::{JoinHandle, Thread};
 use std::time::Duration;
 
 use crate::refs::{
     Message, Outcome, Ref, RefInner, Resolver, ResolverInner, Slot, Val, VatId, error,
 };
+use crate::backend::{Backend, BackendError, Batch};
+use crate::persist::{Kinds, StoredRef, decode_record, encode_record, unescape};
+use crate::refs::Remote;
 use crate::settle::{Settled, WaitError, settled};
 use crate::turn::{Callback, Delta, Listener, Object, Turn, Work};
 
@@ -187,11 +191,53 @@ pub(crate) struct VatShared {
     /// it first sleeps in that waiter, so a poster that sees `sleeping`
     /// also sees which way to wake it.
     wake: OnceLock<Wake>,
+    /// Whether the vat keeps its persistent objects in a [`Backend`].
+    persistent: bool,
+    /// The slot of every persistent object that is alive in memory (made
+    /// or revived), so that every reference to a stored object shares one
+    /// slot (the vat's collection counts on that).
+    slots: Mutex<IdMap<Weak<Slot>>>,
+    /// The vat's roots: name → object id.
+    roots: Mutex<BTreeMap<String, u64>>,
+    /// Why the vat stopped, if its store failed.
+    storage_error: Mutex<Option<String>>,
 }
 
 impl VatShared {
     pub(crate) fn alloc_id(&self) -> u64 {
         self.next_id.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// The one slot of persistent object `id` (made if none is alive).
+    pub(crate) fn slot_for(self: &Arc<Self>, id: u64) -> Arc<Slot> {
+        let mut slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(s) = slots.get(&id).and_then(Weak::upgrade) {
+            return s;
+        }
+        let s = Arc::new(Slot {
+            vat: self.clone(),
+            id,
+        });
+        slots.insert(id, Arc::downgrade(&s));
+        s
+    }
+
+    /// Makes `slot` the one slot of its persistent object, unless one is
+    /// alive already.
+    pub(crate) fn adopt(&self, slot: &Arc<Slot>) {
+        let mut slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
+        if !slots.get(&slot.id).is_some_and(|w| w.strong_count() > 0) {
+            slots.insert(slot.id, Arc::downgrade(slot));
+        }
+    }
+
+    /// Whether `id` is a persistent object alive in memory.
+    fn is_persistent_object(&self, id: u64) -> bool {
+        self.slots
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&id)
+            .is_some_and(|w| w.strong_count() > 0)
     }
 
     /// Posts one event. Inside a turn on a vat thread (an object using a
@@ -270,11 +316,43 @@ impl Vat {
     /// # Errors
     /// If the OS refuses to start a thread.
     pub fn try_new(name: &str) -> std::io::Result<Vat> {
+        Vat::start(name, None, 1, BTreeMap::new())
+    }
+
+    /// Starts a persistent vat whose objects live in `backend`: its
+    /// persistent objects (those whose behaviour has a
+    /// [`portrait`](Object::portrait)) and its roots survive restarts, and
+    /// stored objects are revived from their portraits by `kinds` the
+    /// first time they are used. Effects that leave the vat (answers,
+    /// messages to other vats and peers) are released only once the turns
+    /// that caused them are durable, and the turns since the last write go
+    /// to the store as one batch (see the crate docs on persistence).
+    ///
+    /// # Errors
+    /// The backend cannot open its namespace, or the OS refuses a thread.
+    pub fn open(name: &str, mut backend: impl Backend, kinds: Kinds) -> Result<Vat, OpenError> {
+        let opened = backend.open().map_err(OpenError::Store)?;
+        let persist = Persist {
+            backend: Box::new(backend),
+            kinds,
+            pending: IdMap::default(),
+            roots: Vec::new(),
+        };
+        Vat::start(name, Some(persist), opened.next_id.max(1), opened.roots)
+            .map_err(OpenError::Thread)
+    }
+
+    fn start(
+        name: &str,
+        persist: Option<Persist>,
+        next_id: u64,
+        roots: BTreeMap<String, u64>,
+    ) -> std::io::Result<Vat> {
         let id = VatId(NEXT_VAT.fetch_add(1, Ordering::Relaxed));
         let shared = Arc::new(VatShared {
             id,
             name: name.to_owned(),
-            next_id: AtomicU64::new(1),
+            next_id: AtomicU64::new(next_id),
             inbox: Mutex::new(Inbox::default()),
             has_mail: AtomicBool::new(false),
             sleeping: AtomicBool::new(false),
@@ -284,6 +362,10 @@ impl Vat {
             has_hooks: AtomicBool::new(false),
             waiter_claimed: AtomicBool::new(false),
             wake: OnceLock::new(),
+            persistent: persist.is_some(),
+            slots: Mutex::new(IdMap::default()),
+            roots: Mutex::new(roots),
+            storage_error: Mutex::new(None),
         });
         let for_thread = shared.clone();
         let handle = std::thread::Builder::new()
@@ -291,11 +373,50 @@ impl Vat {
             .spawn(move || {
                 let _ = for_thread.thread.set(std::thread::current());
                 VAT_THREAD.with(|v| v.set(true));
-                VatCore::new(for_thread).run();
+                VatCore::new(for_thread, persist).run();
             })?;
         let _ = shared.thread.set(handle.thread().clone());
         *shared.join.lock().unwrap_or_else(|p| p.into_inner()) = Some(handle);
         Ok(Vat { shared })
+    }
+
+    /// Whether this vat keeps its objects in a store ([`Vat::open`]).
+    pub fn is_persistent(&self) -> bool {
+        self.shared.persistent
+    }
+
+    /// The object named `name` among this persistent vat's roots (set with
+    /// [`Turn::set_root`]); revived when first used.
+    pub fn root(&self, name: &str) -> Option<Ref> {
+        let id = *self
+            .shared
+            .roots
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(name)?;
+        Some(Ref(RefInner::Object(self.shared.slot_for(id))))
+    }
+
+    /// The names of this vat's roots, in order.
+    pub fn root_names(&self) -> Vec<String> {
+        self.shared
+            .roots
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .keys()
+            .cloned()
+            .collect()
+    }
+
+    /// Why this vat stopped, if its store failed: a persistent vat whose
+    /// write fails breaks every effect the lost turns would have released
+    /// and stops (its memory is then ahead of its store).
+    pub fn storage_error(&self) -> Option<String> {
+        self.shared
+            .storage_error
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// This vat's id.
@@ -472,6 +593,93 @@ impl Vat {
     }
 }
 
+/// Why [`Vat::open`] failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum OpenError {
+    /// The backend could not open the vat's namespace.
+    #[error("opening the vat's store: {0}")]
+    Store(BackendError),
+    /// The OS refused a thread.
+    #[error("starting the vat's thread: {0}")]
+    Thread(std::io::Error),
+}
+
+/// A persistent vat's store and what it has not written yet.
+pub(crate) struct Persist {
+    backend: Box<dyn Backend>,
+    kinds: Kinds,
+    /// Records of objects changed since the last write (id → record).
+    pending: IdMap<Vec<u8>>,
+    /// Roots changed since the last write, in order.
+    roots: Vec<(String, Option<u64>)>,
+}
+
+impl Persist {
+    /// Rebuilds stored object `id` from its record (`None`: not stored).
+    ///
+    /// # Errors
+    /// A record that cannot be read or revived (the reason says why, with
+    /// no host detail).
+    pub(crate) fn revive(
+        &mut self,
+        shared: &Arc<VatShared>,
+        id: u64,
+    ) -> Result<Option<Rc<dyn Object>>, Val> {
+        let bytes = match self.pending.get(&id) {
+            Some(b) => b.clone(),
+            None => match self.backend.load(id) {
+                Ok(Some(b)) => b,
+                Ok(None) => return Ok(None),
+                Err(_) => return Err(error("cannot revive object: store unreadable")),
+            },
+        };
+        let record = decode_record(&bytes)?;
+        let state = unescape(record.state, &mut |id| {
+            Ref(RefInner::Object(shared.slot_for(id)))
+        })?;
+        let kinds = &self.kinds;
+        let made = catch_unwind(AssertUnwindSafe(|| {
+            kinds.make(&record.kind, record.version, state)
+        }))
+        .unwrap_or_else(|_| Err(error("cannot revive object: its maker panicked")))?;
+        Ok(Some(Rc::from(made)))
+    }
+
+    fn is_dirty(&self) -> bool {
+        !self.pending.is_empty() || !self.roots.is_empty()
+    }
+}
+
+/// An effect that leaves a persistent vat, held until the turn that made
+/// it is durable.
+enum Held {
+    Deliver(Arc<dyn Remote>, Message, Option<Resolver>),
+    Listen(Arc<dyn Remote>, Resolver),
+    Settle(Resolver, Outcome),
+}
+
+impl Held {
+    fn release(self) {
+        // A panicking session must not take the vat down.
+        let _ = catch_unwind(AssertUnwindSafe(|| match self {
+            Held::Deliver(target, msg, resolver) => target.deliver(msg, resolver),
+            Held::Listen(target, resolver) => target.listen(resolver),
+            Held::Settle(resolver, outcome) => resolver.settle_now(outcome),
+        }));
+    }
+
+    fn abandon(self, reason: &Val) {
+        let resolver = match self {
+            Held::Deliver(_, _, r) => r,
+            Held::Listen(_, r) | Held::Settle(r, _) => Some(r),
+        };
+        if let Some(r) = resolver {
+            r.break_now(reason.clone());
+        }
+    }
+}
+
 struct PromiseEntry {
     slot: Arc<Slot>,
     state: PromiseState,
@@ -501,6 +709,13 @@ struct VatCore {
     events: usize,
     /// Where the thread waits when idle (`None`: `thread::park`).
     waiter: Option<Box<dyn Waiter>>,
+    /// The store of a persistent vat.
+    persist: Option<std::cell::RefCell<Persist>>,
+    /// Effects leaving a persistent vat, waiting for their turns to be
+    /// durable.
+    held: Vec<Held>,
+    /// Set when the store failed: the vat stops.
+    halted: bool,
 }
 
 fn panic_reason() -> Val {
@@ -508,8 +723,11 @@ fn panic_reason() -> Val {
 }
 
 impl VatCore {
-    fn new(shared: Arc<VatShared>) -> Self {
+    fn new(shared: Arc<VatShared>, persist: Option<Persist>) -> Self {
         VatCore {
+            persist: persist.map(std::cell::RefCell::new),
+            held: Vec::new(),
+            halted: false,
             shared,
             objects: IdMap::default(),
             promises: IdMap::default(),
@@ -537,6 +755,9 @@ impl VatCore {
         STAGED.with(|s| *s.borrow_mut() = None);
         let mut since = 0u32;
         loop {
+            if self.halted {
+                break;
+            }
             if let Some(ev) = self.queue.pop_front() {
                 if matches!(ev, Event::Stop) {
                     break;
@@ -625,6 +846,14 @@ impl VatCore {
     }
 
     fn flush(&mut self) {
+        if self.persist.is_some() {
+            if !self.write_batch() {
+                return;
+            }
+            for h in std::mem::take(&mut self.held) {
+                h.release();
+            }
+        }
         for (vat, events) in &mut self.outbox {
             if !events.is_empty() {
                 vat.post_batch(std::mem::take(events));
@@ -652,12 +881,16 @@ impl VatCore {
                 hops,
             } => match &target.0 {
                 RefInner::Object(slot) if slot.vat.id == self.shared.id => {
-                    let entry = self
-                        .objects
-                        .get(&slot.id)
-                        .map(|e| (e.slot.clone(), e.behaviour.clone()));
+                    let entry = match self.objects.get(&slot.id) {
+                        Some(e) => Ok(Some((e.slot.clone(), e.behaviour.clone()))),
+                        None => self.revive(slot),
+                    };
                     match entry {
-                        Some((slot, behaviour)) => {
+                        Err(reason) => {
+                            self.break_answer(resolver, reason);
+                            self.run_work();
+                        }
+                        Ok(Some((slot, behaviour))) => {
                             let Message { method, args } = msg;
                             self.run_turn(
                                 Some(slot),
@@ -665,7 +898,7 @@ impl VatCore {
                                 resolver,
                             );
                         }
-                        None => {
+                        Ok(None) => {
                             if let Some(r) = resolver {
                                 self.work.push_back(Work::Resolve {
                                     resolver: r,
@@ -686,6 +919,22 @@ impl VatCore {
                     self.run_work();
                 }
             },
+            Event::Spawn { slot, object } if self.persist.is_some() => {
+                // In a persistent vat a spawn is stored like one made in a
+                // turn; one that cannot be stored answers every message
+                // with the reason.
+                let mut delta = Delta::default();
+                delta.behaviours.push((slot.clone(), Rc::from(object)));
+                match self.stage_for_store(&delta) {
+                    Ok(()) => self.commit(delta),
+                    Err(reason) => {
+                        self.inserts += 1;
+                        let behaviour: Rc<dyn Object> =
+                            Rc::new(crate::turn::from_fn(move |_, _, _| Err(reason.clone())));
+                        self.objects.insert(slot.id, ObjectEntry { slot, behaviour });
+                    }
+                }
+            }
             Event::Spawn { slot, object } => {
                 self.inserts += 1;
                 self.objects.insert(
@@ -771,11 +1020,30 @@ impl VatCore {
         body: impl FnOnce(&mut Turn<'_>) -> Outcome,
         result: Option<Resolver>,
     ) {
-        let mut turn = Turn::new(&self.shared, &self.objects, me, self.promises.len());
+        let mut turn = Turn::new(
+            &self.shared,
+            &self.objects,
+            me,
+            self.promises.len(),
+            self.persist.as_ref(),
+        );
         STAGED.with(|s| *s.borrow_mut() = Some(Vec::new()));
         let r = catch_unwind(AssertUnwindSafe(|| body(&mut turn)));
         let staged = STAGED.with(|s| s.borrow_mut().take()).unwrap_or_default();
-        let delta = turn.into_delta();
+        let (delta, revived) = turn.into_parts();
+        for (slot, behaviour) in revived {
+            self.inserts += 1;
+            self.objects.insert(slot.id, ObjectEntry { slot, behaviour });
+        }
+        // A persistent vat writes what the turn changed, or fails the turn
+        // if that cannot be stored.
+        let r = match r {
+            Ok(Ok(v)) => match self.stage_for_store(&delta) {
+                Ok(()) => Ok(Ok(v)),
+                Err(e) => Ok(Err(e)),
+            },
+            other => other,
+        };
         let outcome = match r {
             Ok(Ok(v)) => {
                 self.commit(delta);
@@ -797,11 +1065,177 @@ impl VatCore {
         self.run_work();
     }
 
+    /// Revives stored object `slot` into the table (outside any turn).
+    fn revive(&mut self, slot: &Arc<Slot>) -> Result<Option<(Arc<Slot>, Rc<dyn Object>)>, Val> {
+        let Some(persist) = &self.persist else {
+            return Ok(None);
+        };
+        let Some(behaviour) = persist.borrow_mut().revive(&self.shared, slot.id)? else {
+            return Ok(None);
+        };
+        self.shared.adopt(slot);
+        self.inserts += 1;
+        self.objects.insert(
+            slot.id,
+            ObjectEntry {
+                slot: slot.clone(),
+                behaviour: behaviour.clone(),
+            },
+        );
+        Ok(Some((slot.clone(), behaviour)))
+    }
+
+    /// Encodes what a successful turn changed into the pending batch of a
+    /// persistent vat (a no-op for others).
+    ///
+    /// # Errors
+    /// The turn would store what cannot be stored (see
+    /// [`crate::persist`]); nothing is staged then.
+    fn stage_for_store(&mut self, delta: &Delta) -> Result<(), Val> {
+        let Some(persist) = &self.persist else {
+            return Ok(());
+        };
+        if delta.behaviours.is_empty() && delta.roots.is_empty() {
+            return Ok(());
+        }
+        // The last behaviour staged for each slot is the one that counts.
+        let mut latest: Vec<(&Arc<Slot>, Option<crate::persist::Portrait>)> = Vec::new();
+        for (slot, b) in delta.behaviours.iter().rev() {
+            if latest.iter().any(|(s, _)| s.id == slot.id) {
+                continue;
+            }
+            latest.push((slot, b.portrait()));
+        }
+        let shared = &self.shared;
+        let is_persistent = |id: u64| {
+            match latest.iter().find(|(s, _)| s.id == id) {
+                Some((_, p)) => p.is_some(),
+                None => shared.is_persistent_object(id),
+            }
+        };
+        let store_ref = &mut |r: &Ref| -> Result<StoredRef, Val> {
+            match &r.0 {
+                RefInner::Object(s) if s.vat.id == shared.id => {
+                    if is_persistent(s.id) {
+                        Ok(StoredRef::Local(s.id))
+                    } else {
+                        Err(error("cannot persist a reference to an ephemeral object"))
+                    }
+                }
+                RefInner::Object(_) => Err(error(
+                    "cannot persist a reference to an object of another vat",
+                )),
+                RefInner::Promise(_) => Err(error(
+                    "cannot persist a promise (hold what it resolves to instead)",
+                )),
+                RefInner::Remote(_) => Err(error("cannot persist a far reference")),
+                RefInner::Broken(e) => Ok(StoredRef::Broken(
+                    (**e)
+                        .clone()
+                        .try_map_refs(&mut |_| Ok::<_, ()>(pola_syrup::Value::null()))
+                        .unwrap_or_else(|()| pola_syrup::Value::null()),
+                )),
+            }
+        };
+        let mut records = Vec::with_capacity(latest.len());
+        let p = persist.borrow();
+        for (slot, portrait) in &latest {
+            match portrait {
+                Some(portrait) => {
+                    if p.kinds.version(portrait.kind) != Some(portrait.version) {
+                        return Err(error(format!(
+                            "cannot persist a {}: kind not registered at version {} in this vat",
+                            portrait.kind, portrait.version
+                        )));
+                    }
+                    records.push((*slot, encode_record(portrait, store_ref)?));
+                }
+                None if shared.is_persistent_object(slot.id) => {
+                    return Err(error("a persistent object cannot become ephemeral"));
+                }
+                None => {}
+            }
+        }
+        let mut roots = Vec::with_capacity(delta.roots.len());
+        for (name, target) in &delta.roots {
+            match target {
+                Some(r) => match store_ref(r)? {
+                    StoredRef::Local(id) => roots.push((name.clone(), Some(id))),
+                    StoredRef::Broken(_) => {
+                        return Err(error("a root must be a persistent object"));
+                    }
+                },
+                None => roots.push((name.clone(), None)),
+            }
+        }
+        drop(p);
+        let mut p = persist.borrow_mut();
+        {
+            let mut slots = shared.slots.lock().unwrap_or_else(|p| p.into_inner());
+            for (slot, bytes) in records {
+                slots.insert(slot.id, Arc::downgrade(slot));
+                p.pending.insert(slot.id, bytes);
+            }
+        }
+        if !roots.is_empty() {
+            let mut live = shared.roots.lock().unwrap_or_else(|p| p.into_inner());
+            for (name, id) in &roots {
+                match id {
+                    Some(id) => live.insert(name.clone(), *id),
+                    None => live.remove(name),
+                };
+            }
+            p.roots.extend(roots);
+        }
+        Ok(())
+    }
+
+    /// Writes the pending batch of a persistent vat (one durable
+    /// transaction). If the store fails, every held effect breaks and the
+    /// vat stops: what it remembers is then ahead of what it stored.
+    fn write_batch(&mut self) -> bool {
+        let Some(persist) = &self.persist else {
+            return true;
+        };
+        let mut p = persist.borrow_mut();
+        if !p.is_dirty() {
+            return true;
+        }
+        let batch = Batch {
+            objects: p.pending.drain().collect(),
+            deletes: Vec::new(),
+            roots: std::mem::take(&mut p.roots),
+            next_id: self.shared.next_id.load(Ordering::Relaxed),
+        };
+        let written = p.backend.write(&batch);
+        drop(p);
+        match written {
+            Ok(()) => true,
+            Err(e) => {
+                *self
+                    .shared
+                    .storage_error
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner()) = Some(e.0);
+                self.halted = true;
+                let reason = error("vat stopped: its store failed");
+                for h in std::mem::take(&mut self.held) {
+                    h.abandon(&reason);
+                }
+                for (_, events) in std::mem::take(&mut self.outbox) {
+                    events.into_iter().for_each(Event::abandon);
+                }
+                false
+            }
+        }
+    }
+
     fn commit(&mut self, delta: Delta) {
         let Delta {
             behaviours,
             promises,
             ops,
+            roots: _,
         } = delta;
         for (slot, behaviour) in behaviours {
             self.inserts += 1;
@@ -838,7 +1272,13 @@ impl VatCore {
                             self.post_to(&vat, Event::Resolve { slot, outcome });
                         }
                     }
-                    foreign @ ResolverInner::Foreign(_) => Resolver(foreign).settle_now(outcome),
+                    foreign @ ResolverInner::Foreign(_) => {
+                        if self.persist.is_some() {
+                            self.held.push(Held::Settle(Resolver(foreign), outcome));
+                        } else {
+                            Resolver(foreign).settle_now(outcome);
+                        }
+                    }
                 },
                 Work::Listen {
                     target,
@@ -921,9 +1361,13 @@ impl VatCore {
                 }
             }
             RefInner::Remote(r) => {
-                // A panicking session must not take the vat down.
                 let target = r.target.clone();
-                let _ = catch_unwind(AssertUnwindSafe(|| target.deliver(msg, resolver)));
+                if self.persist.is_some() {
+                    self.held.push(Held::Deliver(target, msg, resolver));
+                } else {
+                    // A panicking session must not take the vat down.
+                    let _ = catch_unwind(AssertUnwindSafe(|| target.deliver(msg, resolver)));
+                }
             }
             RefInner::Broken(e) => {
                 let e = (**e).clone();
@@ -997,7 +1441,11 @@ impl VatCore {
             RefInner::Remote(r) if r.target.is_promise() => {
                 let resolver = self.listener_to_resolver(listener);
                 let target = r.target.clone();
-                let _ = catch_unwind(AssertUnwindSafe(|| target.listen(resolver)));
+                if self.persist.is_some() {
+                    self.held.push(Held::Listen(target, resolver));
+                } else {
+                    let _ = catch_unwind(AssertUnwindSafe(|| target.listen(resolver)));
+                }
             }
             RefInner::Broken(e) => {
                 let e = (**e).clone();
@@ -1145,6 +1593,14 @@ impl VatCore {
         self.inserts = 0;
         self.events = 0;
         self.objects.retain(|_, e| Arc::strong_count(&e.slot) > 1);
+        if self.persist.is_some() {
+            // Stored objects dropped from memory stay in the store.
+            self.shared
+                .slots
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .retain(|_, w| w.strong_count() > 0);
+        }
         // Promises: follow chains (a dead promise resolved to another local
         // promise may be the last holder of it) in this one sweep.
         let mut dead: Vec<u64> = self

@@ -7,6 +7,7 @@ mod fifo;
 mod gaps;
 mod mint;
 mod patterns;
+mod persist;
 mod pipelining;
 mod remote;
 mod support;
