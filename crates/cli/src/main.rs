@@ -132,7 +132,7 @@ fn main() -> anyhow::Result<()> {
 
 fn demo() -> anyhow::Result<()> {
     println!("pola demo: the E mint/purse payment, Alice, Bob and the Mint in three vats");
-    pola_vat::mint::demo_exchange_with(Duration::from_secs(10), &mut |line| {
+    pola_apps::mint::demo_exchange_with(Duration::from_secs(10), &mut |line| {
         println!("  {line}");
     })?;
     println!("done: every step settled as expected");

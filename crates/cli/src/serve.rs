@@ -11,9 +11,14 @@
 //!   generated once). Its public key is the designator in every URI, so a
 //!   restart keeps the vat's identity.
 //! - `DIR/sturdyrefs`: `NAME HEX` lines, the Swiss number of each served
-//!   object (mode 0600), so the URIs survive restarts too. The *objects'*
-//!   state (balances) is not persisted: a restarted mint is a new, empty
-//!   currency behind the old URIs. Persisting objects is a later issue.
+//!   object (mode 0600), so the URIs survive restarts too.
+//! - `DIR/state.redb`: the state store (pola-store). The served vat is
+//!   persistent: the mint, its issuer, every purse and balance live there,
+//!   and so does the table of sturdyrefs made by `sturdyref()` on a purse
+//!   (roots named `sturdy:HEX`). A restart (clean, or after `kill -9`)
+//!   resumes the same currency: the mint is made once, on the first start.
+//!   Every answer leaves only once the turn that made it is durable.
+//!   The wallet role is not persistent yet (see the README).
 //!
 //! Roles (objects served):
 //! - `--mint`: a new currency. Serves `mint` (`make_purse(amount)`: the
@@ -34,15 +39,16 @@ use std::fs;
 use std::io::{Read as _, Write as _};
 use std::os::unix::fs::{DirBuilderExt as _, MetadataExt as _, OpenOptionsExt as _};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use anyhow::{Context as _, Result, anyhow, bail};
+use pola_apps::mint::{SturdyMaker, kinds as mint_kinds, new_issuer, new_mint, parse_amount};
 use pola_captp::locator::{SturdyRef, Swiss};
 use pola_netlayer::{Identity, NoiseNetlayer};
 use pola_peer::swiss::SwissNumber;
 use pola_peer::{Peer, PeerConfig, PeerHandle};
-use pola_vat::mint::{parse_amount, spawn_mint};
+use pola_vat::persist::Kinds;
 use pola_vat::{Ref, Val, Vat, error, from_fn};
 
 /// How long start-up waits for a wallet's purse.
@@ -93,14 +99,48 @@ pub fn serve(opts: &ServeOptions) -> Result<()> {
             let port = net.local_addr().port();
             net.set_advertised(host, port);
         }
-        let vat = Vat::new("pola-serve");
+        let store =
+            pola_store::Store::open(&opts.state.join("state.redb")).map_err(|e| anyhow!("{e}"))?;
+        let peer_cell: Arc<OnceLock<PeerHandle>> = Arc::new(OnceLock::new());
+        let sturdy = sturdy_maker(peer_cell.clone());
+        let mut kinds = Kinds::new();
+        mint_kinds(&mut kinds, Some(sturdy.clone()));
+        let backend = store.vat("serve").map_err(|e| anyhow!("{e}"))?;
+        let vat = Vat::open("serve", backend, kinds)
+            .map_err(|e| anyhow!("{}: {e}", opts.state.join("state.redb").display()))?;
         let peer = Peer::start(vat.clone(), vec![Arc::new(net)], PeerConfig::default())?;
         let handle = peer.handle();
+        let _ = peer_cell.set(handle.clone());
+        // Sturdyrefs made by purses in earlier runs.
+        for name in vat.root_names() {
+            if let Some(hex) = name.strip_prefix(STURDY_ROOT)
+                && let Some(swiss) = from_hex(hex)
+                && let Some(object) = vat.root(&name)
+            {
+                handle.register(swiss, object);
+            }
+        }
         let mut served: Vec<(&str, Ref)> = Vec::new();
         if opts.mint {
-            let mint = spawn_mint(&vat);
-            served.push(("mint", mint.clone()));
-            served.push(("issuer", vat.spawn(issuer(mint))));
+            if vat.root("mint").is_none() {
+                let made = vat.run(move |cx| {
+                    let mint = new_mint(cx, Some(sturdy));
+                    let issuer = new_issuer(cx, &mint);
+                    cx.set_root("mint", Some(&mint))?;
+                    cx.set_root("issuer", Some(&issuer))?;
+                    Ok(Val::null())
+                });
+                let waiter = vat.clone();
+                tokio::task::spawn_blocking(move || waiter.block_on(&made, START_TIMEOUT))
+                    .await?
+                    .map_err(|e| anyhow!("making the mint: {e}"))?;
+            }
+            let root = |name: &str| {
+                vat.root(name)
+                    .ok_or_else(|| anyhow!("the store has no {name}"))
+            };
+            served.push(("mint", root("mint")?));
+            served.push(("issuer", root("issuer")?));
         }
         if let Some(uri) = &opts.wallet_from {
             let sturdy =
@@ -141,15 +181,40 @@ pub fn serve(opts: &ServeOptions) -> Result<()> {
     })
 }
 
-/// The mint's harmless facet: makes empty purses only.
-fn issuer(mint: Ref) -> impl pola_vat::Object {
-    from_fn(move |cx, method, args| match method {
-        "make_purse" => match parse_amount(args.first())? {
-            0 => Ok(Val::Ref(cx.send(&mint, "make_purse", vec![Val::int(0u64)]))),
-            _ => Err(error("the issuer makes empty purses only")),
-        },
-        _ => Err(error("no such method")),
+/// Roots named `sturdy:HEX` are the sturdyrefs purses made.
+const STURDY_ROOT: &str = "sturdy:";
+
+/// How a purse here makes a sturdyref to itself: a fresh Swiss number,
+/// stored as a root in the purse's own turn (so it is durable before the
+/// URI is answered) and registered with the peer.
+fn sturdy_maker(peer: Arc<OnceLock<PeerHandle>>) -> SturdyMaker {
+    Arc::new(move |cx, target| {
+        let peer = peer.get().ok_or_else(|| error("not serving yet"))?;
+        let swiss = SwissNumber::random().map_err(|_| error("no randomness"))?;
+        let hex = to_hex(swiss.as_bytes());
+        cx.set_root(&format!("{STURDY_ROOT}{hex}"), Some(target))?;
+        let bytes = swiss.as_bytes().to_vec();
+        peer.register(bytes.clone(), target.clone());
+        Ok(SturdyRef {
+            peer: peer.location().clone(),
+            swiss: Swiss::new(bytes),
+        }
+        .to_uri())
     })
+}
+
+fn to_hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn from_hex(hex: &str) -> Option<Vec<u8>> {
+    if hex.len() % 2 != 0 || hex.len() > 256 {
+        return None;
+    }
+    (0..hex.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(hex.get(i..i + 2)?, 16).ok())
+        .collect()
 }
 
 /// Payments received and not yet deposited.

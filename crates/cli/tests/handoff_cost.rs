@@ -17,13 +17,13 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
+use pola_apps::mint::spawn_mint;
 use pola_netlayer::{
     BoxFuture, Connection, Direction, Identity, Location, MessageReader, MessageWriter, NetError,
     Netlayer, NoiseNetlayer,
 };
 use pola_peer::{Peer, PeerConfig};
 use pola_syrup::{Decoder, Value};
-use pola_vat::mint::spawn_mint;
 use pola_vat::{Ref, Val, Vat, error, from_fn};
 
 const T: Duration = Duration::from_secs(10);

@@ -135,11 +135,42 @@
 //! The test module `tests/all/remote.rs` implements such a session between
 //! two vats, with Syrup bytes and `desc:export`/`desc:import` descriptors.
 //!
-//! # Patterns and the mint
+//! # Patterns
 //!
 //! [`patterns`] has facets, revocable forwarders, sealer/unsealer brands and
-//! membranes; [`mint`] has E's mint and purse, and the demo exchange the CLI
-//! prints.
+//! membranes. E's mint and purse, the demo exchange `pola demo` prints,
+//! live in the `pola-apps` crate (example applications stay out of the
+//! trusted core).
+//!
+//! # Persistence
+//!
+//! A vat started with [`Vat::open`] keeps its persistent objects in a
+//! [`backend::Backend`] (pola-store's redb file, or memory in tests):
+//! - an object is persistent when its behaviour has a
+//!   [`portrait`](Object::portrait) (kind, version, state); the vat's
+//!   [`persist::Kinds`] registry rebuilds it from that portrait, the first
+//!   time it is used after a restart (lazily: a vat of a million objects
+//!   starts without reading them). Object ids are stable across restarts;
+//!   named [roots](Turn::set_root) are how a host finds its objects again;
+//! - a committed turn's changed portraits (and root changes) join the
+//!   vat's pending batch; the vat writes the batch as one durable
+//!   transaction whenever it goes idle or has run [`BATCH`] events (group
+//!   commit: one sync for many turns). A failed turn writes nothing;
+//! - **output commit**: everything leaving the vat (answers to other vats,
+//!   peers and threads, messages to them) is held until the batch that
+//!   holds its turn is durable, so no one ever sees an effect that a crash
+//!   could undo. If the store fails, the held effects break and the vat
+//!   stops ([`Vat::storage_error`]);
+//! - a turn that would store something that cannot be stored (a reference
+//!   to an ephemeral object, a promise, an object of another vat, a far
+//!   reference) fails with an error saying so; nothing is silently lost;
+//! - promises do not survive a restart: a persistent object cannot hold
+//!   one, and whoever waited on an answer from the old process (another
+//!   vat, a CapTP peer) sees it break (for a peer: with its session).
+//!
+//! [`Turn::inspect`] lets a module recognise its own objects by type
+//! (rights amplification: a mint knows its genuine purses without keeping
+//! a ledger map, so a payment touches two small objects).
 //!
 //! # Example
 //!
@@ -177,9 +208,8 @@
 #![allow(clippy::mutable_key_type)]
 
 pub mod backend;
-pub mod mint;
-pub mod persist;
 pub mod patterns;
+pub mod persist;
 mod refs;
 mod settle;
 mod turn;

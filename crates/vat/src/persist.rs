@@ -160,7 +160,12 @@ impl Kinds {
 
     /// Rebuilds a behaviour of kind `name` from a state written by
     /// `version`.
-    pub(crate) fn make(&self, name: &str, version: u32, state: Val) -> Result<Box<dyn Object>, Val> {
+    pub(crate) fn make(
+        &self,
+        name: &str,
+        version: u32,
+        state: Val,
+    ) -> Result<Box<dyn Object>, Val> {
         let kind = self
             .kinds
             .get(name)
@@ -287,8 +292,11 @@ pub(crate) fn decode_record(bytes: &[u8]) -> Result<Decoded, Val> {
     let mut limits = Limits::default();
     limits.max_value_bytes = MAX_RECORD_BYTES;
     limits.max_depth = MAX_DEPTH + 4;
-    let v = pola_syrup::decode_with(bytes, &limits)
-        .map_err(|e| error(format!("cannot revive object: stored record is corrupt ({e})")))?;
+    let v = pola_syrup::decode_with(bytes, &limits).map_err(|e| {
+        error(format!(
+            "cannot revive object: stored record is corrupt ({e})"
+        ))
+    })?;
     let bad = || error("cannot revive object: stored record is not an object");
     let fields = v.as_record_labelled(OBJECT).ok_or_else(bad)?;
     let [kind, version, state] = fields else {
@@ -311,10 +319,7 @@ pub(crate) fn decode_record(bytes: &[u8]) -> Result<Decoded, Val> {
 ///
 /// # Errors
 /// A malformed stored reference.
-pub(crate) fn unescape(
-    v: Value<NoRef>,
-    local: &mut impl FnMut(u64) -> Ref,
-) -> Result<Val, Val> {
+pub(crate) fn unescape(v: Value<NoRef>, local: &mut impl FnMut(u64) -> Ref) -> Result<Val, Val> {
     let bad = || error("cannot revive object: malformed stored reference");
     Ok(match v {
         Value::Record(r) => {
@@ -405,7 +410,12 @@ mod tests {
 
     #[test]
     fn garbage_is_refused() {
-        for bytes in [&b""[..], b"t", b"<11'pola:object1'k>", b"<11'pola:object1'k1-t>"] {
+        for bytes in [
+            &b""[..],
+            b"t",
+            b"<11'pola:object1'k>",
+            b"<11'pola:object1'k1-t>",
+        ] {
             assert!(decode_record(bytes).is_err(), "{bytes:?}");
         }
     }

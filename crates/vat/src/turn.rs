@@ -10,10 +10,10 @@ use std::borrow::Cow;
 use std::rc::Rc;
 use std::sync::Arc;
 
+use crate::persist::Portrait;
 use crate::refs::{
     Message, Outcome, Ref, RefInner, RefKind, Resolver, ResolverInner, Slot, Val, VatId, error,
 };
-use crate::persist::Portrait;
 use crate::vat::{ObjectTable, Persist, VatShared};
 
 /// An object's behaviour: what it does with a message.
@@ -63,6 +63,9 @@ where
 {
     FnObject(f)
 }
+
+/// An object's slot and behaviour.
+pub(crate) type Entry = (Arc<Slot>, Rc<dyn Object>);
 
 /// A callback registered with [`Turn::when`].
 pub(crate) type Callback = Box<dyn for<'t> FnOnce(&mut Turn<'t>, Outcome) -> Outcome + Send>;
@@ -125,7 +128,7 @@ pub struct Turn<'a> {
     persist: Option<&'a std::cell::RefCell<Persist>>,
     /// Stored objects revived during this turn (unchanged by it; the vat
     /// keeps them whatever the turn's outcome).
-    pub(crate) revived: Vec<(Arc<Slot>, Rc<dyn Object>)>,
+    pub(crate) revived: crate::vat::IdMap<Entry>,
 }
 
 /// Nesting limit for synchronous calls (a runaway recursion fails the turn
@@ -148,7 +151,7 @@ impl<'a> Turn<'a> {
             depth: 0,
             promise_count,
             persist,
-            revived: Vec::new(),
+            revived: crate::vat::IdMap::default(),
         }
     }
 
@@ -163,12 +166,7 @@ impl<'a> Turn<'a> {
             .find(|(s, _)| s.id == slot.id)
             .map(|(_, b)| b.clone())
             .or_else(|| self.objects.get(&slot.id).map(|e| e.behaviour.clone()))
-            .or_else(|| {
-                self.revived
-                    .iter()
-                    .find(|(s, _)| s.id == slot.id)
-                    .map(|(_, b)| b.clone())
-            })
+            .or_else(|| self.revived.get(&slot.id).map(|(_, b)| b.clone()))
         {
             return Ok(b);
         }
@@ -179,7 +177,7 @@ impl<'a> Turn<'a> {
         match revived {
             Some(b) => {
                 self.shared.adopt(slot);
-                self.revived.push((slot.clone(), b.clone()));
+                self.revived.insert(slot.id, (slot.clone(), b.clone()));
                 Ok(b)
             }
             None => Err(error("no such object")),
@@ -441,7 +439,7 @@ impl<'a> Turn<'a> {
         self.settle(resolver, Err(reason));
     }
 
-    pub(crate) fn into_parts(self) -> (Delta, Vec<(Arc<Slot>, Rc<dyn Object>)>) {
+    pub(crate) fn into_parts(self) -> (Delta, crate::vat::IdMap<Entry>) {
         (self.delta, self.revived)
     }
 }

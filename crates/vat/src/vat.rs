@@ -7,24 +7,24 @@
 //! - A failed turn's delta is dropped before anything in it is applied.
 
 use std::cell::RefCell;
+use std::collections::BTreeMap;
 use std::collections::{HashMap, VecDeque};
 use std::hash::{BuildHasherDefault, Hasher};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::thread::{JoinHandle, Thread};
 use std::time::Duration;
 
-use crate::refs::{
-    Message, Outcome, Ref, RefInner, Resolver, ResolverInner, Slot, Val, VatId, error,
-};
 use crate::backend::{Backend, BackendError, Batch};
 use crate::persist::{Kinds, StoredRef, decode_record, encode_record, unescape};
 use crate::refs::Remote;
+use crate::refs::{
+    Message, Outcome, Ref, RefInner, Resolver, ResolverInner, Slot, Val, VatId, error,
+};
 use crate::settle::{Settled, WaitError, settled};
-use crate::turn::{Callback, Delta, Listener, Object, Turn, Work};
+use crate::turn::{Callback, Delta, Entry, Listener, Object, Turn, Work};
 
 /// Forwarding hops after which a message or listener is assumed to be in a
 /// promise cycle and is broken.
@@ -226,7 +226,7 @@ impl VatShared {
     /// alive already.
     pub(crate) fn adopt(&self, slot: &Arc<Slot>) {
         let mut slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
-        if !slots.get(&slot.id).is_some_and(|w| w.strong_count() > 0) {
+        if slots.get(&slot.id).is_none_or(|w| w.strong_count() == 0) {
             slots.insert(slot.id, Arc::downgrade(slot));
         }
     }
@@ -931,7 +931,8 @@ impl VatCore {
                         self.inserts += 1;
                         let behaviour: Rc<dyn Object> =
                             Rc::new(crate::turn::from_fn(move |_, _, _| Err(reason.clone())));
-                        self.objects.insert(slot.id, ObjectEntry { slot, behaviour });
+                        self.objects
+                            .insert(slot.id, ObjectEntry { slot, behaviour });
                     }
                 }
             }
@@ -1031,9 +1032,10 @@ impl VatCore {
         let r = catch_unwind(AssertUnwindSafe(|| body(&mut turn)));
         let staged = STAGED.with(|s| s.borrow_mut().take()).unwrap_or_default();
         let (delta, revived) = turn.into_parts();
-        for (slot, behaviour) in revived {
+        for (_, (slot, behaviour)) in revived {
             self.inserts += 1;
-            self.objects.insert(slot.id, ObjectEntry { slot, behaviour });
+            self.objects
+                .insert(slot.id, ObjectEntry { slot, behaviour });
         }
         // A persistent vat writes what the turn changed, or fails the turn
         // if that cannot be stored.
@@ -1066,7 +1068,7 @@ impl VatCore {
     }
 
     /// Revives stored object `slot` into the table (outside any turn).
-    fn revive(&mut self, slot: &Arc<Slot>) -> Result<Option<(Arc<Slot>, Rc<dyn Object>)>, Val> {
+    fn revive(&mut self, slot: &Arc<Slot>) -> Result<Option<Entry>, Val> {
         let Some(persist) = &self.persist else {
             return Ok(None);
         };
@@ -1107,11 +1109,9 @@ impl VatCore {
             latest.push((slot, b.portrait()));
         }
         let shared = &self.shared;
-        let is_persistent = |id: u64| {
-            match latest.iter().find(|(s, _)| s.id == id) {
-                Some((_, p)) => p.is_some(),
-                None => shared.is_persistent_object(id),
-            }
+        let is_persistent = |id: u64| match latest.iter().find(|(s, _)| s.id == id) {
+            Some((_, p)) => p.is_some(),
+            None => shared.is_persistent_object(id),
         };
         let store_ref = &mut |r: &Ref| -> Result<StoredRef, Val> {
             match &r.0 {
@@ -1170,12 +1170,21 @@ impl VatCore {
         }
         drop(p);
         let mut p = persist.borrow_mut();
+        // Objects already in the table were registered when made or
+        // revived; only new ones need the lock.
+        if records
+            .iter()
+            .any(|(s, _)| !self.objects.contains_key(&s.id))
         {
             let mut slots = shared.slots.lock().unwrap_or_else(|p| p.into_inner());
-            for (slot, bytes) in records {
-                slots.insert(slot.id, Arc::downgrade(slot));
-                p.pending.insert(slot.id, bytes);
+            for (slot, _) in &records {
+                if !self.objects.contains_key(&slot.id) {
+                    slots.insert(slot.id, Arc::downgrade(slot));
+                }
             }
+        }
+        for (slot, bytes) in records {
+            p.pending.insert(slot.id, bytes);
         }
         if !roots.is_empty() {
             let mut live = shared.roots.lock().unwrap_or_else(|p| p.into_inner());

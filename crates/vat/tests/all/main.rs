@@ -5,7 +5,6 @@ mod broken;
 mod cross_vat;
 mod fifo;
 mod gaps;
-mod mint;
 mod patterns;
 mod persist;
 mod pipelining;

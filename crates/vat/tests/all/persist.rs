@@ -66,7 +66,11 @@ impl Object for Cell {
 
     fn portrait(&self) -> Option<Portrait> {
         let next = self.next.clone().map_or(Val::null(), Val::Ref);
-        Some(Portrait::new("cell", 1, Val::List(vec![Val::int(self.n), next])))
+        Some(Portrait::new(
+            "cell",
+            1,
+            Val::List(vec![Val::int(self.n), next]),
+        ))
     }
 }
 
@@ -230,9 +234,7 @@ fn rights_amplification_by_type_sees_only_genuine_objects() {
     let fake = vat.spawn(from_fn(|_, _, _| Ok(Val::int(1_000_000i64))));
     let probe = |target: Ref| {
         vat.block_on(
-            &vat.run(move |cx| {
-                Ok(Val::Bool(cx.inspect::<Cell>(&target).is_some()))
-            }),
+            &vat.run(move |cx| Ok(Val::Bool(cx.inspect::<Cell>(&target).is_some()))),
             T,
         )
         .unwrap()
@@ -353,7 +355,8 @@ fn id_of(c: &pola_vat::backend::MemoryContents, root: &str) -> u64 {
 
 #[test]
 fn hostile_records_break_one_object_and_the_rest_revives() {
-    let cases: Vec<(&str, Box<dyn Fn(&mut Vec<u8>)>)> = vec![
+    type Spoil = Box<dyn Fn(&mut Vec<u8>)>;
+    let cases: Vec<(&str, Spoil)> = vec![
         ("corrupt", Box::new(|b| *b = b"<11'pola:object".to_vec())),
         ("not an object", Box::new(|b| *b = b"[1+2+]".to_vec())),
         (
@@ -364,7 +367,10 @@ fn hostile_records_break_one_object_and_the_rest_revives() {
             "version 9",
             Box::new(|b| *b = b"<11'pola:object4'cell9+[1+f]>".to_vec()),
         ),
-        ("cell: bad state", Box::new(|b| *b = b"<11'pola:object4'cell1+t>".to_vec())),
+        (
+            "cell: bad state",
+            Box::new(|b| *b = b"<11'pola:object4'cell1+t>".to_vec()),
+        ),
         ("too large", Box::new(|b| *b = vec![b'['; (16 << 20) + 1])),
     ];
     for (expect, spoil) in cases {
@@ -385,7 +391,10 @@ fn hostile_records_break_one_object_and_the_rest_revives() {
     // A reference to an object that is not stored: messages to it say so.
     let (_backend, vat) = doctored(|c| {
         let id = id_of(c, "a");
-        c.objects.insert(id, b"<11'pola:object4'cell1+[1+<8'pola:ref999999+>]>".to_vec());
+        c.objects.insert(
+            id,
+            b"<11'pola:object4'cell1+[1+<8'pola:ref999999+>]>".to_vec(),
+        );
     });
     let a = vat.root("a").unwrap();
     assert_eq!(call(&vat, &a, "get", vec![]).unwrap(), Val::int(1i64));
@@ -409,7 +418,11 @@ fn kinds_v2(fail: bool) -> Kinds {
             }
         }
         fn portrait(&self) -> Option<Portrait> {
-            Some(Portrait::new("cell", 2, Val::record("count", vec![Val::int(self.0)])))
+            Some(Portrait::new(
+                "cell",
+                2,
+                Val::record("count", vec![Val::int(self.0)]),
+            ))
         }
     }
     let mut k = Kinds::new();
@@ -463,10 +476,16 @@ fn a_spawn_from_outside_is_stored_too() {
     let vat = open(&backend);
     let c = vat.spawn(Cell { n: 5, next: None });
     let named = c.clone();
-    vat.block_on(&vat.run(move |cx| cx.set_root("x", Some(&named)).map(|()| Val::null())), T)
-        .unwrap();
+    vat.block_on(
+        &vat.run(move |cx| cx.set_root("x", Some(&named)).map(|()| Val::null())),
+        T,
+    )
+    .unwrap();
     vat.shutdown();
     let vat = open(&backend);
-    assert_eq!(call(&vat, &vat.root("x").unwrap(), "get", vec![]).unwrap(), Val::int(5i64));
+    assert_eq!(
+        call(&vat, &vat.root("x").unwrap(), "get", vec![]).unwrap(),
+        Val::int(5i64)
+    );
     vat.shutdown();
 }

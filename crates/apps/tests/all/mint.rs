@@ -1,11 +1,11 @@
 //! The mint/purse payment example: Alice, Bob and the mint in three vats,
 //! and every attack that must fail.
 
-use pola_vat::mint::{MAX_AMOUNT, demo_exchange, spawn_mint};
+use pola_apps::mint::{MAX_AMOUNT, demo_exchange, spawn_mint};
 use pola_vat::patterns::revocable;
 use pola_vat::{Ref, Val, Vat, WaitError, error_message, from_fn};
 
-use crate::support::{T, as_ref, int, n};
+use crate::{T, as_ref, int, n};
 
 struct World {
     mint_vat: Vat,

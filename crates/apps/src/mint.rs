@@ -1,31 +1,39 @@
 //! E's mint and purse: the classic demonstration that capabilities alone,
-//! with no access-control lists, make a sound payment system.
+//! with no access-control lists, make a sound payment system, written as
+//! persistent kinds.
 //!
 //! - A **mint** (`make_purse(amount)`) creates purses holding new currency.
 //! - A **purse** answers `balance()`, `sprout()` (a new empty purse of the
-//!   same currency) and `deposit(amount, source)` (moves `amount` from the
-//!   purse `source` into this one).
+//!   same currency), `deposit(amount, source)` (moves `amount` from the
+//!   purse `source` into this one) and, where the host gave the kinds a
+//!   [`SturdyMaker`], `sturdyref()` (a URI that reaches this purse again
+//!   after a restart; it grants nothing more than the purse itself).
+//! - An **issuer** is the mint's harmless facet: `make_purse(0)` only.
 //!
 //! Invariants (upheld by this module):
 //! - A deposit succeeds only if `source` is a genuine purse of the *same*
-//!   mint: the mint's private ledger maps each purse it made (by identity,
-//!   which nobody can forge) to its private account; anything else, a purse
-//!   of another mint, a forwarder, an object that claims to be a purse, is
-//!   not in the ledger and is refused.
+//!   mint. Genuineness is checked by type ([`Turn::inspect`]): only this
+//!   module can make a [`Purse`], so a forwarder, a purse of another
+//!   vat, or an object that claims to be a purse is refused, and a purse
+//!   of another mint is refused because its mint differs.
+//! - A purse's balance lives in a private account object that is never
+//!   handed out, so only a deposit can move money.
 //! - Amounts are integers in `0..=`[`MAX_AMOUNT`]; negative, non-integer and
 //!   too-large amounts are refused, and so is an overdraft or a balance that
 //!   would overflow.
 //! - A deposit is atomic: the withdrawal and the credit are staged in one
-//!   turn, and if anything fails neither happens.
+//!   turn, and if anything fails neither happens. In a persistent vat the
+//!   turn's two account changes are one write, so a crash keeps both or
+//!   neither.
 //! - Total currency of a mint changes only through `make_purse`.
+//! - A payment changes two small objects: its cost and its write do not
+//!   grow with the number of purses (there is no ledger map to copy).
 
-use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
 
-use crate::refs::{Outcome, Ref, Val, error, error_message};
-use crate::settle::WaitError;
-use crate::turn::{Object, Turn, from_fn};
-use crate::vat::Vat;
+use pola_vat::persist::{Kinds, Portrait};
+use pola_vat::{Object, Outcome, Ref, Turn, Val, Vat, WaitError, error, error_message, from_fn};
 
 /// The largest amount a purse can hold (fits Syrup's small integers).
 pub const MAX_AMOUNT: u64 = i64::MAX as u64;
@@ -47,6 +55,48 @@ pub fn parse_amount(v: Option<&Val>) -> Result<u64, Val> {
 
 fn amount_val(n: u64) -> Val {
     Val::int(n)
+}
+
+/// Makes a durable reference (a sturdyref URI) to an object: what a host
+/// gives the purse kind so that `sturdyref()` works. Called inside the
+/// purse's turn; what it stores should be part of that turn.
+pub type SturdyMaker = Arc<dyn Fn(&mut Turn<'_>, &Ref) -> Result<String, Val> + Send + Sync>;
+
+const ACCOUNT: &str = "pola.mint.account";
+const PURSE: &str = "pola.mint.purse";
+const MINT: &str = "pola.mint";
+const ISSUER: &str = "pola.mint.issuer";
+
+/// The kinds of this module, for a persistent vat's registry; `sturdy`
+/// (if any) is what `sturdyref()` on a purse uses.
+pub fn kinds(kinds: &mut Kinds, sturdy: Option<SturdyMaker>) {
+    let bad = |what: &str| error(format!("{what}: bad state"));
+    kinds.add(ACCOUNT, 1, move |_, state| {
+        let n = parse_amount(Some(&state)).map_err(|_| bad(ACCOUNT))?;
+        Ok(Account(n))
+    });
+    let for_purse = sturdy.clone();
+    kinds.add(PURSE, 1, move |_, state| {
+        let refs = state.as_list().unwrap_or_default();
+        match refs {
+            [Val::Ref(mint), Val::Ref(account)] => Ok(Purse {
+                mint: mint.clone(),
+                account: account.clone(),
+                sturdy: for_purse.clone(),
+            }),
+            _ => Err(bad(PURSE)),
+        }
+    });
+    let for_mint = sturdy.clone();
+    kinds.add(MINT, 1, move |_, _| {
+        Ok(Mint {
+            sturdy: for_mint.clone(),
+        })
+    });
+    kinds.add(ISSUER, 1, move |_, state| match state {
+        Val::Ref(mint) => Ok(Issuer { mint }),
+        _ => Err(bad(ISSUER)),
+    });
 }
 
 /// A purse's private balance.
@@ -78,53 +128,24 @@ impl Object for Account {
             _ => Err(error("no such method")),
         }
     }
-}
 
-/// The mint's private ledger: genuine purse → its account.
-struct Ledger {
-    accounts: BTreeMap<Ref, Ref>,
-}
-
-impl Object for Ledger {
-    fn receive(&self, cx: &mut Turn<'_>, method: &str, args: Vec<Val>) -> Outcome {
-        match method {
-            "new_purse" => {
-                let amount = parse_amount(args.first())?;
-                let ledger = cx.me().ok_or_else(|| error("ledger"))?;
-                let account = cx.spawn(Account(amount));
-                let purse = cx.spawn(Purse {
-                    ledger,
-                    account: account.clone(),
-                });
-                let mut accounts = self.accounts.clone();
-                accounts.insert(purse.clone(), account);
-                cx.become_(Ledger { accounts })?;
-                Ok(Val::Ref(purse))
-            }
-            "account_of" => match args.first() {
-                Some(Val::Ref(p)) => self
-                    .accounts
-                    .get(p)
-                    .map(|a| Val::Ref(a.clone()))
-                    .ok_or_else(|| error("not a purse of this mint")),
-                _ => Err(error("not a purse of this mint")),
-            },
-            _ => Err(error("no such method")),
-        }
+    fn portrait(&self) -> Option<Portrait> {
+        Some(Portrait::new(ACCOUNT, 1, amount_val(self.0)))
     }
 }
 
-/// A purse: the public face of an account.
-struct Purse {
-    ledger: Ref,
+/// A purse: the public face of an account of one mint.
+pub struct Purse {
+    mint: Ref,
     account: Ref,
+    sturdy: Option<SturdyMaker>,
 }
 
 impl Object for Purse {
     fn receive(&self, cx: &mut Turn<'_>, method: &str, args: Vec<Val>) -> Outcome {
         match method {
             "balance" | "get_balance" => cx.call(&self.account, "balance", Vec::new()),
-            "sprout" => cx.call(&self.ledger, "new_purse", vec![Val::int(0i64)]),
+            "sprout" => cx.call(&self.mint, "make_purse", vec![Val::int(0i64)]),
             "deposit" => {
                 let amount = parse_amount(args.first())?;
                 match args.get(1) {
@@ -136,51 +157,107 @@ impl Object for Purse {
                             cx.call(&me, "deposit", vec![amount_val(amount), settled?])
                         })))
                     }
-                    Some(src) => {
-                        let src_account = cx.call(&self.ledger, "account_of", vec![src.clone()])?;
-                        let Val::Ref(src_account) = src_account else {
-                            return Err(error("not a purse of this mint"));
-                        };
-                        cx.call(&src_account, "debit", vec![amount_val(amount)])?;
+                    Some(Val::Ref(src)) => {
+                        let not_ours = || error("not a purse of this mint");
+                        let src = cx.inspect::<Purse>(src).ok_or_else(not_ours)?;
+                        if src.mint != self.mint {
+                            return Err(not_ours());
+                        }
+                        cx.call(&src.account, "debit", vec![amount_val(amount)])?;
                         cx.call(&self.account, "credit", vec![amount_val(amount)])?;
                         Ok(amount_val(amount))
                     }
+                    Some(_) => Err(error("not a purse of this mint")),
                     None => Err(error("deposit needs a source purse")),
                 }
+            }
+            "sturdyref" => {
+                let make = self
+                    .sturdy
+                    .clone()
+                    .ok_or_else(|| error("this host makes no sturdyrefs"))?;
+                let me = cx.me().ok_or_else(|| error("purse"))?;
+                Ok(Val::str(make(cx, &me)?))
             }
             _ => Err(error("no such method")),
         }
     }
+
+    fn portrait(&self) -> Option<Portrait> {
+        Some(Portrait::new(
+            PURSE,
+            1,
+            Val::List(vec![
+                Val::Ref(self.mint.clone()),
+                Val::Ref(self.account.clone()),
+            ]),
+        ))
+    }
 }
 
-/// The mint: `make_purse(amount)`.
+/// The mint: `make_purse(amount)`. Its identity is the currency.
 struct Mint {
-    ledger: Ref,
+    sturdy: Option<SturdyMaker>,
 }
 
 impl Object for Mint {
     fn receive(&self, cx: &mut Turn<'_>, method: &str, args: Vec<Val>) -> Outcome {
         match method {
-            "make_purse" => cx.call(&self.ledger, "new_purse", args),
+            "make_purse" => {
+                let amount = parse_amount(args.first())?;
+                let mint = cx.me().ok_or_else(|| error("mint"))?;
+                let account = cx.spawn(Account(amount));
+                Ok(Val::Ref(cx.spawn(Purse {
+                    mint,
+                    account,
+                    sturdy: self.sturdy.clone(),
+                })))
+            }
             _ => Err(error("no such method")),
         }
     }
+
+    fn portrait(&self) -> Option<Portrait> {
+        Some(Portrait::new(MINT, 1, Val::null()))
+    }
 }
 
-/// Makes a new mint (a new currency) in this turn's vat.
-pub fn new_mint(cx: &mut Turn<'_>) -> Ref {
-    let ledger = cx.spawn(Ledger {
-        accounts: BTreeMap::new(),
-    });
-    cx.spawn(Mint { ledger })
+/// The mint's harmless facet: makes empty purses only.
+struct Issuer {
+    mint: Ref,
+}
+
+impl Object for Issuer {
+    fn receive(&self, cx: &mut Turn<'_>, method: &str, args: Vec<Val>) -> Outcome {
+        match method {
+            "make_purse" => match parse_amount(args.first())? {
+                0 => cx.call(&self.mint, "make_purse", vec![Val::int(0u64)]),
+                _ => Err(error("the issuer makes empty purses only")),
+            },
+            _ => Err(error("no such method")),
+        }
+    }
+
+    fn portrait(&self) -> Option<Portrait> {
+        Some(Portrait::new(ISSUER, 1, Val::Ref(self.mint.clone())))
+    }
+}
+
+/// Makes a new mint (a new currency) in this turn's vat; its purses make
+/// sturdyrefs with `sturdy` (give the same one to [`kinds`]).
+pub fn new_mint(cx: &mut Turn<'_>, sturdy: Option<SturdyMaker>) -> Ref {
+    cx.spawn(Mint { sturdy })
+}
+
+/// Makes the issuer facet of `mint` (which must be near) in this turn's
+/// vat.
+pub fn new_issuer(cx: &mut Turn<'_>, mint: &Ref) -> Ref {
+    cx.spawn(Issuer { mint: mint.clone() })
 }
 
 /// Makes a new mint in `vat`, from outside any vat.
 pub fn spawn_mint(vat: &Vat) -> Ref {
-    let ledger = vat.spawn(Ledger {
-        accounts: BTreeMap::new(),
-    });
-    vat.spawn(Mint { ledger })
+    vat.spawn(Mint { sturdy: None })
 }
 
 /// Why the demo exchange stopped.

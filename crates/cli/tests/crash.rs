@@ -1,0 +1,272 @@
+//! Crash consistency of a persistent `pola serve --mint`: payers in this
+//! process move money between purses at the server over the encrypted
+//! netlayer while the server is killed with SIGKILL at random moments and
+//! restarted on the same state folder. After every restart the ledger
+//! must hold: the total supply is unchanged, every payment the payers saw
+//! answered is there, and each payment whose answer was lost in the crash
+//! is either wholly applied or not at all.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::io::{BufRead as _, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::{Arc, Mutex, mpsc};
+use std::time::{Duration, Instant};
+
+use pola_captp::locator::SturdyRef;
+use pola_netlayer::{Identity, NoiseNetlayer};
+use pola_peer::{Peer, PeerConfig, PeerHandle};
+use pola_vat::{Ref, Val, Vat, WaitError, error_message};
+
+const POLA: &str = env!("CARGO_BIN_EXE_pola");
+const T: Duration = Duration::from_secs(20);
+const PURSES: usize = 6;
+const START: i64 = 1000;
+const PAYERS: usize = 4;
+const ROUNDS: usize = 6;
+
+/// A scratch folder, removed on drop.
+struct TempDir(std::path::PathBuf);
+
+impl TempDir {
+    fn new() -> TempDir {
+        use std::os::unix::fs::DirBuilderExt as _;
+        static N: AtomicU32 = AtomicU32::new(0);
+        let p = std::env::temp_dir().join(format!(
+            "pola-crash-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        ));
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&p)
+            .unwrap();
+        TempDir(p)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A free loopback port (so the URIs stay the same across restarts).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Starts `pola serve --mint` and returns it with its `mint` URI.
+fn serve(state: &std::path::Path, port: u16) -> (Child, String) {
+    let mut child = Command::new(POLA)
+        .args(["serve", "--mint", "--listen", "127.0.0.1", "--port"])
+        .arg(port.to_string())
+        .arg("--state")
+        .arg(state)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let out = child.stdout.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(out).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut mint = None;
+    loop {
+        let line = rx.recv_timeout(T).expect("pola serve printed no `ready`");
+        if line == "ready" {
+            return (child, mint.expect("a mint URI"));
+        }
+        if let Some(uri) = line.strip_prefix("mint ") {
+            mint = Some(uri.to_owned());
+        }
+    }
+}
+
+fn sturdy(uri: &str) -> SturdyRef {
+    SturdyRef::from_uri(uri).unwrap()
+}
+
+/// Outcome of one payment as a payer saw it.
+enum Seen {
+    /// Answered: applied.
+    Done,
+    /// Refused by the mint (applied: nothing).
+    Refused,
+    /// No answer (the server died): applied wholly or not at all.
+    InDoubt,
+}
+
+fn pay(vat: &Vat, to: &Ref, from: &Ref, amount: i64) -> Seen {
+    let answer = vat.send(
+        to,
+        "deposit",
+        vec![Val::int(amount), Val::Ref(from.clone())],
+    );
+    match vat.block_on(&answer, T) {
+        Ok(_) => Seen::Done,
+        Err(WaitError::Broken(e)) if error_message(&e) == Some("insufficient funds") => {
+            Seen::Refused
+        }
+        Err(_) => Seen::InDoubt,
+    }
+}
+
+fn balances(vat: &Vat, purses: &[Ref]) -> Vec<i64> {
+    purses
+        .iter()
+        .map(|p| {
+            vat.block_on(&vat.send(p, "balance", vec![]), T)
+                .unwrap()
+                .as_i64()
+                .unwrap()
+        })
+        .collect()
+}
+
+/// Whether some subset of `doubtful` payments `(from, to, amount)`,
+/// applied to `model`, gives `seen`.
+fn explained(model: &[i64], doubtful: &[(usize, usize, i64)], seen: &[i64]) -> bool {
+    (0u32..1 << doubtful.len()).any(|mask| {
+        let mut m = model.to_vec();
+        for (i, (from, to, amount)) in doubtful.iter().enumerate() {
+            if mask & (1 << i) != 0 {
+                m[*from] -= amount;
+                m[*to] += amount;
+            }
+        }
+        m == seen
+    })
+}
+
+/// A tiny deterministic generator (the test must not need a crate).
+fn next(seed: &mut u64) -> u64 {
+    *seed ^= *seed << 13;
+    *seed ^= *seed >> 7;
+    *seed ^= *seed << 17;
+    *seed
+}
+
+#[test]
+fn the_ledger_survives_kill_9() {
+    let dir = TempDir::new();
+    let state = dir.0.join("mint");
+    let port = free_port();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let net = rt
+        .block_on(NoiseNetlayer::bind(
+            Identity::generate().unwrap(),
+            "127.0.0.1",
+            0,
+        ))
+        .unwrap();
+    let _g = rt.enter();
+    let vat = Vat::new("payers");
+    let peer = Peer::start(vat.clone(), vec![Arc::new(net)], PeerConfig::default()).unwrap();
+    let client: PeerHandle = peer.handle();
+
+    // First start: purses of START each, named durably by sturdyrefs.
+    let (mut server, mint_uri) = serve(&state, port);
+    let mint = client.enliven(sturdy(&mint_uri));
+    let mut uris = Vec::new();
+    for _ in 0..PURSES {
+        let p = vat.send(&mint, "make_purse", vec![Val::int(START)]);
+        let p = vat.block_on(&p, T).unwrap().as_ref().cloned().unwrap();
+        let uri = vat.block_on(&vat.send(&p, "sturdyref", vec![]), T).unwrap();
+        uris.push(uri.as_str().unwrap().to_owned());
+    }
+    let mut model = vec![START; PURSES];
+    let mut seed = 0x9E37_79B9_7F4A_7C15u64 ^ u64::from(std::process::id());
+    let mut paid = 0usize;
+
+    for round in 0..ROUNDS {
+        let purses: Vec<Ref> = uris.iter().map(|u| client.enliven(sturdy(u))).collect();
+        assert_eq!(
+            balances(&vat, &purses),
+            model,
+            "round {round}: ledger at start"
+        );
+        // Payers run until the server dies; a killer waits a random while.
+        let dead = Arc::new(AtomicBool::new(false));
+        let log: Arc<Mutex<Vec<(usize, usize, i64, Seen)>>> = Arc::default();
+        let payers: Vec<_> = (0..PAYERS)
+            .map(|k| {
+                let (vat, purses, dead, log) =
+                    (vat.clone(), purses.clone(), dead.clone(), log.clone());
+                let mut s = seed.wrapping_add(k as u64 + 1);
+                std::thread::spawn(move || {
+                    let deadline = Instant::now() + T;
+                    while Instant::now() < deadline {
+                        let from = (next(&mut s) % PURSES as u64) as usize;
+                        let to =
+                            (from + 1 + (next(&mut s) % (PURSES as u64 - 1)) as usize) % PURSES;
+                        let amount = 1 + (next(&mut s) % 9) as i64;
+                        let seen = pay(&vat, &purses[to], &purses[from], amount);
+                        let doubt = matches!(seen, Seen::InDoubt);
+                        log.lock().unwrap().push((from, to, amount, seen));
+                        if doubt || dead.load(Ordering::SeqCst) {
+                            return;
+                        }
+                    }
+                })
+            })
+            .collect();
+        std::thread::sleep(Duration::from_millis(100 + next(&mut seed) % 400));
+        server.kill().unwrap(); // SIGKILL
+        server.wait().unwrap();
+        dead.store(true, Ordering::SeqCst);
+        for p in payers {
+            p.join().unwrap();
+        }
+        let mut doubtful = Vec::new();
+        for (from, to, amount, seen) in log.lock().unwrap().drain(..) {
+            match seen {
+                Seen::Done => {
+                    model[from] -= amount;
+                    model[to] += amount;
+                    paid += 1;
+                }
+                Seen::Refused => {}
+                Seen::InDoubt => doubtful.push((from, to, amount)),
+            }
+        }
+        // Restart on the same state: the same mint, purses and balances.
+        let (s, uri) = serve(&state, port);
+        server = s;
+        assert_eq!(uri, mint_uri, "the mint's URI changed across a restart");
+        let purses: Vec<Ref> = uris.iter().map(|u| client.enliven(sturdy(u))).collect();
+        let seen = balances(&vat, &purses);
+        assert_eq!(
+            seen.iter().sum::<i64>(),
+            START * PURSES as i64,
+            "supply changed"
+        );
+        assert!(
+            explained(&model, &doubtful, &seen),
+            "round {round}: balances {seen:?} are not the answered payments {model:?} \
+             plus some of the unanswered {doubtful:?}"
+        );
+        model = seen;
+    }
+    assert!(paid > 0, "no payment was answered");
+    println!("{paid} payments answered over {ROUNDS} kill -9 restarts");
+    server.kill().unwrap();
+    server.wait().unwrap();
+    rt.block_on(peer.shutdown());
+    vat.shutdown();
+}

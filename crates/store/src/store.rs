@@ -1,0 +1,650 @@
+//! [`Store`]: one redb file per host, broken down by vat instance.
+//!
+//! Invariants (upheld here):
+//! - The file holds only pola's tables (see [`Table`]); `meta` says the
+//!   format and the host id and is written once, when the file is made.
+//! - At most one live [`VatBackend`] per instance name (`live`), so two
+//!   writers never interleave batches of one vat, and an instance is never
+//!   dropped or rolled back under a running vat.
+//! - The savepoint name map (`savepoints`) describes history, so a rollback
+//!   keeps it (minus the savepoints the rollback invalidated) rather than
+//!   restoring the map as it was.
+
+use std::collections::BTreeSet;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use redb::backends::FileBackend;
+use redb::{Builder, Database, ReadableDatabase, ReadableTable, TableDefinition, TableHandle};
+
+use crate::error::{Result, StoreError};
+use crate::file::{self, Overlay};
+use crate::vat::VatBackend;
+
+/// The store format this build reads and writes (the `format` row of the
+/// `meta` table).
+pub const FORMAT: u64 = 1;
+
+/// Longest instance or savepoint name, in bytes.
+pub const MAX_NAME_LEN: usize = 64;
+
+pub(crate) const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
+pub(crate) const SAVEPOINTS: TableDefinition<&str, (u64, u64)> = TableDefinition::new("savepoints");
+pub(crate) const NEXT_ID: &str = "next_id";
+
+/// A host's id: 16 random bytes made when its store was created, kept by
+/// export and import.
+pub type HostId = [u8; 16];
+
+/// What a table of the store is, parsed from its name.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) enum Table {
+    /// `meta`: `&str` → `&[u8]` (`format`, `host_id`, `created`).
+    Meta,
+    /// `savepoints`: name → (engine savepoint id, unix seconds).
+    Savepoints,
+    /// `vat/{name}/{part}`.
+    Vat(String, Part),
+}
+
+/// The tables of one vat instance.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) enum Part {
+    /// `u64` → `&[u8]`: object id → record.
+    Objects,
+    /// `&str` → `u64`: root name → object id.
+    Roots,
+    /// `&str` → `u64`: `next_id` → the id counter.
+    Meta,
+}
+
+impl Part {
+    pub(crate) const ALL: [Part; 3] = [Part::Meta, Part::Objects, Part::Roots];
+
+    fn suffix(self) -> &'static str {
+        match self {
+            Part::Objects => "objects",
+            Part::Roots => "roots",
+            Part::Meta => "meta",
+        }
+    }
+}
+
+/// The name of table `part` of instance `vat`.
+pub(crate) fn vat_table(vat: &str, part: Part) -> String {
+    format!("vat/{vat}/{}", part.suffix())
+}
+
+impl Table {
+    pub(crate) fn parse(name: &str) -> Option<Table> {
+        match name {
+            "meta" => return Some(Table::Meta),
+            "savepoints" => return Some(Table::Savepoints),
+            _ => {}
+        }
+        let rest = name.strip_prefix("vat/")?;
+        let (vat, part) = rest.rsplit_once('/')?;
+        name_rule(vat).ok()?;
+        let part = match part {
+            "objects" => Part::Objects,
+            "roots" => Part::Roots,
+            "meta" => Part::Meta,
+            _ => return None,
+        };
+        Some(Table::Vat(vat.to_string(), part))
+    }
+}
+
+/// Which naming rule `name` breaks, if any: 1 to 64 bytes of
+/// `[A-Za-z0-9._-]`.
+pub(crate) fn name_rule(name: &str) -> std::result::Result<(), &'static str> {
+    if name.is_empty() {
+        return Err("it is empty");
+    }
+    if name.len() > MAX_NAME_LEN {
+        return Err("it is longer than 64 bytes");
+    }
+    if !name
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+    {
+        return Err("only letters, digits, '.', '_' and '-' are allowed");
+    }
+    Ok(())
+}
+
+pub(crate) fn check_name(path: &Path, what: &'static str, name: &str) -> Result<()> {
+    name_rule(name).map_err(|reason| StoreError::InvalidName {
+        path: path.to_path_buf(),
+        what,
+        name: name.to_string(),
+        reason,
+    })
+}
+
+pub(crate) fn now_secs() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// What every handle on one open store shares.
+pub(crate) struct Shared {
+    pub(crate) db: Database,
+    pub(crate) path: PathBuf,
+    pub(crate) host_id: HostId,
+    /// Instance names with a live [`VatBackend`].
+    live: Mutex<BTreeSet<String>>,
+}
+
+impl Shared {
+    pub(crate) fn engine(&self, e: impl Into<redb::Error>) -> StoreError {
+        StoreError::engine(&self.path, e)
+    }
+
+    pub(crate) fn live(&self) -> MutexGuard<'_, BTreeSet<String>> {
+        self.live.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// The one state store of a pola host: a single redb file holding every
+/// vat instance's objects and roots, named savepoints of the whole store,
+/// and pola's own `meta` table.
+///
+/// A `Store` is shared by reference: [`Store::vat`] hands out one
+/// [`VatBackend`] per instance, each of which may run on its own thread;
+/// the engine serialises their write transactions. Dropping the `Store`
+/// and every backend closes the file.
+///
+/// # Examples
+///
+/// ```
+/// use pola_store::Store;
+/// use pola_vat::backend::{Backend, Batch};
+///
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let dir = std::env::temp_dir().join(format!("pola-store-doc-{}", std::process::id()));
+/// std::fs::create_dir_all(&dir)?;
+/// let path = dir.join("host.store");
+/// # let _ = std::fs::remove_file(&path);
+/// let store = Store::open(&path)?;
+/// let mut vat = store.vat("counter")?;
+/// let opened = vat.open()?;
+/// vat.write(&Batch {
+///     objects: vec![(opened.next_id, b"hello".to_vec())],
+///     roots: vec![("main".into(), Some(opened.next_id))],
+///     next_id: opened.next_id + 1,
+///     ..Batch::default()
+/// })?;
+/// assert_eq!(store.instances()?, vec!["counter".to_string()]);
+/// # drop(vat); drop(store); std::fs::remove_dir_all(&dir)?;
+/// # Ok(())
+/// # }
+/// ```
+pub struct Store {
+    pub(crate) shared: Arc<Shared>,
+}
+
+impl fmt::Debug for Store {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Store")
+            .field("path", &self.shared.path)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Store {
+    /// Opens the store at `path`, creating it (mode 0600) if nothing is
+    /// there.
+    ///
+    /// An existing file is checked before anything is written to it: it
+    /// must be a regular file (not reached through a symbolic link) that
+    /// only its owner may read, begin with the engine's header, pass the
+    /// engine's full checksum check, and hold pola's `meta` table with
+    /// format [`FORMAT`]. A refused file is left exactly as it was. A store
+    /// that was not shut down cleanly (a crash, a power loss) is recovered
+    /// to its last committed transaction. The check reads the whole file,
+    /// so opening costs a read of the store.
+    ///
+    /// # Errors
+    /// [`StoreError::NotRegularFile`], [`StoreError::Permissions`],
+    /// [`StoreError::NotAStore`], [`StoreError::Corrupt`],
+    /// [`StoreError::NewerFormat`], [`StoreError::EngineVersion`],
+    /// [`StoreError::Locked`] (open in another process or `Store`), or
+    /// [`StoreError::Io`].
+    pub fn open(path: &Path) -> Result<Store> {
+        let checked = match file::open_checked(path)? {
+            Some(c) => c,
+            None => {
+                match create_new(path) {
+                    Ok(()) => {}
+                    // Someone made it meanwhile: open theirs, with the checks.
+                    Err(StoreError::AlreadyExists { .. }) => {}
+                    Err(e) => return Err(e),
+                }
+                file::open_checked(path)?.ok_or_else(|| {
+                    StoreError::io(
+                        path,
+                        "open",
+                        std::io::Error::other("the new store vanished as it was created"),
+                    )
+                })?
+            }
+        };
+        open_verified(path, checked)
+    }
+
+    /// The store's file.
+    pub fn path(&self) -> &Path {
+        &self.shared.path
+    }
+
+    /// The host id made when this store (or the one it was imported from)
+    /// was created.
+    pub fn host_id(&self) -> HostId {
+        self.shared.host_id
+    }
+
+    /// The backend of vat instance `name` (created on its first
+    /// [`pola_vat::backend::Backend::open`]). One backend per instance may
+    /// be live at a time; dropping it frees the name.
+    ///
+    /// # Errors
+    /// [`StoreError::InvalidName`] unless `name` is 1 to 64 bytes of
+    /// `[A-Za-z0-9._-]`; [`StoreError::InUse`] if a backend for `name` is
+    /// live.
+    pub fn vat(&self, name: &str) -> Result<VatBackend> {
+        check_name(&self.shared.path, "instance", name)?;
+        if !self.shared.live().insert(name.to_string()) {
+            return Err(StoreError::InUse {
+                path: self.shared.path.clone(),
+                what: format!("instance {name:?}"),
+            });
+        }
+        Ok(VatBackend::new(self.shared.clone(), name.to_string()))
+    }
+
+    /// The names of the vat instances in the store, in order.
+    ///
+    /// # Errors
+    /// The store cannot be read.
+    pub fn instances(&self) -> Result<Vec<String>> {
+        let txn = self
+            .shared
+            .db
+            .begin_read()
+            .map_err(|e| self.shared.engine(e))?;
+        let mut names = BTreeSet::new();
+        for handle in txn.list_tables().map_err(|e| self.shared.engine(e))? {
+            if let Some(Table::Vat(name, _)) = Table::parse(handle.name()) {
+                names.insert(name);
+            }
+        }
+        Ok(names.into_iter().collect())
+    }
+
+    /// Deletes instance `name` and everything it stored. Returns whether it
+    /// existed.
+    ///
+    /// # Errors
+    /// [`StoreError::InvalidName`]; [`StoreError::InUse`] if its backend is
+    /// live; the write failed.
+    pub fn drop_instance(&self, name: &str) -> Result<bool> {
+        let s = &self.shared;
+        check_name(&s.path, "instance", name)?;
+        let live = s.live();
+        if live.contains(name) {
+            return Err(StoreError::InUse {
+                path: s.path.clone(),
+                what: format!("instance {name:?}"),
+            });
+        }
+        let txn = s.db.begin_write().map_err(|e| s.engine(e))?;
+        let mut existed = false;
+        for part in Part::ALL {
+            let table = vat_table(name, part);
+            let handle = TableDefinition::<&str, u64>::new(&table);
+            existed |= txn.delete_table(handle).map_err(|e| s.engine(e))?;
+        }
+        txn.commit().map_err(|e| s.engine(e))?;
+        drop(live);
+        Ok(existed)
+    }
+
+    /// Takes a named, persistent savepoint of the whole store (every
+    /// instance), which [`Store::rollback`] can return to. While a
+    /// savepoint exists the pages it needs are kept, so the file grows
+    /// with the changes made since; delete savepoints you no longer need.
+    ///
+    /// # Errors
+    /// [`StoreError::InvalidName`]; [`StoreError::AlreadyExists`] if the
+    /// name is taken; the write failed.
+    pub fn savepoint(&self, name: &str) -> Result<()> {
+        let s = &self.shared;
+        check_name(&s.path, "savepoint", name)?;
+        let txn = s.db.begin_write().map_err(|e| s.engine(e))?;
+        let id = txn.persistent_savepoint().map_err(|e| s.engine(e))?;
+        {
+            let mut table = txn.open_table(SAVEPOINTS).map_err(|e| s.engine(e))?;
+            if table.get(name).map_err(|e| s.engine(e))?.is_some() {
+                drop(table);
+                txn.abort().map_err(|e| s.engine(e))?;
+                return Err(StoreError::AlreadyExists {
+                    path: s.path.clone(),
+                    what: format!("savepoint {name:?}"),
+                });
+            }
+            table
+                .insert(name, (id, now_secs()))
+                .map_err(|e| s.engine(e))?;
+        }
+        txn.commit().map_err(|e| s.engine(e))
+    }
+
+    /// The savepoints, as (name, unix seconds when taken), oldest first.
+    ///
+    /// # Errors
+    /// The store cannot be read.
+    pub fn savepoints(&self) -> Result<Vec<(String, u64)>> {
+        let mut list: Vec<(String, u64, u64)> = self
+            .savepoint_map()?
+            .into_iter()
+            .map(|(name, (id, at))| (name, id, at))
+            .collect();
+        list.sort_by_key(|&(_, id, _)| id);
+        Ok(list.into_iter().map(|(n, _, at)| (n, at)).collect())
+    }
+
+    fn savepoint_map(&self) -> Result<Vec<(String, (u64, u64))>> {
+        let s = &self.shared;
+        let txn = s.db.begin_read().map_err(|e| s.engine(e))?;
+        let table = match txn.open_table(SAVEPOINTS) {
+            Ok(t) => t,
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
+            Err(e) => return Err(s.engine(e)),
+        };
+        let mut out = Vec::new();
+        for row in table.iter().map_err(|e| s.engine(e))? {
+            let (k, v) = row.map_err(|e| s.engine(e))?;
+            out.push((k.value().to_string(), v.value()));
+        }
+        Ok(out)
+    }
+
+    /// Returns the whole store to savepoint `name`: every instance's
+    /// objects, roots and counters are as they were when it was taken.
+    /// Savepoints taken after it are deleted; it and older ones remain.
+    ///
+    /// Every vat must be stopped first: this takes `&mut self` and refuses
+    /// while any [`VatBackend`] of this store is live, since a running vat
+    /// holds state in memory that would no longer match the store.
+    ///
+    /// # Errors
+    /// [`StoreError::InUse`] while a backend is live;
+    /// [`StoreError::NotFound`] for an unknown savepoint; the write failed.
+    pub fn rollback(&mut self, name: &str) -> Result<()> {
+        let path = self.shared.path.clone();
+        check_name(&path, "savepoint", name)?;
+        let map = self.savepoint_map()?;
+        let Some(s) = Arc::get_mut(&mut self.shared) else {
+            return Err(StoreError::InUse {
+                path,
+                what: "the store".to_string(),
+            });
+        };
+        let Some(&(_, (id, _))) = map.iter().find(|(n, _)| n == name) else {
+            return Err(StoreError::NotFound {
+                path,
+                what: "savepoint",
+                name: name.to_string(),
+            });
+        };
+        let mut txn = s.db.begin_write().map_err(|e| s.engine(e))?;
+        let savepoint = txn.get_persistent_savepoint(id).map_err(|e| s.engine(e))?;
+        txn.restore_savepoint(&savepoint).map_err(|e| s.engine(e))?;
+        drop(savepoint);
+        let kept: BTreeSet<u64> = txn
+            .list_persistent_savepoints()
+            .map_err(|e| s.engine(e))?
+            .collect();
+        txn.delete_table(SAVEPOINTS).map_err(|e| s.engine(e))?;
+        {
+            let mut table = txn.open_table(SAVEPOINTS).map_err(|e| s.engine(e))?;
+            for (n, (sid, at)) in &map {
+                if kept.contains(sid) {
+                    table
+                        .insert(n.as_str(), (*sid, *at))
+                        .map_err(|e| s.engine(e))?;
+                }
+            }
+        }
+        txn.commit().map_err(|e| s.engine(e))
+    }
+
+    /// Deletes savepoint `name`. Returns whether it existed.
+    ///
+    /// # Errors
+    /// [`StoreError::InvalidName`]; the write failed.
+    pub fn delete_savepoint(&self, name: &str) -> Result<bool> {
+        let s = &self.shared;
+        check_name(&s.path, "savepoint", name)?;
+        let txn = s.db.begin_write().map_err(|e| s.engine(e))?;
+        let existed = {
+            let mut table = txn.open_table(SAVEPOINTS).map_err(|e| s.engine(e))?;
+            let removed = table.remove(name).map_err(|e| s.engine(e))?;
+            match removed {
+                Some(v) => Some(v.value().0),
+                None => None,
+            }
+        };
+        if let Some(id) = existed {
+            txn.delete_persistent_savepoint(id)
+                .map_err(|e| s.engine(e))?;
+        }
+        txn.commit().map_err(|e| s.engine(e))?;
+        Ok(existed.is_some())
+    }
+
+    /// Closes the store, reporting any error the engine meets while
+    /// closing (dropping it closes too, silently).
+    ///
+    /// # Errors
+    /// [`StoreError::InUse`] (and the store stays open) while a
+    /// [`VatBackend`] is live; the engine failed to close the file.
+    pub fn close(self) -> Result<()> {
+        let path = self.shared.path.clone();
+        match Arc::try_unwrap(self.shared) {
+            Ok(shared) => shared.db.close().map_err(|e| StoreError::engine(&path, e)),
+            Err(shared) => {
+                drop(shared);
+                Err(StoreError::InUse {
+                    path,
+                    what: "the store".to_string(),
+                })
+            }
+        }
+    }
+
+    pub(crate) fn from_db(db: Database, path: &Path, host_id: HostId) -> Store {
+        Store {
+            shared: Arc::new(Shared {
+                db,
+                path: path.to_path_buf(),
+                host_id,
+                live: Mutex::new(BTreeSet::new()),
+            }),
+        }
+    }
+}
+
+/// Writes pola's `meta` rows into a new store.
+pub(crate) fn init_meta(
+    txn: &redb::WriteTransaction,
+    host_id: &HostId,
+) -> redb::Result<(), redb::Error> {
+    let mut meta = txn.open_table(META)?;
+    meta.insert("format", FORMAT.to_be_bytes().as_slice())?;
+    meta.insert("host_id", host_id.as_slice())?;
+    meta.insert("created", now_secs().to_be_bytes().as_slice())?;
+    Ok(())
+}
+
+/// A fresh random host id.
+pub(crate) fn new_host_id(path: &Path) -> Result<HostId> {
+    let mut id = [0u8; 16];
+    getrandom::fill(&mut id).map_err(|e| {
+        StoreError::io(
+            path,
+            "get random bytes",
+            std::io::Error::other(e.to_string()),
+        )
+    })?;
+    Ok(id)
+}
+
+/// Makes a new, empty store at `path` (under a temporary name first).
+fn create_new(path: &Path) -> Result<()> {
+    let tmp = file::sibling(path, ".tmp");
+    let f = file::create_temp(&tmp)?;
+    let host_id = new_host_id(path)?;
+    let made = (|| -> std::result::Result<(), redb::Error> {
+        let db = Builder::new().create_with_backend(FileBackend::new(f)?)?;
+        let txn = db.begin_write()?;
+        init_meta(&txn, &host_id)?;
+        txn.commit()?;
+        db.close()?;
+        Ok(())
+    })();
+    if let Err(e) = made {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(StoreError::engine(path, e));
+    }
+    file::publish(&tmp, path)
+}
+
+/// Verifies a checked file through an [`Overlay`], then opens it for real.
+fn open_verified(path: &Path, checked: file::Checked) -> Result<Store> {
+    let file::Checked { file, clean } = checked;
+    let probe = file
+        .try_clone()
+        .map_err(|e| StoreError::io(path, "dup", e))?;
+    let overlay = Overlay::new(probe).map_err(|e| StoreError::io(path, "open", e))?;
+    let verified = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let mut builder = Builder::new();
+        builder.set_check_integrity_on_open(true);
+        if clean {
+            // A file shut down cleanly has no torn commit to fall back
+            // from: a primary that fails its checksums was changed outside
+            // the engine. The engine reports that step at progress 0.3.
+            builder.set_repair_callback(|session| {
+                if (0.2..0.5).contains(&session.progress()) {
+                    session.abort();
+                }
+            });
+        }
+        let db = builder
+            .create_with_backend(overlay)
+            .map_err(|e| open_error(path, e))?;
+        let host_id = read_meta(&db, path)?;
+        db.close().map_err(|e| open_error(path, e))?;
+        Ok::<_, StoreError>(host_id)
+    }));
+    let host_id = match verified {
+        Ok(r) => r?,
+        Err(_) => {
+            return Err(StoreError::Corrupt {
+                path: path.to_path_buf(),
+                reason: "the storage engine failed while checking it".to_string(),
+            });
+        }
+    };
+    let backend = FileBackend::new(file).map_err(|e| open_error(path, e))?;
+    let db = Builder::new()
+        .create_with_backend(backend)
+        .map_err(|e| open_error(path, e))?;
+    Ok(Store::from_db(db, path, host_id))
+}
+
+/// Maps an error met while opening (and verifying) a file.
+fn open_error(path: &Path, e: impl Into<redb::Error>) -> StoreError {
+    match e.into() {
+        redb::Error::RepairAborted => StoreError::Corrupt {
+            path: path.to_path_buf(),
+            reason: "its last commit fails its checksums although it was shut down cleanly"
+                .to_string(),
+        },
+        redb::Error::Io(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+            StoreError::Corrupt {
+                path: path.to_path_buf(),
+                reason: "it is shorter than its header says (truncated?)".to_string(),
+            }
+        }
+        redb::Error::Corrupted(reason) => StoreError::Corrupt {
+            path: path.to_path_buf(),
+            reason,
+        },
+        other => StoreError::engine(path, other),
+    }
+}
+
+/// Checks pola's `meta` table and the table names; returns the host id.
+fn read_meta(db: &Database, path: &Path) -> Result<HostId> {
+    let txn = db.begin_read().map_err(|e| open_error(path, e))?;
+    let meta = match txn.open_table(META) {
+        Ok(t) => t,
+        Err(redb::TableError::TableDoesNotExist(_)) => {
+            return Err(file::not_a_store(path, "it has no pola meta table"));
+        }
+        Err(redb::TableError::TableTypeMismatch { .. } | redb::TableError::TableIsMultimap(_)) => {
+            return Err(file::not_a_store(path, "its meta table is not pola's"));
+        }
+        Err(e) => return Err(open_error(path, e)),
+    };
+    let corrupt = |reason: &str| StoreError::Corrupt {
+        path: path.to_path_buf(),
+        reason: reason.to_string(),
+    };
+    let format = meta
+        .get("format")
+        .map_err(|e| open_error(path, e))?
+        .ok_or_else(|| file::not_a_store(path, "its meta table has no format"))?;
+    let format = <[u8; 8]>::try_from(format.value())
+        .map(u64::from_be_bytes)
+        .map_err(|_| corrupt("the format number is not 8 bytes"))?;
+    if format > FORMAT {
+        return Err(StoreError::NewerFormat {
+            path: path.to_path_buf(),
+            found: format,
+            supported: FORMAT,
+        });
+    }
+    if format != FORMAT {
+        return Err(corrupt("the format number is 0"));
+    }
+    let host_id = meta
+        .get("host_id")
+        .map_err(|e| open_error(path, e))?
+        .ok_or_else(|| corrupt("the meta table has no host id"))?;
+    let host_id =
+        HostId::try_from(host_id.value()).map_err(|_| corrupt("the host id is not 16 bytes"))?;
+    for handle in txn.list_tables().map_err(|e| open_error(path, e))? {
+        if Table::parse(handle.name()).is_none() {
+            return Err(corrupt(&format!(
+                "it has an unknown table {:?}",
+                handle.name()
+            )));
+        }
+    }
+    if txn
+        .list_multimap_tables()
+        .map_err(|e| open_error(path, e))?
+        .next()
+        .is_some()
+    {
+        return Err(corrupt("it has a multimap table"));
+    }
+    Ok(host_id)
+}

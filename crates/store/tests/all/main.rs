@@ -1,0 +1,10 @@
+//! Integration tests of pola-store: real files in a fresh folder under the
+//! system temp dir, one per test.
+
+mod crash;
+mod export;
+mod props;
+mod refuse;
+mod roundtrip;
+mod savepoints;
+mod util;
