@@ -136,15 +136,15 @@ fn export_impl<W: Write>(
     config: Option<&[u8]>,
 ) -> Result<ExportStats> {
     let path = shared.path.as_path();
-    if let Some(c) = config {
-        if c.len() > MAX_CONFIG {
-            return Err(StoreError::TooLarge {
-                path: path.to_path_buf(),
-                what: "the config file".to_string(),
-                len: c.len() as u64,
-                limit: MAX_CONFIG as u64,
-            });
-        }
+    if let Some(c) = config
+        && c.len() > MAX_CONFIG
+    {
+        return Err(StoreError::TooLarge {
+            path: path.to_path_buf(),
+            what: "the config file".to_string(),
+            len: c.len() as u64,
+            limit: MAX_CONFIG as u64,
+        });
     }
     // One read transaction: the snapshot every row below comes from.
     let txn = shared.db.begin_read().map_err(|e| shared.engine(e))?;
@@ -162,14 +162,14 @@ fn export_impl<W: Write>(
         }
     }
     tables.sort();
-    if let Scope::Instance(name) = scope {
-        if tables.is_empty() {
-            return Err(StoreError::NotFound {
-                path: path.to_path_buf(),
-                what: "instance",
-                name: name.to_string(),
-            });
-        }
+    if let Scope::Instance(name) = scope
+        && tables.is_empty()
+    {
+        return Err(StoreError::NotFound {
+            path: path.to_path_buf(),
+            what: "instance",
+            name: name.to_string(),
+        });
     }
     let mut sink = Sink {
         w: BufWriter::with_capacity(1 << 20, out),

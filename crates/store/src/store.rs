@@ -435,10 +435,7 @@ impl Store {
         let existed = {
             let mut table = txn.open_table(SAVEPOINTS).map_err(|e| s.engine(e))?;
             let removed = table.remove(name).map_err(|e| s.engine(e))?;
-            match removed {
-                Some(v) => Some(v.value().0),
-                None => None,
-            }
+            removed.map(|v| v.value().0)
         };
         if let Some(id) = existed {
             txn.delete_persistent_savepoint(id)

@@ -94,10 +94,10 @@ fn kill_9_loses_no_committed_batch() {
                     let Ok(line) = line else { break };
                     if let Some(n) = line.strip_prefix("ready ") {
                         let _ = ready_tx.send(n.trim().parse::<u64>().ok());
-                    } else if let Some(n) = line.strip_prefix("committed ") {
-                        if let Ok(n) = n.trim().parse::<u64>() {
-                            committed.lock().expect("lock").push(n);
-                        }
+                    } else if let Some(n) = line.strip_prefix("committed ")
+                        && let Ok(n) = n.trim().parse::<u64>()
+                    {
+                        committed.lock().expect("lock").push(n);
                     }
                 }
             })
