@@ -199,16 +199,29 @@ pub(crate) fn encode_record(
     portrait: &Portrait,
     store_ref: &mut impl FnMut(&Ref) -> Result<StoredRef, Val>,
 ) -> Result<Vec<u8>, Val> {
-    let state = escape(&portrait.state, store_ref, 0)?;
-    let record = Value::record(
-        OBJECT,
-        vec![
-            Value::sym(portrait.kind),
-            Value::int(i64::from(portrait.version)),
-            state,
-        ],
-    );
-    let bytes = pola_syrup::encode(&record);
+    let bytes = if is_plain(&portrait.state, 0) {
+        // Fast path (most portraits): no reference and no record to
+        // escape, so the state is written as it is.
+        let mut out = Vec::with_capacity(32);
+        out.push(b'<');
+        out.extend_from_slice(format!("{}'{OBJECT}", OBJECT.len()).as_bytes());
+        out.extend_from_slice(format!("{}'{}", portrait.kind.len(), portrait.kind).as_bytes());
+        out.extend_from_slice(format!("{}+", portrait.version).as_bytes());
+        pola_syrup::encode_with_refs(&portrait.state, &mut out, &mut |_, _| {});
+        out.push(b'>');
+        out
+    } else {
+        let state = escape(&portrait.state, store_ref, 0)?;
+        let record = Value::record(
+            OBJECT,
+            vec![
+                Value::sym(portrait.kind),
+                Value::int(i64::from(portrait.version)),
+                state,
+            ],
+        );
+        pola_syrup::encode(&record)
+    };
     if bytes.len() > MAX_RECORD_BYTES {
         return Err(error(format!(
             "cannot persist a {}: its portrait is {} bytes (at most {MAX_RECORD_BYTES})",
@@ -217,6 +230,22 @@ pub(crate) fn encode_record(
         )));
     }
     Ok(bytes)
+}
+
+/// Whether `v` holds neither references nor records (nothing to escape).
+fn is_plain(v: &Val, depth: usize) -> bool {
+    if depth > MAX_DEPTH {
+        return false;
+    }
+    match v {
+        Value::Ref(_) | Value::Record(_) => false,
+        Value::List(l) => l.iter().all(|x| is_plain(x, depth + 1)),
+        Value::Set(s) => s.iter().all(|x| is_plain(x, depth + 1)),
+        Value::Dict(m) => m
+            .iter()
+            .all(|(k, x)| is_plain(k, depth + 1) && is_plain(x, depth + 1)),
+        _ => true,
+    }
 }
 
 fn escape(
@@ -406,6 +435,18 @@ mod tests {
         let back = d.and_then(|s| unescape(s, &mut |_| Ref::broken(error("forged"))).ok());
         // Equal, and in particular no forged local reference appeared.
         assert_eq!(back.as_ref(), Some(&tricky));
+    }
+
+    #[test]
+    fn the_fast_path_writes_the_same_bytes() {
+        let state: Val = Value::List(vec![Value::int(-5i64), Value::str("x"), Value::sym("y")]);
+        let p = Portrait::new("kind.name", 7, state.clone());
+        let fast = encode_record(&p, &mut |_| Err(error("no refs"))).unwrap_or_default();
+        let slow = pola_syrup::encode(&Value::record(
+            OBJECT,
+            vec![Value::sym("kind.name"), Value::int(7i64), state.try_map_refs::<NoRef, ()>(&mut |_| Err(())).unwrap_or_else(|()| Value::null())],
+        ));
+        assert_eq!(fast, slow);
     }
 
     #[test]
