@@ -287,9 +287,12 @@ impl Store {
                 what: "a file at this path".to_string(),
             });
         }
+        // Check the start before making any file, so garbage costs nothing.
+        let mut source = Source::new(input, path);
+        source.header(Expect::Store)?;
         let tmp = file::sibling(path, ".tmp");
         let f = file::create_temp(&tmp)?;
-        let made = import_into_new(input, path, f);
+        let made = import_into_new(&mut source, path, f);
         let (config, stats) = match made {
             Ok(r) => r,
             Err(e) => {
@@ -320,6 +323,8 @@ impl Store {
         check_name(&s.path, "instance", name)?;
         // Hold the name, so no backend opens it while the import runs.
         let _reserved = Reservation::take(s, name)?;
+        let mut source = Source::new(input, &s.path);
+        source.header(Expect::Instance)?;
         let txn = s.db.begin_write().map_err(|e| s.engine(e))?;
         let exists = txn
             .list_tables()
@@ -332,8 +337,6 @@ impl Store {
                 what: format!("instance {name:?}"),
             });
         }
-        let mut source = Source::new(input, &s.path);
-        source.header(Expect::Instance)?;
         let mut loader = Loader::new(&txn, &s.path, Some(name));
         let stats = match loader.run(&mut source) {
             Ok((_, stats)) => stats,
@@ -376,22 +379,25 @@ impl Drop for Reservation<'_> {
     }
 }
 
-fn import_into_new(
-    input: &mut impl Read,
+fn import_into_new<R: Read>(
+    source: &mut Source<'_, R>,
     path: &Path,
     f: std::fs::File,
 ) -> Result<(Option<Vec<u8>>, ExportStats)> {
     let engine = |e: redb::Error| StoreError::engine(path, e);
+    let host_id = source
+        .header
+        .as_ref()
+        .map(|h| h.host_id)
+        .ok_or_else(|| source.bad(0, "no header"))?;
     let backend = FileBackend::new(f).map_err(|e| engine(e.into()))?;
     let db = Builder::new()
         .create_with_backend(backend)
         .map_err(|e| engine(e.into()))?;
     let txn = db.begin_write().map_err(|e| engine(e.into()))?;
-    let mut source = Source::new(input, path);
-    let header = source.header(Expect::Store)?;
-    init_meta(&txn, &header.host_id).map_err(engine)?;
+    init_meta(&txn, &host_id).map_err(engine)?;
     let mut loader = Loader::new(&txn, path, None);
-    let (config, stats) = loader.run(&mut source)?;
+    let (config, stats) = loader.run(source)?;
     drop(loader);
     txn.commit().map_err(|e| engine(e.into()))?;
     db.close().map_err(|e| engine(e.into()))?;

@@ -1,6 +1,6 @@
 //! Shared helpers: a temp folder that removes itself, store fixtures.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use pola_store::Store;
@@ -23,10 +23,6 @@ impl TempDir {
         ));
         std::fs::create_dir_all(&dir).expect("create temp dir");
         TempDir(dir)
-    }
-
-    pub fn path(&self) -> &Path {
-        &self.0
     }
 
     pub fn join(&self, name: &str) -> PathBuf {
