@@ -774,3 +774,26 @@ fn check_row(part: Part, key: &[u8], value: &[u8]) -> std::result::Result<(), &'
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rows_split_and_check() {
+        assert_eq!(
+            split_row(&[0, 0, 0, 1, 9, 8, 7]),
+            Some((&[9u8][..], &[8u8, 7][..]))
+        );
+        assert_eq!(split_row(&[0, 0, 0, 0]), Some((&[][..], &[][..])));
+        assert_eq!(split_row(&[0, 0, 0, 2, 9]), None);
+        assert_eq!(split_row(&[0, 0, 1]), None);
+        assert_eq!(split_row(&[0xff, 0xff, 0xff, 0xff, 1]), None);
+        assert!(check_row(Part::Objects, &[0; 8], b"anything").is_ok());
+        assert!(check_row(Part::Objects, &[0; 7], b"").is_err());
+        assert!(check_row(Part::Roots, b"main", &[0; 8]).is_ok());
+        assert!(check_row(Part::Roots, b"main", &[0; 9]).is_err());
+        assert!(check_row(Part::Meta, b"next_id", &[0; 8]).is_ok());
+        assert!(check_row(Part::Meta, b"other", &[0; 8]).is_err());
+    }
+}

@@ -428,3 +428,69 @@ pub(crate) fn exists(path: &Path) -> Result<bool> {
         Err(e) => Err(StoreError::io(path, "stat", e)),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn temp_file(tag: &str, bytes: &[u8]) -> (PathBuf, File) {
+        let path =
+            std::env::temp_dir().join(format!("pola-store-unit-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_file(&path);
+        std::fs::write(&path, bytes).expect("write");
+        let f = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&path)
+            .expect("open");
+        (path, f)
+    }
+
+    fn read(o: &Overlay, offset: u64, len: usize) -> Vec<u8> {
+        let mut v = vec![0u8; len];
+        o.read(offset, &mut v).expect("read");
+        v
+    }
+
+    #[test]
+    fn overlay_reads_through_and_never_writes() {
+        let original: Vec<u8> = (0..3 * BLOCK as usize + 100).map(|i| i as u8).collect();
+        let (path, f) = temp_file("overlay", &original);
+        let o = Overlay::new(f).expect("overlay");
+        assert_eq!(o.len().expect("len"), original.len() as u64);
+        assert_eq!(read(&o, 10, 5000), original[10..5010]);
+        // A write spanning a block boundary shows in reads, not in the file.
+        o.write(4090, &[0xee; 20]).expect("write");
+        let mut expect = original.clone();
+        expect[4090..4110].fill(0xee);
+        assert_eq!(read(&o, 0, expect.len()), expect);
+        // Growing, then writing past the old end.
+        o.set_len(5 * BLOCK).expect("grow");
+        expect.resize(5 * BLOCK as usize, 0);
+        o.write(4 * BLOCK + 1, b"tail").expect("write");
+        expect[4 * BLOCK as usize + 1..4 * BLOCK as usize + 5].copy_from_slice(b"tail");
+        assert_eq!(read(&o, 0, expect.len()), expect);
+        // Shrinking hides the file's bytes past the cut, even after growing.
+        o.set_len(4100).expect("shrink");
+        o.set_len(2 * BLOCK).expect("grow again");
+        expect.truncate(4100);
+        expect.resize(2 * BLOCK as usize, 0);
+        assert_eq!(read(&o, 0, expect.len()), expect);
+        assert!(
+            o.read(2 * BLOCK - 1, &mut [0u8; 2]).is_err(),
+            "read past the end"
+        );
+        o.sync_data().expect("sync");
+        o.close().expect("close");
+        assert_eq!(std::fs::read(&path).expect("read"), original);
+        let _ = std::fs::remove_file(&path);
+    }
+
+    #[test]
+    fn sibling_appends_to_the_file_name() {
+        assert_eq!(
+            sibling(Path::new("/a/b/host.store"), ".tmp"),
+            PathBuf::from("/a/b/host.store.tmp")
+        );
+    }
+}

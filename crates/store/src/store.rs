@@ -645,3 +645,44 @@ fn read_meta(db: &Database, path: &Path) -> Result<HostId> {
     }
     Ok(host_id)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn table_names_parse() {
+        assert_eq!(Table::parse("meta"), Some(Table::Meta));
+        assert_eq!(Table::parse("savepoints"), Some(Table::Savepoints));
+        assert_eq!(
+            Table::parse("vat/desk-1/objects"),
+            Some(Table::Vat("desk-1".into(), Part::Objects))
+        );
+        for bad in [
+            "vat//meta",
+            "vat/a/b/meta",
+            "vat/a/other",
+            "vat/a b/roots",
+            "Meta",
+            "",
+        ] {
+            assert_eq!(Table::parse(bad), None, "{bad:?}");
+        }
+        for part in Part::ALL {
+            assert_eq!(
+                Table::parse(&vat_table("x", part)),
+                Some(Table::Vat("x".into(), part))
+            );
+        }
+    }
+
+    #[test]
+    fn name_rules() {
+        assert!(name_rule("a.b_c-D9").is_ok());
+        assert!(name_rule(&"n".repeat(MAX_NAME_LEN)).is_ok());
+        assert!(name_rule(&"n".repeat(MAX_NAME_LEN + 1)).is_err());
+        assert!(name_rule("").is_err());
+        assert!(name_rule("a/b").is_err());
+        assert!(name_rule("caf\u{e9}").is_err());
+    }
+}
