@@ -71,6 +71,7 @@ fn export_is_a_consistent_snapshot_under_concurrent_writes() {
     let store = Store::open(&path).expect("open");
     fill(&store, "steady", 50);
     let stop = std::sync::atomic::AtomicBool::new(false);
+    let progress = std::sync::atomic::AtomicU64::new(0);
     let mut exports = Vec::new();
     std::thread::scope(|s| {
         let writer = s.spawn(|| {
@@ -87,6 +88,7 @@ fn export_is_a_consistent_snapshot_under_concurrent_writes() {
                 })
                 .expect("write");
                 c += 1;
+                progress.store(c, std::sync::atomic::Ordering::Relaxed);
             }
             c
         });
@@ -94,7 +96,14 @@ fn export_is_a_consistent_snapshot_under_concurrent_writes() {
             let mut bytes = Vec::new();
             store.export(&mut bytes, None).expect("export");
             exports.push(bytes);
-            std::thread::sleep(std::time::Duration::from_millis(15));
+            // Let the writer commit something before the next export.
+            let seen = progress.load(std::sync::atomic::Ordering::Relaxed);
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+            while progress.load(std::sync::atomic::Ordering::Relaxed) < seen + 2
+                && std::time::Instant::now() < deadline
+            {
+                std::thread::sleep(std::time::Duration::from_millis(2));
+            }
         }
         stop.store(true, std::sync::atomic::Ordering::Relaxed);
         let written = writer.join().expect("writer");
