@@ -444,7 +444,13 @@ mod tests {
         let fast = encode_record(&p, &mut |_| Err(error("no refs"))).unwrap_or_default();
         let slow = pola_syrup::encode(&Value::record(
             OBJECT,
-            vec![Value::sym("kind.name"), Value::int(7i64), state.try_map_refs::<NoRef, ()>(&mut |_| Err(())).unwrap_or_else(|()| Value::null())],
+            vec![
+                Value::sym("kind.name"),
+                Value::int(7i64),
+                state
+                    .try_map_refs::<NoRef, ()>(&mut |_| Err(()))
+                    .unwrap_or_else(|()| Value::null()),
+            ],
         ));
         assert_eq!(fast, slow);
     }
