@@ -208,7 +208,7 @@ fn to_hex(bytes: &[u8]) -> String {
 }
 
 fn from_hex(hex: &str) -> Option<Vec<u8>> {
-    if hex.len() % 2 != 0 || hex.len() > 256 {
+    if !hex.len().is_multiple_of(2) || hex.len() > 256 {
         return None;
     }
     (0..hex.len())
@@ -387,11 +387,7 @@ impl SwissFile {
             return Ok(s.clone());
         }
         let fresh = SwissNumber::random().map_err(|e| anyhow!("OS RNG failed: {e}"))?;
-        let hex: String = fresh
-            .as_bytes()
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect();
+        let hex = to_hex(fresh.as_bytes());
         self.entries.insert(name.to_owned(), hex.clone());
         self.dirty = true;
         Ok(hex)

@@ -7,10 +7,9 @@
 //! is either wholly applied or not at all.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::io::{BufRead as _, BufReader};
-use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
-use std::sync::{Arc, Mutex, mpsc};
+use std::process::Command;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use pola_captp::locator::SturdyRef;
@@ -18,39 +17,15 @@ use pola_netlayer::{Identity, NoiseNetlayer};
 use pola_peer::{Peer, PeerConfig, PeerHandle};
 use pola_vat::{Ref, Val, Vat, WaitError, error_message};
 
-const POLA: &str = env!("CARGO_BIN_EXE_pola");
+mod common;
+
+use common::{POLA, Served, TempDir};
+
 const T: Duration = Duration::from_secs(20);
 const PURSES: usize = 6;
 const START: i64 = 1000;
 const PAYERS: usize = 4;
 const ROUNDS: usize = 6;
-
-/// A scratch folder, removed on drop.
-struct TempDir(std::path::PathBuf);
-
-impl TempDir {
-    fn new() -> TempDir {
-        use std::os::unix::fs::DirBuilderExt as _;
-        static N: AtomicU32 = AtomicU32::new(0);
-        let p = std::env::temp_dir().join(format!(
-            "pola-crash-{}-{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::Relaxed)
-        ));
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(&p)
-            .unwrap();
-        TempDir(p)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 /// A free loopback port (so the URIs stay the same across restarts).
 fn free_port() -> u16 {
@@ -61,37 +36,14 @@ fn free_port() -> u16 {
         .port()
 }
 
-/// Starts `pola serve --mint` and returns it with its `mint` URI.
-fn serve(state: &std::path::Path, port: u16) -> (Child, String) {
-    let mut child = Command::new(POLA)
-        .args(["serve", "--mint", "--listen", "127.0.0.1", "--port"])
+/// Starts `pola serve --mint` on `port` (killed with SIGKILL on drop).
+fn serve(state: &std::path::Path, port: u16) -> Served {
+    let mut cmd = Command::new(POLA);
+    cmd.args(["serve", "--mint", "--listen", "127.0.0.1", "--port"])
         .arg(port.to_string())
         .arg("--state")
-        .arg(state)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let out = child.stdout.take().unwrap();
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(out).lines() {
-            let Ok(line) = line else { break };
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    let mut mint = None;
-    loop {
-        let line = rx.recv_timeout(T).expect("pola serve printed no `ready`");
-        if line == "ready" {
-            return (child, mint.expect("a mint URI"));
-        }
-        if let Some(uri) = line.strip_prefix("mint ") {
-            mint = Some(uri.to_owned());
-        }
-    }
+        .arg(state);
+    Served::start(cmd)
 }
 
 fn sturdy(uri: &str) -> SturdyRef {
@@ -107,6 +59,9 @@ enum Seen {
     /// No answer (the server died): applied wholly or not at all.
     InDoubt,
 }
+
+/// `(from, to, amount, what the payer saw)`.
+type Payment = (usize, usize, i64, Seen);
 
 fn pay(vat: &Vat, to: &Ref, from: &Ref, amount: i64) -> Seen {
     let answer = vat.send(
@@ -181,7 +136,8 @@ fn the_ledger_survives_kill_9() {
     let client: PeerHandle = peer.handle();
 
     // First start: purses of START each, named durably by sturdyrefs.
-    let (mut server, mint_uri) = serve(&state, port);
+    let mut server = serve(&state, port);
+    let mint_uri = server.uri("mint").to_owned();
     let mint = client.enliven(sturdy(&mint_uri));
     let mut uris = Vec::new();
     for _ in 0..PURSES {
@@ -203,7 +159,7 @@ fn the_ledger_survives_kill_9() {
         );
         // Payers run until the server dies; a killer waits a random while.
         let dead = Arc::new(AtomicBool::new(false));
-        let log: Arc<Mutex<Vec<(usize, usize, i64, Seen)>>> = Arc::default();
+        let log: Arc<Mutex<Vec<Payment>>> = Arc::default();
         let payers: Vec<_> = (0..PAYERS)
             .map(|k| {
                 let (vat, purses, dead, log) =
@@ -227,8 +183,7 @@ fn the_ledger_survives_kill_9() {
             })
             .collect();
         std::thread::sleep(Duration::from_millis(100 + next(&mut seed) % 400));
-        server.kill().unwrap(); // SIGKILL
-        server.wait().unwrap();
+        drop(server); // SIGKILL, and reaped
         dead.store(true, Ordering::SeqCst);
         for p in payers {
             p.join().unwrap();
@@ -246,9 +201,12 @@ fn the_ledger_survives_kill_9() {
             }
         }
         // Restart on the same state: the same mint, purses and balances.
-        let (s, uri) = serve(&state, port);
-        server = s;
-        assert_eq!(uri, mint_uri, "the mint's URI changed across a restart");
+        server = serve(&state, port);
+        assert_eq!(
+            server.uri("mint"),
+            mint_uri,
+            "the mint's URI changed across a restart"
+        );
         let purses: Vec<Ref> = uris.iter().map(|u| client.enliven(sturdy(u))).collect();
         let seen = balances(&vat, &purses);
         assert_eq!(
@@ -265,8 +223,7 @@ fn the_ledger_survives_kill_9() {
     }
     assert!(paid > 0, "no payment was answered");
     println!("{paid} payments answered over {ROUNDS} kill -9 restarts");
-    server.kill().unwrap();
-    server.wait().unwrap();
+    drop(server);
     rt.block_on(peer.shutdown());
     vat.shutdown();
 }

@@ -10,6 +10,7 @@
 //!   100 000 of them.
 //!
 //! Prints the stored bytes per small object once.
+#![allow(clippy::unwrap_used)]
 
 use std::time::{Duration, Instant};
 

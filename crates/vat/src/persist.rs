@@ -46,6 +46,10 @@ use crate::turn::Object;
 /// turn; a larger stored one is refused at revival).
 pub const MAX_RECORD_BYTES: usize = 16 << 20;
 
+/// Object ids a stored reference may name (far beyond what a vat
+/// allocates; a larger one in a store would exhaust the id space).
+pub(crate) const MAX_OBJECT_ID: u64 = 1 << 48;
+
 /// Deepest nesting of a portrait's state.
 const MAX_DEPTH: usize = 60;
 
@@ -361,6 +365,7 @@ pub(crate) fn unescape(v: Value<NoRef>, local: &mut impl FnMut(u64) -> Ref) -> R
                     let id = id
                         .as_i64()
                         .and_then(|i| u64::try_from(i).ok())
+                        .filter(|i| *i < MAX_OBJECT_ID)
                         .ok_or_else(bad)?;
                     Value::Ref(local(id))
                 }

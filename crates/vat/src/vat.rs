@@ -18,7 +18,7 @@ use std::thread::{JoinHandle, Thread};
 use std::time::Duration;
 
 use crate::backend::{Backend, BackendError, Batch};
-use crate::persist::{Kinds, StoredRef, decode_record, encode_record, unescape};
+use crate::persist::{Kinds, MAX_OBJECT_ID, StoredRef, decode_record, encode_record, unescape};
 use crate::refs::Remote;
 use crate::refs::{
     Message, Outcome, Ref, RefInner, Resolver, ResolverInner, Slot, Val, VatId, error,
@@ -209,7 +209,11 @@ impl VatShared {
     }
 
     /// The one slot of persistent object `id` (made if none is alive).
+    /// The id counter moves past `id`, so an id read from a store (which
+    /// may be damaged or hostile) never names an object made later.
     pub(crate) fn slot_for(self: &Arc<Self>, id: u64) -> Arc<Slot> {
+        self.next_id
+            .fetch_max(id.saturating_add(1), Ordering::Relaxed);
         let mut slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(s) = slots.get(&id).and_then(Weak::upgrade) {
             return s;
@@ -332,14 +336,22 @@ impl Vat {
     /// The backend cannot open its namespace, or the OS refuses a thread.
     pub fn open(name: &str, mut backend: impl Backend, kinds: Kinds) -> Result<Vat, OpenError> {
         let opened = backend.open().map_err(OpenError::Store)?;
+        // A damaged or hostile store must not make new objects reuse the
+        // ids of stored ones, nor exhaust the id space.
+        let highest = opened.roots.values().copied().max().unwrap_or(0);
+        if highest >= MAX_OBJECT_ID || opened.next_id > MAX_OBJECT_ID {
+            return Err(OpenError::Store(BackendError(
+                "the store's object ids are out of range (damaged?)".into(),
+            )));
+        }
+        let next_id = opened.next_id.max(highest + 1);
         let persist = Persist {
             backend: Box::new(backend),
             kinds,
             pending: IdMap::default(),
             roots: Vec::new(),
         };
-        Vat::start(name, Some(persist), opened.next_id.max(1), opened.roots)
-            .map_err(OpenError::Thread)
+        Vat::start(name, Some(persist), next_id, opened.roots).map_err(OpenError::Thread)
     }
 
     fn start(
@@ -651,8 +663,8 @@ impl Persist {
     }
 }
 
-/// An effect that leaves a persistent vat, held until the turn that made
-/// it is durable.
+/// An effect that leaves the vat (in a persistent vat, held until the
+/// turn that made it is durable).
 enum Held {
     Deliver(Arc<dyn Remote>, Message, Option<Resolver>),
     Listen(Arc<dyn Remote>, Resolver),
@@ -661,7 +673,7 @@ enum Held {
 
 impl Held {
     fn release(self) {
-        // A panicking session must not take the vat down.
+        // A panicking session or resolver must not take the vat down.
         let _ = catch_unwind(AssertUnwindSafe(|| match self {
             Held::Deliver(target, msg, resolver) => target.deliver(msg, resolver),
             Held::Listen(target, resolver) => target.listen(resolver),
@@ -843,6 +855,16 @@ impl VatCore {
             None => std::thread::park(),
         }
         self.shared.sleeping.store(false, Ordering::SeqCst);
+    }
+
+    /// Sends an effect out of the vat: at once, or, in a persistent vat,
+    /// once the turns before it are durable (the next [`VatCore::flush`]).
+    fn emit(&mut self, effect: Held) {
+        if self.persist.is_some() {
+            self.held.push(effect);
+        } else {
+            effect.release();
+        }
     }
 
     fn flush(&mut self) {
@@ -1100,18 +1122,24 @@ impl VatCore {
         if delta.behaviours.is_empty() && delta.roots.is_empty() {
             return Ok(());
         }
-        // The last behaviour staged for each slot is the one that counts.
+        // The last behaviour staged for each slot is the one that counts;
+        // `staged` says which of them are persistent.
+        let mut staged: IdMap<bool> = IdMap::default();
         let mut latest: Vec<(&Arc<Slot>, Option<crate::persist::Portrait>)> = Vec::new();
         for (slot, b) in delta.behaviours.iter().rev() {
-            if latest.iter().any(|(s, _)| s.id == slot.id) {
+            if staged.contains_key(&slot.id) {
                 continue;
             }
-            latest.push((slot, b.portrait()));
+            let portrait = b.portrait();
+            staged.insert(slot.id, portrait.is_some());
+            latest.push((slot, portrait));
         }
         let shared = &self.shared;
-        let is_persistent = |id: u64| match latest.iter().find(|(s, _)| s.id == id) {
-            Some((_, p)) => p.is_some(),
-            None => shared.is_persistent_object(id),
+        let is_persistent = |id: u64| {
+            staged
+                .get(&id)
+                .copied()
+                .unwrap_or_else(|| shared.is_persistent_object(id))
         };
         let store_ref = &mut |r: &Ref| -> Result<StoredRef, Val> {
             match &r.0 {
@@ -1282,11 +1310,7 @@ impl VatCore {
                         }
                     }
                     foreign @ ResolverInner::Foreign(_) => {
-                        if self.persist.is_some() {
-                            self.held.push(Held::Settle(Resolver(foreign), outcome));
-                        } else {
-                            Resolver(foreign).settle_now(outcome);
-                        }
+                        self.emit(Held::Settle(Resolver(foreign), outcome));
                     }
                 },
                 Work::Listen {
@@ -1370,13 +1394,7 @@ impl VatCore {
                 }
             }
             RefInner::Remote(r) => {
-                let target = r.target.clone();
-                if self.persist.is_some() {
-                    self.held.push(Held::Deliver(target, msg, resolver));
-                } else {
-                    // A panicking session must not take the vat down.
-                    let _ = catch_unwind(AssertUnwindSafe(|| target.deliver(msg, resolver)));
-                }
+                self.emit(Held::Deliver(r.target.clone(), msg, resolver));
             }
             RefInner::Broken(e) => {
                 let e = (**e).clone();
@@ -1449,12 +1467,7 @@ impl VatCore {
             }
             RefInner::Remote(r) if r.target.is_promise() => {
                 let resolver = self.listener_to_resolver(listener);
-                let target = r.target.clone();
-                if self.persist.is_some() {
-                    self.held.push(Held::Listen(target, resolver));
-                } else {
-                    let _ = catch_unwind(AssertUnwindSafe(|| target.listen(resolver)));
-                }
+                self.emit(Held::Listen(r.target.clone(), resolver));
             }
             RefInner::Broken(e) => {
                 let e = (**e).clone();

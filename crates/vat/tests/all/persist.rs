@@ -489,3 +489,46 @@ fn a_spawn_from_outside_is_stored_too() {
     );
     vat.shutdown();
 }
+
+#[test]
+fn a_stored_reference_to_an_unmade_object_never_names_a_later_one() {
+    // A damaged record in `a` refers to an id the store never handed out.
+    let (_backend, vat) = doctored(|c| {
+        let id = id_of(c, "a");
+        let future = c.next_id + 1;
+        c.objects.insert(
+            id,
+            format!("<11'pola:object4'cell1+[1+<8'pola:ref{future}+>]>").into_bytes(),
+        );
+    });
+    let a = vat.root("a").unwrap();
+    assert_eq!(call(&vat, &a, "get", vec![]).unwrap(), Val::int(1i64));
+    // Objects made after the revival get fresh ids: the damaged reference
+    // still reaches nothing.
+    let fresh: Vec<Ref> = (0..4)
+        .map(|_| vat.spawn(Cell { n: 42, next: None }))
+        .collect();
+    for f in &fresh {
+        assert_eq!(call(&vat, f, "get", vec![]).unwrap(), Val::int(42i64));
+    }
+    let e = broken_text(call(&vat, &a, "sum", vec![]));
+    assert!(e.contains("no such object"), "{e}");
+    vat.shutdown();
+    // Ids beyond any vat's reach, in a record or a root, are refused.
+    let (_backend, vat) = doctored(|c| {
+        let id = id_of(c, "a");
+        c.objects.insert(
+            id,
+            b"<11'pola:object4'cell1+[1+<8'pola:ref1152921504606846976+>]>".to_vec(),
+        );
+    });
+    let e = broken_text(call(&vat, &vat.root("a").unwrap(), "get", vec![]));
+    assert!(e.contains("malformed"), "{e}");
+    vat.shutdown();
+    let backend = MemoryBackend::new();
+    backend.with(|c| {
+        c.roots.insert("x".into(), u64::MAX - 1);
+    });
+    let refused = Vat::open("p", backend, kinds());
+    assert!(matches!(refused, Err(pola_vat::OpenError::Store(_))));
+}
