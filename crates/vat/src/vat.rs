@@ -153,7 +153,7 @@ pub(crate) enum Event {
 impl Event {
     /// The resolver that must hear about it if this event is never
     /// processed.
-    fn abandon(self) {
+    fn abandon(self, reason: &Val) {
         let r = match self {
             Event::Deliver { resolver, .. } => resolver,
             Event::Listen { resolver, .. } => Some(resolver),
@@ -162,7 +162,7 @@ impl Event {
             _ => None,
         };
         if let Some(r) = r {
-            r.break_now(error("vat shut down"));
+            r.break_now(reason.clone());
         }
     }
 }
@@ -235,6 +235,20 @@ impl VatShared {
         }
     }
 
+    /// Why what reaches a stopped vat breaks.
+    fn stop_reason(&self) -> Val {
+        let failed = self
+            .storage_error
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_some();
+        error(if failed {
+            "vat stopped: its store failed"
+        } else {
+            "vat shut down"
+        })
+    }
+
     /// Whether `id` is a persistent object alive in memory.
     fn is_persistent_object(&self, id: u64) -> bool {
         self.slots
@@ -264,7 +278,8 @@ impl VatShared {
         let mut inbox = self.inbox.lock().unwrap_or_else(|p| p.into_inner());
         if inbox.closed {
             drop(inbox);
-            events.into_iter().for_each(Event::abandon);
+            let reason = self.stop_reason();
+            events.into_iter().for_each(|e| e.abandon(&reason));
             return;
         }
         if inbox.events.is_empty() {
@@ -1255,12 +1270,12 @@ impl VatCore {
                     .lock()
                     .unwrap_or_else(|p| p.into_inner()) = Some(e.0);
                 self.halted = true;
-                let reason = error("vat stopped: its store failed");
+                let reason = self.shared.stop_reason();
                 for h in std::mem::take(&mut self.held) {
                     h.abandon(&reason);
                 }
                 for (_, events) in std::mem::take(&mut self.outbox) {
-                    events.into_iter().for_each(Event::abandon);
+                    events.into_iter().for_each(|e| e.abandon(&reason));
                 }
                 false
             }
@@ -1689,7 +1704,7 @@ impl VatCore {
             inbox.closed = true;
             std::mem::take(&mut inbox.events)
         };
-        let reason = error("vat shut down");
+        let reason = self.shared.stop_reason();
         let queued: Vec<Event> = self.queue.drain(..).chain(leftover).collect();
         let mut pending = Vec::new();
         for (_, e) in self.promises.drain() {
@@ -1723,7 +1738,7 @@ impl VatCore {
         // (breakages of answers it is waiting for).
         self.run_hooks();
         for ev in queued {
-            ev.abandon();
+            ev.abandon(&reason);
         }
         self.objects.clear();
     }
