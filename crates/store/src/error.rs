@@ -129,7 +129,7 @@ pub enum StoreError {
     InvalidName {
         /// The store.
         path: PathBuf,
-        /// "instance" or "savepoint".
+        /// "instance", "savepoint" or "host key".
         what: &'static str,
         /// The name as given.
         name: String,

@@ -26,7 +26,8 @@ use sha2::{Digest, Sha256};
 use crate::error::{Result, StoreError};
 use crate::file;
 use crate::store::{
-    FORMAT, HostId, Part, Shared, Store, Table, check_name, init_meta, now_secs, vat_table,
+    FORMAT, HOST, HostId, MAX_HOST_VALUE, Part, Shared, Store, Table, check_name, host_key_rule,
+    init_meta, now_secs, vat_table,
 };
 
 /// The first bytes of every export.
@@ -148,17 +149,16 @@ fn export_impl<W: Write>(
     }
     // One read transaction: the snapshot every row below comes from.
     let txn = shared.db.begin_read().map_err(|e| shared.engine(e))?;
-    let mut tables: Vec<(String, String, Part)> = Vec::new();
+    let mut tables: Vec<(String, Option<(String, Part)>)> = Vec::new();
     for handle in txn.list_tables().map_err(|e| shared.engine(e))? {
         let name = handle.name().to_string();
-        if let Some(Table::Vat(vat, part)) = Table::parse(&name) {
-            let wanted = match scope {
-                Scope::Store => true,
-                Scope::Instance(n) => n == vat,
-            };
-            if wanted {
-                tables.push((name, vat, part));
+        match (Table::parse(&name), &scope) {
+            (Some(Table::Host), Scope::Store) => tables.push((name, None)),
+            (Some(Table::Vat(vat, part)), Scope::Store) => tables.push((name, Some((vat, part)))),
+            (Some(Table::Vat(vat, part)), Scope::Instance(n)) if *n == vat => {
+                tables.push((name, Some((vat, part))));
             }
+            _ => {}
         }
     }
     tables.sort();
@@ -198,12 +198,24 @@ fn export_impl<W: Write>(
     }
     let mut stats = ExportStats::default();
     let mut vats = std::collections::BTreeSet::new();
-    for (name, vat, part) in &tables {
-        vats.insert(vat.clone());
+    for (name, vat) in &tables {
+        if let Some((vat, _)) = vat {
+            vats.insert(vat.clone());
+        }
         sink.record(TAG_TABLE, &[name.as_bytes()])?;
         stats.tables += 1;
-        match part {
-            Part::Objects => {
+        match vat.as_ref().map(|(_, part)| *part) {
+            None => {
+                let t = txn.open_table(HOST).map_err(|e| shared.engine(e))?;
+                for row in t.iter().map_err(|e| shared.engine(e))? {
+                    let (k, v) = row.map_err(|e| shared.engine(e))?;
+                    let key = k.value().as_bytes();
+                    let klen = u32::try_from(key.len()).unwrap_or(u32::MAX);
+                    sink.record(TAG_ROW, &[&klen.to_be_bytes(), key, v.value()])?;
+                    stats.rows += 1;
+                }
+            }
+            Some(Part::Objects) => {
                 let t = txn
                     .open_table(TableDefinition::<u64, &[u8]>::new(name))
                     .map_err(|e| shared.engine(e))?;
@@ -215,7 +227,7 @@ fn export_impl<W: Write>(
                     stats.rows += 1;
                 }
             }
-            Part::Roots | Part::Meta => {
+            Some(Part::Roots | Part::Meta) => {
                 let t = txn
                     .open_table(TableDefinition::<&str, u64>::new(name))
                     .map_err(|e| shared.engine(e))?;
@@ -574,8 +586,8 @@ struct Loader<'t, 'p> {
     path: &'p Path,
     /// For an instance import: the name to load it under.
     rename: Option<&'p str>,
-    /// The current table: its name in the store and its part.
-    table: Option<(String, Part)>,
+    /// The current table: its name in the store and what it holds.
+    table: Option<(String, Kind)>,
     /// Its export name (for the order check).
     last_table: Option<String>,
     last_key: Option<Vec<u8>>,
@@ -629,27 +641,36 @@ impl<'t, 'p> Loader<'t, 'p> {
                     if self.last_table.as_ref().is_some_and(|l| *l >= name) {
                         return Err(src.bad(at, "tables are not in strictly increasing order"));
                     }
-                    let Some(Table::Vat(vat, part)) = Table::parse(&name) else {
-                        return Err(src.bad(at, format!("unknown table {name:?}")));
+                    let (target, kind) = match Table::parse(&name) {
+                        Some(Table::Host) if instance.is_none() => (name.clone(), Kind::Host),
+                        Some(Table::Host) => {
+                            return Err(src.bad(at, "an instance export with the host table"));
+                        }
+                        Some(Table::Vat(vat, part)) => {
+                            if instance.as_ref().is_some_and(|i| *i != vat) {
+                                return Err(src.bad(at, "a table of another instance"));
+                            }
+                            let seen = self.vats.entry(vat.clone()).or_insert(false);
+                            *seen |= part == Part::Meta;
+                            (
+                                vat_table(self.rename.unwrap_or(&vat), part),
+                                Kind::Vat(part),
+                            )
+                        }
+                        _ => return Err(src.bad(at, format!("unknown table {name:?}"))),
                     };
-                    if instance.as_ref().is_some_and(|i| *i != vat) {
-                        return Err(src.bad(at, "a table of another instance"));
-                    }
-                    let seen = self.vats.entry(vat.clone()).or_insert(false);
-                    *seen |= part == Part::Meta;
-                    let target = vat_table(self.rename.unwrap_or(&vat), part);
-                    self.table = Some((target, part));
+                    self.table = Some((target, kind));
                     self.last_table = Some(name);
                     self.last_key = None;
                     self.stats.tables += 1;
                 }
                 TAG_ROW => {
-                    let Some((_, part)) = self.table else {
+                    let Some((_, kind)) = self.table else {
                         return Err(src.bad(at, "a row before any table"));
                     };
                     let (key, value) = split_row(&body)
                         .ok_or_else(|| src.bad(at, "a row's key length is longer than the row"))?;
-                    if let Err(reason) = check_row(part, key, value) {
+                    if let Err(reason) = check_row(kind, key, value) {
                         return Err(src.bad(at, reason));
                     }
                     if self.last_key.as_deref().is_some_and(|l| l >= key) {
@@ -708,13 +729,20 @@ impl<'t, 'p> Loader<'t, 'p> {
     /// Writes the buffered rows into the current table (creating it even
     /// when there are none).
     fn flush_rows(&mut self) -> Result<()> {
-        let Some((name, part)) = &self.table else {
+        let Some((name, kind)) = &self.table else {
             return Ok(());
         };
         let rows = std::mem::take(&mut self.rows);
         self.buffered = 0;
-        match part {
-            Part::Objects => {
+        match kind {
+            Kind::Host => {
+                let mut t = self.txn.open_table(HOST).map_err(|e| self.engine(e))?;
+                for (k, v) in &rows {
+                    let key = std::str::from_utf8(k).unwrap_or("");
+                    t.insert(key, v.as_slice()).map_err(|e| self.engine(e))?;
+                }
+            }
+            Kind::Vat(Part::Objects) => {
                 let mut t = self
                     .txn
                     .open_table(TableDefinition::<u64, &[u8]>::new(name))
@@ -724,7 +752,7 @@ impl<'t, 'p> Loader<'t, 'p> {
                     t.insert(id, v.as_slice()).map_err(|e| self.engine(e))?;
                 }
             }
-            Part::Roots | Part::Meta => {
+            Kind::Vat(Part::Roots | Part::Meta) => {
                 let mut t = self
                     .txn
                     .open_table(TableDefinition::<&str, u64>::new(name))
@@ -747,8 +775,28 @@ fn split_row(body: &[u8]) -> Option<(&[u8], &[u8])> {
     (len <= rest.len()).then(|| rest.split_at(len))
 }
 
+/// What the table being loaded holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Kind {
+    /// The host table.
+    Host,
+    /// A table of a vat instance.
+    Vat(Part),
+}
+
 /// Whether a row has the shape its table needs.
-fn check_row(part: Part, key: &[u8], value: &[u8]) -> std::result::Result<(), &'static str> {
+fn check_row(kind: Kind, key: &[u8], value: &[u8]) -> std::result::Result<(), &'static str> {
+    let part = match kind {
+        Kind::Host => {
+            let key = std::str::from_utf8(key).map_err(|_| "a host key is not UTF-8")?;
+            host_key_rule(key).map_err(|_| "a host key breaks the naming rules")?;
+            if value.len() > MAX_HOST_VALUE {
+                return Err("a host value is over the limit");
+            }
+            return Ok(());
+        }
+        Kind::Vat(part) => part,
+    };
     match part {
         Part::Objects => {
             if key.len() != 8 {
@@ -789,11 +837,17 @@ mod tests {
         assert_eq!(split_row(&[0, 0, 0, 2, 9]), None);
         assert_eq!(split_row(&[0, 0, 1]), None);
         assert_eq!(split_row(&[0xff, 0xff, 0xff, 0xff, 1]), None);
-        assert!(check_row(Part::Objects, &[0; 8], b"anything").is_ok());
-        assert!(check_row(Part::Objects, &[0; 7], b"").is_err());
-        assert!(check_row(Part::Roots, b"main", &[0; 8]).is_ok());
-        assert!(check_row(Part::Roots, b"main", &[0; 9]).is_err());
-        assert!(check_row(Part::Meta, b"next_id", &[0; 8]).is_ok());
-        assert!(check_row(Part::Meta, b"other", &[0; 8]).is_err());
+        assert!(check_row(Kind::Vat(Part::Objects), &[0; 8], b"anything").is_ok());
+        assert!(check_row(Kind::Vat(Part::Objects), &[0; 7], b"").is_err());
+        assert!(check_row(Kind::Vat(Part::Roots), b"main", &[0; 8]).is_ok());
+        assert!(check_row(Kind::Vat(Part::Roots), b"main", &[0; 9]).is_err());
+        assert!(check_row(Kind::Vat(Part::Meta), b"next_id", &[0; 8]).is_ok());
+        assert!(check_row(Kind::Vat(Part::Meta), b"other", &[0; 8]).is_err());
+        assert!(check_row(Kind::Host, b"identity", &[1; 32]).is_ok());
+        assert!(check_row(Kind::Host, b"swiss/mint", b"").is_ok());
+        assert!(check_row(Kind::Host, b"bad key", b"").is_err());
+        assert!(check_row(Kind::Host, b"", b"").is_err());
+        assert!(check_row(Kind::Host, &[0xff, 0xfe], b"").is_err());
+        assert!(check_row(Kind::Host, b"big", &vec![0; MAX_HOST_VALUE + 1]).is_err());
     }
 }

@@ -32,6 +32,7 @@
 //! |---|---|---|
 //! | `meta` | `&str` → `&[u8]` | `format` (u64 BE, [`FORMAT`] = 1), `host_id` (16 random bytes, made once), `created` (u64 BE unix seconds) |
 //! | `savepoints` | `&str` → `(u64, u64)` | savepoint name → (redb persistent savepoint id, unix seconds taken) |
+//! | `host` | `&str` → `&[u8]` | the host's own rows ([`Store::host_get`]/[`Store::host_put`]): identity key, Swiss numbers of served objects |
 //! | `vat/NAME/objects` | `u64` → `&[u8]` | object id → record |
 //! | `vat/NAME/roots` | `&str` → `u64` | root name → object id |
 //! | `vat/NAME/meta` | `&str` → `u64` | `next_id` → the id counter |
@@ -98,9 +99,11 @@
 //!               | instance name (rest; empty for 'S')        — first, once
 //!   'C' config  the host's config file bytes (≤ MAX_CONFIG)  — optional,
 //!               right after the header, whole-store exports only
-//!   'T' table   table name, e.g. "vat/desk/objects"; tables in strictly
-//!               increasing name order; each instance has its "meta" table
+//!   'T' table   table name, e.g. "vat/desk/objects" or "host" (whole-store
+//!               exports only); tables in strictly increasing name order;
+//!               each instance has its "meta" table
 //!   'R' row     key len u32 | key | value; keys strictly increasing.
+//!               host:    key = host key (UTF-8), value = bytes;
 //!               objects: key = id u64 (8 bytes), value = record;
 //!               roots:   key = name (UTF-8), value = id u64;
 //!               meta:    key = "next_id",   value = u64
@@ -109,8 +112,11 @@
 //! (end of file: nothing may follow)
 //! ```
 //!
-//! Only vat tables are exported; `meta` travels as the header (an import
-//! keeps the host id), `savepoints` not at all. [`Store::import`] makes a
+//! Only the vat tables and the `host` table are exported (an instance
+//! export has only its own vat tables); `meta` travels as the header (an
+//! import keeps the host id), `savepoints` not at all. So a whole-store
+//! export carries the host's identity key and Swiss numbers: it is as
+//! secret as the host. [`Store::import`] makes a
 //! new store file from a whole-store export and returns the config bytes;
 //! [`Store::import_instance`] adds an instance export to an open store,
 //! under any name. Both check every length against its bound before
@@ -139,5 +145,5 @@ mod vat;
 
 pub use error::{Fault, Result, StoreError};
 pub use export::{EXPORT_MAGIC, EXPORT_VERSION, ExportStats, Imported, MAX_CONFIG, MAX_RECORD};
-pub use store::{FORMAT, HostId, MAX_NAME_LEN, Store};
+pub use store::{FORMAT, HostId, MAX_HOST_KEY_LEN, MAX_HOST_VALUE, MAX_NAME_LEN, Store};
 pub use vat::VatBackend;

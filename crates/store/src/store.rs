@@ -30,8 +30,16 @@ pub const FORMAT: u64 = 1;
 /// Longest instance or savepoint name, in bytes.
 pub const MAX_NAME_LEN: usize = 64;
 
+/// Longest key of the host table, in bytes.
+pub const MAX_HOST_KEY_LEN: usize = 128;
+
+/// Largest value of the host table, in bytes (1 MiB: host settings and
+/// secrets, not object state).
+pub const MAX_HOST_VALUE: usize = 1 << 20;
+
 pub(crate) const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
 pub(crate) const SAVEPOINTS: TableDefinition<&str, (u64, u64)> = TableDefinition::new("savepoints");
+pub(crate) const HOST: TableDefinition<&str, &[u8]> = TableDefinition::new("host");
 pub(crate) const NEXT_ID: &str = "next_id";
 
 /// A host's id: 16 random bytes made when its store was created, kept by
@@ -45,6 +53,9 @@ pub(crate) enum Table {
     Meta,
     /// `savepoints`: name → (engine savepoint id, unix seconds).
     Savepoints,
+    /// `host`: `&str` → `&[u8]`, the host's own rows (identity key, Swiss
+    /// numbers of served objects, …).
+    Host,
     /// `vat/{name}/{part}`.
     Vat(String, Part),
 }
@@ -82,6 +93,7 @@ impl Table {
         match name {
             "meta" => return Some(Table::Meta),
             "savepoints" => return Some(Table::Savepoints),
+            "host" => return Some(Table::Host),
             _ => {}
         }
         let rest = name.strip_prefix("vat/")?;
@@ -115,11 +127,38 @@ pub(crate) fn name_rule(name: &str) -> std::result::Result<(), &'static str> {
     Ok(())
 }
 
+/// Which rule host key `key` breaks, if any: 1 to 128 bytes of
+/// `[A-Za-z0-9._:/-]`.
+pub(crate) fn host_key_rule(key: &str) -> std::result::Result<(), &'static str> {
+    if key.is_empty() {
+        return Err("it is empty");
+    }
+    if key.len() > MAX_HOST_KEY_LEN {
+        return Err("it is longer than 128 bytes");
+    }
+    if !key
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-' | b':' | b'/'))
+    {
+        return Err("only letters, digits, '.', '_', '-', ':' and '/' are allowed");
+    }
+    Ok(())
+}
+
 pub(crate) fn check_name(path: &Path, what: &'static str, name: &str) -> Result<()> {
     name_rule(name).map_err(|reason| StoreError::InvalidName {
         path: path.to_path_buf(),
         what,
         name: name.to_string(),
+        reason,
+    })
+}
+
+fn check_host_key(path: &Path, key: &str) -> Result<()> {
+    host_key_rule(key).map_err(|reason| StoreError::InvalidName {
+        path: path.to_path_buf(),
+        what: "host key",
+        name: key.to_string(),
         reason,
     })
 }
@@ -312,6 +351,98 @@ impl Store {
         txn.commit().map_err(|e| s.engine(e))?;
         drop(live);
         Ok(existed)
+    }
+
+    /// The value of host row `key`, if there is one.
+    ///
+    /// The host table holds what belongs to the host rather than to a vat:
+    /// its identity key, the Swiss numbers of the objects it serves, and
+    /// the like. It is part of whole-store exports (not of instance
+    /// exports) and of savepoints.
+    ///
+    /// # Errors
+    /// [`StoreError::InvalidName`] for a key breaking the rules (1 to 128
+    /// bytes of `[A-Za-z0-9._:/-]`); the store cannot be read.
+    pub fn host_get(&self, key: &str) -> Result<Option<Vec<u8>>> {
+        let s = &self.shared;
+        check_host_key(&s.path, key)?;
+        let txn = s.db.begin_read().map_err(|e| s.engine(e))?;
+        let table = match txn.open_table(HOST) {
+            Ok(t) => t,
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
+            Err(e) => return Err(s.engine(e)),
+        };
+        let found = table.get(key).map_err(|e| s.engine(e))?;
+        Ok(found.map(|v| v.value().to_vec()))
+    }
+
+    /// Sets host row `key` to `value` (or deletes it, for `None`), in one
+    /// durable transaction: when this returns `Ok` the change is on disk.
+    ///
+    /// # Errors
+    /// [`StoreError::InvalidName`] for a bad key; [`StoreError::TooLarge`]
+    /// for a value over [`MAX_HOST_VALUE`]; the write failed.
+    pub fn host_put(&self, key: &str, value: Option<&[u8]>) -> Result<()> {
+        self.host_put_all(&[(key, value)])
+    }
+
+    /// Sets (or, for `None`, deletes) several host rows in one durable
+    /// transaction: all of them are on disk when this returns `Ok`, none if
+    /// it fails.
+    ///
+    /// # Errors
+    /// As [`Store::host_put`]; nothing is written if any row is refused.
+    pub fn host_put_all(&self, rows: &[(&str, Option<&[u8]>)]) -> Result<()> {
+        let s = &self.shared;
+        for (key, value) in rows {
+            check_host_key(&s.path, key)?;
+            if let Some(v) = value
+                && v.len() > MAX_HOST_VALUE
+            {
+                return Err(StoreError::TooLarge {
+                    path: s.path.clone(),
+                    what: format!("host row {key:?}"),
+                    len: v.len() as u64,
+                    limit: MAX_HOST_VALUE as u64,
+                });
+            }
+        }
+        let txn = s.db.begin_write().map_err(|e| s.engine(e))?;
+        {
+            let mut table = txn.open_table(HOST).map_err(|e| s.engine(e))?;
+            for (key, value) in rows {
+                match value {
+                    Some(v) => table.insert(*key, *v).map(|_| ()),
+                    None => table.remove(*key).map(|_| ()),
+                }
+                .map_err(|e| s.engine(e))?;
+            }
+        }
+        txn.commit().map_err(|e| s.engine(e))
+    }
+
+    /// The keys of the host table that begin with `prefix`, in order.
+    ///
+    /// # Errors
+    /// The store cannot be read.
+    pub fn host_keys(&self, prefix: &str) -> Result<Vec<String>> {
+        let s = &self.shared;
+        let txn = s.db.begin_read().map_err(|e| s.engine(e))?;
+        let table = match txn.open_table(HOST) {
+            Ok(t) => t,
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
+            Err(e) => return Err(s.engine(e)),
+        };
+        let mut keys = Vec::new();
+        for row in table.range(prefix..).map_err(|e| s.engine(e))? {
+            let (k, _) = row.map_err(|e| s.engine(e))?;
+            let k = k.value();
+            if !k.starts_with(prefix) {
+                break;
+            }
+            keys.push(k.to_string());
+        }
+        Ok(keys)
     }
 
     /// Takes a named, persistent savepoint of the whole store (every
@@ -674,6 +805,18 @@ mod tests {
                 Some(Table::Vat("x".into(), part))
             );
         }
+    }
+
+    #[test]
+    fn host_keys_rules() {
+        assert_eq!(Table::parse("host"), Some(Table::Host));
+        assert!(host_key_rule("identity").is_ok());
+        assert!(host_key_rule("swiss/mint:1.a_b-c").is_ok());
+        assert!(host_key_rule(&"k".repeat(MAX_HOST_KEY_LEN)).is_ok());
+        assert!(host_key_rule(&"k".repeat(MAX_HOST_KEY_LEN + 1)).is_err());
+        assert!(host_key_rule("").is_err());
+        assert!(host_key_rule("a b").is_err());
+        assert!(host_key_rule("a\nb").is_err());
     }
 
     #[test]

@@ -3,6 +3,7 @@
 
 mod crash;
 mod export;
+mod host;
 mod props;
 mod refuse;
 mod roundtrip;
