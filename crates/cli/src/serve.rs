@@ -18,38 +18,44 @@
 //!   (roots named `sturdy:HEX`). A restart (clean, or after `kill -9`)
 //!   resumes the same currency: the mint is made once, on the first start.
 //!   Every answer leaves only once the turn that made it is durable.
-//!   The wallet role is not persistent yet (see the README).
+//!   The wallet and payee are persistent too (`pola_apps::wallet`): they
+//!   hold their purses at the mint as sturdyref URIs, made again on first
+//!   use after a restart of either side.
 //!
 //! Roles (objects served):
 //! - `--mint`: a new currency. Serves `mint` (`make_purse(amount)`: the
 //!   authority to print money, meant for the operator only; keep its URI
 //!   private) and `issuer` (`make_purse(0)` only: anyone may get an *empty*
 //!   purse of this currency, which is harmless, and fill it by deposits).
-//! - `--wallet-from URI --initial N`: asks the mint or issuer at `URI` for a
-//!   purse holding `N` and serves two facets over it. `wallet` is the
-//!   owner's (spends; keep it private): `balance()`, `pay(payee_uri,
-//!   amount)` (sprouts a payment purse at the mint, moves `amount` into it
-//!   and sends it to the payee's `receive`), `deposit_received()` (deposits
-//!   every kept payment into the purse; answers the new balance). `payee`
-//!   is the one to give payers: `receive(payment, amount)` only keeps the
-//!   payment for the owner; it can neither spend nor read the balance.
+//! - `--wallet-from URI --initial N`: on the first start, asks the mint or
+//!   issuer at `URI` for a purse holding `N` and an empty one for incoming
+//!   payments, and serves two facets over them (later starts resume it;
+//!   it is never credited again). `wallet` is the owner's (spends; keep it
+//!   private): `balance()`, `pay(payee_uri, amount)` (sprouts a payment
+//!   purse at the mint, moves `amount` into it and sends it to the payee's
+//!   `receive`), `deposit_received()` (moves what was received into the
+//!   main purse; answers the new balance). `payee` is the one to give
+//!   payers: `receive(payment, amount)` deposits the payment into the
+//!   incoming purse at once (so a fake or short payment is refused); it
+//!   can neither spend nor read the balance.
 
 use std::collections::BTreeMap;
 use std::fs;
 use std::io::{Read as _, Write as _};
 use std::os::unix::fs::{DirBuilderExt as _, MetadataExt as _, OpenOptionsExt as _};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use anyhow::{Context as _, Result, anyhow, bail};
-use pola_apps::mint::{SturdyMaker, kinds as mint_kinds, new_issuer, new_mint, parse_amount};
+use pola_apps::mint::{SturdyMaker, kinds as mint_kinds, new_issuer, new_mint};
+use pola_apps::wallet::{Enliven, kinds as wallet_kinds, new_wallet};
 use pola_captp::locator::{SturdyRef, Swiss};
 use pola_netlayer::{Identity, NoiseNetlayer};
 use pola_peer::swiss::SwissNumber;
 use pola_peer::{Peer, PeerConfig, PeerHandle};
 use pola_vat::persist::Kinds;
-use pola_vat::{Ref, Val, Vat, error, from_fn};
+use pola_vat::{Ref, Val, Vat, error};
 
 /// How long start-up waits for a wallet's purse.
 const START_TIMEOUT: Duration = Duration::from_secs(30);
@@ -105,6 +111,22 @@ pub fn serve(opts: &ServeOptions) -> Result<()> {
         let sturdy = sturdy_maker(peer_cell.clone());
         let mut kinds = Kinds::new();
         mint_kinds(&mut kinds, Some(sturdy.clone()));
+        let for_pay = peer_cell.clone();
+        wallet_kinds(
+            &mut kinds,
+            Arc::new(move |uri| {
+                let peer = for_pay.get().ok_or_else(|| error("not serving yet"))?;
+                let sturdy = SturdyRef::from_uri(uri).map_err(|_| error("bad payee URI"))?;
+                Ok(peer.enliven(sturdy))
+            }),
+        );
+        // Far references kept by persistent objects (the wallet's purses)
+        // are stored as sturdyref URIs and made again on first use.
+        let for_revival = peer_cell.clone();
+        kinds.set_enlivener(move |recipe| match for_revival.get() {
+            Some(peer) => peer.enliven_recipe(recipe),
+            None => Ref::broken(error("not serving yet")),
+        });
         let backend = store.vat("serve").map_err(|e| anyhow!("{e}"))?;
         let vat = Vat::open("serve", backend, kinds)
             .map_err(|e| anyhow!("{}: {e}", opts.state.join("state.redb").display()))?;
@@ -143,24 +165,17 @@ pub fn serve(opts: &ServeOptions) -> Result<()> {
             served.push(("issuer", root("issuer")?));
         }
         if let Some(uri) = &opts.wallet_from {
-            let sturdy =
-                SturdyRef::from_uri(uri).map_err(|e| anyhow!("bad --wallet-from URI: {e}"))?;
-            let source = handle.enliven(sturdy);
-            let purse = vat.send(&source, "make_purse", vec![Val::int(opts.initial)]);
-            let waiter = vat.clone();
-            let purse = tokio::task::spawn_blocking(move || waiter.block_on(&purse, START_TIMEOUT))
-                .await?
-                .map_err(|e| anyhow!("getting the wallet's purse: {e}"))?;
-            let purse = purse
-                .as_ref()
-                .cloned()
-                .ok_or_else(|| anyhow!("the mint answered no purse"))?;
-            let kept = Kept::default();
-            served.push((
-                "wallet",
-                vat.spawn(wallet(handle.clone(), purse, kept.clone())),
-            ));
-            served.push(("payee", vat.spawn(payee(kept))));
+            // The wallet is made once, on the first start: a restart with
+            // the same flags resumes it and is not credited again.
+            if vat.root("wallet").is_none() {
+                make_wallet(&vat, &handle, uri, opts.initial).await?;
+            }
+            let root = |name: &str| {
+                vat.root(name)
+                    .ok_or_else(|| anyhow!("the store has no {name}"))
+            };
+            served.push(("wallet", root("wallet")?));
+            served.push(("payee", root("payee")?));
         }
         let mut out = std::io::stdout().lock();
         for (name, object) in served {
@@ -217,81 +232,51 @@ fn from_hex(hex: &str) -> Option<Vec<u8>> {
         .collect()
 }
 
-/// Payments received and not yet deposited.
-type Kept = Arc<Mutex<Vec<(Val, Val)>>>;
-
-/// The public facet of a wallet: `receive(payment, amount)` keeps the
-/// payment for the owner. It can neither spend nor read the balance.
-fn payee(kept: Kept) -> impl pola_vat::Object {
-    from_fn(move |_cx, method, args| match method {
-        "receive" => {
-            let payment = args.first().cloned().ok_or_else(|| error("no payment"))?;
-            let amount = args.get(1).cloned().ok_or_else(|| error("no amount"))?;
-            parse_amount(Some(&amount))?;
-            kept.lock()
-                .map_err(|_| error("wallet poisoned"))?
-                .push((payment, amount.clone()));
-            Ok(amount)
-        }
-        _ => Err(error("no such method")),
-    })
-}
-
-/// The owner's facet of a wallet over `purse` (a purse at some mint); see
-/// the module docs.
-fn wallet(peer: PeerHandle, purse: Ref, kept: Kept) -> impl pola_vat::Object {
-    from_fn(move |cx, method, args| match method {
-        "balance" => Ok(Val::Ref(cx.send(&purse, "balance", Vec::new()))),
-        "pay" => {
-            let uri = args
-                .first()
-                .and_then(Val::as_str)
-                .ok_or_else(|| error("pay needs the payee's sturdyref URI"))?;
-            let sturdy = SturdyRef::from_uri(uri).map_err(|_| error("bad payee URI"))?;
-            let amount = parse_amount(args.get(1))?;
-            let (payee, resolver) = cx.promise();
-            peer.enliven_into(sturdy, resolver);
-            let sprouted = cx.send(&purse, "sprout", Vec::new());
-            let purse = purse.clone();
-            Ok(Val::Ref(cx.when(&sprouted, move |cx, o| {
-                let payment = o?
-                    .as_ref()
-                    .cloned()
-                    .ok_or_else(|| error("sprout gave no purse"))?;
-                let deposited = cx.send(
-                    &payment,
-                    "deposit",
-                    vec![Val::int(amount), Val::Ref(purse.clone())],
-                );
-                Ok(Val::Ref(cx.when(&deposited, move |cx, o| {
-                    o?;
-                    Ok(Val::Ref(cx.send(
-                        &payee,
-                        "receive",
-                        vec![Val::Ref(payment), Val::int(amount)],
-                    )))
-                })))
-            })))
-        }
-        "deposit_received" => {
-            let payments = std::mem::take(&mut *kept.lock().map_err(|_| error("wallet poisoned"))?);
-            let mut last = None;
-            for (payment, amount) in payments {
-                last = Some(cx.send(&purse, "deposit", vec![amount, payment]));
-            }
-            let purse = purse.clone();
-            match last {
-                // Deposits to one purse are delivered in order: once the
-                // last settles, the balance includes them all.
-                Some(last) => Ok(Val::Ref(cx.when(&last, move |cx, o| {
-                    o?;
-                    Ok(Val::Ref(cx.send(&purse, "balance", Vec::new())))
-                }))),
-                None => Ok(Val::Ref(cx.send(&purse, "balance", Vec::new()))),
-            }
-        }
-        _ => Err(error("no such method")),
-    })
+/// Makes the wallet (roots `wallet` and `payee`): asks the mint or issuer
+/// at `uri` for a purse holding `initial` and an empty one for incoming
+/// payments, and keeps both as sturdy far references (so the wallet
+/// survives restarts of either side).
+async fn make_wallet(vat: &Vat, peer: &PeerHandle, uri: &str, initial: u64) -> Result<()> {
+    let source = SturdyRef::from_uri(uri).map_err(|e| anyhow!("bad --wallet-from URI: {e}"))?;
+    let source = peer.enliven(source);
+    let purse = vat.send(&source, "make_purse", vec![Val::int(initial)]);
+    let incoming = vat.send(&purse, "sprout", Vec::new());
+    let uris = [
+        vat.send(&purse, "sturdyref", Vec::new()),
+        vat.send(&incoming, "sturdyref", Vec::new()),
+    ];
+    let mut far = Vec::new();
+    for answer in uris {
+        let waiter = vat.clone();
+        let got = tokio::task::spawn_blocking(move || waiter.block_on(&answer, START_TIMEOUT))
+            .await?
+            .map_err(|e| anyhow!("getting the wallet's purses: {e}"))?;
+        let uri = got
+            .as_str()
+            .ok_or_else(|| anyhow!("the mint's purses give no sturdyref"))?;
+        let sturdy =
+            SturdyRef::from_uri(uri).map_err(|e| anyhow!("the mint gave a bad sturdyref: {e}"))?;
+        far.push(peer.sturdy(sturdy));
+    }
+    let (Some(incoming), Some(purse)) = (far.pop(), far.pop()) else {
+        bail!("the mint gave no purses");
+    };
+    let for_pay = peer.clone();
+    let enliven: Enliven = Arc::new(move |uri| {
+        let sturdy = SturdyRef::from_uri(uri).map_err(|_| error("bad payee URI"))?;
+        Ok(for_pay.enliven(sturdy))
+    });
+    let made = vat.run(move |cx| {
+        let (wallet, payee) = new_wallet(cx, purse, incoming, enliven);
+        cx.set_root("wallet", Some(&wallet))?;
+        cx.set_root("payee", Some(&payee))?;
+        Ok(Val::null())
+    });
+    let waiter = vat.clone();
+    tokio::task::spawn_blocking(move || waiter.block_on(&made, START_TIMEOUT))
+        .await?
+        .map_err(|e| anyhow!("making the wallet: {e}"))?;
+    Ok(())
 }
 
 /// Creates the state folder (mode 0700) if it does not exist.

@@ -45,7 +45,9 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::conn::{self, ConnHandle, ConnId, NetEvent};
 use crate::message::{args_from_message, message_from_args};
-use crate::remote::{Cmd, CmdTx, ImportRemote, LocalCmds, LocalQueue, OutTarget, QuestionRemote};
+use crate::remote::{
+    Cmd, CmdTx, ImportRemote, LocalCmds, LocalQueue, OutTarget, QuestionRemote, SturdyRemote,
+};
 use crate::swiss::{SturdyTable, SwissNumber};
 use crate::test_peer::Enliven;
 
@@ -283,6 +285,29 @@ impl PeerHandle {
         let answer = QuestionRemote::pending(self.tx.clone());
         self.post_enliven(sturdy, answer.clone());
         Ref::remote(answer)
+    }
+
+    /// A far reference to the object `sturdy` names that fetches it on
+    /// first use and again after its session ends (a restart of either
+    /// side), so it can be kept for good: a persistent object may hold it
+    /// (it is stored as the sturdyref's URI and made again by
+    /// [`PeerHandle::enliven_recipe`]). Making it does not connect.
+    pub fn sturdy(&self, sturdy: SturdyRef) -> Ref {
+        Ref::remote(SturdyRemote::new(self.tx.clone(), sturdy))
+    }
+
+    /// Makes a stored far reference again from its recipe (a sturdyref
+    /// URI, see [`PeerHandle::sturdy`]): the enlivener of a persistent vat
+    /// served by this peer (`pola_vat::persist::Kinds::set_enlivener`).
+    /// A recipe that is not a sturdyref URI gives a broken reference
+    /// saying so.
+    pub fn enliven_recipe(&self, recipe: &Val) -> Ref {
+        match recipe.as_str().map(SturdyRef::from_uri) {
+            Some(Ok(sturdy)) => self.sturdy(sturdy),
+            _ => Ref::broken(error(
+                "cannot revive a far reference: its recipe is not a sturdyref",
+            )),
+        }
     }
 
     /// Like [`PeerHandle::enliven`], settling `resolver` with the far
@@ -829,6 +854,22 @@ impl Core {
                 answer,
             } => self.deliver_out(target, message, answer),
             Cmd::Listen { import, resolver } => self.listen_out(import, resolver),
+            Cmd::SturdyDeliver {
+                remote,
+                message,
+                answer,
+            } => {
+                let fetched = match remote.current(|c| self.is_live(c)) {
+                    Some(q) => q,
+                    None => {
+                        let q = QuestionRemote::pending(remote.tx.clone());
+                        remote.set_current(q.clone());
+                        self.enliven(remote.sturdy.clone(), q.clone());
+                        q
+                    }
+                };
+                self.deliver_out(OutTarget::Question(fetched), message, answer);
+            }
             Cmd::DrainParked(q) => self.flush_parked(&q),
             Cmd::DropImport {
                 conn,
@@ -867,22 +908,7 @@ impl Core {
                 ApiCmd::Revoke { swiss } => {
                     self.sturdy.revoke(&swiss);
                 }
-                ApiCmd::Enliven { sturdy, answer } => {
-                    if sturdy.peer.same_peer(&self.location) {
-                        match self.sturdy.lookup(sturdy.swiss.bytes()) {
-                            Some(r) => answer.settle(Ok(Value::Ref(r))),
-                            None => answer.settle(Err(error("no such object"))),
-                        }
-                    } else {
-                        self.with_peer(
-                            &sturdy.peer,
-                            Pending::Fetch {
-                                swiss: sturdy.swiss,
-                                answer,
-                            },
-                        );
-                    }
-                }
+                ApiCmd::Enliven { sturdy, answer } => self.enliven(sturdy, answer),
                 ApiCmd::Stats { reply } => {
                     let _ = reply.send(self.stats());
                 }
@@ -890,6 +916,24 @@ impl Core {
             },
         }
         None
+    }
+
+    /// Fetches the object `sturdy` names into `answer`.
+    fn enliven(&mut self, sturdy: SturdyRef, answer: Arc<QuestionRemote>) {
+        if sturdy.peer.same_peer(&self.location) {
+            match self.sturdy.lookup(sturdy.swiss.bytes()) {
+                Some(r) => answer.settle(Ok(Value::Ref(r))),
+                None => answer.settle(Err(error("no such object"))),
+            }
+        } else {
+            self.with_peer(
+                &sturdy.peer,
+                Pending::Fetch {
+                    swiss: sturdy.swiss,
+                    answer,
+                },
+            );
+        }
     }
 
     fn stats(&self) -> PeerStats {
@@ -1114,15 +1158,16 @@ impl Core {
                     return gift;
                 }
             } else if let Some(q) = any.downcast_ref::<QuestionRemote>() {
-                let settled = q.lock().outcome.clone();
-                match settled {
-                    None if q.conn() == Some(conn)
-                        && let Some(p) = q.position() =>
-                    {
-                        return CapRef::Question(p);
-                    }
-                    Some(Ok(Value::Ref(inner))) => return self.ref_out(conn, inner),
-                    _ => {}
+                if let Some(c) = self.question_out(conn, q) {
+                    return c;
+                }
+            } else if let Some(sturdy) = any.downcast_ref::<SturdyRemote>() {
+                // What it was fetched as, if that is still live; otherwise
+                // (never used yet) it is passed as our own object, a proxy.
+                if let Some(q) = sturdy.current(|c| self.is_live(c))
+                    && let Some(c) = self.question_out(conn, &q)
+                {
+                    return c;
                 }
             }
         }
@@ -1139,6 +1184,18 @@ impl Core {
             CapRef::LocalPromise(id)
         } else {
             CapRef::Local(id)
+        }
+    }
+
+    /// How the answer `q` is passed on session `conn`: as the question
+    /// position while unanswered (if asked on `conn`), as what it settled
+    /// to once answered.
+    fn question_out(&mut self, conn: ConnId, q: &QuestionRemote) -> Option<CapRef> {
+        let settled = q.lock().outcome.clone();
+        match settled {
+            None if q.conn() == Some(conn) => q.position().map(CapRef::Question),
+            Some(Ok(Value::Ref(inner))) => Some(self.ref_out(conn, inner)),
+            _ => None,
         }
     }
 

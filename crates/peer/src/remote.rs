@@ -58,6 +58,14 @@ pub(crate) enum Cmd {
         token: u64,
         outcome: Outcome,
     },
+    /// Deliver a message through a sturdy reference: to the object its
+    /// sturdyref names, fetched again first if it never was or its session
+    /// has ended.
+    SturdyDeliver {
+        remote: Arc<SturdyRemote>,
+        message: Message,
+        answer: Option<Arc<QuestionRemote>>,
+    },
     /// Anything else the public API asks for.
     Api(crate::peer::ApiCmd),
 }
@@ -340,6 +348,81 @@ impl Remote for QuestionRemote {
         if let Some(o) = settled {
             notify(resolver, &o);
         }
+    }
+}
+
+/// A far reference made from a sturdyref ([`crate::PeerHandle::sturdy`]):
+/// it fetches the object on first use, and again whenever the session it
+/// was fetched on has ended or the fetch failed, so it outlives
+/// connections and restarts of either side. Its recipe (what a persistent
+/// vat stores for it) is the sturdyref's URI.
+///
+/// A message sent while a session is lost breaks (its answer says so); the
+/// next one fetches again. It is a settled far object for the vat (not a
+/// promise): waiting on it gives the reference itself.
+pub struct SturdyRemote {
+    pub(crate) tx: CmdTx,
+    pub(crate) sturdy: pola_captp::locator::SturdyRef,
+    /// The last fetch of the object (an answer that settles to it).
+    pub(crate) current: Mutex<Option<Arc<QuestionRemote>>>,
+    pub(crate) me: Weak<SturdyRemote>,
+}
+
+impl SturdyRemote {
+    pub(crate) fn new(tx: CmdTx, sturdy: pola_captp::locator::SturdyRef) -> Arc<Self> {
+        Arc::new_cyclic(|me| SturdyRemote {
+            tx,
+            sturdy,
+            current: Mutex::new(None),
+            me: me.clone(),
+        })
+    }
+
+    /// The current fetch, unless it failed or its session is gone
+    /// (`live` says whether a session is).
+    pub(crate) fn current(&self, live: impl Fn(ConnId) -> bool) -> Option<Arc<QuestionRemote>> {
+        let current = self
+            .current
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let q = current.as_ref()?;
+        let failed = matches!(q.lock().outcome, Some(Err(_)));
+        let gone = q.conn().is_some_and(|c| !live(c));
+        (!failed && !gone).then(|| q.clone())
+    }
+
+    /// Records a new fetch.
+    pub(crate) fn set_current(&self, q: Arc<QuestionRemote>) {
+        *self
+            .current
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(q);
+    }
+}
+
+impl Remote for SturdyRemote {
+    fn deliver(&self, message: Message, resolver: Option<Resolver>) {
+        let Some(me) = self.me.upgrade() else {
+            return;
+        };
+        let answer = resolver
+            .as_ref()
+            .map(|_| QuestionRemote::pending(self.tx.clone()));
+        let sent = self.tx.send(Cmd::SturdyDeliver {
+            remote: me,
+            message,
+            answer: answer.clone(),
+        });
+        if let (Some(r), Some(a)) = (resolver, answer) {
+            if sent.is_err() {
+                a.settle(Err(pola_vat::error("peer stopped")));
+            }
+            r.resolve_now(pola_vat::Val::Ref(pola_vat::Ref::remote(a)));
+        }
+    }
+
+    fn recipe(&self) -> Option<pola_vat::Val> {
+        Some(pola_vat::Val::str(self.sturdy.to_uri()))
     }
 }
 

@@ -13,10 +13,12 @@
 //!
 //! Invariants (upheld by this module and the vat):
 //! - What a persistent object holds can be stored: a portrait may hold
-//!   references to persistent objects of its own vat and broken
-//!   references, nothing else. A turn that would store anything else (an
-//!   ephemeral object, a promise, an object of another vat, a far
-//!   reference) fails with an error saying so; nothing is silently lost.
+//!   references to persistent objects of its own vat, far references that
+//!   know how to be made again ([`crate::Remote::recipe`], e.g. one made
+//!   from a sturdyref) and broken references, nothing else. A turn that
+//!   would store anything else (an ephemeral object, a promise, an object
+//!   of another vat, a far reference without a recipe) fails with an
+//!   error saying so; nothing is silently lost.
 //! - A persistent object never becomes ephemeral (that turn fails too).
 //! - Only registered kinds are written, so whatever is written can be
 //!   revived by the same build.
@@ -29,10 +31,12 @@
 //!
 //! A record is the canonical Syrup of `<pola:object 'KIND VERSION STATE>`,
 //! at most [`MAX_RECORD_BYTES`]. In `STATE` a reference to object `N` of
-//! the vat is `<pola:ref N>` and a broken reference `<pola:broken REASON>`;
-//! a data record that happens to use one of those labels (or
-//! `pola:literal`) is written as `<pola:literal LABEL FIELD…>`, so data can
-//! never be read back as a reference.
+//! the vat is `<pola:ref N>`, a far reference `<pola:far RECIPE>` (revived
+//! by the enlivener given to [`Kinds::set_enlivener`], lazily: making the
+//! reference does not connect) and a broken reference
+//! `<pola:broken REASON>`; a data record that happens to use one of those
+//! labels (or `pola:literal`) is written as `<pola:literal LABEL FIELD…>`,
+//! so data can never be read back as a reference.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -56,6 +60,7 @@ const MAX_DEPTH: usize = 60;
 const OBJECT: &str = "pola:object";
 const REF: &str = "pola:ref";
 const BROKEN: &str = "pola:broken";
+const FAR: &str = "pola:far";
 const LITERAL: &str = "pola:literal";
 
 /// What a persistent object looks like: its kind, the kind's version that
@@ -122,7 +127,12 @@ struct KindEntry {
 #[derive(Clone, Default)]
 pub struct Kinds {
     kinds: HashMap<String, Arc<KindEntry>>,
+    enlivener: Option<Arc<Enlivener>>,
 }
+
+/// Makes a far reference again from its stored recipe (see
+/// [`Kinds::set_enlivener`]).
+type Enlivener = dyn Fn(&Val) -> Ref + Send + Sync;
 
 impl std::fmt::Debug for Kinds {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -150,6 +160,31 @@ impl Kinds {
         self.kinds
             .insert(name.to_owned(), Arc::new(KindEntry { version, make }));
         self
+    }
+
+    /// Sets how far references are made again after a restart: `enliven`
+    /// gets the recipe a far reference gave when it was stored
+    /// ([`crate::Remote::recipe`]) and returns the reference. It is called
+    /// when the object holding it is revived, so it must not block or
+    /// connect: return a reference that connects on first use (the OCapN
+    /// peer's sturdy references do). Without an enlivener, stored far
+    /// references revive broken.
+    pub fn set_enlivener(
+        &mut self,
+        enliven: impl Fn(&Val) -> Ref + Send + Sync + 'static,
+    ) -> &mut Self {
+        self.enlivener = Some(Arc::new(enliven));
+        self
+    }
+
+    /// Makes the far reference stored as `recipe`.
+    pub(crate) fn enliven(&self, recipe: &Val) -> Ref {
+        match &self.enlivener {
+            Some(f) => f(recipe),
+            None => Ref::broken(error(
+                "cannot revive a far reference: this vat has no enlivener",
+            )),
+        }
     }
 
     /// Whether kind `name` is registered.
@@ -189,6 +224,8 @@ impl Kinds {
 pub(crate) enum StoredRef {
     /// An object of the same vat.
     Local(u64),
+    /// A far reference, made again from this recipe.
+    Far(Value<NoRef>),
     /// A broken reference with this reason.
     Broken(Value<NoRef>),
 }
@@ -264,6 +301,7 @@ fn escape(
     Ok(match v {
         Value::Ref(r) => match store_ref(r)? {
             StoredRef::Local(id) => Value::record(REF, vec![Value::int(id)]),
+            StoredRef::Far(recipe) => Value::record(FAR, vec![recipe]),
             StoredRef::Broken(reason) => Value::record(BROKEN, vec![reason]),
         },
         Value::List(l) => Value::List(
@@ -290,7 +328,8 @@ fn escape(
                 .iter()
                 .map(|x| escape(x, store_ref, d))
                 .collect::<Result<Vec<_>, _>>()?;
-            if matches!(&label, Value::Symbol(s) if s == REF || s == BROKEN || s == LITERAL) {
+            if matches!(&label, Value::Symbol(s) if s == REF || s == BROKEN || s == FAR || s == LITERAL)
+            {
                 fields.insert(0, label);
                 Value::record(LITERAL, fields)
             } else {
@@ -348,11 +387,15 @@ pub(crate) fn decode_record(bytes: &[u8]) -> Result<Decoded, Val> {
 }
 
 /// Rebuilds a stored state with live references (`local(id)` makes the ref
-/// to object `id` of the vat).
+/// to object `id` of the vat, `far(recipe)` a far reference).
 ///
 /// # Errors
 /// A malformed stored reference.
-pub(crate) fn unescape(v: Value<NoRef>, local: &mut impl FnMut(u64) -> Ref) -> Result<Val, Val> {
+pub(crate) fn unescape(
+    v: Value<NoRef>,
+    local: &mut impl FnMut(u64) -> Ref,
+    far: &mut impl FnMut(&Val) -> Ref,
+) -> Result<Val, Val> {
     let bad = || error("cannot revive object: malformed stored reference");
     Ok(match v {
         Value::Record(r) => {
@@ -369,6 +412,12 @@ pub(crate) fn unescape(v: Value<NoRef>, local: &mut impl FnMut(u64) -> Ref) -> R
                         .ok_or_else(bad)?;
                     Value::Ref(local(id))
                 }
+                Value::Symbol(s) if s == FAR => {
+                    let [recipe] = fields.as_slice() else {
+                        return Err(bad());
+                    };
+                    Value::Ref(far(&recipe.clone().with_refs()))
+                }
                 Value::Symbol(s) if s == BROKEN => {
                     let [reason] = fields.as_slice() else {
                         return Err(bad());
@@ -379,36 +428,36 @@ pub(crate) fn unescape(v: Value<NoRef>, local: &mut impl FnMut(u64) -> Ref) -> R
                     let mut fields = fields.into_iter();
                     let label = fields.next().ok_or_else(bad)?;
                     Value::Record(Box::new(Record {
-                        label: unescape(label, local)?,
+                        label: unescape(label, local, far)?,
                         fields: fields
-                            .map(|f| unescape(f, local))
+                            .map(|f| unescape(f, local, far))
                             .collect::<Result<_, _>>()?,
                     }))
                 }
                 _ => Value::Record(Box::new(Record {
-                    label: unescape(label, local)?,
+                    label: unescape(label, local, far)?,
                     fields: fields
                         .into_iter()
-                        .map(|f| unescape(f, local))
+                        .map(|f| unescape(f, local, far))
                         .collect::<Result<_, _>>()?,
                 })),
             }
         }
         Value::List(l) => Value::List(
             l.into_iter()
-                .map(|x| unescape(x, local))
+                .map(|x| unescape(x, local, far))
                 .collect::<Result<_, _>>()?,
         ),
         Value::Dict(m) => {
             let mut out = std::collections::BTreeMap::new();
             for (k, x) in m {
-                out.insert(unescape(k, local)?, unescape(x, local)?);
+                out.insert(unescape(k, local, far)?, unescape(x, local, far)?);
             }
             Value::Dict(out)
         }
         Value::Set(s) => Value::Set(
             s.into_iter()
-                .map(|x| unescape(x, local))
+                .map(|x| unescape(x, local, far))
                 .collect::<Result<_, _>>()?,
         ),
         leaf => leaf.with_refs(),
@@ -423,6 +472,7 @@ mod tests {
     fn data_that_looks_like_a_reference_stays_data() {
         let tricky: Val = Value::List(vec![
             Value::record(REF, vec![Value::int(7i64)]),
+            Value::record(FAR, vec![Value::str("ocapn://x/s/y")]),
             Value::record(LITERAL, vec![Value::record(BROKEN, vec![])]),
             Value::Ref(Ref::broken(error("gone"))),
         ]);
@@ -437,7 +487,12 @@ mod tests {
         })
         .unwrap_or_default();
         let d = decode_record(&bytes).ok().map(|d| d.state);
-        let back = d.and_then(|s| unescape(s, &mut |_| Ref::broken(error("forged"))).ok());
+        let back = d.and_then(|s| {
+            unescape(s, &mut |_| Ref::broken(error("forged")), &mut |_| {
+                Ref::broken(error("forged"))
+            })
+            .ok()
+        });
         // Equal, and in particular no forged local reference appeared.
         assert_eq!(back.as_ref(), Some(&tricky));
     }

@@ -151,6 +151,15 @@ pub trait Remote: Any + Send + Sync {
     fn listen(&self, resolver: Resolver) {
         resolver.break_now(error("not a promise"));
     }
+
+    /// How to make this reference again after a restart, if it can be:
+    /// plain data (no references) that the enlivener of a persistent vat
+    /// ([`crate::persist::Kinds::set_enlivener`]) turns back into a
+    /// reference, such as a sturdyref's URI. Only far references with a
+    /// recipe can be held by persistent objects; the default has none.
+    fn recipe(&self) -> Option<Val> {
+        None
+    }
 }
 
 static NEXT_REMOTE_KEY: AtomicU64 = AtomicU64::new(1);

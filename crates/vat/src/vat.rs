@@ -662,10 +662,12 @@ impl Persist {
             },
         };
         let record = decode_record(&bytes)?;
-        let state = unescape(record.state, &mut |id| {
-            Ref(RefInner::Object(shared.slot_for(id)))
-        })?;
         let kinds = &self.kinds;
+        let state = unescape(
+            record.state,
+            &mut |id| Ref(RefInner::Object(shared.slot_for(id))),
+            &mut |recipe| kinds.enliven(recipe),
+        )?;
         let made = catch_unwind(AssertUnwindSafe(|| {
             kinds.make(&record.kind, record.version, state)
         }))
@@ -1171,7 +1173,15 @@ impl VatCore {
                 RefInner::Promise(_) => Err(error(
                     "cannot persist a promise (hold what it resolves to instead)",
                 )),
-                RefInner::Remote(_) => Err(error("cannot persist a far reference")),
+                RefInner::Remote(far) => match far.target.recipe().map(|r| {
+                    r.try_map_refs(&mut |_| Err::<pola_syrup::Value<pola_syrup::NoRef>, ()>(()))
+                }) {
+                    Some(Ok(recipe)) => Ok(StoredRef::Far(recipe)),
+                    _ => Err(error(
+                        "cannot persist a far reference that cannot be made again \
+                         (hold a sturdyref to it instead)",
+                    )),
+                },
                 RefInner::Broken(e) => Ok(StoredRef::Broken(
                     (**e)
                         .clone()
@@ -1204,7 +1214,7 @@ impl VatCore {
             match target {
                 Some(r) => match store_ref(r)? {
                     StoredRef::Local(id) => roots.push((name.clone(), Some(id))),
-                    StoredRef::Broken(_) => {
+                    StoredRef::Broken(_) | StoredRef::Far(_) => {
                         return Err(error("a root must be a persistent object"));
                     }
                 },

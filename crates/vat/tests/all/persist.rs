@@ -532,3 +532,123 @@ fn a_stored_reference_to_an_unmade_object_never_names_a_later_one() {
     let refused = Vat::open("p", backend, kinds());
     assert!(matches!(refused, Err(pola_vat::OpenError::Store(_))));
 }
+
+/// A far object that answers its recipe to every message and counts
+/// deliveries (what an OCapN peer's sturdy reference looks like to a vat).
+struct Far {
+    recipe: Option<Val>,
+    delivered: Arc<Mutex<u32>>,
+}
+
+impl pola_vat::Remote for Far {
+    fn deliver(&self, _message: pola_vat::Message, resolver: Option<pola_vat::Resolver>) {
+        *self.delivered.lock().unwrap() += 1;
+        if let Some(r) = resolver {
+            r.settle_now(Ok(self.recipe.clone().unwrap_or(Val::null())));
+        }
+    }
+
+    fn recipe(&self) -> Option<Val> {
+        self.recipe.clone()
+    }
+}
+
+/// A cell that forwards `ask` to the object it holds.
+fn ask(vat: &Vat, cell: &Ref) -> Result<Val, WaitError> {
+    let cell = cell.clone();
+    let asked = vat.run(move |cx| {
+        let held = cx.call(&cell, "held", Vec::new())?;
+        let held = held
+            .as_ref()
+            .cloned()
+            .ok_or_else(|| error("holds nothing"))?;
+        Ok(Val::Ref(cx.send(&held, "ask", Vec::new())))
+    });
+    vat.block_on(&asked, T)
+}
+
+#[test]
+fn far_references_are_stored_as_recipes_and_made_again_lazily() {
+    struct Holder(Option<Ref>);
+    impl Object for Holder {
+        fn receive(&self, cx: &mut Turn<'_>, method: &str, args: Vec<Val>) -> Outcome {
+            match method {
+                "hold" => {
+                    cx.become_(Holder(args.first().and_then(Val::as_ref).cloned()))?;
+                    Ok(Val::null())
+                }
+                "held" => Ok(self.0.clone().map_or(Val::null(), Val::Ref)),
+                _ => Err(error("no such method")),
+            }
+        }
+        fn portrait(&self) -> Option<Portrait> {
+            Some(Portrait::new(
+                "holder",
+                1,
+                self.0.clone().map_or(Val::null(), Val::Ref),
+            ))
+        }
+    }
+    let made: Arc<Mutex<Vec<Val>>> = Arc::default();
+    let delivered = Arc::new(Mutex::new(0));
+    let kinds = |enlivener: bool| {
+        let mut k = Kinds::new();
+        k.add("holder", 1, |_, state| Ok(Holder(state.as_ref().cloned())));
+        if enlivener {
+            let (made, delivered) = (made.clone(), delivered.clone());
+            k.set_enlivener(move |recipe| {
+                made.lock().unwrap().push(recipe.clone());
+                Ref::remote(Arc::new(Far {
+                    recipe: Some(recipe.clone()),
+                    delivered: delivered.clone(),
+                }))
+            });
+        }
+        k
+    };
+    let backend = MemoryBackend::new();
+    let vat = Vat::open("p", backend.clone(), kinds(true)).unwrap();
+    let holder = vat.run(|cx| {
+        let h = cx.spawn(Holder(None));
+        cx.set_root("h", Some(&h))?;
+        Ok(Val::Ref(h))
+    });
+    let holder = vat.block_on(&holder, T).unwrap().as_ref().cloned().unwrap();
+    // A far reference that cannot be made again is refused, with a reason.
+    let unmakeable = Ref::remote(Arc::new(Far {
+        recipe: None,
+        delivered: delivered.clone(),
+    }));
+    let e = broken_text(call(&vat, &holder, "hold", vec![Val::Ref(unmakeable)]));
+    assert!(e.contains("far reference"), "{e}");
+    // One with a recipe is stored as it; a recipe holding a reference is
+    // not data, and refused too.
+    let with_ref = Ref::remote(Arc::new(Far {
+        recipe: Some(Val::Ref(holder.clone())),
+        delivered: delivered.clone(),
+    }));
+    assert!(call(&vat, &holder, "hold", vec![Val::Ref(with_ref)]).is_err());
+    let recipe = Val::str("ocapn://peer/s/abc");
+    let far = Ref::remote(Arc::new(Far {
+        recipe: Some(recipe.clone()),
+        delivered: delivered.clone(),
+    }));
+    call(&vat, &holder, "hold", vec![Val::Ref(far)]).unwrap();
+    vat.shutdown();
+
+    // After a restart the reference is made again only when its holder
+    // revives (not at open), and it works.
+    let vat = Vat::open("p", backend.clone(), kinds(true)).unwrap();
+    assert!(made.lock().unwrap().is_empty(), "made again before use");
+    let holder = vat.root("h").unwrap();
+    assert_eq!(ask(&vat, &holder).unwrap(), recipe);
+    assert_eq!(*made.lock().unwrap(), vec![recipe.clone()]);
+    vat.shutdown();
+
+    // A vat without an enlivener revives it broken, saying why.
+    let vat = Vat::open("p", backend, kinds(false)).unwrap();
+    let holder = vat.root("h").unwrap();
+    let e = broken_text(ask(&vat, &holder));
+    assert!(e.contains("enlivener"), "{e}");
+    vat.shutdown();
+}
