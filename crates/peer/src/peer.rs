@@ -167,6 +167,7 @@ pub(crate) enum ApiCmd {
     Register {
         swiss: Bytes,
         object: Ref,
+        expires: Option<std::time::SystemTime>,
     },
     Revoke {
         swiss: Bytes,
@@ -243,9 +244,22 @@ impl PeerHandle {
 
     /// Registers `object` under a chosen Swiss number (what `fetch` finds).
     pub fn register(&self, swiss: impl Into<Bytes>, object: Ref) {
+        self.register_until(swiss, object, None);
+    }
+
+    /// Registers `object` under a chosen Swiss number until `expires`
+    /// (never, if `None`); a fetch after that fails saying the sturdyref
+    /// has expired.
+    pub fn register_until(
+        &self,
+        swiss: impl Into<Bytes>,
+        object: Ref,
+        expires: Option<std::time::SystemTime>,
+    ) {
         let _ = self.tx.send(Cmd::Api(ApiCmd::Register {
             swiss: swiss.into(),
             object,
+            expires,
         }));
     }
 
@@ -902,8 +916,13 @@ impl Core {
                 }
             }
             Cmd::Api(api) => match api {
-                ApiCmd::Register { swiss, object } => {
-                    self.sturdy.register(SwissNumber::from_bytes(swiss), object);
+                ApiCmd::Register {
+                    swiss,
+                    object,
+                    expires,
+                } => {
+                    self.sturdy
+                        .register_until(SwissNumber::from_bytes(swiss), object, expires);
                 }
                 ApiCmd::Revoke { swiss } => {
                     self.sturdy.revoke(&swiss);
@@ -922,8 +941,8 @@ impl Core {
     fn enliven(&mut self, sturdy: SturdyRef, answer: Arc<QuestionRemote>) {
         if sturdy.peer.same_peer(&self.location) {
             match self.sturdy.lookup(sturdy.swiss.bytes()) {
-                Some(r) => answer.settle(Ok(Value::Ref(r))),
-                None => answer.settle(Err(error("no such object"))),
+                Ok(r) => answer.settle(Ok(Value::Ref(r))),
+                Err(e) => answer.settle(Err(error(e.to_string()))),
             }
         } else {
             self.with_peer(
@@ -1623,22 +1642,20 @@ impl Core {
                 self.await_local(id, &p, Waiting::Reply(reply));
             }
             Event::Fetch { swiss, reply } => {
-                let found = self.sturdy.lookup(swiss.bytes());
+                let found = self
+                    .sturdy
+                    .lookup(swiss.bytes())
+                    .map_err(|e| error(e.to_string()));
                 let Some(reply) = reply else {
                     return;
                 };
                 if let Some(a) = reply.answer_position()
                     && let Some(s) = self.sessions.get_mut(&id)
                 {
-                    let r = found
-                        .clone()
-                        .unwrap_or_else(|| Ref::broken(error("no such object")));
+                    let r = found.clone().unwrap_or_else(Ref::broken);
                     s.answers.insert(a, r);
                 }
-                let outcome = match found {
-                    Some(r) => Ok(Value::Ref(r)),
-                    None => Err(error("no such object")),
-                };
+                let outcome = found.map(Value::Ref);
                 self.resolve_reply(id, Some(reply), outcome);
             }
             Event::Answer { question, result } => {

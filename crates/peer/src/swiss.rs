@@ -11,6 +11,7 @@
 
 use std::collections::HashMap;
 use std::fmt;
+use std::time::SystemTime;
 
 use bytes::Bytes;
 
@@ -76,10 +77,22 @@ fn base64url(data: &[u8]) -> String {
     out
 }
 
-/// Objects registered under Swiss numbers (what `fetch` looks up).
+/// Objects registered under Swiss numbers (what `fetch` looks up), each
+/// until an optional expiry.
 #[derive(Debug)]
 pub struct SturdyTable<T> {
-    entries: HashMap<SwissNumber, T>,
+    entries: HashMap<SwissNumber, (T, Option<SystemTime>)>,
+}
+
+/// Why a Swiss number finds nothing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum LookupError {
+    /// Never registered here, or revoked.
+    #[error("no such object")]
+    Unknown,
+    /// Registered with an expiry that has passed.
+    #[error("this sturdyref has expired")]
+    Expired,
 }
 
 impl<T> Default for SturdyTable<T> {
@@ -105,7 +118,7 @@ impl<T: Clone> SturdyTable<T> {
             let swiss = SwissNumber::random()?;
             if let std::collections::hash_map::Entry::Vacant(e) = self.entries.entry(swiss) {
                 let swiss = e.key().clone();
-                e.insert(object);
+                e.insert((object, None));
                 return Ok(swiss);
             }
         }
@@ -114,20 +127,36 @@ impl<T: Clone> SturdyTable<T> {
     /// Registers `object` under a chosen Swiss number (e.g. the test suite's
     /// fixed ones), replacing any earlier entry.
     pub fn register(&mut self, swiss: SwissNumber, object: T) {
-        self.entries.insert(swiss, object);
+        self.entries.insert(swiss, (object, None));
     }
 
-    /// The object registered under `swiss`.
-    pub fn lookup(&self, swiss: &[u8]) -> Option<T> {
-        self.entries
-            .get(&SwissNumber(Bytes::copy_from_slice(swiss)))
-            .cloned()
+    /// Registers `object` under `swiss` until `expires` (never, if `None`).
+    pub fn register_until(&mut self, swiss: SwissNumber, object: T, expires: Option<SystemTime>) {
+        self.entries.insert(swiss, (object, expires));
+    }
+
+    /// The object registered under `swiss`, unless it has expired (an
+    /// expired entry is forgotten).
+    ///
+    /// # Errors
+    /// [`LookupError`]: unknown (or revoked), or expired.
+    pub fn lookup(&mut self, swiss: &[u8]) -> Result<T, LookupError> {
+        let key = SwissNumber(Bytes::copy_from_slice(swiss));
+        match self.entries.get(&key) {
+            None => Err(LookupError::Unknown),
+            Some((_, Some(at))) if SystemTime::now() >= *at => {
+                self.entries.remove(&key);
+                Err(LookupError::Expired)
+            }
+            Some((object, _)) => Ok(object.clone()),
+        }
     }
 
     /// Forgets `swiss`; later fetches of it fail. Returns the object.
     pub fn revoke(&mut self, swiss: &[u8]) -> Option<T> {
         self.entries
             .remove(&SwissNumber(Bytes::copy_from_slice(swiss)))
+            .map(|(o, _)| o)
     }
 
     /// How many objects are registered.

@@ -145,6 +145,21 @@ impl Backend for VatBackend {
         Ok(found.map(|v| v.value().to_vec()))
     }
 
+    fn ids(&mut self) -> Result<Vec<u64>, BackendError> {
+        let txn = self.shared.db.begin_read().map_err(|e| self.fail(e))?;
+        let table = match txn.open_table(objects_def(&self.objects)) {
+            Ok(t) => t,
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
+            Err(e) => return Err(self.fail(e)),
+        };
+        let mut ids = Vec::new();
+        for row in table.iter().map_err(|e| self.fail(e))? {
+            let (k, _) = row.map_err(|e| self.fail(e))?;
+            ids.push(k.value());
+        }
+        Ok(ids)
+    }
+
     fn write(&mut self, batch: &Batch) -> Result<(), BackendError> {
         let txn = self.shared.db.begin_write().map_err(|e| self.fail(e))?;
         {

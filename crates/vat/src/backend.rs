@@ -72,6 +72,13 @@ pub trait Backend: Send + 'static {
     /// # Errors
     /// The write failed; nothing of the batch is visible afterwards.
     fn write(&mut self, batch: &Batch) -> Result<(), BackendError>;
+
+    /// The ids of every stored object, ascending (for the vat's
+    /// collection of unreachable objects and for eager migration).
+    ///
+    /// # Errors
+    /// The store cannot be read.
+    fn ids(&mut self) -> Result<Vec<u64>, BackendError>;
 }
 
 /// A backend in memory (for tests and for vats that want the persistent
@@ -118,6 +125,10 @@ impl Backend for MemoryBackend {
 
     fn load(&mut self, id: u64) -> Result<Option<Vec<u8>>, BackendError> {
         Ok(self.with(|c| c.objects.get(&id).cloned()))
+    }
+
+    fn ids(&mut self) -> Result<Vec<u64>, BackendError> {
+        Ok(self.with(|c| c.objects.keys().copied().collect()))
     }
 
     fn write(&mut self, batch: &Batch) -> Result<(), BackendError> {

@@ -386,6 +386,36 @@ pub(crate) fn decode_record(bytes: &[u8]) -> Result<Decoded, Val> {
     })
 }
 
+/// The ids of the vat's objects a stored state refers to.
+pub(crate) fn refs_of(v: &Value<NoRef>, out: &mut Vec<u64>) {
+    match v {
+        Value::Record(r) => match &r.label {
+            Value::Symbol(s) if s == REF => {
+                if let [id] = r.fields.as_slice()
+                    && let Some(id) = id.as_i64().and_then(|i| u64::try_from(i).ok())
+                {
+                    out.push(id);
+                }
+            }
+            Value::Symbol(s) if s == BROKEN || s == FAR => {}
+            Value::Symbol(s) if s == LITERAL => {
+                r.fields.iter().skip(1).for_each(|f| refs_of(f, out));
+            }
+            label => {
+                refs_of(label, out);
+                r.fields.iter().for_each(|f| refs_of(f, out));
+            }
+        },
+        Value::List(l) => l.iter().for_each(|x| refs_of(x, out)),
+        Value::Set(s) => s.iter().for_each(|x| refs_of(x, out)),
+        Value::Dict(m) => m.iter().for_each(|(k, x)| {
+            refs_of(k, out);
+            refs_of(x, out);
+        }),
+        _ => {}
+    }
+}
+
 /// Rebuilds a stored state with live references (`local(id)` makes the ref
 /// to object `id` of the vat, `far(recipe)` a far reference).
 ///

@@ -8,7 +8,7 @@
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::hash::{BuildHasherDefault, Hasher};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::rc::Rc;
@@ -147,7 +147,27 @@ pub(crate) enum Event {
         waiter: Box<dyn Waiter>,
         wake: Wake,
     },
+    Collect {
+        migrate: bool,
+        reply: std::sync::mpsc::Sender<Result<Collected, String>>,
+    },
     Stop,
+}
+
+/// What [`Vat::collect`] did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Collected {
+    /// Objects in the store before.
+    pub stored: u64,
+    /// Objects reachable from the roots or from a live reference (kept).
+    pub kept: u64,
+    /// Unreachable objects deleted.
+    pub deleted: u64,
+    /// Kept objects rewritten by the current version of their kind.
+    pub migrated: u64,
+    /// Kept objects of an older version whose migration failed (their old
+    /// record is left as it was).
+    pub not_migrated: u64,
 }
 
 impl Event {
@@ -595,6 +615,32 @@ impl Vat {
         settled(target)
     }
 
+    /// Collects the vat's store: deletes every stored object that neither a
+    /// root, nor a reference alive in memory, nor a kept object's record
+    /// refers to; with `migrate`, also rewrites every kept object stored
+    /// by an older version of its kind (eager migration; an object whose
+    /// migration fails keeps its old record). Runs on the vat's thread
+    /// between turns, after writing what is pending; waits at most
+    /// `timeout`. Not on the vat's own thread.
+    ///
+    /// A stored object that cannot be read stops the collection before
+    /// anything is deleted (it might refer to anything).
+    ///
+    /// # Errors
+    /// The vat is not persistent or stopped, a record is unreadable, the
+    /// store failed, or the time ran out.
+    pub fn collect(&self, migrate: bool, timeout: Duration) -> Result<Collected, String> {
+        let (reply, answer) = std::sync::mpsc::channel();
+        self.shared.post(Event::Collect { migrate, reply });
+        match answer.recv_timeout(timeout) {
+            Ok(r) => r,
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                Err("the collection did not finish in time".into())
+            }
+            Err(_) => Err("the vat stopped".into()),
+        }
+    }
+
     /// Stops the vat after the events already posted, breaks every promise
     /// still waiting on it ("vat shut down") and joins its thread.
     /// Idempotent; from the vat's own thread it only asks it to stop.
@@ -1016,8 +1062,120 @@ impl VatCore {
                     self.waiter = Some(waiter);
                 }
             }
+            Event::Collect { migrate, reply } => {
+                let _ = reply.send(self.collect(migrate));
+            }
             Event::Stop => {}
         }
+    }
+
+    /// See [`Vat::collect`].
+    fn collect(&mut self, migrate: bool) -> Result<Collected, String> {
+        if self.persist.is_none() {
+            return Err("the vat is not persistent".into());
+        }
+        self.flush();
+        if self.halted {
+            return Err("the vat stopped: its store failed".into());
+        }
+        let Some(persist) = &self.persist else {
+            return Err("the vat is not persistent".into());
+        };
+        let mut p = persist.borrow_mut();
+        let stored: HashSet<u64> = p.backend.ids().map_err(|e| e.0)?.into_iter().collect();
+        // Everything named by a root or alive in memory is kept, and
+        // everything a kept object's record refers to.
+        let mut work: Vec<u64> = self
+            .shared
+            .roots
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .copied()
+            .collect();
+        work.extend(
+            self.shared
+                .slots
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .iter()
+                .filter(|(_, w)| w.strong_count() > 0)
+                .map(|(id, _)| *id),
+        );
+        work.extend(self.objects.keys().copied());
+        let mut kept: HashSet<u64> = HashSet::new();
+        let mut old = Vec::new();
+        while let Some(id) = work.pop() {
+            if !stored.contains(&id) || !kept.insert(id) {
+                continue;
+            }
+            let Some(bytes) = p.backend.load(id).map_err(|e| e.0)? else {
+                continue;
+            };
+            // An unreadable record may refer to anything: delete nothing.
+            let record = decode_record(&bytes).map_err(|e| {
+                format!(
+                    "object {id} is unreadable ({}); nothing was deleted",
+                    crate::error_message(&e).unwrap_or("?")
+                )
+            })?;
+            crate::persist::refs_of(&record.state, &mut work);
+            if migrate
+                && p.kinds
+                    .version(&record.kind)
+                    .is_some_and(|v| v > record.version)
+            {
+                old.push(id);
+            }
+        }
+        let mut deletes: Vec<u64> = stored.difference(&kept).copied().collect();
+        deletes.sort_unstable();
+        let mut done = Collected {
+            stored: stored.len() as u64,
+            kept: kept.len() as u64,
+            deleted: deletes.len() as u64,
+            ..Collected::default()
+        };
+        if !deletes.is_empty() {
+            let batch = Batch {
+                deletes,
+                next_id: self.shared.next_id.load(Ordering::Relaxed),
+                ..Batch::default()
+            };
+            p.backend.write(&batch).map_err(|e| e.0)?;
+        }
+        drop(p);
+        // Eager migration: revive each old object and store it again as
+        // its kind's current version writes it.
+        old.sort_unstable();
+        for (n, id) in old.into_iter().enumerate() {
+            let slot = self.shared.slot_for(id);
+            let entry = match self.objects.get(&id) {
+                Some(e) => Ok(Some((e.slot.clone(), e.behaviour.clone()))),
+                None => self.revive(&slot),
+            };
+            let Ok(Some((slot, behaviour))) = entry else {
+                done.not_migrated += 1;
+                continue;
+            };
+            let mut delta = Delta::default();
+            delta.behaviours.push((slot, behaviour));
+            match self.stage_for_store(&delta) {
+                Ok(()) => {
+                    self.commit(delta);
+                    done.migrated += 1;
+                }
+                Err(_) => done.not_migrated += 1,
+            }
+            if n % 1024 == 1023 {
+                self.flush();
+            }
+        }
+        self.flush();
+        if self.halted {
+            return Err("the vat stopped: its store failed".into());
+        }
+        Ok(done)
     }
 
     /// Adds a pending promise (no-op if it is already there: a promise made

@@ -266,6 +266,9 @@ impl Backend for Gated {
     fn load(&mut self, id: u64) -> Result<Option<Vec<u8>>, BackendError> {
         self.inner.load(id)
     }
+    fn ids(&mut self) -> Result<Vec<u64>, BackendError> {
+        self.inner.ids()
+    }
     fn write(&mut self, batch: &Batch) -> Result<(), BackendError> {
         if *self.armed.lock().unwrap() {
             let ok = self.gate.lock().unwrap().recv().unwrap_or(false);
@@ -650,5 +653,102 @@ fn far_references_are_stored_as_recipes_and_made_again_lazily() {
     let holder = vat.root("h").unwrap();
     let e = broken_text(ask(&vat, &holder));
     assert!(e.contains("enlivener"), "{e}");
+    vat.shutdown();
+}
+
+#[test]
+fn collection_deletes_only_what_nothing_can_reach() {
+    let backend = MemoryBackend::new();
+    let vat = open(&backend);
+    // A rooted chain of three, and three orphans made and dropped.
+    let head = new_root(&vat, "head");
+    let second = call(&vat, &head, "spawn_next", vec![]).unwrap();
+    call(&vat, second.as_ref().unwrap(), "spawn_next", vec![]).unwrap();
+    for _ in 0..3 {
+        let orphan = vat.spawn(Cell { n: 9, next: None });
+        call(&vat, &orphan, "inc", vec![]).unwrap();
+    }
+    // One more unrooted cell that a live reference still holds.
+    let held = vat.spawn(Cell { n: 4, next: None });
+    call(&vat, &held, "inc", vec![]).unwrap();
+    drop(second);
+    assert_eq!(backend.with(|c| c.objects.len()), 7);
+
+    let done = vat.collect(false, T).unwrap();
+    assert_eq!(
+        (done.stored, done.kept, done.deleted),
+        (7, 4, 3),
+        "{done:?}"
+    );
+    assert_eq!(backend.with(|c| c.objects.len()), 4);
+    assert_eq!(call(&vat, &held, "get", vec![]).unwrap(), Val::int(5i64));
+    vat.shutdown();
+    drop(held);
+
+    // After a restart nothing holds the unrooted cell: it goes too, and the
+    // chain still sums.
+    let vat = open(&backend);
+    let done = vat.collect(false, T).unwrap();
+    assert_eq!((done.kept, done.deleted), (3, 1), "{done:?}");
+    let head = vat.root("head").unwrap();
+    assert_eq!(call(&vat, &head, "sum", vec![]).unwrap(), Val::int(0i64));
+    vat.shutdown();
+
+    // An unreadable record among the reachable ones stops the collection
+    // before anything is deleted.
+    let vat = open(&backend);
+    let orphan = vat.spawn(Cell { n: 1, next: None });
+    call(&vat, &orphan, "inc", vec![]).unwrap();
+    drop(orphan);
+    vat.shutdown();
+    let head_id = backend.with(|c| c.roots["head"]);
+    backend.with(|c| c.objects.insert(head_id, b"garbage".to_vec()));
+    let before = backend.with(|c| c.objects.len());
+    let vat = open(&backend);
+    let e = vat.collect(false, T).unwrap_err();
+    assert!(
+        e.contains("unreadable") && e.contains("nothing was deleted"),
+        "{e}"
+    );
+    assert_eq!(backend.with(|c| c.objects.len()), before);
+    vat.shutdown();
+}
+
+#[test]
+fn eager_migration_rewrites_old_records_and_keeps_those_that_fail() {
+    let backend = MemoryBackend::new();
+    let vat = open(&backend);
+    let root = new_root(&vat, "c");
+    call(&vat, &root, "inc", vec![]).unwrap();
+    vat.shutdown();
+    let v1 = backend.with(|c| c.objects.clone());
+    let is_v2 = |b: &MemoryBackend| {
+        b.with(|c| {
+            c.objects
+                .values()
+                .all(|r| r.windows(7).any(|w| w == b"5'count"))
+        })
+    };
+
+    // A failing migration leaves the v1 record.
+    let vat = Vat::open("p", backend.clone(), kinds_v2(true)).unwrap();
+    let done = vat.collect(true, T).unwrap();
+    assert_eq!((done.migrated, done.not_migrated), (0, 1), "{done:?}");
+    vat.shutdown();
+    assert_eq!(backend.with(|c| c.objects.clone()), v1);
+
+    // The working one rewrites it without the object being used.
+    let vat = Vat::open("p", backend.clone(), kinds_v2(false)).unwrap();
+    let done = vat.collect(true, T).unwrap();
+    assert_eq!((done.migrated, done.not_migrated), (1, 0), "{done:?}");
+    vat.shutdown();
+    assert!(is_v2(&backend));
+    let vat = Vat::open("p", backend.clone(), kinds_v2(false)).unwrap();
+    let done = vat.collect(true, T).unwrap();
+    assert_eq!(done.migrated, 0, "already current: {done:?}");
+    assert_eq!(
+        call(&vat, &vat.root("c").unwrap(), "get", vec![]).unwrap(),
+        Val::int(1i64)
+    );
     vat.shutdown();
 }
