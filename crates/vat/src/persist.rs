@@ -243,11 +243,16 @@ pub(crate) fn encode_record(
     let bytes = if is_plain(&portrait.state, 0) {
         // Fast path (most portraits): no reference and no record to
         // escape, so the state is written as it is.
-        let mut out = Vec::with_capacity(32);
+        let mut out = Vec::with_capacity(32 + portrait.kind.len());
         out.push(b'<');
-        out.extend_from_slice(format!("{}'{OBJECT}", OBJECT.len()).as_bytes());
-        out.extend_from_slice(format!("{}'{}", portrait.kind.len(), portrait.kind).as_bytes());
-        out.extend_from_slice(format!("{}+", portrait.version).as_bytes());
+        push_decimal(&mut out, OBJECT.len() as u64);
+        out.push(b'\'');
+        out.extend_from_slice(OBJECT.as_bytes());
+        push_decimal(&mut out, portrait.kind.len() as u64);
+        out.push(b'\'');
+        out.extend_from_slice(portrait.kind.as_bytes());
+        push_decimal(&mut out, u64::from(portrait.version));
+        out.push(b'+');
         pola_syrup::encode_with_refs(&portrait.state, &mut out, &mut |_, _| {});
         out.push(b'>');
         out
@@ -271,6 +276,22 @@ pub(crate) fn encode_record(
         )));
     }
     Ok(bytes)
+}
+
+/// Appends `n` in decimal (Syrup's length and integer prefixes) without
+/// formatting machinery: this is on every persistent turn's path.
+fn push_decimal(out: &mut Vec<u8>, mut n: u64) {
+    let mut digits = [0u8; 20];
+    let mut i = digits.len();
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[i..]);
 }
 
 /// Whether `v` holds neither references nor records (nothing to escape).

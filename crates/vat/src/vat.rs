@@ -1299,22 +1299,39 @@ impl VatCore {
         }
         // The last behaviour staged for each slot is the one that counts;
         // `staged` says which of them are persistent.
+        // (Most turns change one or two objects: a short list is searched
+        // linearly, which costs no allocation of a map.)
+        let few = delta.behaviours.len() <= 8;
         let mut staged: IdMap<bool> = IdMap::default();
-        let mut latest: Vec<(&Arc<Slot>, Option<crate::persist::Portrait>)> = Vec::new();
+        let mut latest: Vec<(&Arc<Slot>, Option<crate::persist::Portrait>)> =
+            Vec::with_capacity(if few { delta.behaviours.len() } else { 0 });
         for (slot, b) in delta.behaviours.iter().rev() {
-            if staged.contains_key(&slot.id) {
+            let seen = if few {
+                latest.iter().any(|(s, _)| s.id == slot.id)
+            } else {
+                staged.contains_key(&slot.id)
+            };
+            if seen {
                 continue;
             }
             let portrait = b.portrait();
-            staged.insert(slot.id, portrait.is_some());
+            if !few {
+                staged.insert(slot.id, portrait.is_some());
+            }
             latest.push((slot, portrait));
         }
         let shared = &self.shared;
+        let latest_ref = &latest;
         let is_persistent = |id: u64| {
-            staged
-                .get(&id)
-                .copied()
-                .unwrap_or_else(|| shared.is_persistent_object(id))
+            let here = if few {
+                latest_ref
+                    .iter()
+                    .find(|(s, _)| s.id == id)
+                    .map(|(_, p)| p.is_some())
+            } else {
+                staged.get(&id).copied()
+            };
+            here.unwrap_or_else(|| shared.is_persistent_object(id))
         };
         let store_ref = &mut |r: &Ref| -> Result<StoredRef, Val> {
             match &r.0 {
