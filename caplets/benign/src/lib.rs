@@ -1,16 +1,29 @@
 //! A well-behaved caplet: uses the capabilities it is handed, and nothing
-//! else.
+//! else. Its state (the number of calls and the reference it keeps) lives
+//! in its storage, so a fresh instance carries on where the last one
+//! stopped.
 // Not forbid(unsafe_code): the two entry points that `caplet!` exports must
 // be `#[unsafe(no_mangle)]`, allowed only inside that macro; all else is denied.
 #![deny(unsafe_code)]
 
-use pola_caplet_sdk::{Caplet, Ref, Reply, Val, caplet};
+use pola_caplet_sdk::{Caplet, Ref, Reply, Val, caplet, storage};
 
-/// The benign object: remembers one granted reference.
+/// The benign object: remembers one granted reference (in storage, under
+/// `"kept"`) and counts its calls (under `"calls"`). It keeps nothing in
+/// memory.
 #[derive(Default)]
-pub struct Benign {
-    kept: Option<Ref>,
-    calls: i64,
+pub struct Benign;
+
+/// The kept reference, if any.
+fn kept() -> Option<Ref> {
+    match storage::get("kept") {
+        Ok(Some(Val::Ref(r))) => Some(r),
+        _ => None,
+    }
+}
+
+fn keep(r: Ref) -> Result<(), pola_caplet_sdk::Error> {
+    storage::put("kept", &r.val())
 }
 
 fn err_val(e: pola_caplet_sdk::Error) -> Val {
@@ -42,10 +55,22 @@ fn ask(target: Ref, m: &str, rest: &[Val], reply: Reply) {
 
 impl Caplet for Benign {
     fn call(&mut self, method: &str, args: Vec<Val>, reply: Reply) {
-        self.calls += 1;
+        let calls = match storage::get("calls") {
+            Ok(v) => v.and_then(|v| v.as_i64()).unwrap_or(0).saturating_add(1),
+            Err(e) => return reply.err(err_val(e)),
+        };
+        if let Err(e) = storage::put("calls", &Val::int(calls)) {
+            return reply.err(err_val(e));
+        }
         match (method, args.as_slice()) {
             ("hello", _) => reply.ok(Val::str("hi")),
-            ("calls", _) => reply.ok(Val::int(self.calls)),
+            ("calls", _) => reply.ok(Val::int(calls)),
+            // The value stored under `key` (a string), or `#f`.
+            ("get", [Val::String(key)]) => reply.result(
+                storage::get(key)
+                    .map(|v| v.unwrap_or(Val::Bool(false)))
+                    .map_err(err_val),
+            ),
             // Send `method(rest…)` to `target` and answer with its answer.
             ("call", [Val::Ref(target), Val::Symbol(m), rest @ ..]) => {
                 ask(*target, m, rest, reply);
@@ -61,8 +86,10 @@ impl Caplet for Benign {
                         Ok(p) => p,
                         Err(e) => return reply.err(err_val(e)),
                     };
-                    if i == 0 {
-                        self.kept = Some(p.as_ref());
+                    if i == 0
+                        && let Err(e) = keep(p.as_ref())
+                    {
+                        return reply.err(err_val(e));
                     }
                     if i % 3 == 0 {
                         match p.as_ref().send("get", Vec::new()) {
@@ -76,7 +103,7 @@ impl Caplet for Benign {
                 reply.ok(Val::List(out));
             }
             // Like `call`, to the kept reference.
-            ("ask-kept", [Val::Symbol(m), rest @ ..]) => match self.kept {
+            ("ask-kept", [Val::Symbol(m), rest @ ..]) => match kept() {
                 Some(r) => ask(r, m, rest, reply),
                 None => reply.err(Val::str("nothing kept")),
             },
@@ -89,11 +116,10 @@ impl Caplet for Benign {
                 );
             }
             ("keep", [Val::Ref(r)]) => {
-                self.kept = Some(*r);
-                reply.ok(Val::Bool(true));
+                reply.result(keep(*r).map(|()| Val::Bool(true)).map_err(err_val));
             }
             // Use the kept grant once, with send-only.
-            ("use-kept", [Val::Symbol(m), rest @ ..]) => match self.kept {
+            ("use-kept", [Val::Symbol(m), rest @ ..]) => match kept() {
                 Some(r) => reply.result(
                     r.send_only(m, rest.to_vec())
                         .map(|()| Val::Bool(true))
@@ -102,7 +128,7 @@ impl Caplet for Benign {
                 None => reply.err(Val::str("nothing kept")),
             },
             // Hand the kept grant to `target` in a message `take(kept)`.
-            ("pass-kept", [Val::Ref(target)]) => match self.kept {
+            ("pass-kept", [Val::Ref(target)]) => match kept() {
                 Some(r) => reply.result(
                     target
                         .send_only("take", vec![r.val()])
@@ -111,8 +137,13 @@ impl Caplet for Benign {
                 ),
                 None => reply.err(Val::str("nothing kept")),
             },
-            ("drop-kept", _) => match self.kept.take() {
-                Some(r) => reply.result(r.drop_ref().map(|()| Val::Bool(true)).map_err(err_val)),
+            ("drop-kept", _) => match kept() {
+                Some(r) => reply.result(
+                    storage::delete("kept")
+                        .and_then(|_| r.drop_ref())
+                        .map(|()| Val::Bool(true))
+                        .map_err(err_val),
+                ),
                 None => reply.err(Val::str("nothing kept")),
             },
             _ => reply.err(Val::str("no such method")),

@@ -8,7 +8,7 @@
 use std::collections::BTreeSet;
 use std::hint::black_box;
 
-use pola_caplet_sdk::{Caplet, Error, Ref, Reply, Val, caplet};
+use pola_caplet_sdk::{Caplet, Error, Ref, Reply, Val, caplet, storage};
 
 /// The hostile object.
 #[derive(Default)]
@@ -64,6 +64,61 @@ impl Caplet for Malicious {
             ("keep", [Val::Ref(r)]) => {
                 self.kept = Some(*r);
                 reply.ok(Val::Bool(true));
+            }
+            // Plain storage access, to look at what the attacks below left.
+            ("sput", [Val::String(key), value]) => {
+                reply.ok(outcome(storage::put(key, value)));
+            }
+            ("sget", [Val::String(key)]) => match storage::get(key) {
+                Ok(v) => reply.ok(v.unwrap_or(Val::Bool(false))),
+                Err(e) => reply.err(Val::str(e.name())),
+            },
+            // Write storage and send, then give up on the delivery (the
+            // entry point returns a failure code): both must be undone.
+            ("store-send-abort", [Val::Ref(target)]) => {
+                let _ = storage::put("victim", &Val::str("overwritten"));
+                let _ = storage::put("extra", &target.val());
+                let _ = target.send_only("increment", Vec::new());
+                reply.abort();
+            }
+            // The same, ending in a trap.
+            ("store-send-panic", [Val::Ref(target)]) => {
+                let _ = storage::put("victim", &Val::str("overwritten"));
+                let _ = storage::delete("kept");
+                let _ = target.send_only("increment", Vec::new());
+                panic!("after writing");
+            }
+            // Fill storage with values of `size` bytes until the host says
+            // no; answer how many fit and the error.
+            ("hoard", [size]) => {
+                let size = usize::try_from(size.as_i64().unwrap_or(0)).unwrap_or(0);
+                let mut n = 0i64;
+                let err = loop {
+                    match storage::put(format!("k{n}"), &Val::bytes(vec![7u8; size])) {
+                        Ok(()) => n += 1,
+                        Err(e) => break e,
+                    }
+                };
+                reply.ok(Val::List(vec![Val::int(n), Val::str(err.name())]));
+            }
+            // Store `n` bytes under `key`.
+            ("oversize", [Val::String(key), n]) => {
+                let n = usize::try_from(n.as_i64().unwrap_or(0)).unwrap_or(0);
+                reply.ok(outcome(storage::put(key, &Val::bytes(vec![1u8; n]))));
+            }
+            // A key of `n` bytes.
+            ("long-key", [n]) => {
+                let n = usize::try_from(n.as_i64().unwrap_or(0)).unwrap_or(0);
+                reply.ok(outcome(storage::put(vec![b'k'; n], &Val::Bool(true))));
+            }
+            // Store a forged handle, and this delivery's own resolver.
+            ("store-forged", _) => {
+                let forged = storage::put("forged", &Ref::from_handle(12345).val());
+                let Some(resolver) = reply.later() else {
+                    return;
+                };
+                let own = storage::put("resolver", &Ref::from_handle(resolver.handle()).val());
+                let _ = resolver.resolve(&Val::List(vec![outcome(forged), outcome(own)]));
             }
             ("use-kept", _) => match self.kept {
                 Some(r) => reply.ok(outcome(r.send_only("steal", Vec::new()))),

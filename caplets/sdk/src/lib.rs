@@ -26,6 +26,26 @@
 //! caplet!(Greeter);
 //! ```
 //!
+//! # State lives in storage
+//!
+//! A caplet's memory is a cache: its instance may be replaced at any time
+//! (after a trap, or when its vat restarts), and a fresh one starts from
+//! `Default`. What must last goes in the caplet's [`storage`]: keys to
+//! values that may hold references, so a caplet keeps a capability by
+//! storing it. Writes are part of the delivery: if the delivery traps,
+//! runs out of its budget or is given up ([`Reply::abort`]), none of its
+//! writes (and none of its sends) happen.
+//!
+//! ```ignore
+//! fn call(&mut self, method: &str, args: Vec<Val>, reply: Reply) {
+//!     let n = storage::get("count").ok().flatten().and_then(|v| v.as_i64()).unwrap_or(0);
+//!     match storage::put("count", &Val::int(n + 1)) {
+//!         Ok(()) => reply.ok(Val::int(n + 1)),
+//!         Err(e) => reply.err(Val::str(e.name())),
+//!     }
+//! }
+//! ```
+//!
 //! Build for `wasm32-unknown-unknown` as a `cdylib`. A caplet crate should
 //! say `#![deny(unsafe_code)]`; the only unsafe item in it is the pair of
 //! entry points [`caplet!`] writes, and the raw imports live in
@@ -84,6 +104,10 @@ pub enum Error {
     NoMessage,
     /// The CPU budget of this delivery is spent.
     Exhausted,
+    /// No such key in storage.
+    NotFound,
+    /// The storage quota (keys or total bytes) would be exceeded.
+    StorageFull,
     /// Any other code.
     Other(i32),
 }
@@ -102,6 +126,8 @@ impl Error {
             -8 => Error::Refused,
             -9 => Error::NoMessage,
             -10 => Error::Exhausted,
+            -11 => Error::NotFound,
+            -12 => Error::StorageFull,
             c => Error::Other(c),
         }
     }
@@ -119,6 +145,8 @@ impl Error {
             Error::Refused => "refused",
             Error::NoMessage => "no-message",
             Error::Exhausted => "exhausted",
+            Error::NotFound => "not-found",
+            Error::StorageFull => "storage-full",
             Error::Other(_) => "other",
         }
     }
@@ -335,6 +363,78 @@ impl Reply {
     pub fn later(mut self) -> Option<Resolver> {
         self.0.take()
     }
+
+    /// Gives up on this message: the entry point returns a failure code,
+    /// so the host discards everything this delivery did (its sends and
+    /// its storage writes) and breaks the answer with a fixed reason.
+    pub fn abort(mut self) {
+        // Not settled here: the host breaks it (any settlement made now
+        // would be discarded with the rest of the delivery anyway).
+        let _ = self.0.take();
+        ABORTED.with(|a| a.set(true));
+    }
+}
+
+thread_local! {
+    static ABORTED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// The code an entry point returns for a delivery given up with
+/// [`Reply::abort`].
+pub const ABORT_CODE: i32 = 4;
+
+/// The caplet's storage: its persistent state (see the crate docs).
+///
+/// Keys are byte strings (`&str` works too) of at most the host's key
+/// limit; values are any [`Val`], references included, within the host's
+/// quotas (value size, number of keys, total bytes: errors
+/// [`Error::TooLarge`] and [`Error::StorageFull`], and nothing changes).
+/// A resolver cannot be stored ([`Error::WrongKind`]). Reads see this
+/// delivery's own writes; the writes are applied when the delivery ends
+/// well, and dropped if it does not.
+pub mod storage {
+    use super::{Error, Val, check, decode, encode};
+
+    /// The value under `key`, or `None`. A reference in it is a handle of
+    /// this instance (the same handle as one already held for it).
+    ///
+    /// # Errors
+    /// The host's code, e.g. [`Error::TooLarge`] for an overlong key or
+    /// [`Error::CListFull`] if the references in the value find no room.
+    pub fn get(key: impl AsRef<[u8]>) -> Result<Option<Val>, Error> {
+        let n = pola_caplet_sys::storage_get_key(key.as_ref());
+        if n == -11 {
+            return Ok(None);
+        }
+        let len = usize::try_from(n).map_err(|_| Error::from_code(n))?;
+        let mut buf = vec![0u8; len];
+        check(pola_caplet_sys::read_into(&mut buf))?;
+        decode(&buf).map(Some)
+    }
+
+    /// Stores `value` under `key`, replacing any value there.
+    ///
+    /// # Errors
+    /// [`Error::TooLarge`], [`Error::StorageFull`], or the code of a bad
+    /// reference in `value` ([`Error::UnknownHandle`], [`Error::WrongKind`]).
+    pub fn put(key: impl AsRef<[u8]>, value: &Val) -> Result<(), Error> {
+        check(pola_caplet_sys::storage_put_bytes(
+            key.as_ref(),
+            &encode(value),
+        ))
+    }
+
+    /// Removes `key`; answers whether it was there.
+    ///
+    /// # Errors
+    /// The host's code, e.g. [`Error::TooLarge`] for an overlong key.
+    pub fn delete(key: impl AsRef<[u8]>) -> Result<bool, Error> {
+        match check(pola_caplet_sys::storage_delete_key(key.as_ref())) {
+            Ok(()) => Ok(true),
+            Err(Error::NotFound) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
 }
 
 impl Drop for Reply {
@@ -397,10 +497,14 @@ pub fn __deliver<T: Caplet>(
         reply.err(Value::str("method is not a symbol"));
         return 2;
     };
+    ABORTED.with(|a| a.set(false));
     cell.with(|c| {
         let mut c = c.borrow_mut();
         c.get_or_insert_with(T::default).call(&method, items, reply);
     });
+    if ABORTED.with(|a| a.replace(false)) {
+        return ABORT_CODE;
+    }
     0
 }
 

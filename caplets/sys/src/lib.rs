@@ -27,6 +27,9 @@ mod imp {
         fn break_promise(resolver: i64, ptr: *const u8, len: usize) -> i32;
         fn when(promise: i64, tag: i64) -> i32;
         fn drop(handle: i64) -> i32;
+        fn storage_get(key: *const u8, key_len: usize) -> i32;
+        fn storage_put(key: *const u8, key_len: usize, value: *const u8, len: usize) -> i32;
+        fn storage_delete(key: *const u8, key_len: usize) -> i32;
     }
 
     pub fn read_into(buf: &mut [u8]) -> i32 {
@@ -56,6 +59,19 @@ mod imp {
     pub fn drop_handle(handle: i64) -> i32 {
         // SAFETY: integers only.
         unsafe { drop(handle) }
+    }
+    pub fn storage_get_key(key: &[u8]) -> i32 {
+        // SAFETY: the host only reads `key.len()` bytes at `key`.
+        unsafe { storage_get(key.as_ptr(), key.len()) }
+    }
+    pub fn storage_put_bytes(key: &[u8], value: &[u8]) -> i32 {
+        // SAFETY: the host only reads `key.len()` bytes at `key` and
+        // `value.len()` bytes at `value`.
+        unsafe { storage_put(key.as_ptr(), key.len(), value.as_ptr(), value.len()) }
+    }
+    pub fn storage_delete_key(key: &[u8]) -> i32 {
+        // SAFETY: as for `storage_get_key`.
+        unsafe { storage_delete(key.as_ptr(), key.len()) }
     }
     /// Raw access for tests of the host's checks (bad pointers).
     pub fn send_raw(target: i64, ptr: usize, len: usize) -> i64 {
@@ -93,6 +109,15 @@ mod imp {
     pub fn send_raw(_: i64, _: usize, _: usize) -> i64 {
         i64::from(NOT_WASM)
     }
+    pub fn storage_get_key(_: &[u8]) -> i32 {
+        NOT_WASM
+    }
+    pub fn storage_put_bytes(_: &[u8], _: &[u8]) -> i32 {
+        NOT_WASM
+    }
+    pub fn storage_delete_key(_: &[u8]) -> i32 {
+        NOT_WASM
+    }
 }
 
 /// `read`: copies the current inbound message into `buf` (exact length).
@@ -122,6 +147,19 @@ pub fn when_settled(promise: i64, tag: i64) -> i32 {
 /// `drop`: `0` or a negative code.
 pub fn drop_handle(handle: i64) -> i32 {
     imp::drop_handle(handle)
+}
+/// `storage_get`: the value's length (fetch it with [`read_into`]), or a
+/// negative code (`-11`: no such key).
+pub fn storage_get_key(key: &[u8]) -> i32 {
+    imp::storage_get_key(key)
+}
+/// `storage_put`: `0` or a negative code.
+pub fn storage_put_bytes(key: &[u8], value: &[u8]) -> i32 {
+    imp::storage_put_bytes(key, value)
+}
+/// `storage_delete`: `0` or a negative code (`-11`: no such key).
+pub fn storage_delete_key(key: &[u8]) -> i32 {
+    imp::storage_delete_key(key)
 }
 /// `send` with an arbitrary `(ptr, len)`: only for testing the host's
 /// bounds checks.

@@ -32,6 +32,34 @@
 //! | `break_promise` | `(resolver: i64, ptr: i32, len: i32) -> i32` | break a promise with a reason; consumes the resolver handle |
 //! | `when` | `(promise: i64, tag: i64) -> i32` | ask for `pola_notify(tag, …)` once the promise settles |
 //! | `drop` | `(handle: i64) -> i32` | forget a handle |
+//! | `storage_get` | `(key_ptr: i32, key_len: i32) -> i32` | look up `key` in the caplet's storage; returns the value's length and makes the value the pending message, to fetch with `read` (this replaces the delivery's message: read that first), or [`Code::NotFound`] |
+//! | `storage_put` | `(key_ptr: i32, key_len: i32, ptr: i32, len: i32) -> i32` | store the value at `(ptr, len)` under `key` (replacing any) |
+//! | `storage_delete` | `(key_ptr: i32, key_len: i32) -> i32` | remove `key`; [`Code::NotFound`] if absent |
+//!
+//! # Storage
+//! A caplet's persistent state is its **storage**: a map from keys (byte
+//! strings) to Syrup values, which may hold references (a caplet keeps a
+//! capability by storing it). Its linear memory is never kept: an instance
+//! may be replaced at any time (after a trap, or by a restart of its
+//! vat), and a fresh instance sees the same storage.
+//!
+//! Storage is **transactional per entry**: reads see the delivery's own
+//! writes at once, but the writes are staged, and applied only when the
+//! entry point returns `0`. A trap, running out of fuel or memory, the
+//! wall-clock limit, or a non-zero return discards every write of that
+//! delivery (or notification), as it discards its sends. The storage
+//! functions work only inside an entry (during the start function they
+//! return [`Code::Refused`]).
+//!
+//! Quotas ([`crate::Config`]): a key of at most
+//! [`crate::Config::storage_key_bytes`], a value of at most
+//! [`crate::Config::storage_value_bytes`] (its encoded size, each
+//! reference counted as [`crate::StorageMap::REF_BYTES`] bytes), at most
+//! [`crate::Config::storage_keys`] keys and
+//! [`crate::Config::storage_bytes`] bytes of keys and values in all. A put
+//! over a limit fails with [`Code::TooLarge`] (key or value) or
+//! [`Code::StorageFull`] and changes nothing. A resolver cannot be stored
+//! ([`Code::WrongKind`]).
 //!
 //! Every import is charged fuel: a fixed amount per call plus an amount
 //! per message byte ([`crate::Config::host_call_fuel`],
@@ -53,7 +81,7 @@
 //! [`crate::CallError::CapletFailed`].
 //!
 //! # Why a core-module ABI, not the component model
-//! The interface is seven functions over integers and byte ranges, so WIT
+//! The interface is ten functions over integers and byte ranges, so WIT
 //! would buy little: Syrup already is the data format, and handles need our
 //! own c-list anyway (per-instance, never reused, revocable). Core-module
 //! calls are about ten times cheaper than component calls in wasmtime (see
@@ -105,6 +133,11 @@ pub enum Code {
     /// The call's CPU budget cannot pay for this host call; the caplet
     /// traps with out-of-fuel at its next instruction.
     Exhausted = -10,
+    /// No such key in the caplet's storage.
+    NotFound = -11,
+    /// The storage quota (number of keys, or total bytes) would be
+    /// exceeded; nothing was written.
+    StorageFull = -12,
 }
 
 impl Code {
@@ -126,6 +159,8 @@ impl Code {
             -8 => Code::Refused,
             -9 => Code::NoMessage,
             -10 => Code::Exhausted,
+            -11 => Code::NotFound,
+            -12 => Code::StorageFull,
             _ => return None,
         })
     }
@@ -156,6 +191,8 @@ pub(crate) fn allowed_import(name: &str) -> Option<(&'static [Num], &'static [Nu
         "send_only" | "resolve" | "break_promise" => (&[I64, I32, I32], &[I32]),
         "when" => (&[I64, I64], &[I32]),
         "drop" => (&[I64], &[I32]),
+        "storage_get" | "storage_delete" => (&[I32, I32], &[I32]),
+        "storage_put" => (&[I32, I32, I32, I32], &[I32]),
         _ => return None,
     })
 }
@@ -171,7 +208,7 @@ pub(crate) fn entry_point(name: &str) -> Option<(&'static [Num], &'static [Num])
 }
 
 /// Every allowed import name.
-pub const IMPORTS: [&str; 7] = [
+pub const IMPORTS: [&str; 10] = [
     "read",
     "send",
     "send_only",
@@ -179,4 +216,7 @@ pub const IMPORTS: [&str; 7] = [
     "break_promise",
     "when",
     "drop",
+    "storage_get",
+    "storage_put",
+    "storage_delete",
 ];

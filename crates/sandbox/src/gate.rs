@@ -20,6 +20,25 @@ pub struct Gate(Arc<AtomicBool>);
 #[derive(Clone, Debug)]
 pub struct Revoker(Arc<AtomicBool>);
 
+/// Gates are equal when they are the same gate (identity, not state), and
+/// ordered by identity, so a stored value can tell grants apart.
+impl PartialEq for Gate {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+impl Eq for Gate {}
+impl PartialOrd for Gate {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Gate {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        Arc::as_ptr(&self.0).cmp(&Arc::as_ptr(&other.0))
+    }
+}
+
 impl Gate {
     /// A new open gate and its revoker.
     pub fn new() -> (Gate, Revoker) {

@@ -1,4 +1,4 @@
-//! The host: engine, loader, instances, and the seven host functions.
+//! The host: engine, loader, instances, and the ten host functions.
 //!
 //! Invariants:
 //! - A caplet's [`Store`] holds exactly one instance, its own c-list and its
@@ -11,9 +11,12 @@
 //!   [`CallError::Dead`]. Only that instance is affected.
 //! - The host functions never panic on caplet input: every pointer, length
 //!   and handle is checked and failures become a [`Code`].
+//! - A caplet's storage writes are staged during an entry and applied only
+//!   when the entry point returns `0` (see [`crate::storage`]); any other
+//!   end of the entry discards them.
 
 use std::fmt;
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 use pola_syrup::{Limits, NoRef, Value};
 use wasmtime::{
@@ -26,6 +29,7 @@ use crate::check::{Surface, confinement_problems};
 use crate::clist::{CList, Entry, Kind};
 use crate::error::{CallError, LoadError, SetupError, TrapKind};
 use crate::gate::Gate;
+use crate::storage::{Quota, Staging, StorageMap};
 
 /// The world outside a caplet, as its host sees it.
 ///
@@ -98,7 +102,10 @@ pub trait Outside: 'static {
 pub struct Refused;
 
 /// A reference handed into a caplet: plain, or behind a revocation gate.
-#[derive(Clone, Debug)]
+/// It is also how a caplet's storage holds references
+/// ([`CapletInstance::storage`]): a grant stored stays behind its gate.
+/// Ordered by variant, then reference, then gate identity.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Grant<R> {
     /// The reference itself.
     Plain(R),
@@ -159,6 +166,20 @@ pub struct Config {
     pub wall_time_per_call: Option<std::time::Duration>,
     /// Granularity of [`Config::wall_time_per_call`]. Default 10 ms.
     pub epoch_tick: std::time::Duration,
+    /// Longest storage key, in bytes. Default 256.
+    pub storage_key_bytes: usize,
+    /// Largest stored value (encoded; a reference counts
+    /// [`StorageMap::REF_BYTES`]). Default 64 KiB.
+    pub storage_value_bytes: usize,
+    /// Most keys in one caplet's storage. Default 1024.
+    pub storage_keys: usize,
+    /// Most bytes (keys plus values) in one caplet's storage. Default 1 MiB.
+    pub storage_bytes: usize,
+    /// Fuel charged per byte of a caplet's storage the first time an entry
+    /// writes to it, for the copy the host makes when the entry's writes
+    /// are applied (and, in a persistent vat, the portrait it encodes).
+    /// Default 1.
+    pub storage_copy_fuel: u64,
 }
 
 impl Default for Config {
@@ -177,6 +198,11 @@ impl Default for Config {
             message_byte_fuel: 8,
             wall_time_per_call: Some(std::time::Duration::from_secs(1)),
             epoch_tick: std::time::Duration::from_millis(10),
+            storage_key_bytes: 256,
+            storage_value_bytes: 64 << 10,
+            storage_keys: 1024,
+            storage_bytes: 1 << 20,
+            storage_copy_fuel: 1,
         }
     }
 }
@@ -247,17 +273,34 @@ struct Data<O: Outside> {
     limits: Limits,
     host_call_fuel: u64,
     message_byte_fuel: u64,
+    /// The caplet's storage: committed base and this entry's writes.
+    storage: Staging<Grant<O::Ref>>,
+    storage_copy_fuel: u64,
+    /// Whether an entry (delivery or notification) is running.
+    in_entry: bool,
 }
 
 /// A compile-once caplet host for one kind of [`Outside`].
 ///
 /// Holds the engine (with the pooling allocator and fuel metering) and the
-/// linker with the seven host functions; build it once and load many
+/// linker with the ten host functions; build it once and load many
 /// modules with it.
 pub struct Sandbox<O: Outside> {
     engine: Engine,
     linker: Linker<Data<O>>,
     config: Config,
+}
+
+impl<O: Outside> Clone for Sandbox<O> {
+    /// Another handle on the same engine and host functions (modules
+    /// loaded by either run in the same engine and pool).
+    fn clone(&self) -> Self {
+        Sandbox {
+            engine: self.engine.clone(),
+            linker: self.linker.clone(),
+            config: self.config.clone(),
+        }
+    }
 }
 
 impl<O: Outside> fmt::Debug for Sandbox<O> {
@@ -447,6 +490,9 @@ impl<O: Outside> CapletModule<O> {
             limits: message_limits(self.config.max_message_bytes),
             host_call_fuel: self.config.host_call_fuel,
             message_byte_fuel: self.config.message_byte_fuel,
+            storage: Staging::new(quota(&self.config)),
+            storage_copy_fuel: self.config.storage_copy_fuel,
+            in_entry: false,
         };
         let mut store = Store::new(engine, data);
         store.limiter(|d| &mut d.limiter);
@@ -489,6 +535,15 @@ impl<O: Outside> CapletModule<O> {
             epoch_ticks,
             dead: false,
         })
+    }
+}
+
+fn quota(config: &Config) -> Quota {
+    Quota {
+        key_bytes: config.storage_key_bytes,
+        value_bytes: config.storage_value_bytes,
+        keys: config.storage_keys,
+        total_bytes: config.storage_bytes,
     }
 }
 
@@ -547,6 +602,21 @@ impl<O: Outside> CapletInstance<O> {
     /// Whether a trap or quota failure has killed this instance.
     pub fn is_dead(&self) -> bool {
         self.dead
+    }
+
+    /// The caplet's committed storage: what [`CapletInstance::set_storage`]
+    /// gave (empty for a new instance), with the writes of every successful entry since applied. A
+    /// failed entry (trap, quota, failure code) changes nothing here, and
+    /// this stays readable after the instance died, to hand to a fresh one.
+    pub fn storage(&self) -> &Arc<StorageMap<Grant<O::Ref>>> {
+        self.store.data().storage.base()
+    }
+
+    /// Sets the storage the caplet sees from its next entry on (for a
+    /// fresh instance of a caplet whose storage the embedder kept, or an
+    /// embedder that keeps the committed storage itself, as a vat does).
+    pub fn set_storage(&mut self, storage: Arc<StorageMap<Grant<O::Ref>>>) {
+        self.store.data_mut().storage.set_base(storage);
     }
 
     /// Rebinds references in this instance's c-list: for each `(old,
@@ -739,52 +809,7 @@ impl<O: Outside> CapletInstance<O> {
                 Ok(Value::Ref(Split(cap, gate)))
             })
             .unwrap_or_else(|e| match e {});
-        let d = self.store.data_mut();
-        let mut refs = Vec::new();
-        split_message
-            .for_each_ref(&mut |Split(cap, gate)| refs.push((cap.clone(), gate.is_some())));
-        let needed = d
-            .clist
-            .needed(refs.iter().map(|(r, g)| (r, *g)))
-            .saturating_add(extra_handles);
-        if !d.clist.has_room(needed) {
-            return Err(CallError::CListFull);
-        }
-        let clist = &mut d.clist;
-        let mut added = Vec::new();
-        let lowered = split_message.try_map_refs::<NoRef, Code>(&mut |Split(cap, gate)| {
-            let before = clist.len();
-            let h = clist.insert(Entry {
-                cap,
-                kind: Kind::Ref,
-                gate,
-            })?;
-            if clist.len() > before {
-                added.push(h);
-            }
-            Ok(Value::record(REF_LABEL, vec![Value::int(h)]))
-        });
-        // Room was checked, so insertion cannot fail; map it anyway.
-        let lowered = lowered.map_err(|_| CallError::CListFull)?;
-        d.inbound.clear();
-        pola_syrup::encode_into(&lowered, &mut d.inbound);
-        let len = d.inbound.len();
-        if len > d.max_message_bytes {
-            // Roll back: the handles just added must not linger.
-            for h in added {
-                let _ = d.clist.take(handle_i64(h));
-            }
-            d.inbound.clear();
-            return Err(CallError::MessageTooLarge {
-                len,
-                max: d.max_message_bytes,
-            });
-        }
-        d.inbound_pending = true;
-        i32::try_from(len).map_err(|_| CallError::MessageTooLarge {
-            len,
-            max: d.max_message_bytes,
-        })
+        stage_inbound(self.store.data_mut(), split_message, extra_handles)
     }
 
     /// Runs one entry into the caplet under a fresh fuel budget; on a trap,
@@ -800,10 +825,18 @@ impl<O: Outside> CapletInstance<O> {
         if let Some(ticks) = self.epoch_ticks {
             self.store.set_epoch_deadline(ticks);
         }
+        self.store.data_mut().in_entry = true;
         let result = call(&mut self.store);
         let d = self.store.data_mut();
+        d.in_entry = false;
         d.inbound_pending = false;
         d.inbound.clear();
+        // The entry's storage writes stand only if it returned 0.
+        if matches!(result, Ok(0)) {
+            d.storage.commit();
+        } else {
+            d.storage.discard();
+        }
         match result {
             Ok(code) => Ok(code),
             Err(e) => {
@@ -823,6 +856,62 @@ impl<O: Outside> CapletInstance<O> {
             d.outside.abandon(r, failure_reason(err));
         }
     }
+}
+
+/// Encodes a message whose references are already split into the inbound
+/// buffer, adding its references to the c-list (all or none), and makes it
+/// the pending message. Returns its length.
+fn stage_inbound<O: Outside>(
+    d: &mut Data<O>,
+    split_message: Value<Split<O::Ref>>,
+    extra_handles: usize,
+) -> Result<i32, CallError> {
+    let mut refs = Vec::new();
+    split_message.for_each_ref(&mut |Split(cap, gate)| refs.push((cap.clone(), gate.is_some())));
+    let needed = d
+        .clist
+        .needed(refs.iter().map(|(r, g)| (r, *g)))
+        .saturating_add(extra_handles);
+    if !d.clist.has_room(needed) {
+        return Err(CallError::CListFull);
+    }
+    let clist = &mut d.clist;
+    let mut added = Vec::new();
+    let lowered = split_message.try_map_refs::<NoRef, Code>(&mut |Split(cap, gate)| {
+        let before = clist.len();
+        let h = clist.insert(Entry {
+            cap,
+            kind: Kind::Ref,
+            gate,
+        })?;
+        if clist.len() > before {
+            added.push(h);
+        }
+        Ok(Value::record(REF_LABEL, vec![Value::int(h)]))
+    });
+    // Room was checked, so insertion cannot fail; map it anyway.
+    let lowered = lowered.map_err(|_| CallError::CListFull)?;
+    d.inbound.clear();
+    pola_syrup::encode_into(&lowered, &mut d.inbound);
+    let len = d.inbound.len();
+    let too_large = CallError::MessageTooLarge {
+        len,
+        max: d.max_message_bytes,
+    };
+    let len = match i32::try_from(len) {
+        Ok(n) if len <= d.max_message_bytes => n,
+        _ => {
+            // Roll back: the handles just added must not linger.
+            for h in added {
+                let _ = d.clist.take(handle_i64(h));
+            }
+            d.inbound.clear();
+            d.inbound_pending = false;
+            return Err(too_large);
+        }
+    };
+    d.inbound_pending = true;
+    Ok(len)
 }
 
 impl<O: Outside> Drop for CapletInstance<O> {
@@ -910,6 +999,30 @@ fn read_value<O: Outside>(
     })
 }
 
+/// Reads a value to store from caplet memory: references stay as the
+/// caplet holds them, a gated one with its gate (storing a grant is not
+/// passing it on, so no forwarder is made).
+fn read_stored<O: Outside>(
+    caller: &mut Caller<'_, Data<O>>,
+    ptr: i32,
+    len: i32,
+) -> Result<Value<Grant<O::Ref>>, Code> {
+    let memory = caller.data().memory.ok_or(Code::BadMemory)?;
+    let max = caller.data().max_message_bytes;
+    let r = range(ptr, len, max)?;
+    let (mem, data) = memory.data_and_store_mut(caller);
+    let bytes = mem.get(r).ok_or(Code::BadMemory)?;
+    let plain = pola_syrup::decode_with(bytes, &data.limits).map_err(|_| Code::BadMessage)?;
+    let clist = &data.clist;
+    lift(plain, &mut |h| {
+        let e = clist.get(h, Kind::Ref)?;
+        Ok(match &e.gate {
+            None => Grant::Plain(e.cap.clone()),
+            Some(g) => Grant::Revocable(e.cap.clone(), g.clone()),
+        })
+    })
+}
+
 /// Rebuilds a decoded value with every `<pola:ref h>` replaced by `f(h)`.
 fn lift<R: Ord>(v: Value, f: &mut impl FnMut(i64) -> Result<R, Code>) -> Result<Value<R>, Code> {
     v.try_lift_refs(&mut |v| match v.as_record_labelled(REF_LABEL) {
@@ -932,6 +1045,13 @@ fn charge<O: Outside>(caller: &mut Caller<'_, Data<O>>, len: i32) -> Result<(), 
     let cost = bytes
         .saturating_mul(d.message_byte_fuel)
         .saturating_add(d.host_call_fuel);
+    burn(caller, cost)
+}
+
+/// Takes `cost` fuel from the running entry; when the budget cannot pay,
+/// takes the rest, so the caplet traps with `OutOfFuel` at its next
+/// instruction.
+fn burn<O: Outside>(caller: &mut Caller<'_, Data<O>>, cost: u64) -> Result<(), Code> {
     let fuel = caller.get_fuel().map_err(|_| Code::Exhausted)?;
     match fuel.checked_sub(cost) {
         Some(left) => caller.set_fuel(left).map_err(|_| Code::Exhausted),
@@ -940,6 +1060,35 @@ fn charge<O: Outside>(caller: &mut Caller<'_, Data<O>>, len: i32) -> Result<(), 
             Err(Code::Exhausted)
         }
     }
+}
+
+/// Charges a storage call (a host call plus its key bytes) and reads the
+/// key from caplet memory.
+fn storage_key<O: Outside>(
+    caller: &mut Caller<'_, Data<O>>,
+    ptr: i32,
+    len: i32,
+) -> Result<Vec<u8>, Code> {
+    charge(caller, len)?;
+    if !caller.data().in_entry {
+        return Err(Code::Refused);
+    }
+    let memory = caller.data().memory.ok_or(Code::BadMemory)?;
+    let r = range(ptr, len, caller.data().storage.key_limit())?;
+    let mem = memory.data(&*caller);
+    mem.get(r).map(<[u8]>::to_vec).ok_or(Code::BadMemory)
+}
+
+/// Before an entry's first write, charges the copy of the storage that
+/// applying its writes will make.
+fn charge_first_write<O: Outside>(caller: &mut Caller<'_, Data<O>>) -> Result<(), Code> {
+    let d = caller.data();
+    if d.storage.has_written() {
+        return Ok(());
+    }
+    let bytes = u64::try_from(d.storage.base().bytes()).unwrap_or(u64::MAX);
+    let cost = bytes.saturating_mul(d.storage_copy_fuel);
+    burn(caller, cost)
 }
 
 fn status(r: Result<(), Code>) -> i32 {
@@ -1054,6 +1203,74 @@ fn define_host_functions<O: Outside>(linker: &mut Linker<Data<O>>) -> wasmtime::
                         .settle(e.cap, Err(Value::error("dropped by caplet")));
                 }
                 Ok(())
+            })())
+        },
+    )?;
+    linker.func_wrap(
+        abi::MODULE,
+        "storage_get",
+        |mut caller: Caller<'_, Data<O>>, key_ptr: i32, key_len: i32| -> i32 {
+            let r = (|| {
+                let key = storage_key(&mut caller, key_ptr, key_len)?;
+                let d = caller.data();
+                let size = d.storage.get_sized(&key).ok_or(Code::NotFound)?.1;
+                // Paid before the host copies and encodes the value (and
+                // again, by size, when the caplet reads it).
+                let cost = u64::try_from(size)
+                    .unwrap_or(u64::MAX)
+                    .saturating_mul(d.message_byte_fuel);
+                burn(&mut caller, cost)?;
+                let value = caller
+                    .data()
+                    .storage
+                    .get(&key)
+                    .cloned()
+                    .ok_or(Code::NotFound)?;
+                // Stored values never hold the reserved label as data
+                // (they come from caplet messages, where it means a
+                // reference); one restored from elsewhere might.
+                if has_reserved_label(&value) {
+                    return Err(Code::BadMessage);
+                }
+                let split = value
+                    .try_map_refs::<Split<O::Ref>, std::convert::Infallible>(&mut |g| {
+                        Ok(Value::Ref(match g {
+                            Grant::Plain(r) => Split(r, None),
+                            Grant::Revocable(r, gate) => Split(r, Some(gate)),
+                        }))
+                    })
+                    .unwrap_or_else(|e| match e {});
+                let len = stage_inbound(caller.data_mut(), split, 0).map_err(|e| match e {
+                    CallError::CListFull => Code::CListFull,
+                    CallError::MessageTooLarge { .. } => Code::TooLarge,
+                    _ => Code::BadMessage,
+                })?;
+                Ok(len)
+            })();
+            r.unwrap_or_else(|c: Code| c.as_i32())
+        },
+    )?;
+    linker.func_wrap(
+        abi::MODULE,
+        "storage_put",
+        |mut caller: Caller<'_, Data<O>>, key_ptr: i32, key_len: i32, ptr: i32, len: i32| -> i32 {
+            status((|| {
+                let key = storage_key(&mut caller, key_ptr, key_len)?;
+                charge(&mut caller, len)?;
+                charge_first_write(&mut caller)?;
+                let value = read_stored(&mut caller, ptr, len)?;
+                caller.data_mut().storage.put(key, value)
+            })())
+        },
+    )?;
+    linker.func_wrap(
+        abi::MODULE,
+        "storage_delete",
+        |mut caller: Caller<'_, Data<O>>, key_ptr: i32, key_len: i32| -> i32 {
+            status((|| {
+                let key = storage_key(&mut caller, key_ptr, key_len)?;
+                charge_first_write(&mut caller)?;
+                caller.data_mut().storage.delete(key)
             })())
         },
     )?;

@@ -2,7 +2,7 @@
 //! the references it is handed.
 //!
 //! A caplet is a WebAssembly core module that imports nothing but pola's
-//! caplet interface (seven functions, see [`abi`]) and receives messages
+//! caplet interface (ten functions, see [`abi`]) and receives messages
 //! through one exported entry point. Data crosses as Syrup-encoded
 //! [`pola_syrup::Value`]s; references cross as handles into the instance's
 //! own c-list (capability list). There is no WASI, no clock, no randomness,
@@ -102,9 +102,11 @@ mod clist;
 mod error;
 mod gate;
 mod host;
+mod storage;
 pub mod vat;
 
 pub use check::{Item, Problem, Report, check};
 pub use error::{CallError, LoadError, SetupError, TrapKind};
 pub use gate::{Gate, Revoker};
 pub use host::{CapletInstance, CapletModule, Config, Grant, Outside, Refused, Sandbox};
+pub use storage::StorageMap;

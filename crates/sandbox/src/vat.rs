@@ -40,15 +40,51 @@
 //! Grants: hand a caplet [`grant`]ed references (vat revocable forwarders,
 //! [`pola_vat::patterns::revocable`]); revoking shuts the forwarder at
 //! once, for the caplet and for anyone it passed the forwarder to.
+//!
+//! # Storage is the caplet object's state
+//!
+//! A caplet's storage ([`crate::abi`], "Storage") is part of the caplet
+//! object's behaviour, not of its instance: each delivery starts from the
+//! object's committed storage, and a delivery that wrote replaces the
+//! object's behaviour with one holding the new storage
+//! ([`Turn::become_`]). So storage follows the vat's transactional turns
+//! exactly: a delivery that traps, runs out of fuel, memory or time, or
+//! returns a failure code writes nothing (the host discards its writes, as
+//! the turn discards its sends), and a turn that fails for any other reason
+//! (for instance the vat refusing to store what the caplet stored) leaves
+//! the storage as it was. A fresh instance, after a trap or a restart, sees
+//! the same storage; only linear memory is lost.
+//!
+//! # Persistent caplets
+//!
+//! In a persistent vat ([`pola_vat::Vat::open`]) a caplet is two objects of
+//! registered kinds (register both with [`kinds`]):
+//! - a [`CapletCode`] (kind [`CODE_KIND`]): the module's bytes, written once;
+//!   revived by compiling them again with the [`Sandbox`] given to
+//!   [`kinds`]. It answers `make(policy)` with a new caplet object running
+//!   it (`'persistent` or `'per-delivery`).
+//! - a [`CapletObject`] made with [`CapletObject::persistent`] (kind
+//!   [`CAPLET_KIND`]): its portrait is `{"code": CODE, "policy": POLICY,
+//!   "storage": {KEY-BYTES: VALUE, …}}`, a reference to its code object (so
+//!   the module is stored once, however many caplets run it, and a storage
+//!   write rewrites only the storage) and the storage, whose references are
+//!   stored as vat references under the vat's rules: a caplet that stores
+//!   a reference the vat cannot keep (an ephemeral object, a promise) fails
+//!   that turn with the vat's reason and its storage stays as it was.
+//!
+//! A revived caplet object gets a fresh instance on its first message, and
+//! its storage back.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
 use pola_syrup::Value;
+use pola_vat::persist::{Kinds, Portrait};
 use pola_vat::{Message, Object, Outcome, Ref, Resolver, Turn, Val, error};
 
-use crate::error::CallError;
-use crate::host::{CapletInstance, CapletModule, Outside, Refused};
+use crate::error::{CallError, LoadError};
+use crate::host::{CapletInstance, CapletModule, Grant, Outside, Refused, Sandbox};
+use crate::storage::StorageMap;
 
 /// A reference as a caplet in a vat holds it: a vat reference, or the
 /// answer of a send made during the current delivery, which becomes a vat
@@ -238,9 +274,10 @@ impl Outside for VatLink {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Policy {
-    /// One instance for the object's life; its state persists across
-    /// messages. After a trap a fresh instance takes over (with an empty
-    /// c-list: everything the old one held is gone).
+    /// One instance for the object's life; its linear memory lasts across
+    /// messages (as a cache: it is never stored). After a trap a fresh
+    /// instance takes over, with an empty c-list and fresh memory; what the
+    /// caplet keeps in its storage (data and references) carries on.
     Persistent,
     /// A fresh instance for every message, discarded afterwards: the
     /// caplet is memoryless and must answer within the delivery (a kept
@@ -248,10 +285,14 @@ pub enum Policy {
     PerDelivery,
 }
 
+/// What a caplet object keeps outside the vat's transactional state: its
+/// live instance (a cache; linear memory is never part of the object's
+/// state) and its pending `when`s. Shared by every behaviour the object
+/// becomes.
 struct State {
-    module: CapletModule<VatLink>,
+    /// `None` until the code object is looked up (revived caplets).
+    module: Option<CapletModule<VatLink>>,
     instance: Option<CapletInstance<VatLink>>,
-    policy: Policy,
     watching: Watching,
 }
 
@@ -259,7 +300,18 @@ struct State {
 #[derive(Clone)]
 pub struct CapletObject {
     state: Arc<Mutex<State>>,
+    /// The committed storage (references are plain vat references only:
+    /// a caplet in a vat holds no gated grants).
+    storage: Arc<StorageMap<Grant<LinkRef>>>,
+    /// The code object, for a persistent caplet.
+    code: Option<Ref>,
+    policy: Policy,
 }
+
+/// The kind name of a persistent caplet object.
+pub const CAPLET_KIND: &str = "pola.caplet";
+/// The kind name of a caplet's code object.
+pub const CODE_KIND: &str = "pola.caplet-code";
 
 impl std::fmt::Debug for CapletObject {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -268,17 +320,188 @@ impl std::fmt::Debug for CapletObject {
 }
 
 impl CapletObject {
-    /// A caplet object running `module` under `policy`.
+    /// An ephemeral caplet object running `module` under `policy`: its
+    /// storage lives as long as the vat's process (it has no portrait, so a
+    /// persistent vat does not keep it).
     pub fn new(module: CapletModule<VatLink>, policy: Policy) -> Self {
+        Self::with(Some(module), None, policy, Arc::default())
+    }
+
+    /// A persistent caplet object running the [`CapletCode`] object `code`
+    /// (of this vat) under `policy`, with empty storage. The module is
+    /// looked up on the first message; if `code` is not a [`CapletCode`],
+    /// messages fail with a reason.
+    pub fn persistent(code: Ref, policy: Policy) -> Self {
+        Self::with(None, Some(code), policy, Arc::default())
+    }
+
+    fn with(
+        module: Option<CapletModule<VatLink>>,
+        code: Option<Ref>,
+        policy: Policy,
+        storage: Arc<StorageMap<Grant<LinkRef>>>,
+    ) -> Self {
         CapletObject {
             state: Arc::new(Mutex::new(State {
                 module,
                 instance: None,
-                policy,
                 watching: Watching::default(),
             })),
+            storage,
+            code,
+            policy,
         }
     }
+
+    /// The value the caplet stored under `key` (committed), as vat values.
+    pub fn stored(&self, key: &[u8]) -> Option<Val> {
+        self.storage.get(key).map(|v| to_vat(v.clone()))
+    }
+
+    /// The number of keys in the caplet's committed storage.
+    pub fn stored_keys(&self) -> usize {
+        self.storage.len()
+    }
+
+    /// The bytes used by the caplet's committed storage.
+    pub fn stored_bytes(&self) -> usize {
+        self.storage.bytes()
+    }
+}
+
+/// A stored value as vat values (an unbound placeholder or a gated grant,
+/// which a vat caplet's committed storage never holds, would read as
+/// broken).
+fn to_vat(v: Value<Grant<LinkRef>>) -> Val {
+    v.try_map_refs::<Ref, std::convert::Infallible>(&mut |g| {
+        Ok(Value::Ref(match g {
+            Grant::Plain(LinkRef(Held::Vat(r))) => r,
+            Grant::Plain(LinkRef(Held::Answer(_))) => Ref::broken(reason("unbound answer")),
+            Grant::Revocable(..) => Ref::broken(reason("gated grant")),
+        }))
+    })
+    .unwrap_or_else(|e| match e {})
+}
+
+/// A vat value as stored.
+fn to_stored(v: Val) -> Value<Grant<LinkRef>> {
+    v.try_map_refs::<Grant<LinkRef>, std::convert::Infallible>(&mut |r| {
+        Ok(Value::Ref(Grant::Plain(LinkRef::vat(r))))
+    })
+    .unwrap_or_else(|e| match e {})
+}
+
+fn policy_name(p: Policy) -> &'static str {
+    match p {
+        Policy::Persistent => "persistent",
+        Policy::PerDelivery => "per-delivery",
+    }
+}
+
+fn policy_from(v: &Val) -> Option<Policy> {
+    match v.as_symbol()? {
+        "persistent" => Some(Policy::Persistent),
+        "per-delivery" => Some(Policy::PerDelivery),
+        _ => None,
+    }
+}
+
+/// A caplet's module as a persistent vat object: its bytes (written once)
+/// and the compiled module. See the module docs.
+pub struct CapletCode {
+    wasm: Val,
+    module: CapletModule<VatLink>,
+}
+
+impl std::fmt::Debug for CapletCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CapletCode").finish_non_exhaustive()
+    }
+}
+
+impl CapletCode {
+    /// Checks and compiles `wasm` in `sandbox` (as [`Sandbox::load`]).
+    ///
+    /// # Errors
+    /// As for [`Sandbox::load`].
+    pub fn load(sandbox: &Sandbox<VatLink>, wasm: &[u8]) -> Result<Self, LoadError> {
+        let module = sandbox.load(wasm)?;
+        Ok(CapletCode {
+            wasm: Value::bytes(wasm.to_vec()),
+            module,
+        })
+    }
+
+    /// The compiled module.
+    pub fn module(&self) -> &CapletModule<VatLink> {
+        &self.module
+    }
+}
+
+impl Object for CapletCode {
+    fn receive(&self, cx: &mut Turn<'_>, method: &str, args: Vec<Val>) -> Outcome {
+        match (method, args.as_slice()) {
+            ("make", [policy]) => {
+                let policy = policy_from(policy)
+                    .ok_or_else(|| error("make: policy is 'persistent or 'per-delivery"))?;
+                let me = cx.me().ok_or_else(|| error("make: no code object"))?;
+                Ok(Val::Ref(cx.spawn(CapletObject::persistent(me, policy))))
+            }
+            _ => Err(error("no such method")),
+        }
+    }
+
+    fn portrait(&self) -> Option<Portrait> {
+        Some(Portrait::new(CODE_KIND, 1, self.wasm.clone()))
+    }
+}
+
+/// Registers the kinds of persistent caplets ([`CODE_KIND`], [`CAPLET_KIND`])
+/// in `kinds`; revived code is compiled again in `sandbox`.
+pub fn kinds(kinds: &mut Kinds, sandbox: &Sandbox<VatLink>) {
+    let sandbox = sandbox.clone();
+    kinds.add(CODE_KIND, 1, move |_version, state| {
+        let Value::Bytes(wasm) = &state else {
+            return Err(error(
+                "cannot revive caplet code: stored state is not bytes",
+            ));
+        };
+        CapletCode::load(&sandbox, wasm)
+            .map_err(|e| error(format!("cannot revive caplet code: {e}")))
+    });
+    kinds.add(CAPLET_KIND, 1, |_version, state| revive_caplet(state));
+}
+
+/// Rebuilds a persistent caplet object from its portrait's state.
+fn revive_caplet(state: Val) -> Result<CapletObject, Val> {
+    let bad = |what: &str| error(format!("cannot revive caplet: {what}"));
+    let Value::Dict(mut d) = state else {
+        return Err(bad("state is not a dictionary"));
+    };
+    let code = match d.remove(&Value::str("code")) {
+        Some(Value::Ref(r)) => r,
+        _ => return Err(bad("no code reference")),
+    };
+    let policy = d
+        .get(&Value::str("policy"))
+        .and_then(policy_from)
+        .ok_or_else(|| bad("unknown policy"))?;
+    let Some(Value::Dict(entries)) = d.remove(&Value::str("storage")) else {
+        return Err(bad("storage is not a dictionary"));
+    };
+    let mut restored = Vec::with_capacity(entries.len());
+    for (k, v) in entries {
+        let Value::Bytes(k) = k else {
+            return Err(bad("a storage key is not bytes"));
+        };
+        restored.push((k.to_vec(), to_stored(v)));
+    }
+    Ok(CapletObject::with(
+        None,
+        Some(code),
+        policy,
+        Arc::new(StorageMap::restore(restored)),
+    ))
 }
 
 /// Makes a revocable grant of `target` for a caplet: returns
@@ -315,21 +538,33 @@ fn raise(answers: &Answers, v: LinkVal) -> Val {
         .unwrap_or_else(|e| match e {})
 }
 
-/// Runs one entry into the caplet within turn `cx` and applies its effects.
+/// Runs one entry into the caplet object `obj` (its current behaviour)
+/// within turn `cx` and applies its effects.
 fn run(
-    state: &Arc<Mutex<State>>,
+    obj: &CapletObject,
     cx: &mut Turn<'_>,
     entry: impl FnOnce(&mut CapletInstance<VatLink>, &mut Turn<'_>) -> Result<Option<Ref>, CallError>,
 ) -> Outcome {
-    let mut guard = state.lock().unwrap_or_else(|p| p.into_inner());
+    let mut guard = obj.state.lock().unwrap_or_else(|p| p.into_inner());
     let st = &mut *guard;
+    if st.module.is_none() {
+        let code = obj
+            .code
+            .as_ref()
+            .and_then(|c| cx.inspect::<CapletCode>(c))
+            .ok_or_else(|| error("cannot run caplet: its code is unavailable"))?;
+        st.module = Some(code.module.clone());
+    }
     if st.instance.as_ref().is_none_or(CapletInstance::is_dead) {
         st.instance = None;
         let link = VatLink {
             watching: st.watching.clone(),
             ..VatLink::default()
         };
-        match st.module.instantiate(link) {
+        let Some(module) = st.module.as_ref() else {
+            return failed(&CallError::Engine);
+        };
+        match module.instantiate(link) {
             Ok(i) => st.instance = Some(i),
             Err(e) => return failed(&e),
         }
@@ -337,9 +572,13 @@ fn run(
     let Some(inst) = st.instance.as_mut() else {
         return failed(&CallError::Engine);
     };
+    // Every entry starts from the object's committed storage.
+    inst.set_storage(obj.storage.clone());
     let first_answer = inst.outside().next_answer;
     let result = entry(inst, cx);
-    let (effects, end_answer) = if st.policy == Policy::PerDelivery {
+    // What the entry committed (the same map if it failed or wrote nothing).
+    let stored = inst.storage().clone();
+    let (effects, end_answer) = if obj.policy == Policy::PerDelivery {
         // Retiring the instance breaks anything it still held, as effects.
         match st.instance.take() {
             Some(old) => {
@@ -356,14 +595,32 @@ fn run(
     let answer = match result {
         Ok(answer) => {
             for e in effects {
-                apply(state, cx, e, &mut answers);
+                apply(cx, e, &mut answers);
+            }
+            if !Arc::ptr_eq(&stored, &obj.storage) {
+                let mut next = stored;
+                if end_answer > first_answer {
+                    // Answers stored in this delivery name their promises.
+                    Arc::make_mut(&mut next).rebind(&mut |g| match g {
+                        Grant::Plain(r @ LinkRef(Held::Answer(_))) => {
+                            Some(Grant::Plain(LinkRef::vat(real(&answers, r.clone()))))
+                        }
+                        _ => None,
+                    });
+                }
+                cx.become_(CapletObject {
+                    state: obj.state.clone(),
+                    storage: next,
+                    code: obj.code.clone(),
+                    policy: obj.policy,
+                })?;
             }
             answer.map_or(Ok(Value::undefined()), |p| Ok(Value::Ref(p)))
         }
         Err(err) => {
             for e in effects {
                 match e {
-                    Effect::Abandon { .. } => apply(state, cx, e, &mut answers),
+                    Effect::Abandon { .. } => apply(cx, e, &mut answers),
                     // The caplet consumed this resolver, but its settlement
                     // is discarded with the rest of the failed run.
                     Effect::Settle { resolver, .. } => {
@@ -390,7 +647,7 @@ fn run(
     answer
 }
 
-fn apply(state: &Arc<Mutex<State>>, cx: &mut Turn<'_>, e: Effect, answers: &mut Answers) {
+fn apply(cx: &mut Turn<'_>, e: Effect, answers: &mut Answers) {
     match e {
         Effect::Send {
             target,
@@ -421,14 +678,19 @@ fn apply(state: &Arc<Mutex<State>>, cx: &mut Turn<'_>, e: Effect, answers: &mut 
             watch,
         } => {
             let promise = real(answers, promise);
-            let state = state.clone();
             cx.when(&promise, move |cx2, outcome| {
                 drop(watch);
                 let outcome = match outcome {
                     Ok(v) => Ok(lower(v)),
                     Err(v) => Err(lower(v)),
                 };
-                run(&state, cx2, |inst, _| {
+                // The callback runs as the caplet object: its behaviour now
+                // holds the storage committed since the `when`.
+                let me = cx2.me().ok_or_else(|| error("caplet object is gone"))?;
+                let obj = cx2
+                    .inspect::<CapletObject>(&me)
+                    .ok_or_else(|| error("caplet object is gone"))?;
+                run(&obj, cx2, |inst, _| {
                     inst.notify(tag, outcome).map(|()| None)
                 })
             });
@@ -442,7 +704,7 @@ impl Object for CapletObject {
         items.push(Value::sym(method));
         items.extend(args.into_iter().map(lower));
         let message = Value::List(items);
-        run(&self.state, cx, move |inst, cx| {
+        run(self, cx, move |inst, cx| {
             let (promise, resolver) = cx.promise();
             inst.outside_mut()
                 .resolvers
@@ -450,5 +712,24 @@ impl Object for CapletObject {
             inst.deliver(message, Some(LinkRef::vat(promise.clone())))?;
             Ok(Some(promise))
         })
+    }
+
+    fn portrait(&self) -> Option<Portrait> {
+        let code = self.code.clone()?;
+        let storage = self
+            .storage
+            .iter()
+            .map(|(k, v)| (Value::bytes(k.to_vec()), to_vat(v.clone())))
+            .collect();
+        let state = Value::Dict(
+            [
+                (Value::str("code"), Value::Ref(code)),
+                (Value::str("policy"), Value::sym(policy_name(self.policy))),
+                (Value::str("storage"), Value::Dict(storage)),
+            ]
+            .into_iter()
+            .collect(),
+        );
+        Some(Portrait::new(CAPLET_KIND, 1, state))
     }
 }
