@@ -714,6 +714,9 @@ impl Object for CapletObject {
         })
     }
 
+    // A `Ref` is ordered by identity, which its interior state never
+    // changes, so it is a sound map key.
+    #[allow(clippy::mutable_key_type)]
     fn portrait(&self) -> Option<Portrait> {
         let code = self.code.clone()?;
         let storage = self

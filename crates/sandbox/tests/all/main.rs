@@ -6,6 +6,7 @@ mod attacks;
 mod benign;
 mod loader;
 mod quotas;
+mod storage;
 mod vat;
 mod world;
 
@@ -21,6 +22,9 @@ pub fn test_config() -> Config {
     c.max_instances = 64;
     c.fuel_per_call = 20_000_000;
     c.memory_bytes = 8 << 20;
+    c.storage_keys = 64;
+    c.storage_value_bytes = 4 << 10;
+    c.storage_bytes = 32 << 10;
     c
 }
 
