@@ -23,6 +23,9 @@
 //! - [`check`]: a module's imports, exports and confinement, without
 //!   loading it.
 //! - [`Gate`] / [`Revoker`]: revocable grants at the c-list.
+//! - [`StorageMap`]: a caplet's storage, its persistent state (keys to
+//!   values with references); writes are staged per entry and applied
+//!   only when the entry succeeds (see [`abi`], "Storage").
 //! - [`vat::CapletObject`]: a caplet as an object of the vat runtime.
 //!
 //! ```text
