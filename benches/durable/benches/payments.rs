@@ -12,7 +12,10 @@
 //! - `POLA_BENCH_POLA_PAYMENTS` payments for pola [100 000];
 //! - `POLA_BENCH_PURSES` [100 000]; `POLA_BENCH_PAYERS` [64];
 //! - `POLA_BENCH_ENGINES` a comma-separated subset of
-//!   `pola,sqlite,sqlite-serial,redb,redb-serial` [all];
+//!   `pola,sqlite,sqlite-serial,redb,redb-serial` [all of these], or
+//!   `pola-log`: the same vat on a what-if backend (memory plus an
+//!   append-only log synced per batch; not a store: no checkpoints), an
+//!   upper bound for a log-structured store;
 //! - `POLA_BENCH_STORE_ALONE=0` skips the store-alone lines;
 //! - `POLA_BENCH_DIR` a folder on a real disk [the temporary folder;
 //!   tmpfs is refused].
@@ -72,6 +75,12 @@ fn main() -> Result<()> {
                 println!("pola: setup {:.1} s", t.elapsed().as_secs_f64());
                 payments::run(e, &pola_work)?
             }
+            "pola-log" => {
+                let e =
+                    PolaLedger::create_on_log(&path.with_extension("log"), work.purses, INITIAL)?;
+                println!("{name}: setup {:.1} s", t.elapsed().as_secs_f64());
+                payments::run(e, &pola_work)?
+            }
             "sqlite" => {
                 let e = SqliteLedger::create(&path.with_extension("sqlite"), work.purses, INITIAL)?;
                 println!("sqlite: setup {:.1} s", t.elapsed().as_secs_f64());
@@ -92,7 +101,7 @@ fn main() -> Result<()> {
                 println!("{name}: setup {:.1} s", t.elapsed().as_secs_f64());
                 payments::run(e, &work)?
             }
-            other => bail!("POLA_BENCH_ENGINES: unknown engine {other:?} ({ALL})"),
+            other => bail!("POLA_BENCH_ENGINES: unknown engine {other:?} ({ALL},pola-log)"),
         };
         println!(
             "{name}: {:.0} durable payments/s, invariants hold (supply, every acknowledged payment once, same after reopening)",

@@ -12,6 +12,9 @@
 //!   (each acknowledged payment applied exactly once, supply conserved,
 //!   the same balances read back after closing and reopening the files),
 //!   so a run that measured nothing fails instead of printing a figure.
+//!   On request, `pola-log` runs the same vat on [`log_bound`], a what-if
+//!   backend (memory plus a synced append-only log) that bounds what a
+//!   log-structured store would give.
 //! - [`export`]: export and import of a large store, with the imported
 //!   copy checked against the original.
 //! - [`disk`]: where the files go, and a refusal of memory file systems
@@ -20,6 +23,7 @@
 
 pub mod disk;
 pub mod export;
+pub mod log_bound;
 pub mod payments;
 pub mod pola_ledger;
 pub mod redb_ledger;

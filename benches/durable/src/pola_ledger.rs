@@ -22,6 +22,7 @@ use pola_vat::backend::{Backend, BackendError, Batch, Opened};
 use pola_vat::persist::Kinds;
 use pola_vat::{Ref, Val, Vat};
 
+use crate::log_bound::LogBackend;
 use crate::payments::{Engine, Payer};
 
 /// How long a payer waits for one answer before the run fails.
@@ -97,10 +98,18 @@ impl<B: Backend> Backend for Counted<B> {
     }
 }
 
+/// What the vat's backend is.
+enum Files {
+    /// A `pola_store::Store` (the real thing).
+    Store(Store),
+    /// The what-if log of [`crate::log_bound`].
+    Log,
+}
+
 /// The pola engine: a store, its persistent vat, and the purses.
 pub struct PolaLedger {
     path: PathBuf,
-    store: Store,
+    files: Files,
     vat: Vat,
     purses: Arc<Vec<Ref>>,
     stats: Arc<WriteStats>,
@@ -114,12 +123,23 @@ fn kinds() -> Kinds {
     k
 }
 
-fn open_vat(store: &Store, stats: &Arc<WriteStats>) -> Result<Vat> {
-    let backend = Counted::new(
-        store.vat(INSTANCE).map_err(|e| anyhow!("{e}"))?,
-        stats.clone(),
-    );
-    Vat::open(INSTANCE, backend, kinds()).map_err(|e| anyhow!("open the vat: {e}"))
+fn open_vat(files: &Files, path: &Path, stats: &Arc<WriteStats>) -> Result<Vat> {
+    let opened = match files {
+        Files::Store(store) => Vat::open(
+            INSTANCE,
+            Counted::new(
+                store.vat(INSTANCE).map_err(|e| anyhow!("{e}"))?,
+                stats.clone(),
+            ),
+            kinds(),
+        ),
+        Files::Log => Vat::open(
+            INSTANCE,
+            Counted::new(LogBackend::open(path)?, stats.clone()),
+            kinds(),
+        ),
+    };
+    opened.map_err(|e| anyhow!("open the vat: {e}"))
 }
 
 fn as_ref(v: &Val) -> Result<Ref> {
@@ -136,8 +156,21 @@ impl PolaLedger {
     /// The store or the vat fails.
     pub fn create(path: &Path, purses: usize, initial: u64) -> Result<PolaLedger> {
         let store = Store::open(path).map_err(|e| anyhow!("{e}"))?;
+        PolaLedger::make(path, Files::Store(store), purses, initial)
+    }
+
+    /// Makes the ledger as [`PolaLedger::create`] does, but on the
+    /// what-if log of [`crate::log_bound`] (an upper bound, not a store).
+    ///
+    /// # Errors
+    /// The log or the vat fails.
+    pub fn create_on_log(path: &Path, purses: usize, initial: u64) -> Result<PolaLedger> {
+        PolaLedger::make(path, Files::Log, purses, initial)
+    }
+
+    fn make(path: &Path, files: Files, purses: usize, initial: u64) -> Result<PolaLedger> {
         let stats = Arc::new(WriteStats::default());
-        let vat = open_vat(&store, &stats)?;
+        let vat = open_vat(&files, path, &stats)?;
         let made = vat.run(|cx| {
             let mint = new_mint(cx, None);
             cx.set_root("mint", Some(&mint))?;
@@ -173,7 +206,7 @@ impl PolaLedger {
         stats.largest.store(0, Ordering::Relaxed);
         Ok(PolaLedger {
             path: path.to_path_buf(),
-            store,
+            files,
             vat,
             purses: Arc::new(refs),
             stats,
@@ -233,7 +266,10 @@ impl Engine for PolaLedger {
     type Payer<'a> = PolaPayer<'a>;
 
     fn name(&self) -> &'static str {
-        "pola"
+        match self.files {
+            Files::Store(_) => "pola",
+            Files::Log => "pola-log",
+        }
     }
 
     fn payer(&self) -> Result<PolaPayer<'_>> {
@@ -247,7 +283,7 @@ impl Engine for PolaLedger {
     fn reopen_balances(self) -> Result<Vec<u64>> {
         let PolaLedger {
             path,
-            store,
+            files,
             vat,
             purses,
             ..
@@ -259,9 +295,14 @@ impl Engine for PolaLedger {
             return Err(anyhow!("the store failed: {e}"));
         }
         drop(vat);
-        store.close().map_err(|e| anyhow!("close: {e}"))?;
-        let store = Store::open(&path).map_err(|e| anyhow!("{e}"))?;
-        let vat = open_vat(&store, &Arc::new(WriteStats::default()))?;
+        let files = match files {
+            Files::Store(store) => {
+                store.close().map_err(|e| anyhow!("close: {e}"))?;
+                Files::Store(Store::open(&path).map_err(|e| anyhow!("{e}"))?)
+            }
+            Files::Log => Files::Log,
+        };
+        let vat = open_vat(&files, &path, &Arc::new(WriteStats::default()))?;
         let purses: Vec<Ref> = (0..n)
             .map(|i| {
                 vat.root(&format!("purse{i}"))
