@@ -4,6 +4,9 @@
 //! vat-runtime demo: the E mint/purse payment between three vats).
 #![forbid(unsafe_code)]
 
+mod config;
+mod control;
+mod host;
 mod ocapn;
 mod serve;
 
@@ -47,18 +50,20 @@ enum Command {
     },
     /// Serve only the objects registered as sturdyrefs at start-up (no
     /// eval), over the encrypted `noise` netlayer; prints `NAME URI` per
-    /// object, then `ready`, and serves until killed.
+    /// object, then `ready`, and serves until killed. Runs from
+    /// `DIR/pola.toml`; role flags on a first start write that file, and
+    /// on later starts must agree with it.
     Serve {
-        /// State folder: `identity.key` and `sturdyrefs` (both mode 0600),
-        /// so the vat's identity and URIs survive restarts.
+        /// State folder (mode 0700): `pola.toml` (the config) and
+        /// `state.redb` (identity, Swiss numbers, objects).
         #[arg(long)]
         state: std::path::PathBuf,
-        /// Address to listen on (and advertise).
-        #[arg(long, default_value = "127.0.0.1")]
-        listen: String,
-        /// TCP port (0 picks a free one).
-        #[arg(long, default_value_t = 0)]
-        port: u16,
+        /// Address to listen on (and advertise) [default: 127.0.0.1].
+        #[arg(long)]
+        listen: Option<String>,
+        /// TCP port; 0 picks a free one [default: 0].
+        #[arg(long)]
+        port: Option<u16>,
         /// Host to put in the URIs instead of --listen (e.g. with
         /// --listen 0.0.0.0).
         #[arg(long, value_name = "HOST")]
@@ -71,9 +76,59 @@ enum Command {
         /// URI.
         #[arg(long, value_name = "URI")]
         wallet_from: Option<String>,
-        /// The wallet's opening balance.
-        #[arg(long, default_value_t = 0)]
-        initial: u64,
+        /// The wallet's opening balance [default: 0].
+        #[arg(long)]
+        initial: Option<u64>,
+    },
+    /// Write one export file of a host (its config and store) to stdout,
+    /// while it runs or not: `pola export --state DIR > host.pola`.
+    Export {
+        /// The host's state folder.
+        #[arg(long)]
+        state: std::path::PathBuf,
+        /// Export only this vat instance (for `pola import --instance`).
+        #[arg(long, value_name = "NAME")]
+        instance: Option<String>,
+    },
+    /// Make a new host folder from an export (`-` reads stdin); `pola
+    /// serve --state NEWDIR` then answers the same sturdyrefs.
+    Import {
+        /// The export file.
+        file: std::path::PathBuf,
+        /// The new state folder (must not exist, or be empty); with
+        /// --instance, the existing folder of a stopped host.
+        #[arg(long)]
+        state: std::path::PathBuf,
+        /// Add an instance export to an existing host under this name.
+        #[arg(long, value_name = "NAME")]
+        instance: Option<String>,
+    },
+    /// Take a named savepoint of a host's whole store (while it runs or
+    /// not), or delete one with --delete.
+    Savepoint {
+        /// The host's state folder.
+        #[arg(long)]
+        state: std::path::PathBuf,
+        /// The savepoint's name (letters, digits, '.', '_', '-').
+        name: String,
+        /// Delete the savepoint instead.
+        #[arg(long)]
+        delete: bool,
+    },
+    /// List a host's savepoints, oldest first, with the time each was taken.
+    Savepoints {
+        /// The host's state folder.
+        #[arg(long)]
+        state: std::path::PathBuf,
+    },
+    /// Return a stopped host's whole store to a savepoint (newer
+    /// savepoints are deleted).
+    Rollback {
+        /// The host's state folder.
+        #[arg(long)]
+        state: std::path::PathBuf,
+        /// The savepoint's name.
+        name: String,
     },
 }
 
@@ -118,15 +173,32 @@ fn main() -> anyhow::Result<()> {
             mint,
             wallet_from,
             initial,
-        } => serve::serve(&serve::ServeOptions {
+        } => {
+            let flags = config::ServeFlags {
+                listen,
+                port,
+                advertise,
+                mint,
+                wallet_from,
+                initial,
+            };
+            serve::make_state_dir(&state)?;
+            let config = config::resolve(&state, &flags)?;
+            serve::serve(&serve::ServeOptions::from_config(state, &config)?)
+        }
+        Command::Export { state, instance } => host::export(&state, instance.as_deref()),
+        Command::Import {
+            file,
             state,
-            listen,
-            port,
-            advertise,
-            mint,
-            wallet_from,
-            initial,
-        }),
+            instance,
+        } => host::import(&file, &state, instance.as_deref()),
+        Command::Savepoint {
+            state,
+            name,
+            delete,
+        } => host::savepoint(&state, &name, delete),
+        Command::Savepoints { state } => host::savepoints(&state),
+        Command::Rollback { state, name } => host::rollback(&state, &name),
     }
 }
 

@@ -7,12 +7,14 @@
 //! a line `ready`, and serves until killed.
 //!
 //! State folder (`--state DIR`, created mode 0700 if missing):
-//! - `DIR/identity.key`: the vat's long-term Ed25519 key (mode 0600,
-//!   generated once). Its public key is the designator in every URI, so a
-//!   restart keeps the vat's identity.
-//! - `DIR/sturdyrefs`: `NAME HEX` lines, the Swiss number of each served
-//!   object (mode 0600), so the URIs survive restarts too.
-//! - `DIR/state.redb`: the state store (pola-store). The served vat is
+//! - `DIR/pola.toml`: what is served and where ([`crate::config`]),
+//!   written from the flags on a first start.
+//! - `DIR/state.redb`: the state store (pola-store). Its host table holds
+//!   the vat's long-term Ed25519 key (generated once; its public key is the
+//!   designator in every URI, so a restart keeps the vat's identity) and
+//!   the Swiss number of each served object, so the URIs survive restarts
+//!   too ([`crate::host`]; older `identity.key`/`sturdyrefs` files are
+//!   moved in). The served vat is
 //!   persistent: the mint, its issuer, every purse and balance live there,
 //!   and so does the table of sturdyrefs made by `sturdyref()` on a purse
 //!   (roots named `sturdy:HEX`). A restart (clean, or after `kill -9`)
@@ -39,10 +41,9 @@
 //!   incoming purse at once (so a fake or short payment is refused); it
 //!   can neither spend nor read the balance.
 
-use std::collections::BTreeMap;
 use std::fs;
-use std::io::{Read as _, Write as _};
-use std::os::unix::fs::{DirBuilderExt as _, MetadataExt as _, OpenOptionsExt as _};
+use std::io::Write as _;
+use std::os::unix::fs::{DirBuilderExt as _, MetadataExt as _};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
@@ -51,7 +52,7 @@ use anyhow::{Context as _, Result, anyhow, bail};
 use pola_apps::mint::{SturdyMaker, kinds as mint_kinds, new_issuer, new_mint};
 use pola_apps::wallet::{Enliven, kinds as wallet_kinds, new_wallet};
 use pola_captp::locator::{SturdyRef, Swiss};
-use pola_netlayer::{Identity, NoiseNetlayer};
+use pola_netlayer::NoiseNetlayer;
 use pola_peer::swiss::SwissNumber;
 use pola_peer::{Peer, PeerConfig, PeerHandle};
 use pola_vat::persist::Kinds;
@@ -59,9 +60,6 @@ use pola_vat::{Ref, Val, Vat, error};
 
 /// How long start-up waits for a wallet's purse.
 const START_TIMEOUT: Duration = Duration::from_secs(30);
-
-/// Most bytes read from the sturdyrefs file.
-const STURDY_FILE_MAX: u64 = 64 * 1024;
 
 /// What `pola serve` serves, and where.
 #[derive(Clone, Debug)]
@@ -81,6 +79,35 @@ pub struct ServeOptions {
     pub wallet_from: Option<String>,
     /// The wallet's opening balance (asked of the mint).
     pub initial: u64,
+    /// The bytes of `pola.toml`, carried by exports taken while serving.
+    pub config: Option<Vec<u8>>,
+}
+
+impl ServeOptions {
+    /// What to serve, from a validated config in state folder `state`.
+    ///
+    /// # Errors
+    /// The config asks for what `pola serve` cannot do yet (caplets).
+    pub fn from_config(state: PathBuf, config: &crate::config::Config) -> Result<ServeOptions> {
+        if let Some(c) = config.caplets.first() {
+            bail!(
+                "{}:{}: caplet {:?} is valid, but serving caplets from pola.toml is not wired yet; remove the [[caplet]] entries",
+                config.file.display(),
+                c.line,
+                c.name
+            );
+        }
+        Ok(ServeOptions {
+            state,
+            listen: config.net.listen.clone(),
+            port: config.net.port,
+            advertise: config.net.advertise.clone(),
+            mint: config.mint,
+            wallet_from: config.wallet.as_ref().map(|w| w.from.clone()),
+            initial: config.wallet.as_ref().map_or(0, |w| w.initial),
+            config: Some(config.text.clone().into_bytes()),
+        })
+    }
 }
 
 /// Runs `pola serve` until killed.
@@ -93,9 +120,8 @@ pub fn serve(opts: &ServeOptions) -> Result<()> {
         bail!("nothing to serve: give --mint and/or --wallet-from URI");
     }
     make_state_dir(&opts.state)?;
-    let identity = Identity::load_or_create(opts.state.join("identity.key"))
-        .with_context(|| format!("loading the identity in {}", opts.state.display()))?;
-    let mut swiss = SwissFile::load(&opts.state.join("sturdyrefs"))?;
+    let (store, identity, mut swiss) = crate::host::open_state(&opts.state)?;
+    crate::control::listen(&opts.state, store.clone(), opts.config.clone())?;
     let rt = crate::ocapn::runtime()?;
     rt.block_on(async move {
         let mut net = NoiseNetlayer::bind(identity, &opts.listen, opts.port)
@@ -105,8 +131,6 @@ pub fn serve(opts: &ServeOptions) -> Result<()> {
             let port = net.local_addr().port();
             net.set_advertised(host, port);
         }
-        let store =
-            pola_store::Store::open(&opts.state.join("state.redb")).map_err(|e| anyhow!("{e}"))?;
         let peer_cell: Arc<OnceLock<PeerHandle>> = Arc::new(OnceLock::new());
         let sturdy = sturdy_maker(peer_cell.clone());
         let mut kinds = Kinds::new();
@@ -187,7 +211,6 @@ pub fn serve(opts: &ServeOptions) -> Result<()> {
             };
             writeln!(out, "{name} {}", sturdy.to_uri())?;
         }
-        swiss.save()?;
         writeln!(out, "ready")?;
         out.flush()?;
         drop(out);
@@ -280,7 +303,7 @@ async fn make_wallet(vat: &Vat, peer: &PeerHandle, uri: &str, initial: u64) -> R
 }
 
 /// Creates the state folder (mode 0700) if it does not exist.
-fn make_state_dir(dir: &Path) -> Result<()> {
+pub(crate) fn make_state_dir(dir: &Path) -> Result<()> {
     fs::DirBuilder::new()
         .recursive(true)
         .mode(0o700)
@@ -301,104 +324,4 @@ fn make_state_dir(dir: &Path) -> Result<()> {
         );
     }
     Ok(())
-}
-
-/// The `NAME HEX` file of served objects' Swiss numbers.
-struct SwissFile {
-    path: PathBuf,
-    entries: BTreeMap<String, String>,
-    dirty: bool,
-}
-
-impl SwissFile {
-    fn load(path: &Path) -> Result<SwissFile> {
-        let mut entries = BTreeMap::new();
-        // Open without following a link and without blocking (a FIFO put
-        // in its place must not hang the server), then check the file we
-        // actually opened.
-        let opened = fs::OpenOptions::new()
-            .read(true)
-            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
-            .open(path);
-        match opened {
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => {
-                return Err(e)
-                    .with_context(|| format!("reading {} (a symbolic link?)", path.display()));
-            }
-            Ok(file) => {
-                let meta = file
-                    .metadata()
-                    .with_context(|| format!("reading {}", path.display()))?;
-                if !meta.file_type().is_file() {
-                    bail!("{} is not a plain file", path.display());
-                }
-                if meta.mode() & 0o077 != 0 {
-                    bail!(
-                        "{} is readable or writable by others (mode {:o}); it holds capabilities: chmod 600 it",
-                        path.display(),
-                        meta.mode() & 0o777
-                    );
-                }
-                let mut text = String::new();
-                file.take(STURDY_FILE_MAX)
-                    .read_to_string(&mut text)
-                    .with_context(|| format!("reading {}", path.display()))?;
-                for (n, line) in text.lines().enumerate() {
-                    let line = line.trim();
-                    if line.is_empty() || line.starts_with('#') {
-                        continue;
-                    }
-                    let bad = || anyhow!("{}:{}: expected `NAME HEX`", path.display(), n + 1);
-                    let (name, hex) = line.split_once(' ').ok_or_else(bad)?;
-                    let hex = hex.trim();
-                    if hex.len() < 32 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
-                        return Err(bad());
-                    }
-                    entries.insert(name.to_owned(), hex.to_owned());
-                }
-            }
-        }
-        Ok(SwissFile {
-            path: path.to_owned(),
-            entries,
-            dirty: false,
-        })
-    }
-
-    /// The Swiss number (as its hex text) kept for `name`, minted if new.
-    fn get_or_create(&mut self, name: &str) -> Result<String> {
-        if let Some(s) = self.entries.get(name) {
-            return Ok(s.clone());
-        }
-        let fresh = SwissNumber::random().map_err(|e| anyhow!("OS RNG failed: {e}"))?;
-        let hex = to_hex(fresh.as_bytes());
-        self.entries.insert(name.to_owned(), hex.clone());
-        self.dirty = true;
-        Ok(hex)
-    }
-
-    /// Writes the file (mode 0600) through a temporary file and a rename.
-    fn save(&mut self) -> Result<()> {
-        if !self.dirty {
-            return Ok(());
-        }
-        let tmp = self.path.with_extension("tmp");
-        let _ = fs::remove_file(&tmp);
-        let mut f = fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&tmp)
-            .with_context(|| format!("writing {}", tmp.display()))?;
-        let mut text = String::from("# pola serve: Swiss numbers of served objects (secret)\n");
-        for (name, hex) in &self.entries {
-            text.push_str(&format!("{name} {hex}\n"));
-        }
-        f.write_all(text.as_bytes())?;
-        f.sync_all()?;
-        fs::rename(&tmp, &self.path).with_context(|| format!("writing {}", self.path.display()))?;
-        self.dirty = false;
-        Ok(())
-    }
 }

@@ -173,6 +173,13 @@ impl Identity {
         }
     }
 
+    /// The 32-byte Ed25519 secret key (seed), for keeping the identity
+    /// somewhere other than a key file (a host's state store). Whoever has
+    /// these bytes is this vat: keep them as secret as the key file.
+    pub fn secret_bytes(&self) -> [u8; 32] {
+        self.signing.to_bytes()
+    }
+
     /// The public key, which peers know this vat by.
     pub fn public_key(&self) -> PeerKey {
         PeerKey(self.signing.verifying_key().to_bytes())
