@@ -6,8 +6,9 @@
 //! - A **purse** answers `balance()`, `sprout()` (a new empty purse of the
 //!   same currency), `deposit(amount, source)` (moves `amount` from the
 //!   purse `source` into this one) and, where the host gave the kinds a
-//!   [`SturdyMaker`], `sturdyref()` (a URI that reaches this purse again
-//!   after a restart; it grants nothing more than the purse itself).
+//!   [`SturdyMaker`], `sturdyref()` or `sturdyref(seconds)` (a URI that
+//!   reaches this purse again after a restart, for good or until it
+//!   expires; it grants nothing more than the purse itself).
 //! - An **issuer** is the mint's harmless facet: `make_purse(0)` only.
 //!
 //! Invariants (upheld by this module):
@@ -57,10 +58,12 @@ fn amount_val(n: u64) -> Val {
     Val::int(n)
 }
 
-/// Makes a durable reference (a sturdyref URI) to an object: what a host
-/// gives the purse kind so that `sturdyref()` works. Called inside the
-/// purse's turn; what it stores should be part of that turn.
-pub type SturdyMaker = Arc<dyn Fn(&mut Turn<'_>, &Ref) -> Result<String, Val> + Send + Sync>;
+/// Makes a durable reference (a sturdyref URI) to an object, valid for the
+/// given number of seconds (for good if `None`): what a host gives the
+/// purse kind so that `sturdyref()` works. Called inside the purse's turn;
+/// what it stores should be part of that turn.
+pub type SturdyMaker =
+    Arc<dyn Fn(&mut Turn<'_>, &Ref, Option<u64>) -> Result<String, Val> + Send + Sync>;
 
 const ACCOUNT: &str = "pola.mint.account";
 const PURSE: &str = "pola.mint.purse";
@@ -177,7 +180,13 @@ impl Object for Purse {
                     .clone()
                     .ok_or_else(|| error("this host makes no sturdyrefs"))?;
                 let me = cx.me().ok_or_else(|| error("purse"))?;
-                Ok(Val::str(make(cx, &me)?))
+                let valid_for = match args.first() {
+                    None => None,
+                    Some(v) => Some(parse_amount(Some(v)).map_err(|_| {
+                        error("sturdyref(seconds): seconds must be a whole number")
+                    })?),
+                };
+                Ok(Val::str(make(cx, &me, valid_for)?))
             }
             _ => Err(error("no such method")),
         }

@@ -21,6 +21,8 @@
 //! | `savepoint NAME` | `ok` once the savepoint is durable |
 //! | `delete-savepoint NAME` | `ok` if it existed, else `error` |
 //! | `savepoints` | `ok`, then lines `NAME UNIX-SECONDS`, oldest first |
+//! | `revoke URI` | `ok WHAT` once the sturdyref's row is deleted (durably) |
+//! | `collect` / `collect migrate` | `ok stored N kept N deleted N migrated N not-migrated N` |
 //!
 //! A malformed request (too long, unterminated, not UTF-8, an unknown
 //! command, wrong arguments) gets an `error` line and the connection is
@@ -33,12 +35,14 @@ use std::io::{BufRead as _, BufReader, Read as _, Write};
 use std::os::unix::fs::{FileTypeExt as _, PermissionsExt as _};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use anyhow::{Context as _, Result, anyhow, bail};
+use pola_peer::PeerHandle;
 use pola_store::Store;
+use pola_vat::Vat;
 
 /// The socket's name in a state folder.
 pub const SOCKET: &str = "control.sock";
@@ -55,8 +59,18 @@ pub const MAX_CLIENTS: usize = 8;
 struct Host {
     store: Arc<Store>,
     config: Option<Vec<u8>>,
+    live: Live,
     busy: AtomicUsize,
 }
+
+/// The running host's vat and peer, set once it serves (commands that
+/// need them are refused before).
+pub type Live = Arc<OnceLock<(Vat, PeerHandle)>>;
+
+/// How long a `collect` may take.
+const COLLECT_TIMEOUT: Duration = Duration::from_secs(600);
+/// How long a `revoke` may wait for its turn to be durable.
+const REVOKE_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Listens on `dir/control.sock` for the life of the process, serving
 /// requests against `store` (exports carry `config`, the bytes of
@@ -68,7 +82,7 @@ struct Host {
 ///
 /// # Errors
 /// Something other than a socket is at the path; binding failed.
-pub fn listen(dir: &Path, store: Arc<Store>, config: Option<Vec<u8>>) -> Result<()> {
+pub fn listen(dir: &Path, store: Arc<Store>, config: Option<Vec<u8>>) -> Result<Live> {
     let path = dir.join(SOCKET);
     match fs::symlink_metadata(&path) {
         Ok(meta) if meta.file_type().is_socket() => {
@@ -85,9 +99,11 @@ pub fn listen(dir: &Path, store: Arc<Store>, config: Option<Vec<u8>>) -> Result<
         UnixListener::bind(&path).with_context(|| format!("listening on {}", path.display()))?;
     fs::set_permissions(&path, fs::Permissions::from_mode(0o600))
         .with_context(|| format!("chmod 600 {}", path.display()))?;
+    let live = Live::default();
     let host = Arc::new(Host {
         store,
         config,
+        live: live.clone(),
         busy: AtomicUsize::new(0),
     });
     std::thread::Builder::new()
@@ -117,7 +133,7 @@ pub fn listen(dir: &Path, store: Arc<Store>, config: Option<Vec<u8>>) -> Result<
             }
         })
         .context("starting the control socket's thread")?;
-    Ok(())
+    Ok(live)
 }
 
 fn serve_client(host: &Host, conn: UnixStream) {
@@ -207,6 +223,18 @@ fn dispatch(host: &Host, words: &[&str], out: &mut impl Write) -> Result<()> {
                 writeln!(out, "{name} {at}")?;
             }
         }
+        ["revoke", uri] => {
+            let (vat, peer) = host.live.get().ok_or_else(|| anyhow!("not serving yet"))?;
+            let what = crate::sturdy::revoke(store, vat, Some(peer), uri, REVOKE_TIMEOUT)?;
+            writeln!(out, "ok {what}")?;
+        }
+        ["collect", rest @ ..] if rest.is_empty() || rest == ["migrate"] => {
+            let (vat, _) = host.live.get().ok_or_else(|| anyhow!("not serving yet"))?;
+            let done = vat
+                .collect(!rest.is_empty(), COLLECT_TIMEOUT)
+                .map_err(|e| anyhow!("{e}"))?;
+            writeln!(out, "ok {}", crate::host::collected_line(&done))?;
+        }
         [] => bail!("empty request"),
         [cmd, ..] if KNOWN.contains(cmd) => bail!("wrong arguments for {cmd:?}"),
         [cmd, ..] => bail!(
@@ -219,8 +247,10 @@ fn dispatch(host: &Host, words: &[&str], out: &mut impl Write) -> Result<()> {
     Ok(())
 }
 
-const KNOWN: [&str; 6] = [
+const KNOWN: [&str; 8] = [
     "ping",
+    "revoke",
+    "collect",
     "export",
     "export-instance",
     "savepoint",

@@ -39,7 +39,7 @@ pub const STORE_FILE: &str = "state.redb";
 /// The identity row.
 const IDENTITY: &str = "identity";
 /// Prefix of the Swiss-number rows.
-const SWISS: &str = "swiss/";
+pub(crate) const SWISS: &str = "swiss/";
 /// The legacy files.
 const LEGACY_KEY: &str = "identity.key";
 const LEGACY_SWISS: &str = "sturdyrefs";
@@ -544,6 +544,93 @@ fn utc(secs: u64) -> String {
         rem % 3600 / 60,
         rem % 60
     )
+}
+
+/// One line saying what a collection did.
+pub fn collected_line(c: &pola_vat::Collected) -> String {
+    format!(
+        "stored {} kept {} deleted {} migrated {} not-migrated {}",
+        c.stored, c.kept, c.deleted, c.migrated, c.not_migrated
+    )
+}
+
+/// How long an offline `collect` may take.
+const OFFLINE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3600);
+
+/// Opens the served vat of a stopped host (with the kinds `pola serve`
+/// registers, its caplets' from `pola.toml` if there is one).
+fn open_served_vat(dir: &Path, store: &Store) -> Result<pola_vat::Vat> {
+    if !store
+        .instances()
+        .map_err(|e| anyhow!("{e}"))?
+        .iter()
+        .any(|n| n == "serve")
+    {
+        bail!("{}: this host has no served vat yet", dir.display());
+    }
+    let file = dir.join(config::FILE_NAME);
+    let caplets = if fs::symlink_metadata(&file).is_ok() {
+        config::Config::load(&file)
+            .map_err(|e| anyhow!("{e}"))?
+            .caplets
+    } else {
+        Vec::new()
+    };
+    let sandboxes = crate::caplets::Sandboxes::new(&caplets)?;
+    let (kinds, _) = crate::serve::kinds(&Arc::default(), &sandboxes);
+    let backend = store.vat("serve").map_err(|e| anyhow!("{e}"))?;
+    pola_vat::Vat::open("serve", backend, kinds)
+        .map_err(|e| anyhow!("{}: {e}", dir.join(STORE_FILE).display()))
+}
+
+/// `pola revoke --state DIR URI`: revokes a sturdyref of the host, through
+/// the running host if there is one.
+///
+/// # Errors
+/// Not a sturdyref of this host; the host or the store failed.
+pub fn revoke(dir: &Path, uri: &str) -> Result<()> {
+    if uri.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        bail!("a sturdyref URI has no spaces or control characters");
+    }
+    let what = match control::request(dir, &format!("revoke {uri}"))? {
+        Reply::Ok(what, _) => what,
+        Reply::NoHost => {
+            let store = open_stopped(dir)?;
+            let vat = open_served_vat(dir, &store)?;
+            let what = crate::sturdy::revoke(&store, &vat, None, uri, OFFLINE_TIMEOUT);
+            vat.shutdown();
+            what?
+        }
+    };
+    println!("{what}");
+    Ok(())
+}
+
+/// `pola collect --state DIR [--migrate]`: deletes the served vat's
+/// unreachable objects (and with `--migrate` rewrites old records by
+/// their kinds' current versions), through the running host if there is
+/// one.
+///
+/// # Errors
+/// The host or the store failed; an unreadable record (nothing deleted).
+pub fn collect(dir: &Path, migrate: bool) -> Result<()> {
+    let request = if migrate {
+        "collect migrate"
+    } else {
+        "collect"
+    };
+    let line = match control::request(dir, request)? {
+        Reply::Ok(line, _) => line,
+        Reply::NoHost => {
+            let store = open_stopped(dir)?;
+            let vat = open_served_vat(dir, &store)?;
+            let done = vat.collect(migrate, OFFLINE_TIMEOUT);
+            vat.shutdown();
+            collected_line(&done.map_err(|e| anyhow!("{}: {e}", dir.display()))?)
+        }
+    };
+    println!("{line}");
+    Ok(())
 }
 
 #[cfg(test)]

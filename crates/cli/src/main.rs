@@ -4,11 +4,13 @@
 //! vat-runtime demo: the E mint/purse payment between three vats).
 #![forbid(unsafe_code)]
 
+mod caplets;
 mod config;
 mod control;
 mod host;
 mod ocapn;
 mod serve;
+mod sturdy;
 
 use std::time::Duration;
 
@@ -130,6 +132,27 @@ enum Command {
         /// The savepoint's name.
         name: String,
     },
+    /// Revoke a sturdyref of a host: one an object made (e.g. a purse's
+    /// `sturdyref()`), or a served object's URI (it gets a new one at the
+    /// next start). Later fetches of it fail.
+    Revoke {
+        /// The host's state folder.
+        #[arg(long)]
+        state: std::path::PathBuf,
+        /// The sturdyref's URI.
+        uri: String,
+    },
+    /// Delete the stored objects of a host that nothing can reach any
+    /// more; with `--migrate`, also rewrite every object stored by an
+    /// older version of its kind.
+    Collect {
+        /// The host's state folder.
+        #[arg(long)]
+        state: std::path::PathBuf,
+        /// Also migrate old records eagerly.
+        #[arg(long)]
+        migrate: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -199,6 +222,8 @@ fn main() -> anyhow::Result<()> {
         } => host::savepoint(&state, &name, delete),
         Command::Savepoints { state } => host::savepoints(&state),
         Command::Rollback { state, name } => host::rollback(&state, &name),
+        Command::Revoke { state, uri } => host::revoke(&state, &uri),
+        Command::Collect { state, migrate } => host::collect(&state, migrate),
     }
 }
 

@@ -49,11 +49,10 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use anyhow::{Context as _, Result, anyhow, bail};
-use pola_apps::mint::{SturdyMaker, kinds as mint_kinds, new_issuer, new_mint};
+use pola_apps::mint::{kinds as mint_kinds, new_issuer, new_mint};
 use pola_apps::wallet::{Enliven, kinds as wallet_kinds, new_wallet};
 use pola_captp::locator::{SturdyRef, Swiss};
 use pola_netlayer::NoiseNetlayer;
-use pola_peer::swiss::SwissNumber;
 use pola_peer::{Peer, PeerConfig, PeerHandle};
 use pola_vat::persist::Kinds;
 use pola_vat::{Ref, Val, Vat, error};
@@ -79,6 +78,8 @@ pub struct ServeOptions {
     pub wallet_from: Option<String>,
     /// The wallet's opening balance (asked of the mint).
     pub initial: u64,
+    /// Caplet packages to serve (checked).
+    pub caplets: Vec<crate::config::Caplet>,
     /// The bytes of `pola.toml`, carried by exports taken while serving.
     pub config: Option<Vec<u8>>,
 }
@@ -89,14 +90,6 @@ impl ServeOptions {
     /// # Errors
     /// The config asks for what `pola serve` cannot do yet (caplets).
     pub fn from_config(state: PathBuf, config: &crate::config::Config) -> Result<ServeOptions> {
-        if let Some(c) = config.caplets.first() {
-            bail!(
-                "{}:{}: caplet {:?} is valid, but serving caplets from pola.toml is not wired yet; remove the [[caplet]] entries",
-                config.file.display(),
-                c.line,
-                c.name
-            );
-        }
         Ok(ServeOptions {
             state,
             listen: config.net.listen.clone(),
@@ -105,6 +98,7 @@ impl ServeOptions {
             mint: config.mint,
             wallet_from: config.wallet.as_ref().map(|w| w.from.clone()),
             initial: config.wallet.as_ref().map_or(0, |w| w.initial),
+            caplets: config.caplets.clone(),
             config: Some(config.text.clone().into_bytes()),
         })
     }
@@ -116,12 +110,15 @@ impl ServeOptions {
 /// Bad state folder or key file, an unbindable address, an unreachable
 /// mint for `--wallet-from`, or nothing to serve.
 pub fn serve(opts: &ServeOptions) -> Result<()> {
-    if !opts.mint && opts.wallet_from.is_none() {
-        bail!("nothing to serve: give --mint and/or --wallet-from URI");
+    if !opts.mint && opts.wallet_from.is_none() && opts.caplets.is_empty() {
+        bail!(
+            "nothing to serve: give --mint and/or --wallet-from URI, or [[caplet]] entries in pola.toml"
+        );
     }
+    let sandboxes = crate::caplets::Sandboxes::new(&opts.caplets)?;
     make_state_dir(&opts.state)?;
     let (store, identity, mut swiss) = crate::host::open_state(&opts.state)?;
-    crate::control::listen(&opts.state, store.clone(), opts.config.clone())?;
+    let live = crate::control::listen(&opts.state, store.clone(), opts.config.clone())?;
     let rt = crate::ocapn::runtime()?;
     rt.block_on(async move {
         let mut net = NoiseNetlayer::bind(identity, &opts.listen, opts.port)
@@ -132,40 +129,16 @@ pub fn serve(opts: &ServeOptions) -> Result<()> {
             net.set_advertised(host, port);
         }
         let peer_cell: Arc<OnceLock<PeerHandle>> = Arc::new(OnceLock::new());
-        let sturdy = sturdy_maker(peer_cell.clone());
-        let mut kinds = Kinds::new();
-        mint_kinds(&mut kinds, Some(sturdy.clone()));
-        let for_pay = peer_cell.clone();
-        wallet_kinds(
-            &mut kinds,
-            Arc::new(move |uri| {
-                let peer = for_pay.get().ok_or_else(|| error("not serving yet"))?;
-                let sturdy = SturdyRef::from_uri(uri).map_err(|_| error("bad payee URI"))?;
-                Ok(peer.enliven(sturdy))
-            }),
-        );
-        // Far references kept by persistent objects (the wallet's purses)
-        // are stored as sturdyref URIs and made again on first use.
-        let for_revival = peer_cell.clone();
-        kinds.set_enlivener(move |recipe| match for_revival.get() {
-            Some(peer) => peer.enliven_recipe(recipe),
-            None => Ref::broken(error("not serving yet")),
-        });
+        let (kinds, sturdy) = kinds(&peer_cell, &sandboxes);
         let backend = store.vat("serve").map_err(|e| anyhow!("{e}"))?;
         let vat = Vat::open("serve", backend, kinds)
             .map_err(|e| anyhow!("{}: {e}", opts.state.join("state.redb").display()))?;
         let peer = Peer::start(vat.clone(), vec![Arc::new(net)], PeerConfig::default())?;
         let handle = peer.handle();
         let _ = peer_cell.set(handle.clone());
-        // Sturdyrefs made by purses in earlier runs.
-        for name in vat.root_names() {
-            if let Some(hex) = name.strip_prefix(STURDY_ROOT)
-                && let Some(swiss) = from_hex(hex)
-                && let Some(object) = vat.root(&name)
-            {
-                handle.register(swiss, object);
-            }
-        }
+        // Sturdyrefs made by purses in earlier runs (expired ones go).
+        crate::sturdy::register_all(&vat, &handle);
+        let _ = live.set((vat.clone(), handle.clone()));
         let mut served: Vec<(&str, Ref)> = Vec::new();
         if opts.mint {
             if vat.root("mint").is_none() {
@@ -201,8 +174,20 @@ pub fn serve(opts: &ServeOptions) -> Result<()> {
             served.push(("wallet", root("wallet")?));
             served.push(("payee", root("payee")?));
         }
+        let mut served: Vec<(String, Ref)> =
+            served.into_iter().map(|(n, r)| (n.to_owned(), r)).collect();
+        if !opts.caplets.is_empty() {
+            let (vat, caplets) = (vat.clone(), opts.caplets.clone());
+            served.extend(
+                tokio::task::spawn_blocking(move || {
+                    crate::caplets::serve_all(&vat, &sandboxes, &caplets, START_TIMEOUT)
+                })
+                .await??,
+            );
+        }
         let mut out = std::io::stdout().lock();
         for (name, object) in served {
+            let name = name.as_str();
             let s = swiss.get_or_create(name)?;
             handle.register(s.clone().into_bytes(), object);
             let sturdy = SturdyRef {
@@ -219,40 +204,35 @@ pub fn serve(opts: &ServeOptions) -> Result<()> {
     })
 }
 
-/// Roots named `sturdy:HEX` are the sturdyrefs purses made.
-const STURDY_ROOT: &str = "sturdy:";
-
-/// How a purse here makes a sturdyref to itself: a fresh Swiss number,
-/// stored as a root in the purse's own turn (so it is durable before the
-/// URI is answered) and registered with the peer.
-fn sturdy_maker(peer: Arc<OnceLock<PeerHandle>>) -> SturdyMaker {
-    Arc::new(move |cx, target| {
-        let peer = peer.get().ok_or_else(|| error("not serving yet"))?;
-        let swiss = SwissNumber::random().map_err(|_| error("no randomness"))?;
-        let hex = to_hex(swiss.as_bytes());
-        cx.set_root(&format!("{STURDY_ROOT}{hex}"), Some(target))?;
-        let bytes = swiss.as_bytes().to_vec();
-        peer.register(bytes.clone(), target.clone());
-        Ok(SturdyRef {
-            peer: peer.location().clone(),
-            swiss: Swiss::new(bytes),
-        }
-        .to_uri())
-    })
-}
-
-fn to_hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn from_hex(hex: &str) -> Option<Vec<u8>> {
-    if !hex.len().is_multiple_of(2) || hex.len() > 256 {
-        return None;
-    }
-    (0..hex.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(hex.get(i..i + 2)?, 16).ok())
-        .collect()
+/// The kinds of the served vat: the mint's, the wallet's and the
+/// caplets', and the enlivener of stored far references; `peer` is set
+/// once the peer runs (until then, and offline, what needs it says "not
+/// serving yet"). Also the purse's sturdyref maker, for a new mint.
+pub fn kinds(
+    peer_cell: &Arc<OnceLock<PeerHandle>>,
+    sandboxes: &crate::caplets::Sandboxes,
+) -> (Kinds, pola_apps::mint::SturdyMaker) {
+    let sturdy = crate::sturdy::maker(peer_cell.clone());
+    let mut kinds = Kinds::new();
+    mint_kinds(&mut kinds, Some(sturdy.clone()));
+    let for_pay = peer_cell.clone();
+    wallet_kinds(
+        &mut kinds,
+        Arc::new(move |uri| {
+            let peer = for_pay.get().ok_or_else(|| error("not serving yet"))?;
+            let sturdy = SturdyRef::from_uri(uri).map_err(|_| error("bad payee URI"))?;
+            Ok(peer.enliven(sturdy))
+        }),
+    );
+    sandboxes.register(&mut kinds);
+    // Far references kept by persistent objects (the wallet's purses)
+    // are stored as sturdyref URIs and made again on first use.
+    let for_revival = peer_cell.clone();
+    kinds.set_enlivener(move |recipe| match for_revival.get() {
+        Some(peer) => peer.enliven_recipe(recipe),
+        None => Ref::broken(error("not serving yet")),
+    });
+    (kinds, sturdy)
 }
 
 /// Makes the wallet (roots `wallet` and `payee`): asks the mint or issuer

@@ -2,17 +2,9 @@
 
 use std::process::Command;
 
-fn pola(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_pola"))
-        .args(args)
-        .output()
-        .expect("run pola");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
+mod common;
+
+use common::pola;
 
 #[test]
 fn demo_moves_the_money_and_refuses_the_attacks() {

@@ -20,7 +20,7 @@ use pola_vat::{Ref, Val, Vat};
 
 mod common;
 
-use common::{POLA, Served, TempDir};
+use common::{POLA, Served, TempDir, pola};
 
 const T: Duration = Duration::from_secs(20);
 
@@ -37,16 +37,6 @@ fn serve(state: &Path, args: &[&str]) -> Served {
     let mut cmd = Command::new(POLA);
     cmd.arg("serve").arg("--state").arg(state).args(args);
     Served::start(cmd)
-}
-
-/// Runs `pola args…`: (exit code, stdout, stderr).
-fn pola(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(POLA).args(args).output().unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
 }
 
 /// `pola export --state DIR > file`; returns stderr, panics on failure.

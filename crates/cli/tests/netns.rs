@@ -51,8 +51,9 @@ fn identity_and_sturdyrefs_survive_a_restart() {
     assert!(mint.starts_with("ocapn://") && mint.contains(".noise/s/"));
     assert_ne!(without_hints(&mint), without_hints(&issuer));
     drop(first);
-    assert_eq!(mode(&state.join("identity.key")), 0o600);
-    assert_eq!(mode(&state.join("sturdyrefs")), 0o600);
+    // The key and the Swiss numbers live in the store.
+    assert_eq!(mode(&state.join("state.redb")), 0o600);
+    assert_eq!(mode(&state.join("pola.toml")), 0o600);
     assert_eq!(mode(&state), 0o700);
 
     let second = serve();
@@ -66,9 +67,9 @@ fn identity_and_sturdyrefs_survive_a_restart() {
     assert!(out.status.success(), "{out:?}");
     drop(second);
 
-    // A capability file others can read is refused, not silently used.
+    // A store others can read is refused, not silently used.
     std::fs::set_permissions(
-        state.join("sturdyrefs"),
+        state.join("state.redb"),
         std::fs::Permissions::from_mode(0o644),
     )
     .unwrap();
@@ -79,7 +80,7 @@ fn identity_and_sturdyrefs_survive_a_restart() {
         .unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("chmod 600"), "{err}");
+    assert!(err.contains("state.redb"), "{err}");
 }
 
 #[test]

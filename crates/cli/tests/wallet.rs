@@ -3,89 +3,11 @@
 //! is never credited twice, and keeps every payment it acknowledged.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::path::Path;
-use std::process::Command;
-use std::sync::Arc;
-use std::time::Duration;
-
-use pola_captp::locator::SturdyRef;
-use pola_netlayer::{Identity, NoiseNetlayer};
-use pola_peer::{Peer, PeerConfig, PeerHandle};
-use pola_vat::{Ref, Val, Vat, WaitError, error_message};
+use pola_vat::{Val, WaitError, error_message};
 
 mod common;
 
-use common::{POLA, Served, TempDir};
-
-const T: Duration = Duration::from_secs(20);
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn serve(state: &Path, port: u16, role: &[&str]) -> Served {
-    let mut cmd = Command::new(POLA);
-    cmd.arg("serve")
-        .args(role)
-        .args(["--listen", "127.0.0.1", "--port"])
-        .arg(port.to_string())
-        .arg("--state")
-        .arg(state);
-    Served::start(cmd)
-}
-
-/// A client vat and peer in this process.
-struct Client {
-    vat: Vat,
-    peer: PeerHandle,
-    _peer: Peer,
-    _rt: tokio::runtime::Runtime,
-}
-
-impl Client {
-    fn new() -> Client {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .unwrap();
-        let net = rt
-            .block_on(NoiseNetlayer::bind(
-                Identity::generate().unwrap(),
-                "127.0.0.1",
-                0,
-            ))
-            .unwrap();
-        let vat = Vat::new("client");
-        let peer = {
-            let _g = rt.enter();
-            Peer::start(vat.clone(), vec![Arc::new(net)], PeerConfig::default()).unwrap()
-        };
-        Client {
-            vat,
-            peer: peer.handle(),
-            _peer: peer,
-            _rt: rt,
-        }
-    }
-
-    /// Calls `method` on the object at `uri` (fetched afresh) and waits.
-    fn call(&self, uri: &str, method: &'static str, args: Vec<Val>) -> Result<Val, WaitError> {
-        let target: Ref = self.peer.enliven(SturdyRef::from_uri(uri).unwrap());
-        self.vat.block_on(&self.vat.send(&target, method, args), T)
-    }
-
-    fn int(&self, uri: &str, method: &'static str, args: Vec<Val>) -> i64 {
-        self.call(uri, method, args)
-            .unwrap_or_else(|e| panic!("{method}: {e:?}"))
-            .as_i64()
-            .unwrap()
-    }
-}
+use common::{Client, TempDir, free_port, serve};
 
 #[test]
 fn wallets_survive_restarts_of_themselves_and_of_the_mint() {

@@ -353,6 +353,19 @@ impl CapletObject {
         }
     }
 
+    /// The code object of a persistent caplet.
+    pub fn code(&self) -> Option<&Ref> {
+        self.code.as_ref()
+    }
+
+    /// A persistent caplet with this one's policy and (committed) storage,
+    /// running the [`CapletCode`] object `code` instead: an upgrade that
+    /// keeps the caplet's state. The new object starts with a fresh
+    /// instance.
+    pub fn upgraded(&self, code: Ref) -> Self {
+        Self::with(None, Some(code), self.policy, self.storage.clone())
+    }
+
     /// The value the caplet stored under `key` (committed), as vat values.
     pub fn stored(&self, key: &[u8]) -> Option<Val> {
         self.storage.get(key).map(|v| to_vat(v.clone()))
@@ -436,6 +449,14 @@ impl CapletCode {
     pub fn module(&self) -> &CapletModule<VatLink> {
         &self.module
     }
+
+    /// The module's bytes.
+    pub fn wasm(&self) -> &[u8] {
+        match &self.wasm {
+            Value::Bytes(b) => b,
+            _ => &[],
+        }
+    }
 }
 
 impl Object for CapletCode {
@@ -460,13 +481,23 @@ impl Object for CapletCode {
 /// in `kinds`; revived code is compiled again in `sandbox`.
 pub fn kinds(kinds: &mut Kinds, sandbox: &Sandbox<VatLink>) {
     let sandbox = sandbox.clone();
+    kinds_with(kinds, move |_| sandbox.clone());
+}
+
+/// Like [`kinds`], compiling revived code in the sandbox `pick` chooses
+/// for its module bytes (so each caplet keeps its own quotas after a
+/// restart, e.g. chosen by the module's hash).
+pub fn kinds_with(
+    kinds: &mut Kinds,
+    pick: impl Fn(&[u8]) -> Sandbox<VatLink> + Send + Sync + 'static,
+) {
     kinds.add(CODE_KIND, 1, move |_version, state| {
         let Value::Bytes(wasm) = &state else {
             return Err(error(
                 "cannot revive caplet code: stored state is not bytes",
             ));
         };
-        CapletCode::load(&sandbox, wasm)
+        CapletCode::load(&pick(wasm), wasm)
             .map_err(|e| error(format!("cannot revive caplet code: {e}")))
     });
     kinds.add(CAPLET_KIND, 1, |_version, state| revive_caplet(state));

@@ -15,7 +15,7 @@ use crate::{T, as_ref, int, n};
 
 /// A host's sturdyref maker, as a test: names the purse by a root.
 fn roots_as_sturdyrefs() -> SturdyMaker {
-    Arc::new(|cx, target: &Ref| {
+    Arc::new(|cx, target: &Ref, _valid_for| {
         let name = format!("purse-{}", NEXT.fetch_add(1, Ordering::Relaxed));
         cx.set_root(&name, Some(target))?;
         Ok(name)

@@ -1,13 +1,19 @@
 //! Helpers shared by the cli's integration tests: scratch folders and a
 //! running `pola serve`.
-#![allow(dead_code)]
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 use std::io::{BufRead as _, BufReader};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::mpsc;
 use std::time::Duration;
+
+use pola_captp::locator::SturdyRef;
+use pola_netlayer::{Identity, NoiseNetlayer};
+use pola_peer::{Peer, PeerConfig, PeerHandle};
+use pola_vat::{Ref, Val, Vat, WaitError};
 
 pub const POLA: &str = env!("CARGO_BIN_EXE_pola");
 pub const START: Duration = Duration::from_secs(30);
@@ -102,4 +108,92 @@ impl Drop for Served {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// How long a client waits for an answer.
+pub const T: Duration = Duration::from_secs(20);
+
+/// A free loopback port (so URIs stay the same across restarts).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Starts `pola serve ROLE… --listen 127.0.0.1 --port PORT --state DIR`.
+pub fn serve(state: &Path, port: u16, role: &[&str]) -> Served {
+    let mut cmd = Command::new(POLA);
+    cmd.arg("serve")
+        .args(role)
+        .args(["--listen", "127.0.0.1", "--port"])
+        .arg(port.to_string())
+        .arg("--state")
+        .arg(state);
+    Served::start(cmd)
+}
+
+/// A client vat and peer in this process.
+pub struct Client {
+    pub vat: Vat,
+    pub peer: PeerHandle,
+    _peer: Peer,
+    _rt: tokio::runtime::Runtime,
+}
+
+impl Client {
+    pub fn new() -> Client {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        let net = rt
+            .block_on(NoiseNetlayer::bind(
+                Identity::generate().unwrap(),
+                "127.0.0.1",
+                0,
+            ))
+            .unwrap();
+        let vat = Vat::new("client");
+        let peer = {
+            let _g = rt.enter();
+            Peer::start(vat.clone(), vec![Arc::new(net)], PeerConfig::default()).unwrap()
+        };
+        Client {
+            vat,
+            peer: peer.handle(),
+            _peer: peer,
+            _rt: rt,
+        }
+    }
+
+    /// The object at `uri` (a far promise).
+    pub fn fetch(&self, uri: &str) -> Ref {
+        self.peer.enliven(SturdyRef::from_uri(uri).unwrap())
+    }
+
+    /// Calls `method` on the object at `uri` (fetched afresh) and waits.
+    pub fn call(&self, uri: &str, method: &'static str, args: Vec<Val>) -> Result<Val, WaitError> {
+        let target: Ref = self.peer.enliven(SturdyRef::from_uri(uri).unwrap());
+        self.vat.block_on(&self.vat.send(&target, method, args), T)
+    }
+
+    pub fn int(&self, uri: &str, method: &'static str, args: Vec<Val>) -> i64 {
+        self.call(uri, method, args)
+            .unwrap_or_else(|e| panic!("{method}: {e:?}"))
+            .as_i64()
+            .unwrap()
+    }
+}
+
+/// Runs `pola args…`: (exit code, stdout, stderr).
+pub fn pola(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(POLA).args(args).output().expect("run pola");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }

@@ -1,0 +1,144 @@
+//! Caplet packages served by `pola serve` (the `[[caplet]]` entries of
+//! `pola.toml`): Rserve's object-capability mode generalised, a server
+//! whose only abilities are the confined code it was given.
+//!
+//! Each caplet is a persistent object of the served vat (root
+//! `caplet:NAME`) running its package's module under its own quotas,
+//! with its state in its storage (see `pola_sandbox::vat`). It is made on
+//! the first start; later starts resume it with its storage. When
+//! `pola.toml` names a different package for it (a new `sha256`), the
+//! caplet is upgraded: the new code runs over the same storage.
+//! It holds no capability but the ones clients send it.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Result, anyhow, bail};
+use pola_sandbox::vat::{CapletCode, CapletObject, Policy, VatLink, kinds_with};
+use pola_sandbox::{Config as SandboxConfig, Sandbox};
+use pola_vat::persist::Kinds;
+use pola_vat::{Ref, Val, Vat, error};
+use sha2::{Digest as _, Sha256};
+
+use crate::config::Caplet;
+
+/// The root of caplet `name`.
+fn root_name(name: &str) -> String {
+    format!("caplet:{name}")
+}
+
+/// The sandboxes of a host's caplets: one per package (its quotas), and
+/// a default one for stored code no package names any more.
+#[derive(Clone)]
+pub struct Sandboxes {
+    by_hash: Arc<HashMap<[u8; 32], Sandbox<VatLink>>>,
+    default: Sandbox<VatLink>,
+}
+
+impl Sandboxes {
+    /// Makes the sandboxes for `caplets`.
+    ///
+    /// # Errors
+    /// The WebAssembly engine could not be set up.
+    pub fn new(caplets: &[Caplet]) -> Result<Sandboxes> {
+        let make = |c: Option<&Caplet>| -> Result<Sandbox<VatLink>> {
+            let mut config = SandboxConfig::default();
+            if let Some(c) = c {
+                if let Some(fuel) = c.quotas.fuel_per_call {
+                    config.fuel_per_call = fuel;
+                }
+                if let Some(bytes) = c.quotas.memory_bytes {
+                    config.memory_bytes = usize::try_from(bytes).unwrap_or(usize::MAX);
+                }
+            }
+            Sandbox::new(config).map_err(|e| anyhow!("setting up WebAssembly: {e}"))
+        };
+        let mut by_hash = HashMap::new();
+        for c in caplets {
+            by_hash.insert(c.sha256, make(Some(c))?);
+        }
+        Ok(Sandboxes {
+            by_hash: Arc::new(by_hash),
+            default: make(None)?,
+        })
+    }
+
+    fn pick(&self, wasm: &[u8]) -> Sandbox<VatLink> {
+        let hash: [u8; 32] = Sha256::digest(wasm).into();
+        self.by_hash
+            .get(&hash)
+            .cloned()
+            .unwrap_or_else(|| self.default.clone())
+    }
+
+    /// Registers the caplet kinds, reviving code in its package's sandbox.
+    pub fn register(&self, kinds: &mut Kinds) {
+        let me = self.clone();
+        kinds_with(kinds, move |wasm| me.pick(wasm));
+    }
+}
+
+/// The caplet objects to serve, `(name, object)`, made on the first start
+/// and upgraded when their package changed.
+///
+/// # Errors
+/// A package changed on disk since the config was checked, does not
+/// load, or the vat refused the turn.
+pub fn serve_all(
+    vat: &Vat,
+    sandboxes: &Sandboxes,
+    caplets: &[Caplet],
+    timeout: Duration,
+) -> Result<Vec<(String, Ref)>> {
+    let mut served = Vec::new();
+    for c in caplets {
+        let wasm = std::fs::read(&c.package)
+            .map_err(|e| anyhow!("caplet {:?}: reading {}: {e}", c.name, c.package.display()))?;
+        let hash: [u8; 32] = Sha256::digest(&wasm).into();
+        if hash != c.sha256 {
+            bail!(
+                "caplet {:?}: {} changed since pola.toml was checked (its SHA-256 differs)",
+                c.name,
+                c.package.display()
+            );
+        }
+        let code = CapletCode::load(&sandboxes.pick(&wasm), &wasm)
+            .map_err(|e| anyhow!("caplet {:?}: {e}", c.name))?;
+        let name = root_name(&c.name);
+        let existing = vat.root(&name);
+        let made = vat.run(move |cx| {
+            let object = match existing {
+                None => {
+                    let code = cx.spawn(code);
+                    cx.spawn(CapletObject::persistent(code, Policy::Persistent))
+                }
+                Some(old) => {
+                    let caplet = cx
+                        .inspect::<CapletObject>(&old)
+                        .ok_or_else(|| error("the stored caplet cannot be revived"))?;
+                    let same = caplet
+                        .code()
+                        .and_then(|r| cx.inspect::<CapletCode>(r))
+                        .is_some_and(|stored| Sha256::digest(stored.wasm())[..] == hash[..]);
+                    if same {
+                        return Ok(Val::Ref(old));
+                    }
+                    // A new package: the new code over the same storage.
+                    let code = cx.spawn(code);
+                    cx.spawn(caplet.upgraded(code))
+                }
+            };
+            cx.set_root(&name, Some(&object))?;
+            Ok(Val::Ref(object))
+        });
+        let object = vat
+            .block_on(&made, timeout)
+            .map_err(|e| anyhow!("caplet {:?}: {e:?}", c.name))?
+            .as_ref()
+            .cloned()
+            .ok_or_else(|| anyhow!("caplet {:?}: no object", c.name))?;
+        served.push((c.name.clone(), object));
+    }
+    Ok(served)
+}

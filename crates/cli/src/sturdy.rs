@@ -1,0 +1,216 @@
+//! The sturdyrefs objects of a served vat make of themselves (a purse's
+//! `sturdyref()`), kept in the vat's store as roots.
+//!
+//! A sturdyref is a root named `sturdy:HEX` (for good) or
+//! `sturdy:HEX@SECS` (until the Unix time `SECS`), where `HEX` is its
+//! Swiss number; the root is the object. Making one is part of the turn
+//! that asked for it, so the URI is answered only once it is durable.
+//! Revoking one deletes its root (a later fetch fails: "no such object");
+//! an expired one is refused ("this sturdyref has expired") and its root
+//! is deleted at the next start.
+
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use anyhow::{anyhow, bail};
+use pola_apps::mint::SturdyMaker;
+use pola_captp::locator::{SturdyRef, Swiss};
+use pola_peer::PeerHandle;
+use pola_peer::swiss::SwissNumber;
+use pola_store::Store;
+use pola_vat::{Val, Vat, error};
+
+/// The prefix of sturdyref roots.
+const PREFIX: &str = "sturdy:";
+
+/// Most seconds a sturdyref may be made valid for (about 100 years).
+const MAX_VALID_SECS: u64 = 100 * 365 * 24 * 3600;
+
+/// A sturdyref root's name.
+fn root_name(swiss: &[u8], expires: Option<u64>) -> String {
+    match expires {
+        Some(at) => format!("{PREFIX}{}@{at}", to_hex(swiss)),
+        None => format!("{PREFIX}{}", to_hex(swiss)),
+    }
+}
+
+/// Reads a sturdyref root's name: the Swiss number and expiry (`None`
+/// for a root that is not one).
+fn parse_root(name: &str) -> Option<(Vec<u8>, Option<u64>)> {
+    let rest = name.strip_prefix(PREFIX)?;
+    let (hex, expires) = match rest.split_once('@') {
+        Some((hex, at)) => (hex, Some(at.parse().ok()?)),
+        None => (rest, None),
+    };
+    Some((from_hex(hex).filter(|s| !s.is_empty())?, expires))
+}
+
+fn now_secs() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// How a purse makes a sturdyref to itself: a fresh Swiss number, stored
+/// as a root in the purse's own turn and registered with the peer.
+pub fn maker(peer: Arc<OnceLock<PeerHandle>>) -> SturdyMaker {
+    Arc::new(move |cx, target, valid_for| {
+        let peer = peer.get().ok_or_else(|| error("not serving yet"))?;
+        let expires = match valid_for {
+            None => None,
+            Some(s) if s == 0 || s > MAX_VALID_SECS => {
+                return Err(error(format!(
+                    "a sturdyref is valid for 1 to {MAX_VALID_SECS} seconds"
+                )));
+            }
+            Some(s) => Some(now_secs() + s),
+        };
+        let swiss = SwissNumber::random().map_err(|_| error("no randomness"))?;
+        let bytes = swiss.as_bytes().to_vec();
+        cx.set_root(&root_name(&bytes, expires), Some(target))?;
+        peer.register_until(bytes.clone(), target.clone(), expires.map(at_time));
+        Ok(SturdyRef {
+            peer: peer.location().clone(),
+            swiss: Swiss::new(bytes),
+        }
+        .to_uri())
+    })
+}
+
+fn at_time(secs: u64) -> SystemTime {
+    UNIX_EPOCH + Duration::from_secs(secs)
+}
+
+/// Registers with `peer` every sturdyref `vat` keeps, and deletes the
+/// roots of expired ones (returns how many were registered).
+pub fn register_all(vat: &Vat, peer: &PeerHandle) -> usize {
+    let now = now_secs();
+    let mut expired = Vec::new();
+    let mut registered = 0;
+    for name in vat.root_names() {
+        let Some((swiss, expires)) = parse_root(&name) else {
+            continue;
+        };
+        if expires.is_some_and(|at| at <= now) {
+            expired.push(name);
+        } else if let Some(object) = vat.root(&name) {
+            peer.register_until(swiss, object, expires.map(at_time));
+            registered += 1;
+        }
+    }
+    if !expired.is_empty() {
+        // Best effort: a failure leaves them for the next start, and they
+        // are refused meanwhile since they were not registered.
+        let _ = vat.run(move |cx| {
+            for name in &expired {
+                cx.set_root(name, None)?;
+            }
+            Ok(Val::null())
+        });
+    }
+    registered
+}
+
+/// Revokes the sturdyref `uri` of this host: one an object made (its
+/// root is deleted, durably, in a turn of `vat`), or a served object's
+/// (its Swiss number is deleted from the store: the next start gives the
+/// object a new URI). Then `peer` (if the host runs) forgets it, so later
+/// fetches fail with "no such object". Answers what was revoked.
+///
+/// # Errors
+/// Not a sturdyref URI; no sturdyref of this host has that Swiss number;
+/// the store or the turn failed (the sturdyref is then still valid).
+pub fn revoke(
+    store: &Store,
+    vat: &Vat,
+    peer: Option<&PeerHandle>,
+    uri: &str,
+    timeout: Duration,
+) -> anyhow::Result<String> {
+    let sturdy = SturdyRef::from_uri(uri).map_err(|e| anyhow!("not a sturdyref URI: {e}"))?;
+    let swiss = sturdy.swiss.bytes().to_vec();
+    let made = vat
+        .root_names()
+        .into_iter()
+        .find(|name| parse_root(name).is_some_and(|(s, _)| s == swiss));
+    let what = if let Some(name) = made {
+        let done = vat.run(move |cx| {
+            cx.set_root(&name, None)?;
+            Ok(Val::null())
+        });
+        vat.block_on(&done, timeout)
+            .map_err(|e| anyhow!("revoking: the vat refused: {e:?}"))?;
+        "revoked a sturdyref an object made".to_string()
+    } else {
+        let mut found = None;
+        for key in store
+            .host_keys(crate::host::SWISS)
+            .map_err(|e| anyhow!("{e}"))?
+        {
+            let row = store.host_get(&key).map_err(|e| anyhow!("{e}"))?;
+            // A served object's Swiss number is the text of its row.
+            if row.as_deref() == Some(swiss.as_slice()) {
+                found = Some(key);
+                break;
+            }
+        }
+        let Some(key) = found else {
+            bail!(
+                "no sturdyref of this host has that Swiss number (revoked or expired already, or another host's)"
+            );
+        };
+        store.host_put(&key, None).map_err(|e| anyhow!("{e}"))?;
+        let name = key.strip_prefix(crate::host::SWISS).unwrap_or(&key);
+        format!("revoked the URI of served object {name}: the next start gives it a new one")
+    };
+    if let Some(peer) = peer {
+        peer.revoke(&swiss);
+    }
+    Ok(what)
+}
+
+/// Hex text of bytes.
+pub fn to_hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Bytes of hex text (`None` if it is not even-length hex of at most 128
+/// bytes).
+pub fn from_hex(hex: &str) -> Option<Vec<u8>> {
+    if !hex.len().is_multiple_of(2) || hex.len() > 256 {
+        return None;
+    }
+    (0..hex.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(hex.get(i..i + 2)?, 16).ok())
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn root_names_round_trip_and_garbage_is_no_sturdyref() {
+        let swiss = [1u8, 2, 254, 255];
+        assert_eq!(
+            parse_root(&root_name(&swiss, None)),
+            Some((swiss.to_vec(), None))
+        );
+        assert_eq!(
+            parse_root(&root_name(&swiss, Some(17))),
+            Some((swiss.to_vec(), Some(17)))
+        );
+        for bad in [
+            "mint",
+            "sturdy:",
+            "sturdy:0",
+            "sturdy:zz",
+            "sturdy:00@",
+            "sturdy:00@-1",
+            "sturdy:00@x",
+        ] {
+            assert!(parse_root(bad).is_none(), "{bad}");
+        }
+    }
+}
