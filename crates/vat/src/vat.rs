@@ -151,6 +151,8 @@ pub(crate) enum Event {
         migrate: bool,
         reply: std::sync::mpsc::Sender<Result<Collected, String>>,
     },
+    /// The writer finished a batch.
+    Written,
     Stop,
 }
 
@@ -381,10 +383,12 @@ impl Vat {
         }
         let next_id = opened.next_id.max(highest + 1);
         let persist = Persist {
-            backend: Box::new(backend),
+            backend: Arc::new(Mutex::new(Box::new(backend))),
             kinds,
             pending: IdMap::default(),
             roots: Vec::new(),
+            in_flight: None,
+            writer: None,
         };
         Vat::start(name, Some(persist), next_id, opened.roots).map_err(OpenError::Thread)
     }
@@ -414,6 +418,10 @@ impl Vat {
             roots: Mutex::new(roots),
             storage_error: Mutex::new(None),
         });
+        let mut persist = persist;
+        if let Some(p) = &mut persist {
+            p.writer = Some(Writer::spawn(p.backend.clone(), &shared)?);
+        }
         let for_thread = shared.clone();
         let handle = std::thread::Builder::new()
             .name(format!("vat-{name}"))
@@ -680,13 +688,69 @@ pub enum OpenError {
 
 /// A persistent vat's store and what it has not written yet.
 pub(crate) struct Persist {
-    backend: Box<dyn Backend>,
+    /// Shared with the writer thread, which holds it while it writes.
+    backend: Arc<Mutex<Box<dyn Backend>>>,
     kinds: Kinds,
     /// Records of objects changed since the last write (id → record).
     pending: IdMap<Vec<u8>>,
     /// Roots changed since the last write, in order.
     roots: Vec<(String, Option<u64>)>,
+    /// The batch the writer is writing (read by revival until it is in
+    /// the store).
+    in_flight: Option<Arc<Batch>>,
+    /// The writer thread, once the vat runs.
+    writer: Option<Writer>,
 }
+
+/// The thread that writes a persistent vat's batches, so that the vat
+/// runs turns while a batch is made durable (its effects stay held until
+/// then). One batch at a time, in order.
+struct Writer {
+    jobs: std::sync::mpsc::Sender<Arc<Batch>>,
+    done: std::sync::mpsc::Receiver<Result<(), BackendError>>,
+}
+
+impl Writer {
+    /// Starts the writer of `backend` for the vat `shared` (woken with
+    /// [`Event::Written`] after each batch).
+    fn spawn(
+        backend: Arc<Mutex<Box<dyn Backend>>>,
+        shared: &Arc<VatShared>,
+    ) -> std::io::Result<Writer> {
+        let (jobs, rx) = std::sync::mpsc::channel::<Arc<Batch>>();
+        let (tx, done) = std::sync::mpsc::channel();
+        let vat = Arc::downgrade(shared);
+        std::thread::Builder::new()
+            .name(format!("vat-{}-writer", shared.name))
+            .spawn(move || {
+                for batch in rx {
+                    let written = backend
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .write(&batch);
+                    if tx.send(written).is_err() {
+                        break;
+                    }
+                    match vat.upgrade() {
+                        Some(v) => v.post(Event::Written),
+                        None => break,
+                    }
+                }
+            })?;
+        Ok(Writer { jobs, done })
+    }
+}
+
+/// Effects waiting for the batch being written.
+struct InFlight {
+    held: Vec<Held>,
+    outbox: Vec<(Arc<VatShared>, Vec<Event>)>,
+}
+
+/// Most records pending while a batch is being written before the vat
+/// waits for the writer (bounds memory when the disk is slower than the
+/// turns).
+const MAX_PENDING: usize = 1 << 16;
 
 impl Persist {
     /// Rebuilds stored object `id` from its record (`None`: not stored).
@@ -699,9 +763,18 @@ impl Persist {
         shared: &Arc<VatShared>,
         id: u64,
     ) -> Result<Option<Rc<dyn Object>>, Val> {
-        let bytes = match self.pending.get(&id) {
+        let in_flight = self
+            .in_flight
+            .as_ref()
+            .and_then(|b| b.objects.iter().rev().find(|(i, _)| *i == id));
+        let bytes = match self.pending.get(&id).or(in_flight.map(|(_, b)| b)) {
             Some(b) => b.clone(),
-            None => match self.backend.load(id) {
+            None => match self
+                .backend
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .load(id)
+            {
                 Ok(Some(b)) => b,
                 Ok(None) => return Ok(None),
                 Err(_) => return Err(error("cannot revive object: store unreadable")),
@@ -789,6 +862,8 @@ struct VatCore {
     /// Effects leaving a persistent vat, waiting for their turns to be
     /// durable.
     held: Vec<Held>,
+    /// The effects of the batch being written.
+    in_flight: Option<InFlight>,
     /// Set when the store failed: the vat stops.
     halted: bool,
 }
@@ -802,6 +877,7 @@ impl VatCore {
         VatCore {
             persist: persist.map(std::cell::RefCell::new),
             held: Vec::new(),
+            in_flight: None,
             halted: false,
             shared,
             objects: IdMap::default(),
@@ -930,15 +1006,32 @@ impl VatCore {
         }
     }
 
+    /// Lets effects out: in an ephemeral vat at once; in a persistent one,
+    /// starts writing what is pending (if no batch is being written) and
+    /// lets out only what depends on nothing that is not yet durable.
     fn flush(&mut self) {
-        if self.persist.is_some() {
-            if !self.write_batch() {
+        if let Some(persist) = &self.persist {
+            if self.in_flight.is_some() {
+                // Its completion flushes again; until then everything new
+                // waits behind it.
+                let backlog = persist.borrow().pending.len() >= MAX_PENDING;
+                if backlog {
+                    self.wait_write();
+                }
+                return;
+            }
+            if persist.borrow().is_dirty() {
+                self.start_write();
                 return;
             }
             for h in std::mem::take(&mut self.held) {
                 h.release();
             }
         }
+        self.post_outbox();
+    }
+
+    fn post_outbox(&mut self) {
         for (vat, events) in &mut self.outbox {
             if !events.is_empty() {
                 vat.post_batch(std::mem::take(events));
@@ -946,6 +1039,116 @@ impl VatCore {
         }
         if self.outbox.len() > 32 {
             self.outbox.clear();
+        }
+    }
+
+    /// Hands the pending batch to the writer; the effects of the turns in
+    /// it wait for it.
+    fn start_write(&mut self) {
+        let Some(persist) = &self.persist else {
+            return;
+        };
+        let mut p = persist.borrow_mut();
+        let batch = Arc::new(Batch {
+            objects: p.pending.drain().collect(),
+            deletes: Vec::new(),
+            roots: std::mem::take(&mut p.roots),
+            next_id: self.shared.next_id.load(Ordering::Relaxed),
+        });
+        p.in_flight = Some(batch.clone());
+        let sent = p.writer.as_ref().map(|w| w.jobs.send(batch));
+        drop(p);
+        let outbox = self
+            .outbox
+            .iter_mut()
+            .filter(|(_, evs)| !evs.is_empty())
+            .map(|(v, evs)| (v.clone(), std::mem::take(evs)))
+            .collect();
+        self.in_flight = Some(InFlight {
+            held: std::mem::take(&mut self.held),
+            outbox,
+        });
+        if !matches!(sent, Some(Ok(()))) {
+            self.finish_write(Err(BackendError("the store's writer stopped".into())));
+        }
+    }
+
+    /// The batch being written is done: its effects go out (and the next
+    /// batch starts), or, if the write failed, the vat stops.
+    fn finish_write(&mut self, result: Result<(), BackendError>) {
+        if let Some(persist) = &self.persist {
+            persist.borrow_mut().in_flight = None;
+        }
+        let Some(done) = self.in_flight.take() else {
+            return;
+        };
+        match result {
+            Ok(()) => {
+                for h in done.held {
+                    h.release();
+                }
+                for (vat, events) in done.outbox {
+                    vat.post_batch(events);
+                }
+                self.flush();
+            }
+            Err(e) => {
+                // What the vat remembers is now ahead of what it stored:
+                // everything that depends on it breaks, and the vat stops.
+                *self
+                    .shared
+                    .storage_error
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner()) = Some(e.0);
+                self.halted = true;
+                let reason = self.shared.stop_reason();
+                let held = done.held.into_iter().chain(std::mem::take(&mut self.held));
+                for h in held {
+                    h.abandon(&reason);
+                }
+                let outbox = done
+                    .outbox
+                    .into_iter()
+                    .chain(std::mem::take(&mut self.outbox));
+                for (_, events) in outbox {
+                    events.into_iter().for_each(|e| e.abandon(&reason));
+                }
+            }
+        }
+    }
+
+    /// Blocks until the batch being written is done (and handles it).
+    fn wait_write(&mut self) {
+        if self.in_flight.is_none() {
+            return;
+        }
+        let result = match &self.persist {
+            Some(p) => match p.borrow().writer.as_ref().map(|w| w.done.recv()) {
+                Some(Ok(r)) => r,
+                _ => Err(BackendError("the store's writer stopped".into())),
+            },
+            None => return,
+        };
+        self.finish_write(result);
+    }
+
+    /// Writes everything pending and waits until it is durable (and its
+    /// effects are out). Returns false if the store failed.
+    fn flush_sync(&mut self) -> bool {
+        loop {
+            if self.halted {
+                return false;
+            }
+            if self.in_flight.is_some() {
+                self.wait_write();
+                continue;
+            }
+            let dirty = self.persist.as_ref().is_some_and(|p| p.borrow().is_dirty());
+            if !dirty {
+                self.flush();
+                return !self.halted;
+            }
+            self.start_write();
         }
     }
 
@@ -1065,6 +1268,15 @@ impl VatCore {
             Event::Collect { migrate, reply } => {
                 let _ = reply.send(self.collect(migrate));
             }
+            Event::Written => {
+                let done = self
+                    .persist
+                    .as_ref()
+                    .and_then(|p| p.borrow().writer.as_ref().map(|w| w.done.try_recv()));
+                if let Some(Ok(result)) = done {
+                    self.finish_write(result);
+                }
+            }
             Event::Stop => {}
         }
     }
@@ -1074,15 +1286,16 @@ impl VatCore {
         if self.persist.is_none() {
             return Err("the vat is not persistent".into());
         }
-        self.flush();
-        if self.halted {
+        if !self.flush_sync() {
             return Err("the vat stopped: its store failed".into());
         }
         let Some(persist) = &self.persist else {
             return Err("the vat is not persistent".into());
         };
-        let mut p = persist.borrow_mut();
-        let stored: HashSet<u64> = p.backend.ids().map_err(|e| e.0)?.into_iter().collect();
+        let p = persist.borrow();
+        let backend = p.backend.clone();
+        let mut backend = backend.lock().unwrap_or_else(|p| p.into_inner());
+        let stored: HashSet<u64> = backend.ids().map_err(|e| e.0)?.into_iter().collect();
         // Everything named by a root or alive in memory is kept, and
         // everything a kept object's record refers to.
         let mut work: Vec<u64> = self
@@ -1109,7 +1322,7 @@ impl VatCore {
             if !stored.contains(&id) || !kept.insert(id) {
                 continue;
             }
-            let Some(bytes) = p.backend.load(id).map_err(|e| e.0)? else {
+            let Some(bytes) = backend.load(id).map_err(|e| e.0)? else {
                 continue;
             };
             // An unreadable record may refer to anything: delete nothing.
@@ -1142,8 +1355,9 @@ impl VatCore {
                 next_id: self.shared.next_id.load(Ordering::Relaxed),
                 ..Batch::default()
             };
-            p.backend.write(&batch).map_err(|e| e.0)?;
+            backend.write(&batch).map_err(|e| e.0)?;
         }
+        drop(backend);
         drop(p);
         // Eager migration: revive each old object and store it again as
         // its kind's current version writes it.
@@ -1171,8 +1385,7 @@ impl VatCore {
                 self.flush();
             }
         }
-        self.flush();
-        if self.halted {
+        if !self.flush_sync() {
             return Err("the vat stopped: its store failed".into());
         }
         Ok(done)
@@ -1425,46 +1638,6 @@ impl VatCore {
             p.roots.extend(roots);
         }
         Ok(())
-    }
-
-    /// Writes the pending batch of a persistent vat (one durable
-    /// transaction). If the store fails, every held effect breaks and the
-    /// vat stops: what it remembers is then ahead of what it stored.
-    fn write_batch(&mut self) -> bool {
-        let Some(persist) = &self.persist else {
-            return true;
-        };
-        let mut p = persist.borrow_mut();
-        if !p.is_dirty() {
-            return true;
-        }
-        let batch = Batch {
-            objects: p.pending.drain().collect(),
-            deletes: Vec::new(),
-            roots: std::mem::take(&mut p.roots),
-            next_id: self.shared.next_id.load(Ordering::Relaxed),
-        };
-        let written = p.backend.write(&batch);
-        drop(p);
-        match written {
-            Ok(()) => true,
-            Err(e) => {
-                *self
-                    .shared
-                    .storage_error
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner()) = Some(e.0);
-                self.halted = true;
-                let reason = self.shared.stop_reason();
-                for h in std::mem::take(&mut self.held) {
-                    h.abandon(&reason);
-                }
-                for (_, events) in std::mem::take(&mut self.outbox) {
-                    events.into_iter().for_each(|e| e.abandon(&reason));
-                }
-                false
-            }
-        }
     }
 
     fn commit(&mut self, delta: Delta) {
@@ -1918,7 +2091,7 @@ impl VatCore {
         // Local promises are gone: resolutions aimed at them are dropped by
         // settle_local; everything else reaches other vats or foreign code.
         self.run_work();
-        self.flush();
+        self.flush_sync();
         // Last chance for a session driver to send what the above queued
         // (breakages of answers it is waiting for).
         self.run_hooks();
