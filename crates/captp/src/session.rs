@@ -19,6 +19,11 @@
 //! - an export's wire count is the number of times we have sent it and the
 //!   peer has not yet released (DIGEST section 14); an import's count is
 //!   the number of times we received it since our last report;
+//! - when the local side polls [`Event::ExportDropped`] for an object,
+//!   nothing on this session refers to it (no export as object or promise,
+//!   no deposited gift): a drop still queued when the local side sends the
+//!   object again is withdrawn, so a local side that mirrors the export
+//!   table from these events never forgets an object the peer holds;
 //! - once aborted, nothing more is accepted and nothing new is queued: every
 //!   `handle_*` and command returns the same [`SessionError`].
 
@@ -182,7 +187,11 @@ pub enum Event {
         result: Settlement,
     },
     /// The peer released its last reference to one of our objects on this
-    /// session.
+    /// session. When this event is polled the session no longer refers to
+    /// the object at all (as object or promise export, or in a deposited
+    /// gift); if the local side sent the object again after the release
+    /// but before polling this event (a `fetch` answered in the same batch
+    /// of bytes as the peer's `op:gc-exports`), the event is withdrawn.
     ExportDropped {
         /// The object.
         local: LocalId,
@@ -601,6 +610,9 @@ pub struct Session {
     events: VecDeque<Event>,
     pending_gc_exports: BTreeMap<ImportPosition, u64>,
     pending_gc_answers: BTreeSet<QuestionPosition>,
+    /// Local objects with an [`Event::ExportDropped`] in `events` (at most
+    /// one each), so a new export of one can withdraw it.
+    drops_queued: BTreeSet<LocalId>,
 }
 
 impl std::fmt::Debug for Session {
@@ -632,6 +644,7 @@ impl Session {
             events: VecDeque::new(),
             pending_gc_exports: BTreeMap::new(),
             pending_gc_answers: BTreeSet::new(),
+            drops_queued: BTreeSet::new(),
             keys,
         };
         let start = Op::StartSession(OpStartSession {
@@ -722,7 +735,41 @@ impl Session {
 
     /// The next event for the local side, if any.
     pub fn poll_event(&mut self) -> Option<Event> {
-        self.events.pop_front()
+        let e = self.events.pop_front();
+        if let Some(Event::ExportDropped { local }) = &e {
+            self.drops_queued.remove(local);
+        }
+        e
+    }
+
+    /// Tells the local side that nothing on this session refers to `id`
+    /// any more (unless it was told already and has not polled it yet).
+    fn queue_drop(&mut self, id: LocalId) {
+        if self.drops_queued.insert(id) {
+            self.events.push_back(Event::ExportDropped { local: id });
+        }
+    }
+
+    /// The session refers to `id` again: withdraw a drop of it the local
+    /// side has not polled yet (it is no longer true).
+    fn withdraw_drop(&mut self, id: LocalId) {
+        if self.drops_queued.remove(&id) {
+            self.events
+                .retain(|e| !matches!(e, Event::ExportDropped { local } if *local == id));
+        }
+    }
+
+    /// Whether anything on this session still refers to local object `id`:
+    /// an export of it as object or promise, or a deposited gift.
+    fn refers_to(&self, id: LocalId) -> bool {
+        self.tables
+            .export_of
+            .contains_key(&ExportTarget::Object(id))
+            || self
+                .tables
+                .export_of
+                .contains_key(&ExportTarget::Promise(id))
+            || self.gift_holds(id)
     }
 
     fn check_live(&self) -> InResult<()> {
@@ -1231,6 +1278,9 @@ impl Session {
             return false;
         }
         // A second deposit under the same id replaces the first.
+        if let CapRef::Local(held) | CapRef::LocalPromise(held) = target {
+            self.withdraw_drop(held);
+        }
         self.count_hold(&target, true);
         if let Some(old) = self.tables.gifts.insert(id, target) {
             self.count_hold(&old, false);
@@ -1262,17 +1312,9 @@ impl Session {
     /// refers to the object any more, tell the local side.
     fn release_if_unheld(&mut self, r: &CapRef) {
         if let CapRef::Local(id) | CapRef::LocalPromise(id) = *r
-            && !self
-                .tables
-                .export_of
-                .contains_key(&ExportTarget::Object(id))
-            && !self
-                .tables
-                .export_of
-                .contains_key(&ExportTarget::Promise(id))
-            && !self.gift_holds(id)
+            && !self.refers_to(id)
         {
-            self.events.push_back(Event::ExportDropped { local: id });
+            self.queue_drop(id);
         }
     }
 
@@ -1374,11 +1416,13 @@ impl Session {
                 let target = e.target;
                 self.tables.exports.remove(&pos);
                 self.tables.export_of.remove(&target);
-                // A deposited gift keeps the object alive (DIGEST section 13).
+                // A deposited gift keeps the object alive (DIGEST section
+                // 13), and so does its export in the other flavour (a
+                // promise of ours sent once as a promise, once settled).
                 if let ExportTarget::Object(id) | ExportTarget::Promise(id) = target
-                    && !self.gift_holds(id)
+                    && !self.refers_to(id)
                 {
-                    self.events.push_back(Event::ExportDropped { local: id });
+                    self.queue_drop(id);
                 }
             }
         }
@@ -1433,9 +1477,11 @@ impl Session {
     fn lower_ref(&mut self, r: CapRef) -> Desc {
         match r {
             CapRef::Local(id) => {
+                self.withdraw_drop(id);
                 Desc::ImportObject(self.tables.export(ExportTarget::Object(id)).into())
             }
             CapRef::LocalPromise(id) => {
+                self.withdraw_drop(id);
                 Desc::ImportPromise(self.tables.export(ExportTarget::Promise(id)).into())
             }
             CapRef::Bootstrap => {
