@@ -197,11 +197,24 @@ mod tests {
             text.bytes()
                 .all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_')
         );
-        assert_eq!(t.lookup(a.as_bytes()), Some(1));
-        assert_eq!(t.lookup(b.as_bytes()), Some(2));
-        assert_eq!(t.lookup(b"guess"), None);
+        assert_eq!(t.lookup(a.as_bytes()), Ok(1));
+        assert_eq!(t.lookup(b.as_bytes()), Ok(2));
+        assert_eq!(t.lookup(b"guess"), Err(LookupError::Unknown));
         assert_eq!(t.revoke(a.as_bytes()), Some(1));
-        assert_eq!(t.lookup(a.as_bytes()), None);
+        assert_eq!(t.lookup(a.as_bytes()), Err(LookupError::Unknown));
+        assert_eq!(t.len(), 1);
+    }
+
+    #[test]
+    fn an_expired_entry_is_refused_then_forgotten() {
+        let mut t = SturdyTable::new();
+        let past = SystemTime::now() - std::time::Duration::from_secs(1);
+        let future = SystemTime::now() + std::time::Duration::from_secs(3600);
+        t.register_until(SwissNumber::from_bytes(&b"old"[..]), 1, Some(past));
+        t.register_until(SwissNumber::from_bytes(&b"new"[..]), 2, Some(future));
+        assert_eq!(t.lookup(b"old"), Err(LookupError::Expired));
+        assert_eq!(t.lookup(b"old"), Err(LookupError::Unknown));
+        assert_eq!(t.lookup(b"new"), Ok(2));
         assert_eq!(t.len(), 1);
     }
 

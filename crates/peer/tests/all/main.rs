@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod direct_io;
+mod gc_race;
 mod handoff;
 mod hostile;
 mod identity;
