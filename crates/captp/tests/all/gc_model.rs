@@ -1,11 +1,17 @@
 //! Model-based property: random calls, returns and releases between two
 //! sessions; once both sides let go of everything, both tables are back
-//! to the bootstrap object alone.
+//! to the bootstrap object alone. Each local side acts on each event before
+//! polling the next (as pola's peer does) and mirrors which of its objects
+//! the session exports from `Event::ExportDropped` alone: every object the
+//! peer names must be in that mirror (else a real local side answers
+//! "unknown object").
 
 use std::collections::BTreeSet;
 
 use pola_captp::locator::Swiss;
-use pola_captp::{CapRef, Dialect, Event, ImportPosition, LocalId, QuestionPosition, TableSizes};
+use pola_captp::{
+    CapRef, Dialect, Event, ImportPosition, LocalId, LocalTarget, QuestionPosition, TableSizes,
+};
 use pola_syrup::Value;
 use proptest::prelude::*;
 
@@ -46,6 +52,26 @@ struct Model {
     a_questions: Vec<QuestionPosition>,
     b_imports: BTreeSet<ImportPosition>,
     counter: u64,
+    /// Each local side's record of its objects its session exports, kept
+    /// from what it sends and the drops it polls.
+    a_exported: BTreeSet<LocalId>,
+    b_exported: BTreeSet<LocalId>,
+}
+
+/// Every local object `v` names is in `mirror`.
+fn known(v: &Value<CapRef>, mirror: &BTreeSet<LocalId>) -> Result<(), String> {
+    let mut res = Ok(());
+    v.for_each_ref(&mut |r| {
+        if let CapRef::Local(id) | CapRef::LocalPromise(id) = r
+            && !mirror.contains(id)
+            && res.is_ok()
+        {
+            res = Err(format!(
+                "{id:?} named after the local side heard it dropped"
+            ));
+        }
+    });
+    res
 }
 
 fn pick<T: Copy>(items: impl IntoIterator<Item = T>, n: usize) -> Option<T> {
@@ -57,30 +83,55 @@ fn pick<T: Copy>(items: impl IntoIterator<Item = T>, n: usize) -> Option<T> {
     }
 }
 
-/// Runs the link and both local sides until nothing more happens.
-fn settle(p: &mut Pair, m: &mut Model) {
+/// Runs the link and both local sides until nothing more happens. Each
+/// side handles every event before polling the next.
+fn settle(p: &mut Pair, m: &mut Model) -> Result<(), String> {
     loop {
-        let (ea, eb) = p.run();
-        if ea.is_empty() && eb.is_empty() {
-            return;
-        }
-        for e in ea {
-            if let Event::Answer { result: Ok(v), .. } = e {
-                v.for_each_ref(&mut |r| {
-                    if let CapRef::Import(i) = r {
-                        m.a_imports.insert(*i);
-                    }
-                });
+        let mut busy = p.move_bytes();
+        while let Some(e) = p.a.poll_event() {
+            busy = true;
+            match e {
+                Event::Answer { result: Ok(v), .. } => {
+                    known(&v, &m.a_exported)?;
+                    v.for_each_ref(&mut |r| {
+                        if let CapRef::Import(i) = r {
+                            m.a_imports.insert(*i);
+                        }
+                    });
+                }
+                Event::ExportDropped { local } => {
+                    m.a_exported.remove(&local);
+                }
+                _ => {}
             }
         }
-        for e in eb {
+        while let Some(e) = p.b.poll_event() {
+            busy = true;
             match e {
                 Event::Fetch { reply, .. } => {
-                    let _ =
-                        p.b.resolve(reply.unwrap(), Ok(Value::Ref(CapRef::Local(LocalId(100)))));
+                    let mint = LocalId(100);
+                    if p.b
+                        .resolve(reply.unwrap(), Ok(Value::Ref(CapRef::Local(mint))))
+                        .is_ok()
+                    {
+                        m.b_exported.insert(mint);
+                    }
                 }
-                Event::Deliver { args, reply, .. } => {
+                Event::ExportDropped { local } => {
+                    m.b_exported.remove(&local);
+                }
+                Event::Deliver {
+                    target,
+                    args,
+                    reply,
+                } => {
+                    if let LocalTarget::Object(id) | LocalTarget::Promise(id) = target
+                        && !m.b_exported.contains(&id)
+                    {
+                        return Err(format!("a delivery to {id:?}, which b heard dropped"));
+                    }
                     for a in &args {
+                        known(a, &m.b_exported)?;
                         a.for_each_ref(&mut |r| {
                             if let CapRef::Import(i) = r {
                                 m.b_imports.insert(*i);
@@ -89,22 +140,30 @@ fn settle(p: &mut Pair, m: &mut Model) {
                     }
                     // Return a fresh object, one of a's own, or data.
                     m.counter += 1;
+                    let fresh = LocalId(200 + m.counter % 4);
                     let result = match (
                         m.counter % 3,
                         pick(m.b_imports.iter().copied(), m.counter as usize),
                     ) {
-                        (0, _) => Value::Ref(CapRef::Local(LocalId(200 + m.counter % 4))),
+                        (0, _) => Value::Ref(CapRef::Local(fresh)),
                         (1, Some(i)) => {
                             Value::List(vec![Value::Ref(CapRef::Import(i)), Value::int(1i64)])
                         }
                         _ => Value::str("data"),
                     };
-                    if let Some(r) = reply {
-                        let _ = p.b.resolve(r, Ok(result));
+                    let sends_fresh = matches!(result, Value::Ref(CapRef::Local(_)));
+                    if let Some(r) = reply
+                        && p.b.resolve(r, Ok(result)).is_ok()
+                        && sends_fresh
+                    {
+                        m.b_exported.insert(fresh);
                     }
                 }
                 _ => {}
             }
+        }
+        if !busy {
+            return Ok(());
         }
     }
 }
@@ -141,6 +200,9 @@ proptest! {
                             .chain((0..k).map(|_| Value::Ref(CapRef::Local(LocalId(obj)))))
                             .collect();
                         m.a_questions.push(p.a.deliver(&t, args).unwrap());
+                        if k > 0 {
+                            m.a_exported.insert(LocalId(obj));
+                        }
                     }
                 }
                 Cmd::DropImport(n) => {
@@ -161,10 +223,10 @@ proptest! {
                         m.b_imports.remove(&i);
                     }
                 }
-                Cmd::Run => settle(&mut p, &mut m),
+                Cmd::Run => settle(&mut p, &mut m).map_err(TestCaseError::fail)?,
             }
         }
-        settle(&mut p, &mut m);
+        settle(&mut p, &mut m).map_err(TestCaseError::fail)?;
         prop_assert!(!p.a.is_terminated() && !p.b.is_terminated());
         // Let go of everything, on both sides.
         for q in std::mem::take(&mut m.a_questions) {
@@ -176,7 +238,7 @@ proptest! {
         for i in std::mem::take(&mut m.b_imports) {
             p.b.drop_import(i).unwrap();
         }
-        settle(&mut p, &mut m);
+        settle(&mut p, &mut m).map_err(TestCaseError::fail)?;
         // Imports that arrived during the last settle are released too.
         for i in std::mem::take(&mut m.a_imports) {
             p.a.drop_import(i).unwrap();
@@ -184,7 +246,7 @@ proptest! {
         for i in std::mem::take(&mut m.b_imports) {
             p.b.drop_import(i).unwrap();
         }
-        settle(&mut p, &mut m);
+        settle(&mut p, &mut m).map_err(TestCaseError::fail)?;
         prop_assert_eq!(p.a.table_sizes(), idle());
         prop_assert_eq!(p.b.table_sizes(), idle());
     }

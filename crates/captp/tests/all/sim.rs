@@ -50,21 +50,7 @@ impl Pair {
     pub fn run(&mut self) -> (Vec<Event>, Vec<Event>) {
         let (mut ea, mut eb) = (Vec::new(), Vec::new());
         loop {
-            let mut moved = false;
-            while let Some(m) = self.a.poll_transmit() {
-                moved = true;
-                for c in m.chunks(self.chunk) {
-                    let _ = self.b.handle_bytes(c);
-                }
-                self.wire.push((true, m));
-            }
-            while let Some(m) = self.b.poll_transmit() {
-                moved = true;
-                for c in m.chunks(self.chunk) {
-                    let _ = self.a.handle_bytes(c);
-                }
-                self.wire.push((false, m));
-            }
+            let moved = self.move_bytes();
             while let Some(e) = self.a.poll_event() {
                 ea.push(e);
             }
@@ -75,6 +61,27 @@ impl Pair {
                 return (ea, eb);
             }
         }
+    }
+
+    /// Moves every queued message once each way (a's first), without
+    /// polling events; returns whether anything moved.
+    pub fn move_bytes(&mut self) -> bool {
+        let mut moved = false;
+        while let Some(m) = self.a.poll_transmit() {
+            moved = true;
+            for c in m.chunks(self.chunk) {
+                let _ = self.b.handle_bytes(c);
+            }
+            self.wire.push((true, m));
+        }
+        while let Some(m) = self.b.poll_transmit() {
+            moved = true;
+            for c in m.chunks(self.chunk) {
+                let _ = self.a.handle_bytes(c);
+            }
+            self.wire.push((false, m));
+        }
+        moved
     }
 
     /// The labels of every message sent so far by a (or b), decoded.
