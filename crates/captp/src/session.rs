@@ -590,7 +590,10 @@ impl Tables {
 ///      [`Session::resolve`] exactly once (a reply never resolved leaves the
 ///      peer's resolver imported until the session ends);
 ///    - after either, drain [`Session::poll_transmit`] (write each item with
-///      one write, in order) and [`Session::poll_event`] (act on each).
+///      one write, in order) and [`Session::poll_event`] (act on each
+///      before polling the next: an [`Event::ExportDropped`] still queued
+///      is withdrawn if the local side sends that object again, which a
+///      driver that polls ahead would already have taken for true).
 /// 3. After termination keep draining `poll_transmit` (the `op:abort`) and
 ///    `poll_event` (broken questions), then close the channel.
 ///
