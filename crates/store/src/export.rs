@@ -26,8 +26,8 @@ use sha2::{Digest, Sha256};
 use crate::error::{Result, StoreError};
 use crate::file;
 use crate::store::{
-    FORMAT, HOST, HostId, MAX_HOST_VALUE, Part, Shared, Store, Table, check_name, host_key_rule,
-    init_meta, now_secs, vat_table,
+    FORMAT, HOST, HostId, MAX_HOST_VALUE, Part, Shared, Store, Table, check_name, commit_durable,
+    host_key_rule, init_meta, now_secs, vat_table,
 };
 
 /// The first bytes of every export.
@@ -147,6 +147,9 @@ fn export_impl<W: Write>(
             limit: MAX_CONFIG as u64,
         });
     }
+    // A checkpoint first, so the export and the store file agree on what
+    // is durable (a read transaction sees every applied batch either way).
+    shared.checkpoint()?;
     // One read transaction: the snapshot every row below comes from.
     let txn = shared.db.begin_read().map_err(|e| shared.engine(e))?;
     let mut tables: Vec<(String, Option<(String, Part)>)> = Vec::new();
@@ -337,6 +340,7 @@ impl Store {
         let _reserved = Reservation::take(s, name)?;
         let mut source = Source::new(input, &s.path);
         source.header(Expect::Instance)?;
+        let mut log = s.lock_log();
         let txn = s.db.begin_write().map_err(|e| s.engine(e))?;
         let exists = txn
             .list_tables()
@@ -359,7 +363,7 @@ impl Store {
             }
         };
         drop(loader);
-        txn.commit().map_err(|e| s.engine(e))?;
+        commit_durable(&s.path, &mut log, txn)?;
         Ok(stats)
     }
 }

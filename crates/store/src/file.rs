@@ -53,6 +53,34 @@ pub(crate) struct Checked {
 /// private regular file beginning with redb's magic number. `Ok(None)` if
 /// nothing is at `path`.
 pub(crate) fn open_checked(path: &Path) -> Result<Option<Checked>> {
+    let Some((rw, meta)) = open_private(path)? else {
+        return Ok(None);
+    };
+    if meta.len() == 0 {
+        return Err(not_a_store(path, "the file is empty"));
+    }
+    if meta.len() < HEADER_LEN as u64 {
+        return Err(not_a_store(
+            path,
+            "the file is shorter than a storage engine header",
+        ));
+    }
+    let mut header = [0u8; HEADER_LEN];
+    read_exact_at(&rw, &mut header, 0).map_err(|e| StoreError::io(path, "read header", e))?;
+    if header[..REDB_MAGIC.len()] != REDB_MAGIC {
+        return Err(not_a_store(
+            path,
+            "it does not begin with the storage engine's magic number",
+        ));
+    }
+    let clean = header[GOD_BYTE] & RECOVERY_REQUIRED == 0;
+    Ok(Some(Checked { file: rw, clean }))
+}
+
+/// Opens `path` read-write, refusing anything that is not a regular file
+/// only its owner may use (checked on a read-only open first, so a FIFO or
+/// a device is never opened for writing). `Ok(None)` if nothing is there.
+pub(crate) fn open_private(path: &Path) -> Result<Option<(File, std::fs::Metadata)>> {
     let ro = match OpenOptions::new()
         .read(true)
         .custom_flags(OPEN_FLAGS)
@@ -66,26 +94,9 @@ pub(crate) fn open_checked(path: &Path) -> Result<Option<Checked>> {
         .metadata()
         .map_err(|e| StoreError::io(path, "fstat", e))?;
     check_kind_and_mode(path, &meta)?;
-    if meta.len() == 0 {
-        return Err(not_a_store(path, "the file is empty"));
-    }
-    if meta.len() < HEADER_LEN as u64 {
-        return Err(not_a_store(
-            path,
-            "the file is shorter than a storage engine header",
-        ));
-    }
-    let mut header = [0u8; HEADER_LEN];
-    read_exact_at(&ro, &mut header, 0).map_err(|e| StoreError::io(path, "read header", e))?;
-    if header[..REDB_MAGIC.len()] != REDB_MAGIC {
-        return Err(not_a_store(
-            path,
-            "it does not begin with the storage engine's magic number",
-        ));
-    }
-    let clean = header[GOD_BYTE] & RECOVERY_REQUIRED == 0;
-    // The engine needs write access (for its locks and, later, commits).
-    // Open again, with the same flags, and make sure it is the same file.
+    // Write access is needed (the engine's locks and commits, the log's
+    // appends). Open again, with the same flags, and make sure it is the
+    // same file.
     let rw = OpenOptions::new()
         .read(true)
         .write(true)
@@ -103,7 +114,7 @@ pub(crate) fn open_checked(path: &Path) -> Result<Option<Checked>> {
         ));
     }
     check_kind_and_mode(path, &meta2)?;
-    Ok(Some(Checked { file: rw, clean }))
+    Ok(Some((rw, meta2)))
 }
 
 pub(crate) fn not_a_store(path: &Path, reason: &str) -> StoreError {

@@ -140,6 +140,7 @@
 mod error;
 mod export;
 mod file;
+mod log;
 mod store;
 mod vat;
 

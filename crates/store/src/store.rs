@@ -17,11 +17,15 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use redb::backends::FileBackend;
-use redb::{Builder, Database, ReadableDatabase, ReadableTable, TableDefinition, TableHandle};
+use redb::{
+    Builder, Database, ReadableDatabase, ReadableTable, TableDefinition, TableHandle,
+    WriteTransaction,
+};
 
 use crate::error::{Result, StoreError};
 use crate::file::{self, Overlay};
-use crate::vat::VatBackend;
+use crate::log::{self, Log, LogId, LogMeta};
+use crate::vat::{VatBackend, apply_batch};
 
 /// The store format this build reads and writes (the `format` row of the
 /// `meta` table).
@@ -41,6 +45,11 @@ pub(crate) const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta
 pub(crate) const SAVEPOINTS: TableDefinition<&str, (u64, u64)> = TableDefinition::new("savepoints");
 pub(crate) const HOST: TableDefinition<&str, &[u8]> = TableDefinition::new("host");
 pub(crate) const NEXT_ID: &str = "next_id";
+/// `meta` row: the write-ahead log's id (16 bytes), once the log exists.
+const LOG_ID: &str = "log_id";
+/// `meta` row: the checkpoint, the last log sequence number in the
+/// engine's last durable commit (u64 BE).
+const LOG_SEQ: &str = "log_seq";
 
 /// A host's id: 16 random bytes made when its store was created, kept by
 /// export and import.
@@ -177,6 +186,9 @@ pub(crate) struct Shared {
     pub(crate) host_id: HostId,
     /// Instance names with a live [`VatBackend`].
     live: Mutex<BTreeSet<String>>,
+    /// The write-ahead log. Lock order: this mutex, then the engine's
+    /// write transaction.
+    log: Mutex<Log>,
 }
 
 impl Shared {
@@ -187,6 +199,48 @@ impl Shared {
     pub(crate) fn live(&self) -> MutexGuard<'_, BTreeSet<String>> {
         self.live.lock().unwrap_or_else(|p| p.into_inner())
     }
+
+    /// The write-ahead log, locked. Take it before any write transaction.
+    pub(crate) fn lock_log(&self) -> MutexGuard<'_, Log> {
+        self.log.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Makes every batch written so far part of the engine's durable
+    /// state (one durable commit recording the log's last sequence
+    /// number), if any was written since the last checkpoint.
+    pub(crate) fn checkpoint(&self) -> Result<()> {
+        let mut log = self.lock_log();
+        self.checkpoint_locked(&mut log)
+    }
+
+    /// [`Shared::checkpoint`] with the log already locked.
+    pub(crate) fn checkpoint_locked(&self, log: &mut Log) -> Result<()> {
+        if !log.dirty() {
+            return Ok(());
+        }
+        let txn = self.db.begin_write().map_err(|e| self.engine(e))?;
+        commit_durable(&self.path, log, txn)
+    }
+}
+
+/// Commits `txn` durably (the engine syncs before this returns) as a
+/// checkpoint: it also records the log's id and last sequence number in
+/// `meta`, so every entry written so far is stale once it returns. Every
+/// durable commit of an open store goes through here.
+pub(crate) fn commit_durable(path: &Path, log: &mut Log, txn: WriteTransaction) -> Result<()> {
+    let engine = |e: redb::Error| StoreError::engine(path, e);
+    {
+        let mut meta = txn.open_table(META).map_err(|e| engine(e.into()))?;
+        meta.insert(LOG_SEQ, log.last().to_be_bytes().as_slice())
+            .map_err(|e| engine(e.into()))?;
+        if let Some(id) = log.id() {
+            meta.insert(LOG_ID, id.as_slice())
+                .map_err(|e| engine(e.into()))?;
+        }
+    }
+    txn.commit().map_err(|e| engine(e.into()))?;
+    log.checkpointed();
+    Ok(())
 }
 
 /// The one state store of a pola host: a single redb file holding every
@@ -341,6 +395,7 @@ impl Store {
                 what: format!("instance {name:?}"),
             });
         }
+        let mut log = s.lock_log();
         let txn = s.db.begin_write().map_err(|e| s.engine(e))?;
         let mut existed = false;
         for part in Part::ALL {
@@ -348,7 +403,7 @@ impl Store {
             let handle = TableDefinition::<&str, u64>::new(&table);
             existed |= txn.delete_table(handle).map_err(|e| s.engine(e))?;
         }
-        txn.commit().map_err(|e| s.engine(e))?;
+        commit_durable(&s.path, &mut log, txn)?;
         drop(live);
         Ok(existed)
     }
@@ -407,6 +462,7 @@ impl Store {
                 });
             }
         }
+        let mut log = s.lock_log();
         let txn = s.db.begin_write().map_err(|e| s.engine(e))?;
         {
             let mut table = txn.open_table(HOST).map_err(|e| s.engine(e))?;
@@ -418,7 +474,7 @@ impl Store {
                 .map_err(|e| s.engine(e))?;
             }
         }
-        txn.commit().map_err(|e| s.engine(e))
+        commit_durable(&s.path, &mut log, txn)
     }
 
     /// The keys of the host table that begin with `prefix`, in order.
@@ -456,6 +512,9 @@ impl Store {
     pub fn savepoint(&self, name: &str) -> Result<()> {
         let s = &self.shared;
         check_name(&s.path, "savepoint", name)?;
+        // The savepoint's commit is a checkpoint: it holds every batch
+        // written so far.
+        let mut log = s.lock_log();
         let txn = s.db.begin_write().map_err(|e| s.engine(e))?;
         let id = txn.persistent_savepoint().map_err(|e| s.engine(e))?;
         {
@@ -472,7 +531,7 @@ impl Store {
                 .insert(name, (id, now_secs()))
                 .map_err(|e| s.engine(e))?;
         }
-        txn.commit().map_err(|e| s.engine(e))
+        commit_durable(&s.path, &mut log, txn)
     }
 
     /// The savepoints, as (name, unix seconds when taken), oldest first.
@@ -533,6 +592,11 @@ impl Store {
                 name: name.to_string(),
             });
         };
+        // The log's entries are all undone by the rollback; its commit
+        // records the current sequence number (never the savepoint's), so
+        // they stay stale and numbers keep growing.
+        let s: &Shared = s;
+        let mut log = s.lock_log();
         let mut txn = s.db.begin_write().map_err(|e| s.engine(e))?;
         let savepoint = txn.get_persistent_savepoint(id).map_err(|e| s.engine(e))?;
         txn.restore_savepoint(&savepoint).map_err(|e| s.engine(e))?;
@@ -552,7 +616,7 @@ impl Store {
                 }
             }
         }
-        txn.commit().map_err(|e| s.engine(e))
+        commit_durable(&s.path, &mut log, txn)
     }
 
     /// Deletes savepoint `name`. Returns whether it existed.
@@ -562,6 +626,7 @@ impl Store {
     pub fn delete_savepoint(&self, name: &str) -> Result<bool> {
         let s = &self.shared;
         check_name(&s.path, "savepoint", name)?;
+        let mut log = s.lock_log();
         let txn = s.db.begin_write().map_err(|e| s.engine(e))?;
         let existed = {
             let mut table = txn.open_table(SAVEPOINTS).map_err(|e| s.engine(e))?;
@@ -572,7 +637,7 @@ impl Store {
             txn.delete_persistent_savepoint(id)
                 .map_err(|e| s.engine(e))?;
         }
-        txn.commit().map_err(|e| s.engine(e))?;
+        commit_durable(&s.path, &mut log, txn)?;
         Ok(existed.is_some())
     }
 
@@ -584,8 +649,15 @@ impl Store {
     /// [`VatBackend`] is live; the engine failed to close the file.
     pub fn close(self) -> Result<()> {
         let path = self.shared.path.clone();
-        match Arc::try_unwrap(self.shared) {
-            Ok(shared) => shared.db.close().map_err(|e| StoreError::engine(&path, e)),
+        // `Store` has a Drop (a best-effort checkpoint): keep a handle,
+        // drop this one, and checkpoint again to report any error.
+        let shared = self.shared.clone();
+        drop(self);
+        match Arc::try_unwrap(shared) {
+            Ok(shared) => {
+                shared.checkpoint()?;
+                shared.db.close().map_err(|e| StoreError::engine(&path, e))
+            }
             Err(shared) => {
                 drop(shared);
                 Err(StoreError::InUse {
@@ -596,15 +668,24 @@ impl Store {
         }
     }
 
-    pub(crate) fn from_db(db: Database, path: &Path, host_id: HostId) -> Store {
+    pub(crate) fn from_db(db: Database, path: &Path, host_id: HostId, log: Log) -> Store {
         Store {
             shared: Arc::new(Shared {
                 db,
                 path: path.to_path_buf(),
                 host_id,
                 live: Mutex::new(BTreeSet::new()),
+                log: Mutex::new(log),
             }),
         }
+    }
+}
+
+impl Drop for Store {
+    /// A best-effort checkpoint (nothing is lost if it fails: the log
+    /// holds every batch; [`Store::close`] reports errors).
+    fn drop(&mut self) {
+        let _ = self.shared.checkpoint();
     }
 }
 
@@ -676,11 +757,11 @@ fn open_verified(path: &Path, checked: file::Checked) -> Result<Store> {
         let db = builder
             .create_with_backend(overlay)
             .map_err(|e| open_error(path, e))?;
-        let host_id = read_meta(&db, path)?;
+        let found = read_meta(&db, path)?;
         db.close().map_err(|e| open_error(path, e))?;
-        Ok::<_, StoreError>(host_id)
+        Ok::<_, StoreError>(found)
     }));
-    let host_id = match verified {
+    let (host_id, log_meta, instances) = match verified {
         Ok(r) => r?,
         Err(_) => {
             return Err(StoreError::Corrupt {
@@ -689,11 +770,32 @@ fn open_verified(path: &Path, checked: file::Checked) -> Result<Store> {
             });
         }
     };
+    // The log is checked whole before anything is written to either file.
+    let recovered = log::recover(path, &log_meta, clean)?;
+    if let Some(name) = recovered.instances.difference(&instances).next() {
+        return Err(StoreError::Corrupt {
+            path: recovered.log.path().to_path_buf(),
+            reason: format!("an entry names instance {name:?}, which is not in the store"),
+        });
+    }
     let backend = FileBackend::new(file).map_err(|e| open_error(path, e))?;
     let db = Builder::new()
         .create_with_backend(backend)
         .map_err(|e| open_error(path, e))?;
-    Ok(Store::from_db(db, path, host_id))
+    let log::Recovered {
+        mut log, replay, ..
+    } = recovered;
+    if !replay.is_empty() {
+        // Apply every entry above the checkpoint, in order, in one durable
+        // commit that is the new checkpoint.
+        let txn = db.begin_write().map_err(|e| open_error(path, e))?;
+        for span in &replay {
+            let entry = log.reread(*span)?;
+            apply_batch(&txn, &entry.name, &entry.batch).map_err(|e| open_error(path, e))?;
+        }
+        commit_durable(path, &mut log, txn)?;
+    }
+    Ok(Store::from_db(db, path, host_id, log))
 }
 
 /// Maps an error met while opening (and verifying) a file.
@@ -718,8 +820,9 @@ fn open_error(path: &Path, e: impl Into<redb::Error>) -> StoreError {
     }
 }
 
-/// Checks pola's `meta` table and the table names; returns the host id.
-fn read_meta(db: &Database, path: &Path) -> Result<HostId> {
+/// Checks pola's `meta` table and the table names; returns the host id,
+/// what `meta` says of the log, and the instance names.
+fn read_meta(db: &Database, path: &Path) -> Result<(HostId, LogMeta, BTreeSet<String>)> {
     let txn = db.begin_read().map_err(|e| open_error(path, e))?;
     let meta = match txn.open_table(META) {
         Ok(t) => t,
@@ -758,12 +861,29 @@ fn read_meta(db: &Database, path: &Path) -> Result<HostId> {
         .ok_or_else(|| corrupt("the meta table has no host id"))?;
     let host_id =
         HostId::try_from(host_id.value()).map_err(|_| corrupt("the host id is not 16 bytes"))?;
+    let mut log_meta = LogMeta::default();
+    if let Some(id) = meta.get(LOG_ID).map_err(|e| open_error(path, e))? {
+        let id = LogId::try_from(id.value()).map_err(|_| corrupt("the log id is not 16 bytes"))?;
+        log_meta.id = Some(id);
+    }
+    if let Some(seq) = meta.get(LOG_SEQ).map_err(|e| open_error(path, e))? {
+        log_meta.checkpointed = <[u8; 8]>::try_from(seq.value())
+            .map(u64::from_be_bytes)
+            .map_err(|_| corrupt("the log checkpoint is not 8 bytes"))?;
+    }
+    let mut instances = BTreeSet::new();
     for handle in txn.list_tables().map_err(|e| open_error(path, e))? {
-        if Table::parse(handle.name()).is_none() {
-            return Err(corrupt(&format!(
-                "it has an unknown table {:?}",
-                handle.name()
-            )));
+        match Table::parse(handle.name()) {
+            None => {
+                return Err(corrupt(&format!(
+                    "it has an unknown table {:?}",
+                    handle.name()
+                )));
+            }
+            Some(Table::Vat(name, _)) => {
+                instances.insert(name);
+            }
+            Some(_) => {}
         }
     }
     if txn
@@ -774,7 +894,7 @@ fn read_meta(db: &Database, path: &Path) -> Result<HostId> {
     {
         return Err(corrupt("it has a multimap table"));
     }
-    Ok(host_id)
+    Ok((host_id, log_meta, instances))
 }
 
 #[cfg(test)]

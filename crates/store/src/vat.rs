@@ -5,19 +5,29 @@
 //! - `vat/NAME/roots`: `&str` → `u64`, root name → object id;
 //! - `vat/NAME/meta`: `&str` → `u64`, `next_id` → the id counter.
 //!
-//! Invariant (upheld here): a [`Batch`] is applied in one write
-//! transaction committed with the engine's default durability
-//! (`Durability::Immediate`): when `write` returns `Ok` the batch is on
-//! disk; if the process dies before, none of it is.
+//! Invariants (upheld here):
+//! - `write` first appends the batch to the store's write-ahead log and
+//!   syncs it, then applies it to the engine in one transaction committed
+//!   without a sync (`Durability::None`: readers see it at once). When
+//!   `write` returns `Ok` the batch is on disk (in the log, replayed at
+//!   the next open if the engine's copy was lost); if the process dies
+//!   before the log entry is whole, none of it is (a torn last entry is
+//!   discarded); if applying fails, the entry is taken back before `write`
+//!   returns the error.
+//! - An instance's tables exist in the engine's durable state before any
+//!   log entry names it (`open`, or `write` on a backend not opened, makes
+//!   them with a durable commit).
+//! - A batch too large for one log entry is applied in one durable commit
+//!   instead, which is also a checkpoint.
 
 use std::fmt;
 use std::sync::Arc;
 
 use pola_vat::backend::{Backend, BackendError, Batch, Opened};
-use redb::{ReadableDatabase, ReadableTable, TableDefinition};
+use redb::{Durability, ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction};
 
 use crate::error::StoreError;
-use crate::store::{NEXT_ID, Part, Shared, vat_table};
+use crate::store::{NEXT_ID, Part, Shared, commit_durable, vat_table};
 
 /// The [`Backend`] of one vat instance, from [`crate::Store::vat`].
 ///
@@ -30,6 +40,8 @@ pub struct VatBackend {
     objects: String,
     roots: String,
     meta: String,
+    /// The instance's tables are known to exist durably.
+    ready: bool,
 }
 
 impl fmt::Debug for VatBackend {
@@ -42,9 +54,45 @@ impl fmt::Debug for VatBackend {
 }
 
 impl Drop for VatBackend {
+    /// A best-effort checkpoint (the vat is stopping; nothing is lost if
+    /// it fails), then frees the name.
     fn drop(&mut self) {
+        let _ = self.shared.checkpoint();
         self.shared.live().remove(&self.name);
     }
+}
+
+/// Applies `batch` to the tables of instance `name` in `txn`: objects
+/// written, then deleted, roots set or removed, the counter raised to
+/// `next_id` (never lowered). Applying a batch again, or a run of batches
+/// again in order, leaves the same state (every change is a blind write
+/// or a maximum), which replay relies on.
+pub(crate) fn apply_batch(
+    txn: &WriteTransaction,
+    name: &str,
+    batch: &Batch,
+) -> Result<(), redb::Error> {
+    let objects_name = vat_table(name, Part::Objects);
+    let roots_name = vat_table(name, Part::Roots);
+    let meta_name = vat_table(name, Part::Meta);
+    let mut objects = txn.open_table(objects_def(&objects_name))?;
+    for (id, record) in &batch.objects {
+        objects.insert(*id, record.as_slice())?;
+    }
+    for id in &batch.deletes {
+        objects.remove(*id)?;
+    }
+    let mut roots = txn.open_table(str_u64_def(&roots_name))?;
+    for (root, id) in &batch.roots {
+        match id {
+            Some(id) => roots.insert(root.as_str(), *id).map(|_| ())?,
+            None => roots.remove(root.as_str()).map(|_| ())?,
+        }
+    }
+    let mut meta = txn.open_table(str_u64_def(&meta_name))?;
+    let stored = meta.get(NEXT_ID)?.map(|v| v.value()).unwrap_or(0);
+    meta.insert(NEXT_ID, batch.next_id.max(stored))?;
+    Ok(())
 }
 
 fn objects_def(name: &str) -> TableDefinition<'_, u64, &'static [u8]> {
@@ -63,6 +111,7 @@ impl VatBackend {
             meta: vat_table(&name, Part::Meta),
             shared,
             name,
+            ready: false,
         }
     }
 
@@ -109,14 +158,16 @@ impl VatBackend {
         }
         Ok(Some(opened))
     }
-}
 
-impl Backend for VatBackend {
-    fn open(&mut self) -> Result<Opened, BackendError> {
-        if let Some(opened) = self.read_opened()? {
-            return Ok(opened);
-        }
-        let txn = self.shared.db.begin_write().map_err(|e| self.fail(e))?;
+    fn fail_store(&self, e: StoreError) -> BackendError {
+        BackendError(format!("instance {:?}: {e}", self.name))
+    }
+
+    /// Makes the instance's tables (in a durable commit) unless they exist.
+    fn make_tables(&mut self) -> Result<(), BackendError> {
+        let s = self.shared.clone();
+        let mut log = s.lock_log();
+        let txn = s.db.begin_write().map_err(|e| self.fail(e))?;
         {
             let mut meta = txn
                 .open_table(str_u64_def(&self.meta))
@@ -129,7 +180,19 @@ impl Backend for VatBackend {
             txn.open_table(objects_def(&self.objects))
                 .map_err(|e| self.fail(e))?;
         }
-        txn.commit().map_err(|e| self.fail(e))?;
+        commit_durable(&s.path, &mut log, txn).map_err(|e| self.fail_store(e))?;
+        self.ready = true;
+        Ok(())
+    }
+}
+
+impl Backend for VatBackend {
+    fn open(&mut self) -> Result<Opened, BackendError> {
+        if let Some(opened) = self.read_opened()? {
+            self.ready = true;
+            return Ok(opened);
+        }
+        self.make_tables()?;
         self.read_opened()?
             .ok_or_else(|| BackendError(format!("instance {:?}: tables vanished", self.name)))
     }
@@ -161,40 +224,48 @@ impl Backend for VatBackend {
     }
 
     fn write(&mut self, batch: &Batch) -> Result<(), BackendError> {
-        let txn = self.shared.db.begin_write().map_err(|e| self.fail(e))?;
-        {
-            let mut objects = txn
-                .open_table(objects_def(&self.objects))
-                .map_err(|e| self.fail(e))?;
-            for (id, record) in &batch.objects {
-                objects
-                    .insert(*id, record.as_slice())
-                    .map_err(|e| self.fail(e))?;
+        if !self.ready {
+            if self.read_opened()?.is_some() {
+                self.ready = true;
+            } else {
+                self.make_tables()?;
             }
-            for id in &batch.deletes {
-                objects.remove(*id).map_err(|e| self.fail(e))?;
-            }
-            let mut roots = txn
-                .open_table(str_u64_def(&self.roots))
-                .map_err(|e| self.fail(e))?;
-            for (name, id) in &batch.roots {
-                match id {
-                    Some(id) => roots.insert(name.as_str(), *id).map(|_| ()),
-                    None => roots.remove(name.as_str()).map(|_| ()),
-                }
-                .map_err(|e| self.fail(e))?;
-            }
-            let mut meta = txn
-                .open_table(str_u64_def(&self.meta))
-                .map_err(|e| self.fail(e))?;
-            let stored = meta
-                .get(NEXT_ID)
-                .map_err(|e| self.fail(e))?
-                .map(|v| v.value())
-                .unwrap_or(0);
-            meta.insert(NEXT_ID, batch.next_id.max(stored))
-                .map_err(|e| self.fail(e))?;
         }
-        txn.commit().map_err(|e| self.fail(e))
+        let s = self.shared.clone();
+        let mut log = s.lock_log();
+        log.check_usable().map_err(|e| self.fail_store(e))?;
+        if log.needs_marking() {
+            // First entry of this store: make the log file, and record it
+            // in `meta` (a durable commit) before anything is written to it.
+            log.create_if_absent().map_err(|e| self.fail_store(e))?;
+            let txn = s.db.begin_write().map_err(|e| self.fail(e))?;
+            commit_durable(&s.path, &mut log, txn).map_err(|e| self.fail_store(e))?;
+        }
+        let Some(entry) = log.encode(&self.name, batch) else {
+            // Too large for one entry: one durable commit, a checkpoint.
+            let txn = s.db.begin_write().map_err(|e| self.fail(e))?;
+            apply_batch(&txn, &self.name, batch).map_err(|e| self.fail(e))?;
+            return commit_durable(&s.path, &mut log, txn).map_err(|e| self.fail_store(e));
+        };
+        let at = log.append(&entry).map_err(|e| self.fail_store(e))?;
+        drop(entry);
+        // The batch is durable now; apply it for readers, without a sync.
+        let applied = (|| -> Result<(), redb::Error> {
+            let mut txn = s.db.begin_write()?;
+            txn.set_durability(Durability::None)?;
+            apply_batch(&txn, &self.name, batch)?;
+            txn.commit()?;
+            Ok(())
+        })();
+        if let Err(e) = applied {
+            log.retract(at);
+            return Err(self.fail(e));
+        }
+        if log.wants_checkpoint() {
+            // Best effort: the batch is durable whatever happens here, and
+            // a checkpoint that fails is tried again after the next batch.
+            let _ = s.checkpoint_locked(&mut log);
+        }
+        Ok(())
     }
 }

@@ -9,3 +9,4 @@ mod refuse;
 mod roundtrip;
 mod savepoints;
 mod util;
+mod wal;
