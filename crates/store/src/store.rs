@@ -243,9 +243,10 @@ pub(crate) fn commit_durable(path: &Path, log: &mut Log, txn: WriteTransaction) 
     Ok(())
 }
 
-/// The one state store of a pola host: a single redb file holding every
-/// vat instance's objects and roots, named savepoints of the whole store,
-/// and pola's own `meta` table.
+/// The one state store of a pola host: a redb file holding every vat
+/// instance's objects and roots, named savepoints of the whole store, and
+/// pola's own `meta` table, plus its write-ahead log beside it (`PATH-log`:
+/// one store is both files; see the crate docs).
 ///
 /// A `Store` is shared by reference: [`Store::vat`] hands out one
 /// [`VatBackend`] per instance, each of which may run on its own thread;
@@ -297,9 +298,13 @@ impl Store {
     /// must be a regular file (not reached through a symbolic link) that
     /// only its owner may read, begin with the engine's header, pass the
     /// engine's full checksum check, and hold pola's `meta` table with
-    /// format [`FORMAT`]. A refused file is left exactly as it was. A store
-    /// that was not shut down cleanly (a crash, a power loss) is recovered
-    /// to its last committed transaction. The check reads the whole file,
+    /// format [`FORMAT`]. Then its write-ahead log (`PATH-log`, if there is
+    /// one) is checked whole: a private regular file, this store's, every
+    /// entry intact but perhaps a torn last one. A refused store (either
+    /// file) is left exactly as it was. A store that was not shut down
+    /// cleanly (a crash, a power loss) is recovered to its last durable
+    /// commit, then the log's later entries are applied, so every batch
+    /// whose `write` returned `Ok` is there. The check reads the whole file,
     /// so opening costs a read of the store.
     ///
     /// # Errors
