@@ -7,7 +7,8 @@
 //! with its state in its storage (see `pola_sandbox::vat`). It is made on
 //! the first start; later starts resume it with its storage. When
 //! `pola.toml` names a different package for it (a new `sha256`), the
-//! caplet is upgraded: the new code runs over the same storage.
+//! caplet is upgraded in place: the same object (every reference to it)
+//! runs the new code over the same storage.
 //! It holds no capability but the ones clients send it.
 
 use std::collections::HashMap;
@@ -15,7 +16,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Result, anyhow, bail};
-use pola_sandbox::vat::{CapletCode, CapletObject, Policy, VatLink, kinds_with};
+use pola_sandbox::vat::{CapletCode, CapletObject, Policy, UPGRADE, Upgrader, VatLink, kinds_with};
 use pola_sandbox::{Config as SandboxConfig, Sandbox};
 use pola_vat::persist::Kinds;
 use pola_vat::{Ref, Val, Vat, error};
@@ -55,7 +56,17 @@ impl Sandboxes {
             Sandbox::new(config).map_err(|e| anyhow!("setting up WebAssembly: {e}"))
         };
         let mut by_hash = HashMap::new();
+        let mut quotas: HashMap<[u8; 32], &Caplet> = HashMap::new();
         for c in caplets {
+            if let Some(first) = quotas.insert(c.sha256, c)
+                && first.quotas != c.quotas
+            {
+                bail!(
+                    "caplets {:?} and {:?} run the same package with different quotas; give them the same quotas",
+                    first.name,
+                    c.name
+                );
+            }
             by_hash.insert(c.sha256, make(Some(c))?);
         }
         Ok(Sandboxes {
@@ -107,36 +118,41 @@ pub fn serve_all(
             .map_err(|e| anyhow!("caplet {:?}: {e}", c.name))?;
         let name = root_name(&c.name);
         let existing = vat.root(&name);
-        let made = vat.run(move |cx| {
-            let object = match existing {
-                None => {
-                    let code = cx.spawn(code);
-                    cx.spawn(CapletObject::persistent(code, Policy::Persistent))
+        let root = name.clone();
+        let made = vat.run(move |cx| match existing {
+            None => {
+                let code = cx.spawn(code);
+                let object = cx.spawn(CapletObject::persistent(code, Policy::Persistent));
+                cx.set_root(&root, Some(&object))?;
+                Ok(Val::null())
+            }
+            Some(old) => {
+                let caplet = cx
+                    .inspect::<CapletObject>(&old)
+                    .ok_or_else(|| error("the stored caplet cannot be revived"))?;
+                let same = caplet
+                    .code()
+                    .and_then(|r| cx.inspect::<CapletCode>(r))
+                    .is_some_and(|stored| Sha256::digest(stored.wasm())[..] == hash[..]);
+                if same {
+                    return Ok(Val::null());
                 }
-                Some(old) => {
-                    let caplet = cx
-                        .inspect::<CapletObject>(&old)
-                        .ok_or_else(|| error("the stored caplet cannot be revived"))?;
-                    let same = caplet
-                        .code()
-                        .and_then(|r| cx.inspect::<CapletCode>(r))
-                        .is_some_and(|stored| Sha256::digest(stored.wasm())[..] == hash[..]);
-                    if same {
-                        return Ok(Val::Ref(old));
-                    }
-                    // A new package: the new code over the same storage.
-                    let code = cx.spawn(code);
-                    cx.spawn(caplet.upgraded(code))
-                }
-            };
-            cx.set_root(&name, Some(&object))?;
-            Ok(Val::Ref(object))
+                // A new package: the same object runs the new code over
+                // its storage (an upgrade in place, so every reference to
+                // it sees the new code).
+                let code = cx.spawn(code);
+                let upgrader = cx.spawn(Upgrader);
+                Ok(Val::Ref(cx.send(
+                    &old,
+                    UPGRADE,
+                    vec![Val::Ref(upgrader), Val::Ref(code)],
+                )))
+            }
         });
+        vat.block_on(&made, timeout)
+            .map_err(|e| anyhow!("caplet {:?}: {e:?}", c.name))?;
         let object = vat
-            .block_on(&made, timeout)
-            .map_err(|e| anyhow!("caplet {:?}: {e:?}", c.name))?
-            .as_ref()
-            .cloned()
+            .root(&name)
             .ok_or_else(|| anyhow!("caplet {:?}: no object", c.name))?;
         served.push((c.name.clone(), object));
     }

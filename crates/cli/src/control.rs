@@ -63,9 +63,19 @@ struct Host {
     busy: AtomicUsize,
 }
 
+/// What a running host serves with.
+pub struct Serving {
+    /// The served vat.
+    pub vat: Vat,
+    /// Its peer.
+    pub peer: PeerHandle,
+    /// How many sturdyrefs its objects keep.
+    pub sturdies: crate::sturdy::Count,
+}
+
 /// The running host's vat and peer, set once it serves (commands that
 /// need them are refused before).
-pub type Live = Arc<OnceLock<(Vat, PeerHandle)>>;
+pub type Live = Arc<OnceLock<Serving>>;
 
 /// How long a `collect` may take.
 const COLLECT_TIMEOUT: Duration = Duration::from_secs(600);
@@ -224,13 +234,17 @@ fn dispatch(host: &Host, words: &[&str], out: &mut impl Write) -> Result<()> {
             }
         }
         ["revoke", uri] => {
-            let (vat, peer) = host.live.get().ok_or_else(|| anyhow!("not serving yet"))?;
-            let what = crate::sturdy::revoke(store, vat, Some(peer), uri, REVOKE_TIMEOUT)?;
+            let s = host.live.get().ok_or_else(|| anyhow!("not serving yet"))?;
+            let me = s.peer.location().designator().to_owned();
+            let live = Some((&s.peer, &s.sturdies));
+            let what = crate::sturdy::revoke(store, &s.vat, live, &me, uri, REVOKE_TIMEOUT)?;
             writeln!(out, "ok {what}")?;
         }
         ["collect", rest @ ..] if rest.is_empty() || rest == ["migrate"] => {
-            let (vat, _) = host.live.get().ok_or_else(|| anyhow!("not serving yet"))?;
-            let done = vat
+            let s = host.live.get().ok_or_else(|| anyhow!("not serving yet"))?;
+            crate::sturdy::drop_expired(&s.vat, Some(REVOKE_TIMEOUT))?;
+            let done = s
+                .vat
                 .collect(!rest.is_empty(), COLLECT_TIMEOUT)
                 .map_err(|e| anyhow!("{e}"))?;
             writeln!(out, "ok {}", crate::host::collected_line(&done))?;
@@ -285,7 +299,8 @@ pub fn request(dir: &Path, request: &str) -> Result<Reply> {
         }
         Err(e) => return Err(e).with_context(|| format!("connecting to {}", path.display())),
     };
-    conn.set_read_timeout(Some(Duration::from_secs(120)))?;
+    // Longer than the longest command (a collection).
+    conn.set_read_timeout(Some(COLLECT_TIMEOUT + Duration::from_secs(60)))?;
     (&conn)
         .write_all(format!("{request}\n").as_bytes())
         .with_context(|| format!("writing to {}", path.display()))?;

@@ -577,7 +577,7 @@ fn open_served_vat(dir: &Path, store: &Store) -> Result<pola_vat::Vat> {
         Vec::new()
     };
     let sandboxes = crate::caplets::Sandboxes::new(&caplets)?;
-    let (kinds, _) = crate::serve::kinds(&Arc::default(), &sandboxes);
+    let (kinds, _) = crate::serve::kinds(&Arc::default(), &sandboxes, &Arc::default());
     let backend = store.vat("serve").map_err(|e| anyhow!("{e}"))?;
     pola_vat::Vat::open("serve", backend, kinds)
         .map_err(|e| anyhow!("{}: {e}", dir.join(STORE_FILE).display()))
@@ -596,8 +596,12 @@ pub fn revoke(dir: &Path, uri: &str) -> Result<()> {
         Reply::Ok(what, _) => what,
         Reply::NoHost => {
             let store = open_stopped(dir)?;
+            let me = match store.host_get(IDENTITY).map_err(|e| anyhow!("{e}"))? {
+                Some(bytes) => identity_from(dir, &bytes)?.designator(),
+                None => bail!("{}: this host has no identity yet", dir.display()),
+            };
             let vat = open_served_vat(dir, &store)?;
-            let what = crate::sturdy::revoke(&store, &vat, None, uri, OFFLINE_TIMEOUT);
+            let what = crate::sturdy::revoke(&store, &vat, None, &me, uri, OFFLINE_TIMEOUT);
             vat.shutdown();
             what?
         }
@@ -624,7 +628,9 @@ pub fn collect(dir: &Path, migrate: bool) -> Result<()> {
         Reply::NoHost => {
             let store = open_stopped(dir)?;
             let vat = open_served_vat(dir, &store)?;
-            let done = vat.collect(migrate, OFFLINE_TIMEOUT);
+            let done = crate::sturdy::drop_expired(&vat, Some(OFFLINE_TIMEOUT))
+                .map_err(|e| e.to_string())
+                .and_then(|_| vat.collect(migrate, OFFLINE_TIMEOUT));
             vat.shutdown();
             collected_line(&done.map_err(|e| anyhow!("{}: {e}", dir.display()))?)
         }

@@ -129,7 +129,8 @@ pub fn serve(opts: &ServeOptions) -> Result<()> {
             net.set_advertised(host, port);
         }
         let peer_cell: Arc<OnceLock<PeerHandle>> = Arc::new(OnceLock::new());
-        let (kinds, sturdy) = kinds(&peer_cell, &sandboxes);
+        let sturdies = crate::sturdy::Count::default();
+        let (kinds, sturdy) = kinds(&peer_cell, &sandboxes, &sturdies);
         let backend = store.vat("serve").map_err(|e| anyhow!("{e}"))?;
         let vat = Vat::open("serve", backend, kinds)
             .map_err(|e| anyhow!("{}: {e}", opts.state.join("state.redb").display()))?;
@@ -137,8 +138,12 @@ pub fn serve(opts: &ServeOptions) -> Result<()> {
         let handle = peer.handle();
         let _ = peer_cell.set(handle.clone());
         // Sturdyrefs made by purses in earlier runs (expired ones go).
-        crate::sturdy::register_all(&vat, &handle);
-        let _ = live.set((vat.clone(), handle.clone()));
+        crate::sturdy::register_all(&vat, &handle, &sturdies);
+        let _ = live.set(crate::control::Serving {
+            vat: vat.clone(),
+            peer: handle.clone(),
+            sturdies,
+        });
         let mut served: Vec<(&str, Ref)> = Vec::new();
         if opts.mint {
             if vat.root("mint").is_none() {
@@ -165,7 +170,14 @@ pub fn serve(opts: &ServeOptions) -> Result<()> {
             // The wallet is made once, on the first start: a restart with
             // the same flags resumes it and is not credited again.
             if vat.root("wallet").is_none() {
-                make_wallet(&vat, &handle, uri, opts.initial).await?;
+                make_wallet(
+                    &vat,
+                    &handle,
+                    payee_enliven(peer_cell.clone()),
+                    uri,
+                    opts.initial,
+                )
+                .await?;
             }
             let root = |name: &str| {
                 vat.root(name)
@@ -211,35 +223,44 @@ pub fn serve(opts: &ServeOptions) -> Result<()> {
 pub fn kinds(
     peer_cell: &Arc<OnceLock<PeerHandle>>,
     sandboxes: &crate::caplets::Sandboxes,
+    sturdies: &crate::sturdy::Count,
 ) -> (Kinds, pola_apps::mint::SturdyMaker) {
-    let sturdy = crate::sturdy::maker(peer_cell.clone());
+    let sturdy = crate::sturdy::maker(peer_cell.clone(), sturdies.clone());
     let mut kinds = Kinds::new();
     mint_kinds(&mut kinds, Some(sturdy.clone()));
-    let for_pay = peer_cell.clone();
-    wallet_kinds(
-        &mut kinds,
-        Arc::new(move |uri| {
-            let peer = for_pay.get().ok_or_else(|| error("not serving yet"))?;
-            let sturdy = SturdyRef::from_uri(uri).map_err(|_| error("bad payee URI"))?;
-            Ok(peer.enliven(sturdy))
-        }),
-    );
+    wallet_kinds(&mut kinds, payee_enliven(peer_cell.clone()));
     sandboxes.register(&mut kinds);
     // Far references kept by persistent objects (the wallet's purses)
     // are stored as sturdyref URIs and made again on first use.
     let for_revival = peer_cell.clone();
     kinds.set_enlivener(move |recipe| match for_revival.get() {
         Some(peer) => peer.enliven_recipe(recipe),
-        None => Ref::broken(error("not serving yet")),
+        None => pola_vat::persist::dormant(recipe, "not serving yet"),
     });
     (kinds, sturdy)
+}
+
+/// How a wallet reaches the payee a URI names: a sturdy far reference,
+/// which connects on first use (after the paying turn is durable).
+fn payee_enliven(peer: Arc<OnceLock<PeerHandle>>) -> Enliven {
+    Arc::new(move |uri| {
+        let peer = peer.get().ok_or_else(|| error("not serving yet"))?;
+        let sturdy = SturdyRef::from_uri(uri).map_err(|_| error("bad payee URI"))?;
+        Ok(peer.sturdy(sturdy))
+    })
 }
 
 /// Makes the wallet (roots `wallet` and `payee`): asks the mint or issuer
 /// at `uri` for a purse holding `initial` and an empty one for incoming
 /// payments, and keeps both as sturdy far references (so the wallet
 /// survives restarts of either side).
-async fn make_wallet(vat: &Vat, peer: &PeerHandle, uri: &str, initial: u64) -> Result<()> {
+async fn make_wallet(
+    vat: &Vat,
+    peer: &PeerHandle,
+    enliven: Enliven,
+    uri: &str,
+    initial: u64,
+) -> Result<()> {
     let source = SturdyRef::from_uri(uri).map_err(|e| anyhow!("bad --wallet-from URI: {e}"))?;
     let source = peer.enliven(source);
     let purse = vat.send(&source, "make_purse", vec![Val::int(initial)]);
@@ -264,11 +285,6 @@ async fn make_wallet(vat: &Vat, peer: &PeerHandle, uri: &str, initial: u64) -> R
     let (Some(incoming), Some(purse)) = (far.pop(), far.pop()) else {
         bail!("the mint gave no purses");
     };
-    let for_pay = peer.clone();
-    let enliven: Enliven = Arc::new(move |uri| {
-        let sturdy = SturdyRef::from_uri(uri).map_err(|_| error("bad payee URI"))?;
-        Ok(for_pay.enliven(sturdy))
-    });
     let made = vat.run(move |cx| {
         let (wallet, payee) = new_wallet(cx, purse, incoming, enliven);
         cx.set_root("wallet", Some(&wallet))?;

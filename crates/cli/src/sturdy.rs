@@ -2,8 +2,10 @@
 //! `sturdyref()`), kept in the vat's store as roots.
 //!
 //! A sturdyref is a root named `sturdy:HEX` (for good) or
-//! `sturdy:HEX@SECS` (until the Unix time `SECS`), where `HEX` is its
-//! Swiss number; the root is the object. Making one is part of the turn
+//! `sturdy:HEX@MS` (until the Unix time `MS`, in milliseconds), where
+//! `HEX` is its Swiss number; the root is the object. A vat keeps at most
+//! [`MAX_STURDYREFS`] of them (each `sturdyref()` adds one: anyone holding
+//! a purse could otherwise grow the host's memory and store without bound). Making one is part of the turn
 //! that asked for it, so the URI is answered only once it is durable.
 //! Revoking one deletes its root (a later fetch fails: "no such object");
 //! an expired one is refused ("this sturdyref has expired") and its root
@@ -26,6 +28,13 @@ const PREFIX: &str = "sturdy:";
 /// Most seconds a sturdyref may be made valid for (about 100 years).
 const MAX_VALID_SECS: u64 = 100 * 365 * 24 * 3600;
 
+/// Most sturdyrefs objects of one served vat may have made (live ones).
+pub const MAX_STURDYREFS: usize = 100_000;
+
+/// How many sturdyrefs the served vat keeps (made, not yet revoked or
+/// expired): what the cap counts.
+pub type Count = Arc<std::sync::atomic::AtomicUsize>;
+
 /// A sturdyref root's name.
 fn root_name(swiss: &[u8], expires: Option<u64>) -> String {
     match expires {
@@ -45,15 +54,20 @@ fn parse_root(name: &str) -> Option<(Vec<u8>, Option<u64>)> {
     Some((from_hex(hex).filter(|s| !s.is_empty())?, expires))
 }
 
-fn now_secs() -> u64 {
+fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
 /// How a purse makes a sturdyref to itself: a fresh Swiss number, stored
 /// as a root in the purse's own turn and registered with the peer.
-pub fn maker(peer: Arc<OnceLock<PeerHandle>>) -> SturdyMaker {
+pub fn maker(peer: Arc<OnceLock<PeerHandle>>, count: Count) -> SturdyMaker {
+    maker_with_cap(peer, count, MAX_STURDYREFS)
+}
+
+fn maker_with_cap(peer: Arc<OnceLock<PeerHandle>>, count: Count, cap: usize) -> SturdyMaker {
+    use std::sync::atomic::Ordering;
     Arc::new(move |cx, target, valid_for| {
         let peer = peer.get().ok_or_else(|| error("not serving yet"))?;
         let expires = match valid_for {
@@ -63,12 +77,18 @@ pub fn maker(peer: Arc<OnceLock<PeerHandle>>) -> SturdyMaker {
                     "a sturdyref is valid for 1 to {MAX_VALID_SECS} seconds"
                 )));
             }
-            Some(s) => Some(now_secs() + s),
+            Some(s) => Some(now_ms().saturating_add(s * 1000)),
         };
+        if count.fetch_add(1, Ordering::SeqCst) >= cap {
+            count.fetch_sub(1, Ordering::SeqCst);
+            return Err(error(format!(
+                "this host keeps at most {cap} sturdyrefs; revoke some first"
+            )));
+        }
         let swiss = SwissNumber::random().map_err(|_| error("no randomness"))?;
         let bytes = swiss.as_bytes().to_vec();
         cx.set_root(&root_name(&bytes, expires), Some(target))?;
-        peer.register_until(bytes.clone(), target.clone(), expires.map(at_time));
+        peer.register_until(bytes.clone(), target.clone(), expires.and_then(at_time));
         Ok(SturdyRef {
             peer: peer.location().clone(),
             swiss: Swiss::new(bytes),
@@ -77,38 +97,70 @@ pub fn maker(peer: Arc<OnceLock<PeerHandle>>) -> SturdyMaker {
     })
 }
 
-fn at_time(secs: u64) -> SystemTime {
-    UNIX_EPOCH + Duration::from_secs(secs)
+/// Whether a sturdyref expiring at `at` (ms) has expired at `now` (one
+/// past what the clock can hold counts as expired).
+fn is_expired(at: u64, now: u64) -> bool {
+    at <= now || at_time(at).is_none()
 }
 
-/// Registers with `peer` every sturdyref `vat` keeps, and deletes the
-/// roots of expired ones (returns how many were registered).
-pub fn register_all(vat: &Vat, peer: &PeerHandle) -> usize {
-    let now = now_secs();
-    let mut expired = Vec::new();
+/// The time `ms` after the epoch (`None` past what the clock can hold:
+/// treated as expired).
+fn at_time(ms: u64) -> Option<SystemTime> {
+    UNIX_EPOCH.checked_add(Duration::from_millis(ms))
+}
+
+/// Registers with `peer` every sturdyref `vat` keeps, deletes the roots
+/// of expired ones, and sets `count` to how many are kept.
+pub fn register_all(vat: &Vat, peer: &PeerHandle, count: &Count) {
+    let now = now_ms();
     let mut registered = 0;
     for name in vat.root_names() {
         let Some((swiss, expires)) = parse_root(&name) else {
             continue;
         };
-        if expires.is_some_and(|at| at <= now) {
-            expired.push(name);
-        } else if let Some(object) = vat.root(&name) {
-            peer.register_until(swiss, object, expires.map(at_time));
+        if expires.is_some_and(|at| is_expired(at, now)) {
+            continue;
+        }
+        if let Some(object) = vat.root(&name) {
+            peer.register_until(swiss, object, expires.and_then(at_time));
             registered += 1;
         }
     }
-    if !expired.is_empty() {
-        // Best effort: a failure leaves them for the next start, and they
-        // are refused meanwhile since they were not registered.
-        let _ = vat.run(move |cx| {
-            for name in &expired {
-                cx.set_root(name, None)?;
-            }
-            Ok(Val::null())
-        });
+    count.store(registered, std::sync::atomic::Ordering::SeqCst);
+    // Best effort: a failure leaves them for later, refused meanwhile
+    // since they were not registered.
+    let _ = drop_expired(vat, None);
+}
+
+/// Deletes the roots of expired sturdyrefs (waiting up to `timeout` if
+/// given); returns how many.
+///
+/// # Errors
+/// The turn failed or did not finish in time.
+pub fn drop_expired(vat: &Vat, timeout: Option<Duration>) -> anyhow::Result<usize> {
+    let now = now_ms();
+    let expired: Vec<String> = vat
+        .root_names()
+        .into_iter()
+        .filter(|name| {
+            parse_root(name).is_some_and(|(_, e)| e.is_some_and(|at| is_expired(at, now)))
+        })
+        .collect();
+    let n = expired.len();
+    if n == 0 {
+        return Ok(0);
     }
-    registered
+    let done = vat.run(move |cx| {
+        for name in &expired {
+            cx.set_root(name, None)?;
+        }
+        Ok(Val::null())
+    });
+    if let Some(t) = timeout {
+        vat.block_on(&done, t)
+            .map_err(|e| anyhow!("deleting expired sturdyrefs: {e:?}"))?;
+    }
+    Ok(n)
 }
 
 /// Revokes the sturdyref `uri` of this host: one an object made (its
@@ -123,11 +175,15 @@ pub fn register_all(vat: &Vat, peer: &PeerHandle) -> usize {
 pub fn revoke(
     store: &Store,
     vat: &Vat,
-    peer: Option<&PeerHandle>,
+    live: Option<(&PeerHandle, &Count)>,
+    designator: &str,
     uri: &str,
     timeout: Duration,
 ) -> anyhow::Result<String> {
     let sturdy = SturdyRef::from_uri(uri).map_err(|e| anyhow!("not a sturdyref URI: {e}"))?;
+    if sturdy.peer.designator() != designator {
+        bail!("this sturdyref names another host, not this one ({designator})");
+    }
     let swiss = sturdy.swiss.bytes().to_vec();
     let made = vat
         .root_names()
@@ -140,6 +196,13 @@ pub fn revoke(
         });
         vat.block_on(&done, timeout)
             .map_err(|e| anyhow!("revoking: the vat refused: {e:?}"))?;
+        if let Some((_, count)) = live {
+            let _ = count.fetch_update(
+                std::sync::atomic::Ordering::SeqCst,
+                std::sync::atomic::Ordering::SeqCst,
+                |n| n.checked_sub(1),
+            );
+        }
         "revoked a sturdyref an object made".to_string()
     } else {
         let mut found = None;
@@ -163,7 +226,7 @@ pub fn revoke(
         let name = key.strip_prefix(crate::host::SWISS).unwrap_or(&key);
         format!("revoked the URI of served object {name}: the next start gives it a new one")
     };
-    if let Some(peer) = peer {
+    if let Some((peer, _)) = live {
         peer.revoke(&swiss);
     }
     Ok(what)
@@ -187,8 +250,46 @@ pub fn from_hex(hex: &str) -> Option<Vec<u8>> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_flood_of_sturdyref_requests_stops_at_the_cap() {
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        let net = rt
+            .block_on(pola_netlayer::TcpTestingOnly::bind("127.0.0.1", 0))
+            .unwrap();
+        let _in_rt = rt.enter();
+        let mut kinds = pola_vat::persist::Kinds::new();
+        pola_apps::mint::kinds(&mut kinds, None);
+        let vat = Vat::open("t", pola_vat::backend::MemoryBackend::new(), kinds).unwrap();
+        let peer = pola_peer::Peer::start(
+            vat.clone(),
+            vec![Arc::new(net)],
+            pola_peer::PeerConfig::default(),
+        )
+        .unwrap();
+        let cell = Arc::new(OnceLock::new());
+        let _ = cell.set(peer.handle());
+        let count = Count::default();
+        let make = maker_with_cap(cell, count.clone(), 3);
+        let ask = |make: SturdyMaker| {
+            let asked = vat.run(move |cx| {
+                // A persistent object to name (a mint will do).
+                let target = pola_apps::mint::new_mint(cx, None);
+                Ok(Val::str(make(cx, &target, None)?))
+            });
+            vat.block_on(&asked, Duration::from_secs(10))
+        };
+        for _ in 0..3 {
+            assert!(ask(make.clone()).is_ok());
+        }
+        let refused = format!("{:?}", ask(make.clone()).unwrap_err());
+        assert!(refused.contains("at most 3"), "{refused}");
+        assert_eq!(count.load(std::sync::atomic::Ordering::SeqCst), 3);
+        vat.shutdown();
+    }
 
     #[test]
     fn root_names_round_trip_and_garbage_is_no_sturdyref() {

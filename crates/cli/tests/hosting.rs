@@ -123,6 +123,18 @@ fn revoked_sturdyrefs_stay_revoked_and_collection_frees_what_nothing_reaches() {
     assert!(err.contains("no sturdyref of this host"), "{err}");
     let (code, _, err) = pola(&["revoke", "--state", s(&dir), "not a uri"]);
     assert_ne!(code, 0, "{err}");
+    // Another host's sturdyref is not this host's to revoke, even with a
+    // Swiss number this host knows.
+    let other = serve(&tmp.0.join("other"), 0, &["--mint"]);
+    let foreign = format!(
+        "{}/s/{}",
+        other.uri("mint").split("/s/").next().unwrap(),
+        doomed.split("/s/").nth(1).unwrap()
+    );
+    let (code, _, err) = pola(&["revoke", "--state", s(&dir), &foreign]);
+    assert_ne!(code, 0);
+    assert!(err.contains("another host"), "{err}");
+    drop(other);
     // Collection while running keeps everything a client still holds.
     let field = |out: &str, name: &str| -> u64 {
         let words: Vec<&str> = out.split_whitespace().collect();

@@ -187,14 +187,24 @@ impl ImportRemote {
 /// back. The delivery is posted first, so the loop always sees it before
 /// any message aimed at its answer.
 fn post_deliver(tx: &CmdTx, target: OutTarget, message: Message, resolver: Option<Resolver>) {
+    post_with_answer(tx, resolver, |answer| Cmd::Deliver {
+        target,
+        message,
+        answer,
+    });
+}
+
+/// Posts the delivery `cmd` makes of the answer's far promise (if an
+/// answer is wanted), and settles `resolver` with that promise at once.
+fn post_with_answer(
+    tx: &CmdTx,
+    resolver: Option<Resolver>,
+    cmd: impl FnOnce(Option<Arc<QuestionRemote>>) -> Cmd,
+) {
     let answer = resolver
         .as_ref()
         .map(|_| QuestionRemote::pending(tx.clone()));
-    let sent = tx.send(Cmd::Deliver {
-        target,
-        message,
-        answer: answer.clone(),
-    });
+    let sent = tx.send(cmd(answer.clone()));
     if let (Some(r), Some(a)) = (resolver, answer) {
         if sent.is_err() {
             a.settle(Err(pola_vat::error("peer stopped")));
@@ -405,20 +415,11 @@ impl Remote for SturdyRemote {
         let Some(me) = self.me.upgrade() else {
             return;
         };
-        let answer = resolver
-            .as_ref()
-            .map(|_| QuestionRemote::pending(self.tx.clone()));
-        let sent = self.tx.send(Cmd::SturdyDeliver {
+        post_with_answer(&self.tx, resolver, |answer| Cmd::SturdyDeliver {
             remote: me,
             message,
-            answer: answer.clone(),
+            answer,
         });
-        if let (Some(r), Some(a)) = (resolver, answer) {
-            if sent.is_err() {
-                a.settle(Err(pola_vat::error("peer stopped")));
-            }
-            r.resolve_now(pola_vat::Val::Ref(pola_vat::Ref::remote(a)));
-        }
     }
 
     fn recipe(&self) -> Option<pola_vat::Val> {

@@ -308,6 +308,25 @@ pub struct CapletObject {
     policy: Policy,
 }
 
+/// The method that upgrades a persistent caplet object in place:
+/// `UPGRADE(upgrader, code)` with a genuine [`Upgrader`] and a
+/// [`CapletCode`] of the same vat. The object keeps its id, its storage and
+/// every reference to it, and runs the new code from its next message.
+pub const UPGRADE: &str = "pola.upgrade";
+
+/// The authority to upgrade the persistent caplets of a vat (see
+/// [`UPGRADE`]). Recognised by type, so only a host that makes one and
+/// passes a reference to it can upgrade; keep it private. It answers no
+/// messages and is never stored.
+#[derive(Debug, Default)]
+pub struct Upgrader;
+
+impl Object for Upgrader {
+    fn receive(&self, _cx: &mut Turn<'_>, _method: &str, _args: Vec<Val>) -> Outcome {
+        Err(error("no such method"))
+    }
+}
+
 /// The kind name of a persistent caplet object.
 pub const CAPLET_KIND: &str = "pola.caplet";
 /// The kind name of a caplet's code object.
@@ -359,10 +378,11 @@ impl CapletObject {
     }
 
     /// A persistent caplet with this one's policy and (committed) storage,
-    /// running the [`CapletCode`] object `code` instead: an upgrade that
-    /// keeps the caplet's state. The new object starts with a fresh
-    /// instance.
-    pub fn upgraded(&self, code: Ref) -> Self {
+    /// running the [`CapletCode`] object `code` instead. The new behaviour
+    /// starts with a fresh instance. To upgrade a caplet object in place
+    /// (same object, same references to it), send it [`UPGRADE`] with an
+    /// [`Upgrader`] and the code.
+    fn upgraded(&self, code: Ref) -> Self {
         Self::with(None, Some(code), self.policy, self.storage.clone())
     }
 
@@ -731,6 +751,17 @@ fn apply(cx: &mut Turn<'_>, e: Effect, answers: &mut Answers) {
 
 impl Object for CapletObject {
     fn receive(&self, cx: &mut Turn<'_>, method: &str, args: Vec<Val>) -> Outcome {
+        // The host's in-place upgrade: only with a genuine upgrader of this
+        // vat and a genuine code object; anything else is the caplet's.
+        if method == UPGRADE
+            && self.code.is_some()
+            && let [Value::Ref(key), Value::Ref(code)] = args.as_slice()
+            && cx.inspect::<Upgrader>(key).is_some()
+            && cx.inspect::<CapletCode>(code).is_some()
+        {
+            cx.become_(self.upgraded(code.clone()))?;
+            return Ok(Value::null());
+        }
         let mut items = Vec::with_capacity(args.len().saturating_add(1));
         items.push(Value::sym(method));
         items.extend(args.into_iter().map(lower));

@@ -167,8 +167,9 @@ fn push_body(body: &[u8], marker: u8, out: &mut Vec<u8>) {
     out.extend_from_slice(body);
 }
 
-/// Writes `n` in decimal with no leading zeros.
-pub(crate) fn push_decimal(mut n: u64, out: &mut Vec<u8>) {
+/// Writes `n` in decimal with no leading zeros (Syrup's length and
+/// integer prefixes), for code that writes Syrup by hand on a hot path.
+pub fn push_decimal(mut n: u64, out: &mut Vec<u8>) {
     let mut buf = [0u8; 20];
     let mut i = buf.len();
     loop {

@@ -99,5 +99,5 @@ pub use decode::{
     DecodeError, DecodeErrorKind, Decoder, Limits, decode, decode_bytes, decode_bytes_with,
     decode_with,
 };
-pub use encode::{encode, encode_into, encode_with_refs};
+pub use encode::{encode, encode_into, encode_with_refs, push_decimal};
 pub use value::{Int, NoRef, Record, Value};

@@ -181,9 +181,10 @@ impl Kinds {
     pub(crate) fn enliven(&self, recipe: &Val) -> Ref {
         match &self.enlivener {
             Some(f) => f(recipe),
-            None => Ref::broken(error(
-                "cannot revive a far reference: this vat has no enlivener",
-            )),
+            None => dormant(
+                recipe,
+                "cannot reach a far reference: this vat has no enlivener",
+            ),
         }
     }
 
@@ -219,6 +220,34 @@ impl Kinds {
     }
 }
 
+/// A far reference that cannot be reached now (no enlivener, or no
+/// network yet) but keeps its recipe: every message to it breaks with
+/// `reason`, and an object that holds it and is stored again stores the
+/// same recipe, so nothing is lost (an offline migration, say).
+pub fn dormant(recipe: &Val, reason: &str) -> Ref {
+    Ref::remote(Arc::new(Dormant {
+        recipe: recipe.clone(),
+        reason: error(reason),
+    }))
+}
+
+struct Dormant {
+    recipe: Val,
+    reason: Val,
+}
+
+impl crate::Remote for Dormant {
+    fn deliver(&self, _message: crate::Message, resolver: Option<crate::Resolver>) {
+        if let Some(r) = resolver {
+            r.break_now(self.reason.clone());
+        }
+    }
+
+    fn recipe(&self) -> Option<Val> {
+        Some(self.recipe.clone())
+    }
+}
+
 /// A reference as it is stored.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) enum StoredRef {
@@ -245,13 +274,13 @@ pub(crate) fn encode_record(
         // escape, so the state is written as it is.
         let mut out = Vec::with_capacity(32 + portrait.kind.len());
         out.push(b'<');
-        push_decimal(&mut out, OBJECT.len() as u64);
+        pola_syrup::push_decimal(OBJECT.len() as u64, &mut out);
         out.push(b'\'');
         out.extend_from_slice(OBJECT.as_bytes());
-        push_decimal(&mut out, portrait.kind.len() as u64);
+        pola_syrup::push_decimal(portrait.kind.len() as u64, &mut out);
         out.push(b'\'');
         out.extend_from_slice(portrait.kind.as_bytes());
-        push_decimal(&mut out, u64::from(portrait.version));
+        pola_syrup::push_decimal(u64::from(portrait.version), &mut out);
         out.push(b'+');
         pola_syrup::encode_with_refs(&portrait.state, &mut out, &mut |_, _| {});
         out.push(b'>');
@@ -276,22 +305,6 @@ pub(crate) fn encode_record(
         )));
     }
     Ok(bytes)
-}
-
-/// Appends `n` in decimal (Syrup's length and integer prefixes) without
-/// formatting machinery: this is on every persistent turn's path.
-fn push_decimal(out: &mut Vec<u8>, mut n: u64) {
-    let mut digits = [0u8; 20];
-    let mut i = digits.len();
-    loop {
-        i -= 1;
-        digits[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    out.extend_from_slice(&digits[i..]);
 }
 
 /// Whether `v` holds neither references nor records (nothing to escape).

@@ -177,6 +177,16 @@ impl Event {
     /// processed.
     fn abandon(self, reason: &Val) {
         let r = match self {
+            // A promise of another vat waiting on this one hears that it
+            // broke (the breakage reveals nothing not yet durable).
+            Event::Resolve { slot, .. } => {
+                let vat = slot.vat.clone();
+                vat.post(Event::Resolve {
+                    slot,
+                    outcome: Err(reason.clone()),
+                });
+                None
+            }
             Event::Deliver { resolver, .. } => resolver,
             Event::Listen { resolver, .. } => Some(resolver),
             Event::Callback { result, .. } => Some(result),
@@ -706,8 +716,9 @@ pub(crate) struct Persist {
 /// runs turns while a batch is made durable (its effects stay held until
 /// then). One batch at a time, in order.
 struct Writer {
-    jobs: std::sync::mpsc::Sender<Arc<Batch>>,
+    jobs: Option<std::sync::mpsc::Sender<Arc<Batch>>>,
     done: std::sync::mpsc::Receiver<Result<(), BackendError>>,
+    thread: Option<std::thread::JoinHandle<()>>,
 }
 
 impl Writer {
@@ -720,14 +731,19 @@ impl Writer {
         let (jobs, rx) = std::sync::mpsc::channel::<Arc<Batch>>();
         let (tx, done) = std::sync::mpsc::channel();
         let vat = Arc::downgrade(shared);
-        std::thread::Builder::new()
+        let thread = std::thread::Builder::new()
             .name(format!("vat-{}-writer", shared.name))
             .spawn(move || {
                 for batch in rx {
-                    let written = backend
-                        .lock()
-                        .unwrap_or_else(|p| p.into_inner())
-                        .write(&batch);
+                    // A panicking backend is a failed write, never a
+                    // batch left unanswered.
+                    let written = catch_unwind(AssertUnwindSafe(|| {
+                        backend
+                            .lock()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .write(&batch)
+                    }))
+                    .unwrap_or_else(|_| Err(BackendError("the store's write panicked".into())));
                     if tx.send(written).is_err() {
                         break;
                     }
@@ -737,7 +753,28 @@ impl Writer {
                     }
                 }
             })?;
-        Ok(Writer { jobs, done })
+        Ok(Writer {
+            jobs: Some(jobs),
+            done,
+            thread: Some(thread),
+        })
+    }
+
+    /// Hands `batch` to the thread.
+    fn send(&self, batch: Arc<Batch>) -> bool {
+        self.jobs.as_ref().is_some_and(|j| j.send(batch).is_ok())
+    }
+}
+
+impl Drop for Writer {
+    /// Stops the thread and waits for it, so that the backend (which it
+    /// shares) is released when the vat is gone: a store can be reopened
+    /// or closed right after `Vat::shutdown`.
+    fn drop(&mut self) {
+        self.jobs = None;
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
     }
 }
 
@@ -1056,7 +1093,7 @@ impl VatCore {
             next_id: self.shared.next_id.load(Ordering::Relaxed),
         });
         p.in_flight = Some(batch.clone());
-        let sent = p.writer.as_ref().map(|w| w.jobs.send(batch));
+        let sent = p.writer.as_ref().is_some_and(|w| w.send(batch));
         drop(p);
         let outbox = self
             .outbox
@@ -1068,7 +1105,7 @@ impl VatCore {
             held: std::mem::take(&mut self.held),
             outbox,
         });
-        if !matches!(sent, Some(Ok(()))) {
+        if !sent {
             self.finish_write(Err(BackendError("the store's writer stopped".into())));
         }
     }
@@ -1289,6 +1326,9 @@ impl VatCore {
         if !self.flush_sync() {
             return Err("the vat stopped: its store failed".into());
         }
+        // What nothing references any more leaves memory first, so it is
+        // not counted as alive.
+        self.sweep();
         let Some(persist) = &self.persist else {
             return Err("the vat is not persistent".into());
         };
@@ -2092,6 +2132,10 @@ impl VatCore {
         // settle_local; everything else reaches other vats or foreign code.
         self.run_work();
         self.flush_sync();
+        if let Some(p) = &self.persist {
+            // Joins the writer: the backend is free once the vat is gone.
+            p.borrow_mut().writer = None;
+        }
         // Last chance for a session driver to send what the above queued
         // (breakages of answers it is waiting for).
         self.run_hooks();

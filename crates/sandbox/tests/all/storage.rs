@@ -439,3 +439,63 @@ fn storing_an_ephemeral_reference_in_a_persistent_vat_is_refused_and_changes_not
     assert_eq!(got, Val::int(1i64));
     vat.shutdown();
 }
+
+#[test]
+fn only_the_host_can_upgrade_a_caplet_in_place_and_its_storage_carries_over() {
+    use pola_sandbox::vat::{UPGRADE, Upgrader};
+    let backend = MemoryBackend::new();
+    let vat = Vat::open("caplets", backend, persistent_kinds()).unwrap();
+    let made = vat.run(|cx| {
+        let code = CapletCode::load(vat_shared(), BENIGN).map_err(|e| error(e.to_string()))?;
+        let code = cx.spawn(code);
+        let benign = cx.spawn(CapletObject::persistent(code, Policy::Persistent));
+        cx.set_root("benign", Some(&benign))?;
+        Ok(Val::Bool(true))
+    });
+    vat.block_on(&made, T).unwrap();
+    let benign = vat.root("benign").unwrap();
+    assert_eq!(ok(&vat, &benign, "calls", vec![]), Val::int(1i64));
+    let echo = vat.run(|cx| {
+        let code = CapletCode::load(vat_shared(), pola_sandbox_guests::ECHO)
+            .map_err(|e| error(e.to_string()))?;
+        Ok(Val::Ref(cx.spawn(code)))
+    });
+    let echo = vat.block_on(&echo, T).unwrap().as_ref().cloned().unwrap();
+    // A client's look-alike upgrader is not the host's: the message is the
+    // caplet's own (benign counts it), and its code stays.
+    let fake = vat.spawn(from_fn(|_cx, _m, _a| Ok(Val::Bool(true))));
+    let _ = call(
+        &vat,
+        &benign,
+        UPGRADE,
+        vec![Val::Ref(fake), Val::Ref(echo.clone())],
+    );
+    assert_eq!(ok(&vat, &benign, "calls", vec![]), Val::int(3i64));
+    // The host's upgrader: the same object now runs the echo code.
+    let upgrader = vat.spawn(Upgrader);
+    ok(
+        &vat,
+        &benign,
+        UPGRADE,
+        vec![Val::Ref(upgrader.clone()), Val::Ref(echo)],
+    );
+    assert_eq!(
+        ok(&vat, &benign, "echo", vec![Val::int(7i64)]),
+        Val::List(vec![Val::int(7i64)])
+    );
+    assert_eq!(stored(&vat, &benign, "calls"), Some(Val::int(3i64)));
+    // And back: benign carries on counting over the same storage.
+    let back = vat.run(|cx| {
+        let code = CapletCode::load(vat_shared(), BENIGN).map_err(|e| error(e.to_string()))?;
+        Ok(Val::Ref(cx.spawn(code)))
+    });
+    let back = vat.block_on(&back, T).unwrap().as_ref().cloned().unwrap();
+    ok(
+        &vat,
+        &benign,
+        UPGRADE,
+        vec![Val::Ref(upgrader), Val::Ref(back)],
+    );
+    assert_eq!(ok(&vat, &benign, "calls", vec![]), Val::int(4i64));
+    vat.shutdown();
+}

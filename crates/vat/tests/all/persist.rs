@@ -302,11 +302,18 @@ fn answers_leave_only_after_their_turn_is_durable() {
     go.send(true).unwrap();
     assert_eq!(vat.block_on(&answer, T).unwrap(), Val::int(1i64));
 
-    // A write that fails: the answer breaks, the vat stops and says why.
+    // A write that fails: the answer breaks, the vat stops and says why;
+    // a promise of another vat waiting on it breaks too (never hangs).
     let answer = vat.send(&root, "inc", vec![]);
+    let other = Vat::new("other");
+    let target = root.clone();
+    let from_other = other.run(move |cx| Ok(Val::Ref(cx.send(&target, "inc", vec![]))));
     go.send(false).unwrap();
     let e = broken_text(vat.block_on(&answer, T));
     assert!(e.contains("store failed"), "{e}");
+    let e = broken_text(other.block_on(&from_other, T));
+    assert!(e.contains("store failed") || e.contains("stopped"), "{e}");
+    other.shutdown();
     let deadline = std::time::Instant::now() + T;
     while vat.storage_error().is_none() && std::time::Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(5));
@@ -581,6 +588,10 @@ fn far_references_are_stored_as_recipes_and_made_again_lazily() {
                     Ok(Val::null())
                 }
                 "held" => Ok(self.0.clone().map_or(Val::null(), Val::Ref)),
+                "touch" => {
+                    cx.become_(Holder(self.0.clone()))?;
+                    Ok(Val::null())
+                }
                 _ => Err(error("no such method")),
             }
         }
@@ -648,12 +659,62 @@ fn far_references_are_stored_as_recipes_and_made_again_lazily() {
     assert_eq!(*made.lock().unwrap(), vec![recipe.clone()]);
     vat.shutdown();
 
-    // A vat without an enlivener revives it broken, saying why.
-    let vat = Vat::open("p", backend, kinds(false)).unwrap();
+    // A vat without an enlivener cannot reach it, says why, and storing
+    // its holder again keeps the recipe (nothing is lost offline).
+    let vat = Vat::open("p", backend.clone(), kinds(false)).unwrap();
     let holder = vat.root("h").unwrap();
     let e = broken_text(ask(&vat, &holder));
     assert!(e.contains("enlivener"), "{e}");
+    call(&vat, &holder, "touch", vec![]).unwrap();
     vat.shutdown();
+    let vat = Vat::open("p", backend, kinds(true)).unwrap();
+    let holder = vat.root("h").unwrap();
+    assert_eq!(ask(&vat, &holder).unwrap(), recipe);
+    vat.shutdown();
+}
+
+#[test]
+fn a_store_can_be_reopened_as_soon_as_its_vat_is_shut_down() {
+    // The writer thread shares the backend; shutdown must release it.
+    struct Exclusive(MemoryBackend, Arc<Mutex<bool>>);
+    impl Backend for Exclusive {
+        fn open(&mut self) -> Result<Opened, BackendError> {
+            let mut open = self.1.lock().unwrap();
+            if *open {
+                return Err(BackendError("still open".into()));
+            }
+            *open = true;
+            self.0.open()
+        }
+        fn load(&mut self, id: u64) -> Result<Option<Vec<u8>>, BackendError> {
+            self.0.load(id)
+        }
+        fn ids(&mut self) -> Result<Vec<u64>, BackendError> {
+            self.0.ids()
+        }
+        fn write(&mut self, batch: &Batch) -> Result<(), BackendError> {
+            self.0.write(batch)
+        }
+    }
+    impl Drop for Exclusive {
+        fn drop(&mut self) {
+            *self.1.lock().unwrap() = false;
+        }
+    }
+    let (memory, open) = (MemoryBackend::new(), Arc::new(Mutex::new(false)));
+    for n in 1..=20 {
+        let vat = Vat::open("p", Exclusive(memory.clone(), open.clone()), kinds())
+            .expect("the previous vat's backend was released");
+        let root = match vat.root("c") {
+            Some(r) => r,
+            None => new_root(&vat, "c"),
+        };
+        assert_eq!(
+            call(&vat, &root, "inc", vec![]).unwrap(),
+            Val::int(n as i64)
+        );
+        vat.shutdown();
+    }
 }
 
 #[test]
