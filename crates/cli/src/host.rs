@@ -610,14 +610,25 @@ pub fn revoke(dir: &Path, uri: &str) -> Result<()> {
     Ok(())
 }
 
-/// `pola collect --state DIR [--migrate]`: deletes the served vat's
-/// unreachable objects (and with `--migrate` rewrites old records by
+/// `pola collect --state DIR [--migrate]`: takes a savepoint, then deletes
+/// the served vat's unreachable objects (and with `--migrate` rewrites old records by
 /// their kinds' current versions), through the running host if there is
 /// one.
 ///
 /// # Errors
 /// The host or the store failed; an unreadable record (nothing deleted).
 pub fn collect(dir: &Path, migrate: bool) -> Result<()> {
+    // Deleting and migrating cannot be undone by themselves: a savepoint
+    // first, so a bad migration or a surprise leaves the old state.
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let name = format!("before-collect-{secs}-{}", std::process::id());
+    savepoint(dir, &name, false)?;
+    println!(
+        "(roll back with `pola rollback --state {0} {name}`; delete it with `pola savepoint --state {0} --delete {name}`)",
+        dir.display()
+    );
     let request = if migrate {
         "collect migrate"
     } else {
