@@ -7,44 +7,22 @@
 //! is either wholly applied or not at all.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use pola_captp::locator::SturdyRef;
-use pola_netlayer::{Identity, NoiseNetlayer};
-use pola_peer::{Peer, PeerConfig, PeerHandle};
 use pola_vat::{Ref, Val, Vat, WaitError, error_message};
 
 mod common;
 
-use common::{POLA, Served, TempDir};
+use common::{Client, TempDir, free_port, serve};
 
 const T: Duration = Duration::from_secs(20);
 const PURSES: usize = 6;
 const START: i64 = 1000;
 const PAYERS: usize = 4;
 const ROUNDS: usize = 6;
-
-/// A free loopback port (so the URIs stay the same across restarts).
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// Starts `pola serve --mint` on `port` (killed with SIGKILL on drop).
-fn serve(state: &std::path::Path, port: u16) -> Served {
-    let mut cmd = Command::new(POLA);
-    cmd.args(["serve", "--mint", "--listen", "127.0.0.1", "--port"])
-        .arg(port.to_string())
-        .arg("--state")
-        .arg(state);
-    Served::start(cmd)
-}
 
 fn sturdy(uri: &str) -> SturdyRef {
     SturdyRef::from_uri(uri).unwrap()
@@ -118,25 +96,11 @@ fn the_ledger_survives_kill_9() {
     let dir = TempDir::new();
     let state = dir.0.join("mint");
     let port = free_port();
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    let net = rt
-        .block_on(NoiseNetlayer::bind(
-            Identity::generate().unwrap(),
-            "127.0.0.1",
-            0,
-        ))
-        .unwrap();
-    let _g = rt.enter();
-    let vat = Vat::new("payers");
-    let peer = Peer::start(vat.clone(), vec![Arc::new(net)], PeerConfig::default()).unwrap();
-    let client: PeerHandle = peer.handle();
+    let payers = Client::new();
+    let (vat, client) = (payers.vat.clone(), payers.peer.clone());
 
     // First start: purses of START each, named durably by sturdyrefs.
-    let mut server = serve(&state, port);
+    let mut server = serve(&state, port, &["--mint"]);
     let mint_uri = server.uri("mint").to_owned();
     let mint = client.enliven(sturdy(&mint_uri));
     let mut uris = Vec::new();
@@ -201,7 +165,7 @@ fn the_ledger_survives_kill_9() {
             }
         }
         // Restart on the same state: the same mint, purses and balances.
-        server = serve(&state, port);
+        server = serve(&state, port, &["--mint"]);
         assert_eq!(
             server.uri("mint"),
             mint_uri,
@@ -224,6 +188,6 @@ fn the_ledger_survives_kill_9() {
     assert!(paid > 0, "no payment was answered");
     println!("{paid} payments answered over {ROUNDS} kill -9 restarts");
     drop(server);
-    rt.block_on(peer.shutdown());
+    drop(payers);
     vat.shutdown();
 }

@@ -10,27 +10,14 @@ use std::os::unix::fs::PermissionsExt as _;
 use std::os::unix::net::UnixStream;
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::sync::Arc;
 use std::time::Duration;
 
 use pola_captp::locator::SturdyRef;
-use pola_netlayer::{Identity, NoiseNetlayer};
-use pola_peer::{Peer, PeerConfig, PeerHandle};
-use pola_vat::{Ref, Val, Vat};
+use pola_netlayer::Identity;
 
 mod common;
 
-use common::{POLA, Served, TempDir, pola};
-
-const T: Duration = Duration::from_secs(20);
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+use common::{Client, POLA, Served, T, TempDir, free_port, pola};
 
 /// `pola serve --state DIR` plus `args`.
 fn serve(state: &Path, args: &[&str]) -> Served {
@@ -55,72 +42,6 @@ fn export(state: &Path, file: &Path) -> String {
 
 fn s(p: &Path) -> &str {
     p.to_str().unwrap()
-}
-
-/// A client vat and peer in this process.
-struct Client {
-    vat: Vat,
-    peer: PeerHandle,
-    _peer: Peer,
-    _rt: tokio::runtime::Runtime,
-}
-
-impl Client {
-    fn new() -> Client {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .unwrap();
-        let net = rt
-            .block_on(NoiseNetlayer::bind(
-                Identity::generate().unwrap(),
-                "127.0.0.1",
-                0,
-            ))
-            .unwrap();
-        let _g = rt.enter();
-        let vat = Vat::new("client");
-        let peer = Peer::start(vat.clone(), vec![Arc::new(net)], PeerConfig::default()).unwrap();
-        Client {
-            vat,
-            peer: peer.handle(),
-            _peer: peer,
-            _rt: rt,
-        }
-    }
-
-    fn get(&self, uri: &str) -> Ref {
-        self.peer.enliven(SturdyRef::from_uri(uri).unwrap())
-    }
-
-    fn call(&self, target: &Ref, method: &'static str, args: Vec<Val>) -> Val {
-        self.vat
-            .block_on(&self.vat.send(target, method, args), T)
-            .unwrap()
-    }
-
-    /// A purse of `amount` from the mint, as its sturdyref URI.
-    fn purse(&self, mint: &str, amount: i64) -> String {
-        let mint = self.get(mint);
-        let p = self.call(&mint, "make_purse", vec![Val::int(amount)]);
-        let p = p.as_ref().cloned().unwrap();
-        let uri = self.call(&p, "sturdyref", vec![]);
-        uri.as_str().unwrap().to_owned()
-    }
-
-    /// Moves `amount` from purse `from` into purse `to` (URIs).
-    fn pay(&self, from: &str, to: &str, amount: i64) {
-        let (from, to) = (self.get(from), self.get(to));
-        self.call(&to, "deposit", vec![Val::int(amount), Val::Ref(from)]);
-    }
-
-    fn balances(&self, purses: &[String]) -> Vec<i64> {
-        purses
-            .iter()
-            .map(|u| self.call(&self.get(u), "balance", vec![]).as_i64().unwrap())
-            .collect()
-    }
 }
 
 fn mode(p: &Path) -> u32 {

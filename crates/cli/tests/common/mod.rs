@@ -180,6 +180,34 @@ impl Client {
         self.vat.block_on(&self.vat.send(&target, method, args), T)
     }
 
+    /// A purse of `amount` from the mint at `mint`, as its sturdyref URI.
+    pub fn purse(&self, mint: &str, amount: i64) -> String {
+        let p = self
+            .call(mint, "make_purse", vec![Val::int(amount)])
+            .unwrap();
+        let p = p.as_ref().cloned().unwrap();
+        let uri = self
+            .vat
+            .block_on(&self.vat.send(&p, "sturdyref", vec![]), T)
+            .unwrap();
+        uri.as_str().unwrap().to_owned()
+    }
+
+    /// Moves `amount` from purse `from` into purse `to` (URIs).
+    pub fn pay(&self, from: &str, to: &str, amount: i64) {
+        let from = self.fetch(from);
+        self.call(to, "deposit", vec![Val::int(amount), Val::Ref(from)])
+            .unwrap();
+    }
+
+    /// The balances of the purses at `purses` (URIs).
+    pub fn balances(&self, purses: &[String]) -> Vec<i64> {
+        purses
+            .iter()
+            .map(|u| self.int(u, "balance", vec![]))
+            .collect()
+    }
+
     pub fn int(&self, uri: &str, method: &'static str, args: Vec<Val>) -> i64 {
         self.call(uri, method, args)
             .unwrap_or_else(|e| panic!("{method}: {e:?}"))
