@@ -6,9 +6,10 @@
 //! batch holding the payment's turn is durable (output commit).
 //!
 //! The store's backend is wrapped in [`Counted`], which counts the
-//! batches the vat writes (one durable redb transaction, so one fsync'd
-//! commit, each) and the time spent in them: the figures that say where a
-//! payment's time goes.
+//! batches the vat writes (one entry appended to the store's write-ahead
+//! log and fdatasynced, then applied to redb without a sync, each) and
+//! the time spent in them: the figures that say where a payment's time
+//! goes.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
