@@ -134,6 +134,20 @@ fn wal_child() {
         }
         // More than a checkpoint's worth of entries: 1..=1100.
         "many" => write(&mut b, 1..=1100),
+        // Two instances on two threads, 1..=300 each, interleaved.
+        "two" => {
+            let mut other = store.vat("other").expect("vat");
+            other.open().expect("open");
+            let t = std::thread::spawn(move || {
+                for i in 1..=300 {
+                    other.write(&batch(i)).expect("write other");
+                }
+                other
+            });
+            write(&mut b, 1..=300);
+            let other = t.join().expect("thread");
+            std::mem::forget(other);
+        }
         other => panic!("unknown scenario {other}"),
     }
     std::process::exit(0);
@@ -494,6 +508,47 @@ fn whole_store_operations_see_logged_batches() {
     let mut m = Model::of(1..=5);
     m.apply(&batch(9));
     assert_eq!(store_state(&path), m.dump());
+}
+
+#[test]
+fn two_instances_written_from_two_threads_both_replay() {
+    let dir = TempDir::new("wal-two");
+    let path = dir.join("host.store");
+    crash_after("two", &path);
+    let one = Model::of(1..=300).dump().remove(0);
+    let mut other = one.clone();
+    other.0 = "other".to_string();
+    assert_eq!(store_state(&path), vec![other, one]);
+}
+
+/// Entries of many MiB make the log file grow; a checkpoint cuts it back
+/// to 17 MiB.
+#[test]
+fn a_log_grown_by_large_entries_is_cut_back() {
+    let dir = TempDir::new("wal-grow");
+    let path = dir.join("host.store");
+    let store = Store::open(&path).expect("open");
+    let mut b = store.vat(INSTANCE).expect("vat");
+    b.open().expect("open");
+    let record = vec![0x5a_u8; 7 << 20];
+    let len = || std::fs::metadata(log_of(&path)).expect("log").len();
+    for i in 0..3u64 {
+        b.write(&Batch {
+            objects: vec![(i, record.clone())],
+            next_id: i + 1,
+            ..Batch::default()
+        })
+        .expect("write");
+    }
+    // 21 MiB of entries: past the 16 MiB bound, so the third write was
+    // followed by a checkpoint, which cut the file back.
+    assert_eq!(len(), 17 << 20);
+    drop(b);
+    store.close().expect("close");
+    let store = Store::open(&path).expect("reopen");
+    let mut b = store.vat(INSTANCE).expect("vat");
+    assert_eq!(b.open().expect("open").next_id, 3);
+    assert_eq!(b.load(2).expect("load").as_deref(), Some(&record[..]));
 }
 
 /// A batch too large for one log entry goes straight to the engine.
