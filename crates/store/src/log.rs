@@ -387,15 +387,24 @@ fn corrupt(path: &Path, reason: impl Into<String>) -> StoreError {
 pub(crate) fn recover(store: &Path, meta: &LogMeta, clean: bool) -> Result<Recovered> {
     let path = log_path(store);
     let Some((f, fmeta)) = file::open_private(&path)? else {
-        if meta.id.is_some() && !clean {
-            return Err(corrupt(
-                &path,
-                "the write-ahead log is missing, and the store was not shut down cleanly: \
-                 batches acknowledged since its last checkpoint would be lost; put the log back",
-            ));
+        let mut log = Log::new(path, None, [0; 16], meta.checkpointed, 0);
+        if let Some(id) = meta.id {
+            if !clean {
+                return Err(corrupt(
+                    log.path(),
+                    "the write-ahead log is missing, and the store was not shut down cleanly: \
+                     batches acknowledged since its last checkpoint would be lost; put the log back",
+                ));
+            }
+            // Shut down cleanly, so nothing was lost with it; make an empty
+            // one with the recorded id now, so the store is never without
+            // the log it records (a crash before the next batch would
+            // otherwise be refused).
+            log.create_with(id)?;
+            log.marked = true;
         }
         return Ok(Recovered {
-            log: Log::new(path, None, [0; 16], meta.checkpointed, 0),
+            log,
             replay: Vec::new(),
             instances: BTreeSet::new(),
         });
@@ -603,6 +612,11 @@ impl Log {
                 io::Error::other(e.to_string()),
             )
         })?;
+        self.create_with(id)
+    }
+
+    /// Makes the log file, with id `id`.
+    fn create_with(&mut self, id: LogId) -> Result<()> {
         let tmp = file::sibling(&self.path, ".tmp");
         let f = file::create_temp(&tmp)?;
         let made = (|| {

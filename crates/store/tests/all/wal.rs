@@ -404,6 +404,13 @@ fn a_missing_log_after_a_crash_is_refused() {
     // it then loses nothing, and a new one is made.
     std::fs::remove_file(&log_path).expect("rm");
     assert_eq!(store_state(&path), Model::of(1..=10).dump());
+    assert!(
+        log_path.exists(),
+        "the store records a log: it is made again at once"
+    );
+    // And it is this store's: a crash with it in play replays.
+    crash_after("ten", &path);
+    assert_eq!(store_state(&path), Model::of(1..=10).dump());
 }
 
 #[test]
