@@ -157,8 +157,9 @@
 //!   in the store, a log from another store, a log with entries beside a
 //!   store that never had one, and a missing log beside a store that has
 //!   one and was not shut down cleanly (after a clean shutdown nothing
-//!   was lost with it, and an empty one with the recorded id is made). A file that is not a log is
-//!   [`StoreError::NotAStore`]; a newer log version
+//!   was lost with it, and an empty one with the recorded id is made).
+//!   A file that is not a log is [`StoreError::NotAStore`]; a newer log
+//!   version
 //!   [`StoreError::NewerFormat`].
 //! - **Reading is bounded**: an entry's length is checked against 64 MiB
 //!   and against the bytes the file holds past it before anything is
