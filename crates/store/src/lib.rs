@@ -159,8 +159,7 @@
 //!   one and was not shut down cleanly (after a clean shutdown nothing
 //!   was lost with it, and an empty one with the recorded id is made).
 //!   A file that is not a log is [`StoreError::NotAStore`]; a newer log
-//!   version
-//!   [`StoreError::NewerFormat`].
+//!   version [`StoreError::NewerFormat`].
 //! - **Reading is bounded**: an entry's length is checked against 64 MiB
 //!   and against the bytes the file holds past it before anything is
 //!   allocated, and counts inside a body against the bytes that follow.
