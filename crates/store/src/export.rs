@@ -260,7 +260,8 @@ impl Store {
     /// Writes the whole store, and the host's config file if given, to
     /// `out` as one export (format: crate docs). The export is a
     /// consistent snapshot taken from one read transaction, so vats may
-    /// keep writing meanwhile. Savepoints are not exported.
+    /// keep writing meanwhile. Savepoints (of the store or of instances) are
+    /// not exported.
     ///
     /// # Errors
     /// [`StoreError::TooLarge`] for a config over [`MAX_CONFIG`] or a row

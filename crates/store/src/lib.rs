@@ -47,6 +47,8 @@
 //! | `vat/NAME/objects` | `u64` → `&[u8]` | object id → record |
 //! | `vat/NAME/roots` | `&str` → `u64` | root name → object id |
 //! | `vat/NAME/meta` | `&str` → `u64` | `next_id` → the id counter |
+//! | `instance_savepoints` | `&str` → `(u64, u64)` | `INSTANCE/NAME` → (serial, unix seconds taken): the savepoints of single instances |
+//! | `isave/INSTANCE/NAME/{objects,roots,meta}` | as the instance's tables | instance savepoint `NAME`'s copy of `INSTANCE`'s tables |
 //!
 //! Instance and savepoint names are 1 to 64 bytes of `[A-Za-z0-9._-]`.
 //! A store with a `format` above 1 is refused as made by a newer pola; a
@@ -128,8 +130,8 @@
 //! - **Checkpoints** happen after 1 000 entries or 16 MiB of entries,
 //!   when a [`VatBackend`] or the [`Store`] is dropped or closed, and
 //!   before or as part of everything that reads or replaces the store as
-//!   a whole: savepoints, rollback, export, instance import, instance
-//!   drop. Why these bounds: a checkpoint writes every page changed since
+//!   a whole: savepoints (of the store or of an instance), rollbacks,
+//!   export, instance import, instance drop. Why these bounds: a checkpoint writes every page changed since
 //!   the last one and syncs (milliseconds to tens of milliseconds for a
 //!   large ledger), so it must be rare next to the per-batch fdatasync;
 //!   1 000 batches is about a second of a busy vat. They also cap what a
@@ -184,6 +186,22 @@
 //! are gone. Savepoints pin the pages they need, so the file grows while
 //! they exist, and they are not part of an export.
 //!
+//! [`Store::savepoint_instance`] saves **one instance**: its three tables
+//! are copied, row by row, into `isave/INSTANCE/NAME/…` in one durable
+//! commit (a checkpoint, so batches that were only in the log are in the
+//! copy); the vat may keep running meanwhile. [`Store::rollback_instance`]
+//! (refused with [`StoreError::InUse`] while that instance's backend is
+//! live) replaces the instance's tables with the copy in one durable
+//! commit, leaving every other instance, the host table and every
+//! savepoint as they are; [`Store::instance_savepoints`] lists them,
+//! oldest first, and [`Store::delete_instance_savepoint`] deletes one.
+//! Each costs time and space in proportion to the instance. They are
+//! ordinary tables of the store: a whole-store savepoint holds them as
+//! they were and a whole-store rollback restores them so (ones taken since
+//! are gone, ones deleted since are back), [`Store::drop_instance`]
+//! deletes an instance's savepoints with it, and exports (whole-store and
+//! instance) leave them out.
+//!
 //! # Export format (version 1)
 //!
 //! [`Store::export`] writes a consistent snapshot from one read transaction
@@ -214,7 +232,8 @@
 //!
 //! Only the vat tables and the `host` table are exported (an instance
 //! export has only its own vat tables); `meta` travels as the header (an
-//! import keeps the host id), `savepoints` not at all. So a whole-store
+//! import keeps the host id), `savepoints`, `instance_savepoints` and the
+//! `isave/…` copies not at all. So a whole-store
 //! export carries the host's identity key and Swiss numbers: it is as
 //! secret as the host. [`Store::import`] makes a
 //! new store file from a whole-store export and returns the config bytes;
@@ -240,6 +259,7 @@
 mod error;
 mod export;
 mod file;
+mod isave;
 mod log;
 mod store;
 mod vat;

@@ -67,6 +67,12 @@ pub(crate) enum Table {
     Host,
     /// `vat/{name}/{part}`.
     Vat(String, Part),
+    /// `instance_savepoints`: `INSTANCE/NAME` → (serial, unix seconds):
+    /// the savepoints of single instances.
+    InstanceSavepoints,
+    /// `isave/{instance}/{savepoint}/{part}`: an instance savepoint's copy
+    /// of table `part` (same key and value types as the instance's).
+    Saved(String, String, Part),
 }
 
 /// The tables of one vat instance.
@@ -90,11 +96,26 @@ impl Part {
             Part::Meta => "meta",
         }
     }
+
+    fn parse(suffix: &str) -> Option<Part> {
+        match suffix {
+            "objects" => Some(Part::Objects),
+            "roots" => Some(Part::Roots),
+            "meta" => Some(Part::Meta),
+            _ => None,
+        }
+    }
 }
 
 /// The name of table `part` of instance `vat`.
 pub(crate) fn vat_table(vat: &str, part: Part) -> String {
     format!("vat/{vat}/{}", part.suffix())
+}
+
+/// The name of instance savepoint `save`'s copy of table `part` of
+/// instance `vat`.
+pub(crate) fn saved_table(vat: &str, save: &str, part: Part) -> String {
+    format!("isave/{vat}/{save}/{}", part.suffix())
 }
 
 impl Table {
@@ -103,18 +124,27 @@ impl Table {
             "meta" => return Some(Table::Meta),
             "savepoints" => return Some(Table::Savepoints),
             "host" => return Some(Table::Host),
+            "instance_savepoints" => return Some(Table::InstanceSavepoints),
             _ => {}
+        }
+        if let Some(rest) = name.strip_prefix("isave/") {
+            let mut it = rest.split('/');
+            let (vat, save, part) = (it.next()?, it.next()?, it.next()?);
+            if it.next().is_some() {
+                return None;
+            }
+            name_rule(vat).ok()?;
+            name_rule(save).ok()?;
+            return Some(Table::Saved(
+                vat.to_string(),
+                save.to_string(),
+                Part::parse(part)?,
+            ));
         }
         let rest = name.strip_prefix("vat/")?;
         let (vat, part) = rest.rsplit_once('/')?;
         name_rule(vat).ok()?;
-        let part = match part {
-            "objects" => Part::Objects,
-            "roots" => Part::Roots,
-            "meta" => Part::Meta,
-            _ => return None,
-        };
-        Some(Table::Vat(vat.to_string(), part))
+        Some(Table::Vat(vat.to_string(), Part::parse(part)?))
     }
 }
 
@@ -384,8 +414,8 @@ impl Store {
         Ok(names.into_iter().collect())
     }
 
-    /// Deletes instance `name` and everything it stored. Returns whether it
-    /// existed.
+    /// Deletes instance `name` and everything it stored, its instance
+    /// savepoints too. Returns whether it existed.
     ///
     /// # Errors
     /// [`StoreError::InvalidName`]; [`StoreError::InUse`] if its backend is
@@ -408,6 +438,7 @@ impl Store {
             let handle = TableDefinition::<&str, u64>::new(&table);
             existed |= txn.delete_table(handle).map_err(|e| s.engine(e))?;
         }
+        crate::isave::delete_all(&txn, name).map_err(|e| s.engine(e))?;
         commit_durable(&s.path, &mut log, txn)?;
         drop(live);
         Ok(existed)
@@ -919,6 +950,11 @@ mod tests {
             "vat/a/b/meta",
             "vat/a/other",
             "vat/a b/roots",
+            "isave/a/meta",
+            "isave/a/b/c/meta",
+            "isave/a/b c/meta",
+            "isave//b/roots",
+            "isave/a/b/other",
             "Meta",
             "",
         ] {
@@ -929,7 +965,15 @@ mod tests {
                 Table::parse(&vat_table("x", part)),
                 Some(Table::Vat("x".into(), part))
             );
+            assert_eq!(
+                Table::parse(&saved_table("x", "s-1", part)),
+                Some(Table::Saved("x".into(), "s-1".into(), part))
+            );
         }
+        assert_eq!(
+            Table::parse("instance_savepoints"),
+            Some(Table::InstanceSavepoints)
+        );
     }
 
     #[test]

@@ -4,6 +4,7 @@
 mod crash;
 mod export;
 mod host;
+mod instance_savepoints;
 mod props;
 mod refuse;
 mod roundtrip;
