@@ -1,10 +1,11 @@
 //! The control socket of a running `pola serve`: `DIR/control.sock`.
 //!
 //! A running host holds its store's lock, so commands that need the store
-//! while it runs (`pola export`, `pola savepoint`, `pola savepoints`) ask
-//! the host through this Unix socket instead. The socket is made mode 0600
-//! inside the 0700 state folder: whoever can open it is the host's owner,
-//! and it grants exactly what the state folder already grants.
+//! while it runs (`pola export`, `pola savepoint`, `pola savepoints`,
+//! with or without `--instance`) ask the host through this Unix socket
+//! instead. The socket is made mode 0600 inside the 0700 state folder:
+//! whoever can open it is the host's owner, and it grants exactly what the
+//! state folder already grants.
 //!
 //! Protocol (one request per connection; line-based, bounded):
 //! - the client sends one line of at most [`MAX_REQUEST`] bytes, UTF-8,
@@ -21,6 +22,9 @@
 //! | `savepoint NAME` | `ok` once the savepoint is durable |
 //! | `delete-savepoint NAME` | `ok` if it existed, else `error` |
 //! | `savepoints` | `ok`, then lines `NAME UNIX-SECONDS`, oldest first |
+//! | `savepoint-instance INSTANCE NAME` | `ok` once the instance's savepoint is durable |
+//! | `delete-instance-savepoint INSTANCE NAME` | `ok` if it existed, else `error` |
+//! | `instance-savepoints INSTANCE` | `ok`, then lines `NAME UNIX-SECONDS`, oldest first |
 //! | `revoke URI` | `ok WHAT` once the sturdyref's row is deleted (durably) |
 //! | `collect` / `collect migrate` | `ok stored N kept N deleted N migrated N not-migrated N` |
 //!
@@ -233,6 +237,30 @@ fn dispatch(host: &Host, words: &[&str], out: &mut impl Write) -> Result<()> {
                 writeln!(out, "{name} {at}")?;
             }
         }
+        ["savepoint-instance", instance, name] => {
+            store
+                .savepoint_instance(instance, name)
+                .map_err(|e| anyhow!("{e}"))?;
+            writeln!(out, "ok")?;
+        }
+        ["delete-instance-savepoint", instance, name] => {
+            if !store
+                .delete_instance_savepoint(instance, name)
+                .map_err(|e| anyhow!("{e}"))?
+            {
+                bail!("no savepoint named {name:?} of instance {instance:?}");
+            }
+            writeln!(out, "ok")?;
+        }
+        ["instance-savepoints", instance] => {
+            let list = store
+                .instance_savepoints(instance)
+                .map_err(|e| anyhow!("{e}"))?;
+            writeln!(out, "ok")?;
+            for (name, at) in list {
+                writeln!(out, "{name} {at}")?;
+            }
+        }
         ["revoke", uri] => {
             let s = host.live.get().ok_or_else(|| anyhow!("not serving yet"))?;
             let me = s.peer.location().designator().to_owned();
@@ -261,7 +289,7 @@ fn dispatch(host: &Host, words: &[&str], out: &mut impl Write) -> Result<()> {
     Ok(())
 }
 
-const KNOWN: [&str; 8] = [
+const KNOWN: [&str; 11] = [
     "ping",
     "revoke",
     "collect",
@@ -270,6 +298,9 @@ const KNOWN: [&str; 8] = [
     "savepoint",
     "delete-savepoint",
     "savepoints",
+    "savepoint-instance",
+    "delete-instance-savepoint",
+    "instance-savepoints",
 ];
 
 /// A host's answer to a request.

@@ -444,43 +444,89 @@ fn prepare_new_dir(dir: &Path) -> Result<bool> {
     }
 }
 
-/// `pola savepoint --state DIR NAME` (or `--delete`).
-///
-/// # Errors
-/// The host refused, or the store did.
-pub fn savepoint(dir: &Path, name: &str, delete: bool) -> Result<()> {
-    let request = if delete {
-        format!("delete-savepoint {name}")
-    } else {
-        format!("savepoint {name}")
-    };
-    match control::request(dir, &request)? {
-        Reply::Ok(..) => {}
-        Reply::NoHost => {
-            let store = open_stopped(dir)?;
-            if delete {
-                if !store.delete_savepoint(name).map_err(|e| anyhow!("{e}"))? {
-                    bail!("{}: no savepoint named {name:?}", dir.display());
-                }
-            } else {
-                store.savepoint(name).map_err(|e| anyhow!("{e}"))?;
-            }
-        }
-    }
-    if delete {
-        println!("deleted savepoint {name}");
-    } else {
-        println!("savepoint {name}");
+/// Refuses a name that could not be a store name (1 to 64 bytes of
+/// `[A-Za-z0-9._-]`) before it goes into a control request, where a space
+/// or a newline would change the request.
+fn check_word(what: &str, name: &str) -> Result<()> {
+    if name.is_empty()
+        || name.len() > pola_store::MAX_NAME_LEN
+        || !name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+    {
+        bail!(
+            "bad {what} name {name:?}: 1 to {} letters, digits, '.', '_' or '-'",
+            pola_store::MAX_NAME_LEN
+        );
     }
     Ok(())
 }
 
-/// `pola savepoints --state DIR`: `NAME TIME` lines, oldest first.
+/// `pola savepoint --state DIR NAME [--instance I]` (or `--delete`).
+///
+/// # Errors
+/// The host refused, or the store did.
+pub fn savepoint(dir: &Path, name: &str, delete: bool, instance: Option<&str>) -> Result<()> {
+    check_word("savepoint", name)?;
+    if let Some(i) = instance {
+        check_word("instance", i)?;
+    }
+    let request = match (delete, instance) {
+        (true, None) => format!("delete-savepoint {name}"),
+        (false, None) => format!("savepoint {name}"),
+        (true, Some(i)) => format!("delete-instance-savepoint {i} {name}"),
+        (false, Some(i)) => format!("savepoint-instance {i} {name}"),
+    };
+    let of = instance
+        .map(|i| format!(" of instance {i}"))
+        .unwrap_or_default();
+    match control::request(dir, &request)? {
+        Reply::Ok(..) => {}
+        Reply::NoHost => {
+            let store = open_stopped(dir)?;
+            let e = |e: pola_store::StoreError| anyhow!("{e}");
+            match (delete, instance) {
+                (true, None) => {
+                    if !store.delete_savepoint(name).map_err(e)? {
+                        bail!("{}: no savepoint named {name:?}", dir.display());
+                    }
+                }
+                (false, None) => store.savepoint(name).map_err(e)?,
+                (true, Some(i)) => {
+                    if !store.delete_instance_savepoint(i, name).map_err(e)? {
+                        bail!(
+                            "{}: no savepoint named {name:?} of instance {i:?}",
+                            dir.display()
+                        );
+                    }
+                }
+                (false, Some(i)) => store.savepoint_instance(i, name).map_err(e)?,
+            }
+            store.close().map_err(|e| anyhow!("{e}"))?;
+        }
+    }
+    if delete {
+        println!("deleted savepoint {name}{of}");
+    } else {
+        println!("savepoint {name}{of}");
+    }
+    Ok(())
+}
+
+/// `pola savepoints --state DIR [--instance I]`: `NAME TIME` lines,
+/// oldest first.
 ///
 /// # Errors
 /// The host or the store failed.
-pub fn savepoints(dir: &Path) -> Result<()> {
-    let list: Vec<(String, u64)> = match control::request(dir, "savepoints")? {
+pub fn savepoints(dir: &Path, instance: Option<&str>) -> Result<()> {
+    if let Some(i) = instance {
+        check_word("instance", i)?;
+    }
+    let request = match instance {
+        Some(i) => format!("instance-savepoints {i}"),
+        None => "savepoints".to_string(),
+    };
+    let list: Vec<(String, u64)> = match control::request(dir, &request)? {
         Reply::Ok(_, mut body) => {
             let mut text = String::new();
             (&mut body)
@@ -494,9 +540,14 @@ pub fn savepoints(dir: &Path) -> Result<()> {
                 })
                 .collect()
         }
-        Reply::NoHost => open_stopped(dir)?
-            .savepoints()
-            .map_err(|e| anyhow!("{e}"))?,
+        Reply::NoHost => {
+            let store = open_stopped(dir)?;
+            match instance {
+                Some(i) => store.instance_savepoints(i),
+                None => store.savepoints(),
+            }
+            .map_err(|e| anyhow!("{e}"))?
+        }
     };
     let mut out = std::io::stdout().lock();
     for (name, at) in list {
@@ -505,12 +556,12 @@ pub fn savepoints(dir: &Path) -> Result<()> {
     Ok(())
 }
 
-/// `pola rollback --state DIR NAME`: the stopped host's whole store back to
-/// savepoint `NAME`.
+/// `pola rollback --state DIR NAME [--instance I]`: the stopped host's
+/// whole store, or instance `I` alone, back to savepoint `NAME`.
 ///
 /// # Errors
 /// The host is running; no such savepoint; the store failed.
-pub fn rollback(dir: &Path, name: &str) -> Result<()> {
+pub fn rollback(dir: &Path, name: &str, instance: Option<&str>) -> Result<()> {
     if let Ok(Reply::Ok(who, _)) = control::request(dir, "ping") {
         bail!(
             "{who} is running on {}: stop it first (a savepoint can be taken while it runs, a rollback cannot)",
@@ -518,9 +569,23 @@ pub fn rollback(dir: &Path, name: &str) -> Result<()> {
         );
     }
     let mut store = open_stopped(dir)?;
-    store.rollback(name).map_err(|e| anyhow!("{e}"))?;
-    store.close().map_err(|e| anyhow!("{e}"))?;
-    println!("rolled {} back to savepoint {name}", dir.display());
+    match instance {
+        Some(i) => {
+            store
+                .rollback_instance(i, name)
+                .map_err(|e| anyhow!("{e}"))?;
+            store.close().map_err(|e| anyhow!("{e}"))?;
+            println!(
+                "rolled instance {i} of {} back to its savepoint {name}",
+                dir.display()
+            );
+        }
+        None => {
+            store.rollback(name).map_err(|e| anyhow!("{e}"))?;
+            store.close().map_err(|e| anyhow!("{e}"))?;
+            println!("rolled {} back to savepoint {name}", dir.display());
+        }
+    }
     Ok(())
 }
 
@@ -624,7 +689,7 @@ pub fn collect(dir: &Path, migrate: bool) -> Result<()> {
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
     let name = format!("before-collect-{secs}-{}", std::process::id());
-    savepoint(dir, &name, false)?;
+    savepoint(dir, &name, false, None)?;
     println!(
         "(roll back with `pola rollback --state {0} {name}`; delete it with `pola savepoint --state {0} --delete {name}`)",
         dir.display()

@@ -105,8 +105,9 @@ enum Command {
         #[arg(long, value_name = "NAME")]
         instance: Option<String>,
     },
-    /// Take a named savepoint of a host's whole store (while it runs or
-    /// not), or delete one with --delete.
+    /// Take a named savepoint of a host's whole store, or with --instance
+    /// of one vat instance (while it runs or not), or delete one with
+    /// --delete.
     Savepoint {
         /// The host's state folder.
         #[arg(long)]
@@ -116,21 +117,32 @@ enum Command {
         /// Delete the savepoint instead.
         #[arg(long)]
         delete: bool,
+        /// A savepoint of this vat instance alone (e.g. `serve`).
+        #[arg(long, value_name = "NAME")]
+        instance: Option<String>,
     },
-    /// List a host's savepoints, oldest first, with the time each was taken.
+    /// List a host's savepoints (or with --instance, that instance's),
+    /// oldest first, with the time each was taken.
     Savepoints {
         /// The host's state folder.
         #[arg(long)]
         state: std::path::PathBuf,
+        /// List the savepoints of this vat instance.
+        #[arg(long, value_name = "NAME")]
+        instance: Option<String>,
     },
     /// Return a stopped host's whole store to a savepoint (newer
-    /// savepoints are deleted).
+    /// savepoints are deleted), or with --instance only that instance
+    /// (every other instance and the host's own rows stay as they are).
     Rollback {
         /// The host's state folder.
         #[arg(long)]
         state: std::path::PathBuf,
         /// The savepoint's name.
         name: String,
+        /// Roll back only this vat instance, to its own savepoint.
+        #[arg(long, value_name = "NAME")]
+        instance: Option<String>,
     },
     /// Revoke a sturdyref of a host: one an object made (e.g. a purse's
     /// `sturdyref()`), or a served object's URI (it gets a new one at the
@@ -219,9 +231,14 @@ fn main() -> anyhow::Result<()> {
             state,
             name,
             delete,
-        } => host::savepoint(&state, &name, delete),
-        Command::Savepoints { state } => host::savepoints(&state),
-        Command::Rollback { state, name } => host::rollback(&state, &name),
+            instance,
+        } => host::savepoint(&state, &name, delete, instance.as_deref()),
+        Command::Savepoints { state, instance } => host::savepoints(&state, instance.as_deref()),
+        Command::Rollback {
+            state,
+            name,
+            instance,
+        } => host::rollback(&state, &name, instance.as_deref()),
         Command::Revoke { state, uri } => host::revoke(&state, &uri),
         Command::Collect { state, migrate } => host::collect(&state, migrate),
     }

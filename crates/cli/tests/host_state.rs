@@ -165,6 +165,92 @@ fn savepoint_while_running_then_rollback_when_stopped() {
     assert_ne!(code, 0);
 }
 
+#[test]
+fn an_instance_savepoint_while_running_then_its_rollback_when_stopped() {
+    let dir = TempDir::new();
+    let a = dir.0.join("a");
+    let port = free_port().to_string();
+    let server = serve(&a, &["--mint", "--port", &port]);
+    let client = Client::new();
+    let mint = server.uri("mint").to_owned();
+    let purses = vec![client.purse(&mint, 10), client.purse(&mint, 0)];
+    client.pay(&purses[0], &purses[1], 4);
+
+    // Through the running host's control socket.
+    let at = ["--instance", "serve"];
+    let (code, out, err) = pola(&[&["savepoint", "--state", s(&a), "before"], &at[..]].concat());
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("savepoint before of instance serve"), "{out}");
+    let (code, out, err) = pola(&[&["savepoints", "--state", s(&a)], &at[..]].concat());
+    assert_eq!(code, 0, "{err}");
+    assert!(out.starts_with("before 20") && out.contains("UTC"), "{out}");
+    // Not a whole-store savepoint.
+    let (_, out, _) = pola(&["savepoints", "--state", s(&a)]);
+    assert_eq!(out, "");
+    // Refused: a taken name, an unknown instance, bad names (checked
+    // before anything is sent).
+    let (code, _, err) = pola(&[&["savepoint", "--state", s(&a), "before"], &at[..]].concat());
+    assert_ne!(code, 0);
+    assert!(err.contains("already exists"), "{err}");
+    let (code, _, err) = pola(&["savepoint", "--state", s(&a), "x", "--instance", "nosuch"]);
+    assert_ne!(code, 0);
+    assert!(err.contains("no instance named"), "{err}");
+    for bad in ["a b", "serve\nping", ""] {
+        let (code, _, err) = pola(&["savepoint", "--state", s(&a), "x", "--instance", bad]);
+        assert_ne!(code, 0);
+        assert!(err.contains("bad instance name"), "{err}");
+    }
+    // Taken and deleted while it runs.
+    let (code, _, err) = pola(&[&["savepoint", "--state", s(&a), "tmp"], &at[..]].concat());
+    assert_eq!(code, 0, "{err}");
+    let delete = ["savepoint", "--state", s(&a), "--delete", "tmp"];
+    let (code, out, err) = pola(&[&delete[..], &at[..]].concat());
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("deleted savepoint tmp of instance serve"),
+        "{out}"
+    );
+    let (code, _, err) = pola(&[&delete[..], &at[..]].concat());
+    assert_ne!(code, 0);
+    assert!(err.contains("no savepoint named"), "{err}");
+
+    client.pay(&purses[0], &purses[1], 6);
+    assert_eq!(client.balances(&purses), vec![0, 10]);
+    // No rollback under a running host.
+    let (code, _, err) = pola(&[&["rollback", "--state", s(&a), "before"], &at[..]].concat());
+    assert_ne!(code, 0);
+    assert!(err.contains("stop it first"), "{err}");
+    drop(server);
+
+    let (code, _, err) = pola(&[&["rollback", "--state", s(&a), "tmp"], &at[..]].concat());
+    assert_ne!(code, 0);
+    assert!(err.contains("no instance savepoint named"), "{err}");
+    let (code, out, err) = pola(&[&["rollback", "--state", s(&a), "before"], &at[..]].concat());
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("back to its savepoint before"), "{out}");
+    let server = serve(&a, &["--mint", "--port", &port]);
+    assert_eq!(
+        client.balances(&purses),
+        vec![6, 4],
+        "not as at the savepoint"
+    );
+    drop(server);
+
+    // Listed and deleted while stopped; the rollback kept it.
+    let (_, out, _) = pola(&[&["savepoints", "--state", s(&a)], &at[..]].concat());
+    assert!(
+        out.starts_with("before ") && out.lines().count() == 1,
+        "{out}"
+    );
+    let delete = ["savepoint", "--state", s(&a), "--delete", "before"];
+    let (code, _, err) = pola(&[&delete[..], &at[..]].concat());
+    assert_eq!(code, 0, "{err}");
+    let (_, out, _) = pola(&[&["savepoints", "--state", s(&a)], &at[..]].concat());
+    assert_eq!(out, "");
+    let (code, _, _) = pola(&[&delete[..], &at[..]].concat());
+    assert_ne!(code, 0);
+}
+
 fn write_config(dir: &Path, text: &str) {
     std::fs::DirBuilder::new()
         .recursive(true)
