@@ -369,6 +369,24 @@ fn hostile_exports_are_refused() {
             |e| e.to_string().contains("unknown table"),
         ),
         (
+            "an instance savepoint's copy (never exported)",
+            Forge::new(1)
+                .header(b'S', 1, "")
+                .record(b'T', b"isave/a/s/meta")
+                .end(1, 0)
+                .sealed(),
+            |e| e.to_string().contains("unknown table"),
+        ),
+        (
+            "the instance savepoint catalog (never exported)",
+            Forge::new(1)
+                .header(b'S', 1, "")
+                .record(b'T', b"instance_savepoints")
+                .end(1, 0)
+                .sealed(),
+            |e| e.to_string().contains("unknown table"),
+        ),
+        (
             "bad instance name",
             Forge::new(1)
                 .header(b'S', 1, "")
