@@ -1,6 +1,7 @@
 //! pola-store benchmarks: durable writes of small batches (one fsync'd
 //! transaction each), group-committed batches, export throughput of a
-//! ~100 MB store, and the cost of opening it (the full checksum check).
+//! ~100 MB store, the cost of opening it (the full checksum check), and
+//! instance savepoints and rollbacks of a 10 000-object instance.
 //!
 //! Run: `cargo bench -p pola-store`.
 
@@ -117,5 +118,48 @@ fn export(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, writes, export);
+/// Instance savepoints of a 10 000-object instance (200 B records, ~2 MB):
+/// the copy into the savepoint (with its delete), and a rollback.
+fn instance_savepoints(c: &mut Criterion) {
+    let dir = Dir::new("isave");
+    let store = Store::open(&dir.0.join("isave.store")).expect("open");
+    let record = vec![0x5a_u8; 200];
+    {
+        let mut vat = store.vat("ledger").expect("vat");
+        vat.open().expect("open");
+        for batch in 0..100u64 {
+            vat.write(&Batch {
+                objects: (0..100)
+                    .map(|i| (batch * 100 + i, record.clone()))
+                    .collect(),
+                roots: vec![(format!("r{batch}"), Some(batch * 100))],
+                next_id: batch * 100 + 100,
+                ..Batch::default()
+            })
+            .expect("write");
+        }
+    }
+    store
+        .savepoint_instance("ledger", "base")
+        .expect("savepoint");
+    let mut g = c.benchmark_group("instance_savepoint_10k_objects");
+    g.sample_size(10)
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(6));
+    g.throughput(Throughput::Elements(10_000));
+    g.bench_function("savepoint_instance + delete", |b| {
+        b.iter(|| {
+            store.savepoint_instance("ledger", "b").expect("savepoint");
+            store
+                .delete_instance_savepoint("ledger", "b")
+                .expect("delete");
+        })
+    });
+    g.bench_function("rollback_instance", |b| {
+        b.iter(|| store.rollback_instance("ledger", "base").expect("rollback"))
+    });
+    g.finish();
+}
+
+criterion_group!(benches, writes, export, instance_savepoints);
 criterion_main!(benches);
