@@ -41,7 +41,7 @@ enum Command {
     },
     /// Enliven an `ocapn://…` sturdyref, send it one message and print the
     /// answer. Arguments are Syrup text: 42, -7, "text", 'symbol, [1 2],
-    /// {"k" 1}, #t, #f, <'label 1>.
+    /// {"k" 1}, t, f (booleans), <'label 1>.
     Call {
         /// The sturdyref URI (`ocapn://<designator>.<transport>/s/<swiss>?…`).
         uri: String,
@@ -189,7 +189,23 @@ enum OcapnCommand {
     },
 }
 
-fn main() -> anyhow::Result<()> {
+fn main() -> std::process::ExitCode {
+    match run() {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            // The error and its causes in plain words: never a backtrace
+            // (whatever RUST_BACKTRACE says), and never a raw control
+            // character from what a file or a peer chose (line breaks
+            // between the faults of one config file stay).
+            let text = format!("{e:#}");
+            let clean = text.lines().map(shown).collect::<Vec<_>>().join("\n");
+            eprintln!("pola: {clean}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn run() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command.unwrap_or(Command::Demo) {
         Command::Demo => demo(),
@@ -256,21 +272,27 @@ fn demo() -> anyhow::Result<()> {
 fn caplet_check(file: &std::path::Path) -> anyhow::Result<()> {
     use anyhow::Context as _;
     let bytes = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
+    let path = shown(&file.display().to_string());
     let report = match pola_sandbox::check(&bytes) {
         Ok(r) => r,
         Err(e) => {
-            eprintln!("{}: not a valid WebAssembly module: {e}", file.display());
+            eprintln!(
+                "{path}: not a valid WebAssembly module: {}",
+                shown(&e.to_string())
+            );
             std::process::exit(2);
         }
     };
-    println!("{}", file.display());
+    // Every name here was chosen by the module's author: escaped, so no
+    // escape sequence can redraw the terminal (a fake "confined: yes").
+    println!("{path}");
     println!("imports ({}):", report.imports.len());
     for i in &report.imports {
-        println!("  {}::{}  {}", i.module, i.name, i.ty);
+        println!("  {}::{}  {}", shown(&i.module), shown(&i.name), i.ty);
     }
     println!("exports ({}):", report.exports.len());
     for e in &report.exports {
-        println!("  {}  {}", e.name, e.ty);
+        println!("  {}  {}", shown(&e.name), e.ty);
     }
     if report.confined {
         println!("confined: yes (its only authority is the references it is handed)");
@@ -278,8 +300,25 @@ fn caplet_check(file: &std::path::Path) -> anyhow::Result<()> {
     } else {
         println!("confined: NO");
         for p in &report.problems {
-            println!("  - {p}");
+            println!("  - {}", shown(&p.to_string()));
         }
         std::process::exit(1);
     }
+}
+
+/// `s` safe to print to a terminal: control characters and invisible
+/// formatting characters (bidirectional overrides, zero-width ones) are
+/// written as `\u{…}` escapes.
+fn shown(s: &str) -> String {
+    s.chars()
+        .map(|c| {
+            let invisible = matches!(c,
+                '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2060}'..='\u{2069}' | '\u{feff}');
+            if c.is_control() || invisible {
+                c.escape_unicode().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
 }

@@ -1,4 +1,5 @@
 //! The `pola` binary, run as a user would.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::process::Command;
 
@@ -127,4 +128,52 @@ fn serve_refuses_state_others_could_read_swap_or_block_on() {
     assert!(err.contains("not a plain file"), "{err}");
 
     let _ = std::fs::remove_dir_all(&root);
+}
+
+#[test]
+fn errors_are_one_plain_line_and_booleans_have_one_syntax() {
+    // Even with RUST_BACKTRACE set, a user sees the error, not a trace.
+    let out = std::process::Command::new(common::POLA)
+        .args([
+            "call",
+            "ocapn://aaaa.tcp-testing-only/s/abc?host=127.0.0.1&port=1",
+            "",
+            "#t",
+        ])
+        .env("RUST_BACKTRACE", "1")
+        .output()
+        .expect("run pola");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(err.contains("booleans are written t and f"), "{err}");
+    assert!(
+        !err.contains("backtrace") && err.lines().count() == 1,
+        "{err}"
+    );
+}
+
+#[test]
+fn caplet_check_escapes_the_names_a_module_chose() {
+    // An import name that would clear the screen and print a clean report,
+    // and an export name with a right-to-left override.
+    let wasm = wat::parse_str(
+        r#"(module
+            (import "pola" "\1b[2J\1b[Hconfined: yes" (func))
+            (func (export "ok\e2\80\aeevil")))"#,
+    )
+    .unwrap();
+    let dir = common::TempDir::new();
+    let file = dir.0.join("evil.wasm");
+    std::fs::write(&file, wasm).unwrap();
+    let (code, out, _) = pola(&["caplet", "check", file.to_str().unwrap()]);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        !out.contains('\u{1b}') && !out.contains('\u{202e}'),
+        "{out:?}"
+    );
+    assert!(
+        out.contains("\\u{1b}[2J") && out.contains("\\u{202e}"),
+        "{out}"
+    );
+    assert!(out.contains("confined: NO"), "{out}");
 }

@@ -232,6 +232,9 @@ pub enum TextErrorKind {
     /// symbols need a leading `'`.
     #[error("bare word (symbols are written 'name)")]
     BareWord,
+    /// `#t` or `#f`: booleans are written `t` and `f` (one syntax).
+    #[error("booleans are written t and f, not #t and #f")]
+    HashBoolean,
     /// A dictionary key given twice.
     #[error("duplicate dictionary key")]
     DuplicateKey,
@@ -519,6 +522,8 @@ impl<'a> Parser<'a> {
                 // `#{`
                 match self.peek() {
                     Some('{') => {}
+                    // Scheme's booleans: say how they are written here.
+                    Some('t' | 'f') => return self.fail(TextErrorKind::HashBoolean),
                     Some(c) => return self.fail(TextErrorKind::UnexpectedChar(c)),
                     None => return self.fail(TextErrorKind::UnexpectedEnd),
                 }
@@ -701,6 +706,8 @@ mod tests {
         assert_eq!(perr("<>"), (0, K::MissingRecordLabel));
         assert_eq!(perr("]"), (0, K::UnexpectedChar(']')));
         assert_eq!(perr("#[]"), (1, K::UnexpectedChar('[')));
+        assert_eq!(perr("[1 #t]"), (4, K::HashBoolean));
+        assert_eq!(perr("#f"), (1, K::HashBoolean));
         let deep = "[".repeat(65) + &"]".repeat(65);
         assert_eq!(perr(&deep), (64, K::DepthLimit));
         assert!(parse(&("[".repeat(64) + &"]".repeat(64))).is_ok());
