@@ -235,7 +235,7 @@ fn run() -> anyhow::Result<()> {
             };
             serve::make_state_dir(&state)?;
             let config = config::resolve(&state, &flags)?;
-            serve::serve(&serve::ServeOptions::from_config(state, &config)?)
+            serve::serve(&serve::ServeOptions::from_config(state, &config))
         }
         Command::Export { state, instance } => host::export(&state, instance.as_deref()),
         Command::Import {

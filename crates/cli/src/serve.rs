@@ -86,11 +86,8 @@ pub struct ServeOptions {
 
 impl ServeOptions {
     /// What to serve, from a validated config in state folder `state`.
-    ///
-    /// # Errors
-    /// The config asks for what `pola serve` cannot do yet (caplets).
-    pub fn from_config(state: PathBuf, config: &crate::config::Config) -> Result<ServeOptions> {
-        Ok(ServeOptions {
+    pub fn from_config(state: PathBuf, config: &crate::config::Config) -> ServeOptions {
+        ServeOptions {
             state,
             listen: config.net.listen.clone(),
             port: config.net.port,
@@ -100,7 +97,7 @@ impl ServeOptions {
             initial: config.wallet.as_ref().map_or(0, |w| w.initial),
             caplets: config.caplets.clone(),
             config: Some(config.text.clone().into_bytes()),
-        })
+        }
     }
 }
 
