@@ -525,7 +525,7 @@ fn check_caplet(
 ) -> Option<Caplet> {
     let before = faults.list.len();
     let name = c.name.get_ref();
-    if let Err(reason) = name_rule(name) {
+    if let Err(reason) = pola_store::name_rule(name) {
         faults.at(c.name.span(), format!("caplet name {name:?}: {reason}"));
     } else if ROLE_NAMES.contains(&name.as_str()) {
         faults.at(
@@ -563,7 +563,7 @@ fn check_caplet(
                     format!(
                         "caplet {name:?}: {} has SHA-256 {}, not the sha256 given",
                         package.display(),
-                        hex(&got)
+                        crate::hex::encode(&got)
                     ),
                 );
             } else {
@@ -623,38 +623,9 @@ fn check_caplet(
     })
 }
 
-/// Which naming rule a caplet name breaks: 1 to 64 bytes of
-/// `[A-Za-z0-9._-]`.
-fn name_rule(name: &str) -> Result<(), &'static str> {
-    if name.is_empty() {
-        return Err("it is empty");
-    }
-    if name.len() > 64 {
-        return Err("it is longer than 64 bytes");
-    }
-    if !name
-        .bytes()
-        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
-    {
-        return Err("only letters, digits, '.', '_' and '-' are allowed");
-    }
-    Ok(())
-}
-
+/// The 32 bytes of a 64-digit hex SHA-256.
 fn parse_sha256(s: &str) -> Option<[u8; 32]> {
-    if s.len() != 64 {
-        return None;
-    }
-    let mut out = [0u8; 32];
-    for (i, o) in out.iter_mut().enumerate() {
-        *o = u8::from_str_radix(s.get(2 * i..2 * i + 2)?, 16).ok()?;
-    }
-    Some(out)
-}
-
-/// Lowercase hex.
-pub fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    crate::hex::decode(s)?.try_into().ok()
 }
 
 /// Reads a plain file (not through a link, never blocking on a FIFO) of
@@ -708,7 +679,7 @@ pub fn write_new_private(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
         .unwrap_or(Path::new("."));
     let mut nonce = [0u8; 8];
     getrandom::fill(&mut nonce).map_err(|e| anyhow::anyhow!("OS RNG failed: {e}"))?;
-    let tmp = folder.join(format!(".pola-{}.tmp", hex(&nonce)));
+    let tmp = folder.join(format!(".pola-{}.tmp", crate::hex::encode(&nonce)));
     let result = (|| -> anyhow::Result<()> {
         let mut f = fs::OpenOptions::new()
             .write(true)
@@ -923,7 +894,7 @@ mod tests {
     fn caplet_file(dir: &Path, name: &str, wat: &str) -> String {
         let bytes = wat::parse_str(wat).unwrap();
         fs::write(dir.join(name), &bytes).unwrap();
-        hex(&Sha256::digest(&bytes))
+        crate::hex::encode(&Sha256::digest(&bytes))
     }
 
     fn caplet_text(name: &str, package: &str, sha: &str) -> String {
@@ -975,7 +946,7 @@ mod tests {
         assert!(msg.contains("not confined"), "{msg}");
         // Not a module at all.
         fs::write(s.0.join("junk.wasm"), b"junk").unwrap();
-        let junk = hex(&Sha256::digest(b"junk"));
+        let junk = crate::hex::encode(&Sha256::digest(b"junk"));
         let (_, msg) = one(&caplet_text("c", "junk.wasm", &junk));
         assert!(msg.contains("not a valid module"), "{msg}");
         // Duplicate and reserved names.

@@ -31,7 +31,7 @@ use pola_peer::swiss::SwissNumber;
 use pola_store::{Store, StoreError};
 use sha2::{Digest as _, Sha256};
 
-use crate::config::{self, hex};
+use crate::config;
 use crate::control::{self, Reply};
 
 /// The store's name in a state folder.
@@ -231,7 +231,7 @@ impl SwissTable {
                 });
         }
         let fresh = SwissNumber::random().map_err(|e| anyhow!("OS RNG failed: {e}"))?;
-        let hex = hex(fresh.as_bytes());
+        let hex = crate::hex::encode(fresh.as_bytes());
         self.store
             .host_put(&row, Some(hex.as_bytes()))
             .map_err(|e| anyhow!("{e}"))?;
@@ -448,18 +448,7 @@ fn prepare_new_dir(dir: &Path) -> Result<bool> {
 /// `[A-Za-z0-9._-]`) before it goes into a control request, where a space
 /// or a newline would change the request.
 fn check_word(what: &str, name: &str) -> Result<()> {
-    if name.is_empty()
-        || name.len() > pola_store::MAX_NAME_LEN
-        || !name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
-    {
-        bail!(
-            "bad {what} name {name:?}: 1 to {} letters, digits, '.', '_' or '-'",
-            pola_store::MAX_NAME_LEN
-        );
-    }
-    Ok(())
+    pola_store::name_rule(name).map_err(|reason| anyhow!("bad {what} name {name:?}: {reason}"))
 }
 
 /// `pola savepoint --state DIR NAME [--instance I]` (or `--delete`).

@@ -7,6 +7,7 @@
 mod caplets;
 mod config;
 mod control;
+mod hex;
 mod host;
 mod ocapn;
 mod serve;

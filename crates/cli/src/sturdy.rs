@@ -38,8 +38,8 @@ pub type Count = Arc<std::sync::atomic::AtomicUsize>;
 /// A sturdyref root's name.
 fn root_name(swiss: &[u8], expires: Option<u64>) -> String {
     match expires {
-        Some(at) => format!("{PREFIX}{}@{at}", to_hex(swiss)),
-        None => format!("{PREFIX}{}", to_hex(swiss)),
+        Some(at) => format!("{PREFIX}{}@{at}", crate::hex::encode(swiss)),
+        None => format!("{PREFIX}{}", crate::hex::encode(swiss)),
     }
 }
 
@@ -51,7 +51,7 @@ fn parse_root(name: &str) -> Option<(Vec<u8>, Option<u64>)> {
         Some((hex, at)) => (hex, Some(at.parse().ok()?)),
         None => (rest, None),
     };
-    Some((from_hex(hex).filter(|s| !s.is_empty())?, expires))
+    Some((crate::hex::decode(hex).filter(|s| !s.is_empty())?, expires))
 }
 
 fn now_ms() -> u64 {
@@ -230,23 +230,6 @@ pub fn revoke(
         peer.revoke(&swiss);
     }
     Ok(what)
-}
-
-/// Hex text of bytes.
-pub fn to_hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// Bytes of hex text (`None` if it is not even-length hex of at most 128
-/// bytes).
-pub fn from_hex(hex: &str) -> Option<Vec<u8>> {
-    if !hex.len().is_multiple_of(2) || hex.len() > 256 {
-        return None;
-    }
-    (0..hex.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(hex.get(i..i + 2)?, 16).ok())
-        .collect()
 }
 
 #[cfg(test)]

@@ -266,5 +266,5 @@ mod vat;
 
 pub use error::{Fault, Result, StoreError};
 pub use export::{EXPORT_MAGIC, EXPORT_VERSION, ExportStats, Imported, MAX_CONFIG, MAX_RECORD};
-pub use store::{FORMAT, HostId, MAX_HOST_KEY_LEN, MAX_HOST_VALUE, MAX_NAME_LEN, Store};
+pub use store::{FORMAT, HostId, MAX_HOST_KEY_LEN, MAX_HOST_VALUE, MAX_NAME_LEN, Store, name_rule};
 pub use vat::VatBackend;

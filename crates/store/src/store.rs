@@ -149,8 +149,12 @@ impl Table {
 }
 
 /// Which naming rule `name` breaks, if any: 1 to 64 bytes of
-/// `[A-Za-z0-9._-]`.
-pub(crate) fn name_rule(name: &str) -> std::result::Result<(), &'static str> {
+/// `[A-Za-z0-9._-]`. The rule of instance and savepoint names, and of the
+/// names a host gives things (so they can go anywhere a store name goes).
+///
+/// # Errors
+/// The rule broken, in words.
+pub fn name_rule(name: &str) -> std::result::Result<(), &'static str> {
     if name.is_empty() {
         return Err("it is empty");
     }
