@@ -275,6 +275,19 @@ mod tests {
     }
 
     #[test]
+    fn the_largest_expiry_a_store_can_name_is_far_future_not_a_panic() {
+        // A crafted store could name one; it must not crash every start
+        // (adding it to the epoch is checked).
+        let (_, at) = parse_root(&format!("{PREFIX}00@{}", u64::MAX)).unwrap();
+        let at = at.unwrap();
+        assert!(at_time(at).is_none_or(|t| t > SystemTime::now()));
+        assert!(!is_expired(at, now_ms()));
+        assert!(is_expired(1, now_ms()));
+        // One digit more does not parse: no sturdyref at all.
+        assert!(parse_root(&format!("{PREFIX}00@{}0", u64::MAX)).is_none());
+    }
+
+    #[test]
     fn root_names_round_trip_and_garbage_is_no_sturdyref() {
         let swiss = [1u8, 2, 254, 255];
         assert_eq!(
