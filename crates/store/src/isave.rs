@@ -153,7 +153,10 @@ impl Store {
                 let (_, v) = row.map_err(|e| s.engine(e))?;
                 last = last.max(v.value().0);
             }
-            let serial = last + 1;
+            let serial = last.checked_add(1).ok_or_else(|| StoreError::Corrupt {
+                path: s.path.clone(),
+                reason: "a savepoint's serial number is impossibly large".into(),
+            })?;
             catalog
                 .insert(key(instance, name).as_str(), (serial, now_secs()))
                 .map_err(|e| s.engine(e))?;

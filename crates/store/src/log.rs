@@ -358,6 +358,10 @@ pub(crate) struct Span {
     pub(crate) seq: u64,
 }
 
+/// The largest sequence number a store may record (2^62: far more
+/// batches than a store will ever write, with room to count on).
+const MAX_SEQ: u64 = 1 << 62;
+
 /// A log that passed every check at open, and what it asks to replay.
 pub(crate) struct Recovered {
     pub(crate) log: Log,
@@ -386,6 +390,18 @@ fn corrupt(path: &Path, reason: impl Into<String>) -> StoreError {
 /// log the store needs), I/O.
 pub(crate) fn recover(store: &Path, meta: &LogMeta, clean: bool) -> Result<Recovered> {
     let path = log_path(store);
+    // Sequence numbers count up by one per batch from 0; one this large
+    // can only come from a crafted file, and counting on from it would
+    // overflow.
+    if meta.checkpointed > MAX_SEQ {
+        return Err(corrupt(
+            store,
+            format!(
+                "its write-ahead log checkpoint {} is impossible",
+                meta.checkpointed
+            ),
+        ));
+    }
     let Some((f, fmeta)) = file::open_private(&path)? else {
         let mut log = Log::new(path, None, [0; 16], meta.checkpointed, 0);
         if let Some(id) = meta.id {
@@ -486,6 +502,9 @@ pub(crate) fn recover(store: &Path, meta: &LogMeta, clean: bool) -> Result<Recov
         at += (ENTRY_HEAD + body.len()) as u64;
     }
     let last = prev.unwrap_or(0).max(floor);
+    if last > MAX_SEQ {
+        return Err(corrupt(&path, format!("entry {last} is impossibly far on")));
+    }
     // A crash mid-append leaves at most one damaged entry, at the end: an
     // entry of this log numbered above `last` beyond it means damage.
     if let Some((where_, seq)) = newer_after(&f, &id, at + 1, file_len, last).map_err(io)? {
@@ -764,6 +783,28 @@ mod tests {
             roots: vec![("main".into(), Some(1)), ("gone".into(), None)],
             next_id: 10,
         }
+    }
+
+    #[test]
+    fn a_checkpoint_number_that_would_overflow_is_refused_not_counted_on() {
+        // A crafted store file naming checkpoint u64::MAX: the next entry
+        // would wrap to 0 and read as stale (silently lost batches).
+        let dir = std::env::temp_dir().join(format!("pola-log-seq-{}", std::process::id()));
+        let _ = std::fs::create_dir(&dir);
+        let store = dir.join("state.redb");
+        for checkpointed in [u64::MAX, MAX_SEQ + 1] {
+            let meta = LogMeta {
+                id: None,
+                checkpointed,
+            };
+            match recover(&store, &meta, true) {
+                Err(StoreError::Corrupt { reason, .. }) => {
+                    assert!(reason.contains("impossible"), "{reason}");
+                }
+                other => panic!("accepted checkpoint {checkpointed}: {:?}", other.err()),
+            }
+        }
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]
