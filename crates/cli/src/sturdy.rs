@@ -228,6 +228,14 @@ pub fn revoke(
     };
     if let Some((peer, _)) = live {
         peer.revoke(&swiss);
+        // The peer applies it on its own loop: wait for that (a stats
+        // request is answered after every command before it), so a fetch
+        // made once this returns is refused.
+        let applied = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .map_err(|e| anyhow!("waiting for the revocation: {e}"))?
+            .block_on(peer.stats());
+        applied.map_err(|e| anyhow!("waiting for the revocation: {e}"))?;
     }
     Ok(what)
 }
