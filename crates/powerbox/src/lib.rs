@@ -15,3 +15,20 @@
 //! dialogs and wires grants through revocable forwarders.
 //! The formats are specified in `crates/desk/PROTOCOL.md`.
 #![forbid(unsafe_code)]
+
+pub mod icon;
+pub mod lookalike;
+pub mod origin;
+pub mod package;
+pub mod rules;
+pub mod text;
+pub mod words;
+
+pub use icon::{Icon, IconError, looks_like};
+pub use lookalike::name_looks_like;
+pub use origin::{Origin, OriginError};
+pub use package::{
+    Access, Kind, Manifest, ManifestError, Package, PackageError, Place, Request, Sites, pack,
+};
+pub use rules::{InstalledApp, Warning, warnings};
+pub use words::describe;
