@@ -193,13 +193,16 @@
       list.append(h('li', { className: 'hint' }, 'No apps yet: install one with “Install app…”.'));
     }
     for (const app of desk.apps) {
+      const busy = opening.has(app.id);
       list.append(h('li', { className: 'app', data: { app: app.id } },
         h('button', {
           type: 'button',
-          className: 'launch' + (app.running ? ' running' : ''),
+          className: 'launch' + (app.running ? ' running' : '') + (busy ? ' opening' : ''),
           title: app.running ? `${app.pet} (open)` : `Open ${app.pet}`,
+          attrs: { 'aria-busy': String(busy) },
           on: { click: () => launch(app.id) },
-        }, iconFor(app, 48), h('span', { className: 'pet' }, app.pet)),
+        }, iconFor(app, 48), h('span', { className: 'pet' }, app.pet),
+        busy ? h('span', { className: 'opening-words' }, 'Opening…') : null),
         h('button', {
           type: 'button',
           className: 'info-button',
@@ -210,19 +213,28 @@
     }
   }
 
+  /** Apps being launched (their icons say so until the window is up). */
+  const opening = new Set();
+
   async function launch(appId) {
     const app = appById(appId);
     if (app && app.running && desk.windows.has(String(app.running))) {
       desk.windows.get(String(app.running)).flash();
       return;
     }
+    if (opening.has(appId)) return;
+    opening.add(appId);
+    drawIcons();
     try {
       const r = await api(`api/apps/${encodeURIComponent(appId)}/launch`, {});
+      opening.delete(appId);
       await refresh();
       const win = desk.windows.get(String(r.window));
       if (win) win.flash();
     } catch (e) {
       notice(`Could not open ${app ? app.pet : 'the app'}: ${e.message}`);
+    } finally {
+      if (opening.delete(appId)) drawIcons();
     }
   }
 
@@ -843,7 +855,7 @@
     }
     body.append(h('h3', null, requests.length ? 'What it asks for' : 'What it asks for: nothing'), list);
 
-    const error = h('p', { className: 'error', attrs: { role: 'alert' } });
+    const error = h('p', { className: 'error install-error', attrs: { role: 'alert' } });
     const install = h('button', {
       type: 'button', className: 'primary install-go',
       on: {
