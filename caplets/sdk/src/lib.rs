@@ -59,6 +59,8 @@ use std::fmt;
 
 pub use pola_syrup::{self as syrup, Value};
 
+pub mod view;
+
 /// The record label standing for a reference on the wire.
 pub const REF_LABEL: &str = "pola:ref";
 

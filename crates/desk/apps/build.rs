@@ -1,1 +1,81 @@
-fn main() {}
+//! Builds the desk's stock apps (`caplets/desk-*`) for
+//! `wasm32-unknown-unknown` with a nested cargo, in a target directory of
+//! their own under `OUT_DIR` (so it never waits on the outer build's
+//! lock), and exports the paths of the `.wasm` files as
+//! `POLA_DESK_APP_<NAME>` for the library.
+
+use std::env;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+const APPS: [&str; 4] = ["editor", "notes", "clock", "hostile"];
+const TARGET: &str = "wasm32-unknown-unknown";
+
+fn watch(path: &Path) {
+    if path.is_file() {
+        println!("cargo:rerun-if-changed={}", path.display());
+        return;
+    }
+    let Ok(entries) = fs::read_dir(path) else {
+        return;
+    };
+    for e in entries.flatten() {
+        if e.file_name() == "target" {
+            continue;
+        }
+        watch(&e.path());
+    }
+}
+
+fn main() {
+    let manifest =
+        PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
+    let root = manifest.join("../../..");
+    let caplets = root.join("caplets");
+    let out = PathBuf::from(env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"));
+    let target_dir = out.join("desk-apps-target");
+    for p in ["Cargo.toml", "Cargo.lock", "sdk", "sys"] {
+        watch(&caplets.join(p));
+    }
+    for app in APPS {
+        watch(&caplets.join(format!("desk-{app}")));
+    }
+    watch(&root.join("crates/syrup"));
+
+    let cargo = env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let mut cmd = Command::new(cargo);
+    cmd.current_dir(&caplets)
+        .args(["build", "--release", "--target", TARGET]);
+    for app in APPS {
+        cmd.arg("-p").arg(format!("pola-caplet-desk-{app}"));
+    }
+    // The outer build's flags and wrappers are for the host, not the guest.
+    for var in [
+        "RUSTFLAGS",
+        "CARGO_ENCODED_RUSTFLAGS",
+        "CARGO_BUILD_RUSTFLAGS",
+        "CARGO_BUILD_TARGET",
+        "RUSTC_WORKSPACE_WRAPPER",
+    ] {
+        cmd.env_remove(var);
+    }
+    cmd.env("CARGO_TARGET_DIR", &target_dir);
+    let status = cmd.status().expect("run cargo for caplets/");
+    if !status.success() {
+        panic!(
+            "building the desk's apps (caplets/desk-*) for {TARGET} failed; \
+             if the target is missing, run `rustup target add {TARGET}`"
+        );
+    }
+    let wasm_dir = target_dir.join(TARGET).join("release");
+    for app in APPS {
+        let file = wasm_dir.join(format!("pola_caplet_desk_{app}.wasm"));
+        assert!(file.exists(), "missing {}", file.display());
+        println!(
+            "cargo:rustc-env=POLA_DESK_APP_{}={}",
+            app.to_uppercase(),
+            file.display()
+        );
+    }
+}
