@@ -32,3 +32,4 @@ pub use package::{
 };
 pub use rules::{InstalledApp, Warning, warnings};
 pub use words::describe;
+pub mod caps;
