@@ -204,7 +204,7 @@ fn is_public_v4(ip: Ipv4Addr) -> bool {
 pub struct WebOptions {
     /// Time to connect (name lookup, TCP, TLS).
     pub connect_timeout: Duration,
-    /// Time for the whole request, redirects and body included... per hop.
+    /// Time for each request (each hop of a redirect), body included.
     pub total_timeout: Duration,
     /// The largest body answered.
     pub max_body: u64,
