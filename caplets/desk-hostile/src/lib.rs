@@ -11,8 +11,13 @@
 //!   accepted, as it should be; only the page can tell whether it was
 //!   shown literally (the browser test checks `window.__pwned`), so the
 //!   payload is repeated in the line itself;
-//! - `PENDING: …` while answers are still coming, `NOTE: …` for context,
-//!   `USED: …` for a legitimate use of a live grant.
+//! - `PENDING: …` while answers are still coming (every attempt of an
+//!   attack is listed as pending at once, so a list without `PENDING` is
+//!   complete), `USED: …` for a legitimate use of a live grant.
+//!
+//! Context that is not an attempt (nothing kept from an earlier launch; a
+//! grant kept in storage, to be tried at the next launch) is shown in
+//! paragraphs under the list, never as a list item.
 //!
 //! Attempts are independent: each is a send whose answer is watched, and
 //! the heavy ones (big trees, guessing handles, storing a grant) each run
@@ -26,7 +31,7 @@ use std::cell::Cell;
 use std::collections::{BTreeMap, BTreeSet};
 
 use pola_caplet_sdk::view::{self, Env, Event, text};
-use pola_caplet_sdk::{Caplet, Error, Ref, Reply, Val, Value, caplet, storage};
+use pola_caplet_sdk::{Caplet, Ref, Reply, Val, Value, caplet, storage};
 
 thread_local! {
     /// The file grant of the previous launch, kept in linear memory (a
@@ -75,6 +80,10 @@ pub struct Hostile {
     launch: u64,
     /// One line per attempt, by key, in the order first reported.
     lines: Vec<(String, String)>,
+    /// Context, shown under the list.
+    notes: Vec<String>,
+    /// This attack's storage write of a grant was accepted by the sandbox.
+    kept: bool,
     spam: Spam,
     guessing: Guessing,
 }
@@ -167,6 +176,7 @@ impl Hostile {
                 view::button("use-file", "Use the file"),
             ]),
             view::list(self.lines.iter().map(|(_, l)| text(l))),
+            view::column(self.notes.iter().map(|n| view::para([text(n)]))),
         ])
     }
 
@@ -176,9 +186,10 @@ impl Hostile {
         }
     }
 
-    /// Runs `next` in a turn of its own: after the pane has answered a
-    /// re-show of the current lines.
-    fn later(&mut self, next: impl FnOnce(&mut Hostile) + 'static) {
+    /// Runs `next` (attempt `key`, listed as pending until it reports) in a
+    /// turn of its own: after the pane has answered a re-show of the
+    /// current lines.
+    fn later(&mut self, key: Option<&'static str>, next: impl FnOnce(&mut Hostile) + 'static) {
         let Some(pane) = self.pane else {
             return;
         };
@@ -193,11 +204,13 @@ impl Hostile {
                 }
             },
         );
-        if let Err(e) = r {
-            self.report(
-                "schedule",
-                format!("NOTE: could not schedule an attempt: {e}"),
-            );
+        match (r, key) {
+            (Ok(()), Some(key)) => self.set(key, format!("PENDING: {key}")),
+            (Err(e), Some(key)) => {
+                self.report(key, format!("BLOCKED: {key}: not even tried: {e}"));
+            }
+            (Err(e), None) => self.notes.push(format!("Could not schedule a step: {e}")),
+            (Ok(()), None) => {}
         }
     }
 
@@ -289,9 +302,8 @@ impl Hostile {
         // The file grant of an earlier launch, kept in memory.
         match KEPT.with(|k| k.replace(env.grant("file"))) {
             Some(old) => self.try_read("old grant after relaunch", old, false),
-            None => self.set(
-                "old grant after relaunch",
-                "NOTE: old grant after relaunch: none in memory (first launch of this instance, or no file granted)".to_owned(),
+            None => self.notes.push(
+                "No file grant from an earlier launch in memory (first launch of this instance, or no file granted).".to_owned(),
             ),
         }
         // A grant an earlier attack kept in storage.
@@ -299,10 +311,9 @@ impl Hostile {
             Ok(Some(Val::Ref(r))) => {
                 self.try_read("grant kept in storage after relaunch", r, false)
             }
-            Ok(_) => self.set(
-                "grant kept in storage after relaunch",
-                "NOTE: grant kept in storage after relaunch: none stored".to_owned(),
-            ),
+            Ok(_) => self
+                .notes
+                .push("No grant kept in storage by an earlier attack.".to_owned()),
             Err(e) => self.set(
                 "grant kept in storage after relaunch",
                 format!("BLOCKED: grant kept in storage after relaunch: {e}"),
@@ -316,7 +327,7 @@ impl Hostile {
             Some(f) => self.try_read("current file grant", f, true),
             None => self.set(
                 "current file grant",
-                "NOTE: current file grant: none was granted".to_owned(),
+                "BLOCKED: current file grant: none was granted".to_owned(),
             ),
         }
         self.draw();
@@ -410,26 +421,29 @@ impl Hostile {
         self.draw();
         // The heavy ones, each in a turn of its own.
         self.guessing = Guessing::default();
-        self.set(
-            "guess capability handles",
-            "PENDING: guess capability handles".to_owned(),
-        );
         let mut start = 1;
         while start <= GUESSES {
             let end = (start + GUESS_CHUNK - 1).min(GUESSES);
-            self.later(move |h| h.guess(start, end));
+            self.later(Some("guess capability handles"), move |h| {
+                h.guess(start, end);
+            });
             start = end + 1;
         }
-        self.later(Hostile::keep_in_storage);
-        self.later(|h| match long_text(10 << 20) {
+        self.later(None, Hostile::keep_in_storage);
+        self.later(None, Hostile::check_kept);
+        self.later(Some("a 10 MiB string"), |h| match long_text(10 << 20) {
             Some(m) => h.try_encoded("a 10 MiB string", &m),
             None => h.report(
                 "a 10 MiB string",
                 "BLOCKED: a 10 MiB string: this app's memory cannot hold it".to_owned(),
             ),
         });
-        self.later(|h| h.try_encoded("tree nested 1 000 deep", &deep_tree(1000)));
-        self.later(|h| h.try_encoded("tree of 100 000 nodes", &wide_tree(100_000)));
+        self.later(Some("tree nested 1 000 deep"), |h| {
+            h.try_encoded("tree nested 1 000 deep", &deep_tree(1000));
+        });
+        self.later(Some("tree of 100 000 nodes"), |h| {
+            h.try_encoded("tree of 100 000 nodes", &wide_tree(100_000));
+        });
     }
 
     /// Handles this launch knowingly holds (not guesses).
@@ -479,26 +493,45 @@ impl Hostile {
         self.report(key, line);
     }
 
+    /// Keeps a grant of this launch in storage, to try at the next launch
+    /// (where it must be dead). Not an attempt with a verdict now: using
+    /// it within this launch is legitimate.
     fn keep_in_storage(&mut self) {
-        let key = "keep a grant in storage";
         let grant = self
             .grants
             .get("file")
             .or_else(|| self.grants.values().next())
             .copied();
-        let line = match grant {
-            None => format!("NOTE: {key}: no grant to keep"),
+        let note = match grant {
+            None => "No grant to keep in storage.".to_owned(),
             Some(g) => match storage::put(KEPT_KEY, &g.val()) {
-                Ok(()) => format!(
-                    "PENDING: {key}: the sandbox took it; relaunch to see whether it still works"
-                ),
-                Err(Error::StorageFull) => {
-                    format!("BLOCKED: {key}: storage-full (this app may not write storage)")
+                Ok(()) => {
+                    self.kept = true;
+                    return;
                 }
-                Err(e) => format!("BLOCKED: {key}: {e}"),
+                Err(e) => format!("Could not keep a grant in storage: {e}."),
             },
         };
-        self.report(key, line);
+        self.notes.push(note);
+        self.draw();
+    }
+
+    /// In the turn after [`Hostile::keep_in_storage`]: whether the grant
+    /// is really stored (the turn storing it may have been refused).
+    fn check_kept(&mut self) {
+        if !std::mem::take(&mut self.kept) {
+            return;
+        }
+        self.notes.push(match storage::get(KEPT_KEY) {
+            Ok(Some(Val::Ref(_))) => {
+                "A grant is kept in storage, to try at the next launch.".to_owned()
+            }
+            Ok(_) => {
+                "The grant was not kept in storage (the turn storing it was refused).".to_owned()
+            }
+            Err(e) => format!("Could not read storage: {e}."),
+        });
+        self.draw();
     }
 
     fn spam(&mut self) {

@@ -122,21 +122,27 @@ impl Pane {
     }
 
     /// Waits until a tree shown after the first `after` satisfies `ok`
-    /// (on its words), and returns that tree's words.
+    /// (on its words), and returns that tree's words. Each tree is looked
+    /// at once, outside the pane's lock.
     pub fn wait_for(&self, after: usize, ok: impl Fn(&[String]) -> bool) -> Vec<String> {
         let deadline = Instant::now() + T;
+        let mut next = after;
+        let mut last = None;
         loop {
-            {
+            let fresh: Vec<Val> = {
                 let shown = self.0.lock().unwrap();
-                if let Some(w) = shown.iter().skip(after).map(words).find(|w| ok(w)) {
+                let fresh = shown.get(next..).unwrap_or_default().to_vec();
+                next = shown.len().max(next);
+                fresh
+            };
+            for tree in &fresh {
+                let w = words(tree);
+                if ok(&w) {
                     return w;
                 }
-                assert!(
-                    Instant::now() < deadline,
-                    "no view matched; last: {:?}",
-                    shown.last().map(words)
-                );
+                last = Some(w);
             }
+            assert!(Instant::now() < deadline, "no view matched; last: {last:?}");
             std::thread::sleep(Duration::from_millis(5));
         }
     }
