@@ -11,6 +11,7 @@ mod hostile;
 mod manifests;
 mod modules;
 mod notes;
+mod packages;
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, OnceLock};

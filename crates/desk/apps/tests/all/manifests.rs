@@ -1,8 +1,9 @@
 //! The manifests have the shape of `crates/desk/PROTOCOL.md` section 1
 //! (as TOML, `[[request]]` tables), and the icons are 64×64 PNGs.
 //!
-//! `pola_powerbox::package` is being written alongside; until it can pack
-//! a manifest, these tests check the protocol's rules themselves.
+//! These check the protocol's rules on their own, apart from the
+//! powerbox's parser (which `packages.rs` runs): two readings of the
+//! protocol that must agree.
 
 use std::collections::BTreeSet;
 
