@@ -1,12 +1,13 @@
 //! The `pola` binary: subcommands over every layer of pola.
 //!
-//! With no subcommand it runs the main job on embedded defaults (for now the
-//! vat-runtime demo: the E mint/purse payment between three vats).
+//! With no subcommand it runs the main job on embedded defaults: the desk
+//! (`pola desk`), with its state in the user's data folder.
 #![forbid(unsafe_code)]
 
 mod caplets;
 mod config;
 mod control;
+mod desk;
 mod hex;
 mod host;
 mod ocapn;
@@ -27,8 +28,45 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Start the desk (the default): a web desktop for confined apps on
+    /// 127.0.0.1; prints the one URL to open (it carries the desk's
+    /// secret token: it is the key to the desk).
+    Desk {
+        /// State folder [default: $XDG_DATA_HOME/pola/desk, or
+        /// ~/.local/share/pola/desk].
+        #[arg(long)]
+        state: Option<std::path::PathBuf>,
+        /// The documents folder: the only files apps can be given
+        /// [default: STATE/Documents].
+        #[arg(long)]
+        documents: Option<std::path::PathBuf>,
+        /// Port on 127.0.0.1; 0 picks a free one.
+        #[arg(long, default_value_t = 0)]
+        port: u16,
+    },
+    /// Install an app package into a desk that is not running, granting
+    /// what it asks as asked (files at the places it suggests inside the
+    /// documents folder; web and objects are left out): for packages you
+    /// trust. Prints Granma's warnings first; refuses if there are any
+    /// unless --despite-warnings.
+    Install {
+        /// The `.polapkg` file.
+        package: std::path::PathBuf,
+        /// The desk's state folder [default: as for `pola desk`].
+        #[arg(long)]
+        state: Option<std::path::PathBuf>,
+        /// The documents folder [default: STATE/Documents].
+        #[arg(long)]
+        documents: Option<std::path::PathBuf>,
+        /// The name to give it [default: the name it calls itself].
+        #[arg(long)]
+        name: Option<String>,
+        /// Install even when Granma's rules warn.
+        #[arg(long)]
+        despite_warnings: bool,
+    },
     /// Run the mint/purse payment between Alice, Bob and the Mint in three
-    /// vats, printing each step (the default).
+    /// vats, printing each step.
     Demo,
     /// Caplet (confined WebAssembly) tools.
     Caplet {
@@ -174,8 +212,25 @@ enum CapletCommand {
     /// (imports nothing but pola's caplet interface). Exits 0 if confined,
     /// 1 if not, 2 if the file is not a valid module.
     Check {
-        /// The `.wasm` file.
+        /// The `.wasm` file, or a `.polapkg` package (then its manifest
+        /// is checked too, and whether its module loads).
         file: std::path::PathBuf,
+    },
+    /// Build an app package (`.polapkg`) from a TOML manifest, a `.wasm`
+    /// and an optional PNG icon; checks all three.
+    Pack {
+        /// The manifest (TOML; see crates/desk/PROTOCOL.md).
+        #[arg(long)]
+        manifest: std::path::PathBuf,
+        /// The caplet module.
+        #[arg(long)]
+        wasm: std::path::PathBuf,
+        /// The icon (PNG, at most 512×512).
+        #[arg(long)]
+        icon: Option<std::path::PathBuf>,
+        /// Where to write the package.
+        #[arg(long, short)]
+        output: std::path::PathBuf,
     },
 }
 
@@ -208,11 +263,47 @@ fn main() -> std::process::ExitCode {
 
 fn run() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    match cli.command.unwrap_or(Command::Demo) {
+    let no_state = || -> anyhow::Result<std::path::PathBuf> { desk::default_state() };
+    match cli.command.unwrap_or(Command::Desk {
+        state: None,
+        documents: None,
+        port: 0,
+    }) {
+        Command::Desk {
+            state,
+            documents,
+            port,
+        } => pola_desk::run(&pola_desk::RunOptions {
+            state: state.map_or_else(no_state, Ok)?,
+            documents,
+            port,
+        }),
+        Command::Install {
+            package,
+            state,
+            documents,
+            name,
+            despite_warnings,
+        } => desk::install(
+            &package,
+            &state.map_or_else(no_state, Ok)?,
+            documents,
+            name,
+            despite_warnings,
+        ),
         Command::Demo => demo(),
         Command::Caplet {
             command: CapletCommand::Check { file },
         } => caplet_check(&file),
+        Command::Caplet {
+            command:
+                CapletCommand::Pack {
+                    manifest,
+                    wasm,
+                    icon,
+                    output,
+                },
+        } => desk::pack(&manifest, &wasm, icon.as_deref(), &output),
         Command::Ocapn {
             command: OcapnCommand::TestPeer { port },
         } => ocapn::test_peer(port),
@@ -274,6 +365,9 @@ fn caplet_check(file: &std::path::Path) -> anyhow::Result<()> {
     use anyhow::Context as _;
     let bytes = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
     let path = shown(&file.display().to_string());
+    if !bytes.starts_with(b"\0asm") {
+        return desk::check_package(file, &bytes);
+    }
     let report = match pola_sandbox::check(&bytes) {
         Ok(r) => r,
         Err(e) => {
@@ -310,7 +404,7 @@ fn caplet_check(file: &std::path::Path) -> anyhow::Result<()> {
 /// `s` safe to print to a terminal: control characters and invisible
 /// formatting characters (bidirectional overrides, zero-width ones) are
 /// written as `\u{…}` escapes.
-fn shown(s: &str) -> String {
+pub(crate) fn shown(s: &str) -> String {
     s.chars()
         .map(|c| {
             let invisible = matches!(c,

@@ -9,7 +9,7 @@ use common::pola;
 
 #[test]
 fn demo_moves_the_money_and_refuses_the_attacks() {
-    let (code, out, err) = pola(&[]);
+    let (code, out, err) = pola(&["demo"]);
     assert_eq!(code, 0, "{out}\n{err}");
     assert!(
         out.contains("balances: Alice 90, Bob 60, payment 0"),

@@ -1,0 +1,1601 @@
+//! The desk's runtime: installed apps, running windows, the powerbox, and
+//! the audit trail, over one persistent vat.
+//!
+//! Every capability an app receives goes app → revocable forwarder (this
+//! launch's) → audit counter → the capability. Closing the window revokes
+//! every forwarder of the launch, and the pane and powerbox too.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use pola_powerbox::icon::Icon;
+use pola_powerbox::package::{Access, Kind, Package, Request, Sites};
+use pola_sandbox::Sandbox;
+use pola_sandbox::vat::{CapletCode, CapletObject, Policy, VatLink};
+use pola_store::Store;
+use pola_vat::patterns::{forward, revocable};
+use pola_vat::{Object, Outcome, Ref, Resolver, Turn, Val, Vat, error};
+use serde_json::{Value as Json, json};
+use sha2::{Digest as _, Sha256};
+
+use crate::model::{App, Endowment, GrantRecord, Model, Origin, Spec};
+use crate::pane;
+
+/// The host-table row holding the model.
+const MODEL_ROW: &str = "desk-model";
+/// How long the desk waits on its vat.
+const TIMEOUT: Duration = Duration::from_secs(20);
+/// Reviews kept waiting for the user's decision.
+const MAX_REVIEWS: usize = 8;
+/// Powerbox requests per window per minute.
+const REQUESTS_PER_MINUTE: usize = 10;
+/// Uses kept for the timeline.
+const MAX_TIMELINE: usize = 500;
+/// Longest pet name, in characters.
+const MAX_PET: usize = 64;
+
+/// A desk error: plain words for the person, and whether it was their
+/// request (4xx) or the desk (5xx).
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{message}")]
+pub struct DeskError {
+    /// What went wrong, in plain words.
+    pub message: String,
+    /// The HTTP status it maps to.
+    pub status: u16,
+}
+
+impl DeskError {
+    /// The request was wrong (400).
+    pub fn bad(message: impl Into<String>) -> DeskError {
+        DeskError {
+            message: message.into(),
+            status: 400,
+        }
+    }
+    /// No such thing (404).
+    pub fn missing(message: impl Into<String>) -> DeskError {
+        DeskError {
+            message: message.into(),
+            status: 404,
+        }
+    }
+    /// The desk failed (500).
+    pub fn internal(message: impl Into<String>) -> DeskError {
+        DeskError {
+            message: message.into(),
+            status: 500,
+        }
+    }
+}
+
+type R<T> = Result<T, DeskError>;
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+fn random_hex(bytes: usize) -> String {
+    let mut b = vec![0u8; bytes];
+    // The desk cannot run without randomness; an id of zeros would still
+    // be refused as a duplicate rather than shared.
+    let _ = getrandom::fill(&mut b);
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// A package waiting for the user's decisions.
+struct Review {
+    package: Package,
+    code: CapletCode,
+    icon: Option<Icon>,
+    json: Json,
+}
+
+/// A powerbox request shown in a window's chrome.
+struct Prompt {
+    id: String,
+    request: Request,
+    resolver: Resolver,
+}
+
+/// A running app's window.
+struct Window {
+    app: String,
+    view: Option<Json>,
+    links: Vec<Ref>,
+    seq: u64,
+    /// Revokers of everything this launch was given, with grant numbers
+    /// (`None` for the pane and powerbox).
+    revokers: Vec<(Option<u64>, Ref)>,
+    prompt: Option<Prompt>,
+    requests: VecDeque<Instant>,
+}
+
+/// An object a running app offers to others.
+struct Offer {
+    id: String,
+    window: u64,
+    app: String,
+    interface: String,
+    object: Ref,
+}
+
+/// One use of a grant, for the timeline.
+#[derive(Clone)]
+struct Use {
+    at: u64,
+    app: String,
+    grant: u64,
+    words: String,
+    method: String,
+}
+
+struct Inner {
+    model: Model,
+    windows: BTreeMap<u64, Window>,
+    reviews: HashMap<String, Review>,
+    review_order: VecDeque<String>,
+    offers: Vec<Offer>,
+    timeline: VecDeque<Use>,
+    next_window: u64,
+}
+
+/// What the desk's objects share with it (not the vat: objects live in
+/// the vat).
+pub struct Shared {
+    inner: Mutex<Inner>,
+    events: tokio::sync::broadcast::Sender<String>,
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn changed(&self) {
+        let _ = self.events.send(json!({"type": "changed"}).to_string());
+    }
+}
+
+/// The desk.
+pub struct Desk {
+    vat: Vat,
+    store: Arc<Store>,
+    sandbox: Sandbox<VatLink>,
+    documents: PathBuf,
+    shared: Arc<Shared>,
+}
+
+/// Options for [`Desk::open`].
+pub struct Options {
+    /// The state folder (store).
+    pub state: PathBuf,
+    /// The documents folder: the only files apps can be given.
+    pub documents: PathBuf,
+}
+
+impl Desk {
+    /// Opens (or creates) the desk in `opts.state`.
+    ///
+    /// # Errors
+    /// The store cannot be opened, or holds a damaged model.
+    pub fn open(opts: &Options) -> anyhow::Result<Arc<Desk>> {
+        let store = Arc::new(Store::open(&opts.state.join("state.redb"))?);
+        let sandbox = Sandbox::new(crate::sandbox_config())
+            .map_err(|e| anyhow::anyhow!("setting up WebAssembly: {e}"))?;
+        let mut kinds = pola_vat::persist::Kinds::new();
+        pola_sandbox::vat::kinds(&mut kinds, &sandbox);
+        let backend = store.vat("desk")?;
+        let vat = Vat::open("desk", backend, kinds).map_err(|e| anyhow::anyhow!("{e}"))?;
+        let model: Model = match store.host_get(MODEL_ROW)? {
+            Some(bytes) => serde_json::from_slice(&bytes).map_err(|e| {
+                anyhow::anyhow!(
+                    "{}: the desk's record of installed apps is damaged ({e})",
+                    opts.state.display()
+                )
+            })?,
+            None => Model::default(),
+        };
+        let (events, _) = tokio::sync::broadcast::channel(256);
+        let mut model = model;
+        // Grants of an earlier run are dead: their launch ended with it.
+        for g in &mut model.grants {
+            g.live = false;
+        }
+        let desk = Arc::new(Desk {
+            vat,
+            store,
+            sandbox,
+            documents: opts.documents.clone(),
+            shared: Arc::new(Shared {
+                inner: Mutex::new(Inner {
+                    model,
+                    windows: BTreeMap::new(),
+                    reviews: HashMap::new(),
+                    review_order: VecDeque::new(),
+                    offers: Vec::new(),
+                    timeline: VecDeque::new(),
+                    next_window: 1,
+                }),
+                events,
+            }),
+        });
+        desk.drop_orphans()?;
+        Ok(desk)
+    }
+
+    /// The store (for the token row).
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// The documents folder.
+    pub fn documents(&self) -> &Path {
+        &self.documents
+    }
+
+    /// A receiver of the page's live messages.
+    pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<String> {
+        self.shared.events.subscribe()
+    }
+
+    /// Whether any app is installed.
+    pub fn is_empty(&self) -> bool {
+        self.shared.lock().model.apps.is_empty()
+    }
+
+    /// Roots `app:ID` with no app in the model (a crash between the two
+    /// writes of an install) are removed.
+    fn drop_orphans(&self) -> anyhow::Result<()> {
+        let known: Vec<String> = self
+            .shared
+            .lock()
+            .model
+            .apps
+            .iter()
+            .map(|a| format!("app:{}", a.id))
+            .collect();
+        let orphans: Vec<String> = self
+            .vat
+            .root_names()
+            .into_iter()
+            .filter(|n| n.starts_with("app:") && !known.contains(n))
+            .collect();
+        if orphans.is_empty() {
+            return Ok(());
+        }
+        let done = self.vat.run(move |cx| {
+            for n in &orphans {
+                cx.set_root(n, None)?;
+            }
+            Ok(Val::null())
+        });
+        self.vat
+            .block_on(&done, TIMEOUT)
+            .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+        Ok(())
+    }
+
+    fn save(&self, inner: &mut Inner) -> R<()> {
+        inner.model.trim();
+        let bytes = serde_json::to_vec(&inner.model)
+            .map_err(|e| DeskError::internal(format!("saving the desk: {e}")))?;
+        self.store
+            .host_put(MODEL_ROW, Some(&bytes))
+            .map_err(|e| DeskError::internal(format!("saving the desk: {e}")))
+    }
+
+    fn wait(&self, r: &Ref) -> R<Val> {
+        self.vat
+            .block_on(r, TIMEOUT)
+            .map_err(|e| DeskError::internal(format!("the desk's vat: {e:?}")))
+    }
+
+    // ----- state for the page -----
+
+    /// `GET api/state`.
+    pub fn state(&self) -> Json {
+        let inner = self.shared.lock();
+        let running: HashMap<&str, u64> = inner
+            .windows
+            .iter()
+            .map(|(id, w)| (w.app.as_str(), *id))
+            .collect();
+        let apps: Vec<Json> = inner
+            .model
+            .apps
+            .iter()
+            .map(|a| {
+                json!({
+                    "id": a.id, "pet": a.pet, "calls_itself": a.calls_itself,
+                    "description": a.description, "icon": a.icon.is_some(),
+                    "installed_at": a.installed_at,
+                    "running": running.get(a.id.as_str()).map(|w| w.to_string()),
+                })
+            })
+            .collect();
+        let windows: Vec<Json> = inner
+            .windows
+            .iter()
+            .map(|(id, w)| {
+                let pet = inner.model.app(&w.app).map(|a| a.pet.clone());
+                json!({
+                    "id": id.to_string(), "app": w.app, "pet": pet, "view": w.view,
+                    "seq": w.seq,
+                    "prompt": w.prompt.as_ref().map(|p| prompt_json(&inner, p)),
+                })
+            })
+            .collect();
+        json!({"apps": apps, "windows": windows, "documents": self.documents.display().to_string()})
+    }
+
+    /// The icon of an app, re-encoded by the desk.
+    pub fn icon(&self, app: &str) -> Option<Vec<u8>> {
+        self.shared.lock().model.app(app)?.icon.clone()
+    }
+
+    /// The icon of a package under review.
+    pub fn review_icon(&self, review: &str) -> Option<Vec<u8>> {
+        let inner = self.shared.lock();
+        Some(inner.reviews.get(review)?.icon.as_ref()?.png().to_vec())
+    }
+
+    // ----- install -----
+
+    /// `POST api/packages`: checks a package and returns what the install
+    /// dialog shows.
+    ///
+    /// # Errors
+    /// A malformed, oversized or hostile package, in plain words.
+    pub fn review(&self, bytes: &[u8]) -> R<Json> {
+        let package = Package::decode(bytes).map_err(|e| DeskError::bad(e.to_string()))?;
+        let code = CapletCode::load(&self.sandbox, &package.wasm)
+            .map_err(|e| DeskError::bad(format!("the app's code does not load: {e}")))?;
+        let icon = package.icon.clone();
+        let mut inner = self.shared.lock();
+        let installed: Vec<pola_powerbox::rules::InstalledApp> = inner
+            .model
+            .apps
+            .iter()
+            .map(|a| pola_powerbox::rules::InstalledApp {
+                pet: a.pet.clone(),
+                calls_itself: a.calls_itself.clone(),
+                icon_hash: a.icon_hash,
+            })
+            .collect();
+        let warnings =
+            pola_powerbox::rules::warnings(
+            &package.manifest,
+            icon.as_ref(),
+            &installed,
+            &self.documents,
+            &home(),
+        );
+        let id = random_hex(16);
+        let m = &package.manifest;
+        let requests: Vec<Json> = m
+            .requests
+            .iter()
+            .map(|r| request_json(&inner, r))
+            .collect();
+        let rule1 = warnings.iter().any(|w| w.rule == 1);
+        let suggested = if rule1 || inner.model.apps.iter().any(|a| a.pet == m.name) {
+            String::new()
+        } else {
+            m.name.clone()
+        };
+        let json = json!({
+            "id": id, "calls_itself": m.name, "description": m.description,
+            "suggested_pet": suggested, "icon": icon.is_some(), "requests": requests,
+            "warnings": warnings.iter().map(|w| json!({"rule": w.rule, "text": w.text, "requests": w.requests})).collect::<Vec<_>>(),
+        });
+        inner.reviews.insert(
+            id.clone(),
+            Review {
+                package,
+                code,
+                icon,
+                json: json.clone(),
+            },
+        );
+        inner.review_order.push_back(id);
+        while inner.review_order.len() > MAX_REVIEWS {
+            if let Some(old) = inner.review_order.pop_front() {
+                inner.reviews.remove(&old);
+            }
+        }
+        Ok(json)
+    }
+
+    /// `POST api/reviews/RID/cancel`.
+    pub fn cancel(&self, review: &str) {
+        let mut inner = self.shared.lock();
+        inner.reviews.remove(review);
+        inner.review_order.retain(|r| r != review);
+    }
+
+    /// `POST api/reviews/RID/install`: installs with the user's decisions.
+    ///
+    /// # Errors
+    /// An unknown review, a bad pet name, or a decision that does not fit
+    /// its request; nothing is installed then.
+    pub fn install(&self, review: &str, pet: &str, decisions: &[Json]) -> R<String> {
+        let (endowments, pet, review) = {
+            let mut inner = self.shared.lock();
+            let pet = check_pet(&inner.model, pet, None)?;
+            let r = inner
+                .reviews
+                .get(review)
+                .ok_or_else(|| DeskError::missing("this install dialog has expired; pick the package again"))?;
+            let endowments = self.decide(&inner, &r.package, decisions)?;
+            let r = inner
+                .reviews
+                .remove(review)
+                .ok_or_else(|| DeskError::missing("this install dialog has expired"))?;
+            inner.review_order.retain(|x| x != review);
+            (endowments, pet, r)
+        };
+        let _ = review.json;
+        self.add_app(review.package, review.code, review.icon, pet, endowments)
+    }
+
+    /// Installs a package with every request granted as asked (files and
+    /// folders at their suggested place inside the documents folder): the
+    /// stock apps at first start, and `pola install --grant-all`.
+    ///
+    /// # Errors
+    /// As for [`Desk::review`].
+    pub fn install_trusted(&self, bytes: &[u8], pet: &str) -> R<String> {
+        let package = Package::decode(bytes).map_err(|e| DeskError::bad(e.to_string()))?;
+        let code = CapletCode::load(&self.sandbox, &package.wasm)
+            .map_err(|e| DeskError::bad(format!("the app's code does not load: {e}")))?;
+        let icon = package.icon.clone();
+        let mut endowments = Vec::new();
+        for r in &package.manifest.requests {
+            let spec = match r.kind {
+                Kind::File | Kind::Folder => {
+                    let Some(rel) = r.path.as_deref().and_then(inside_documents) else {
+                        continue;
+                    };
+                    let write = r.access == Some(Access::ReadWrite);
+                    if r.kind == Kind::File {
+                        Spec::File { rel, write }
+                    } else {
+                        Spec::Folder { rel, write }
+                    }
+                }
+                Kind::Web => continue,
+                Kind::Clock => Spec::Clock,
+                Kind::Random => Spec::Random,
+                Kind::Storage => Spec::Storage,
+                Kind::Object => continue,
+            };
+            endowments.push(Endowment {
+                name: r.name.clone(),
+                words: pola_powerbox::words::describe(r),
+                spec,
+            });
+        }
+        let pet = {
+            let inner = self.shared.lock();
+            check_pet(&inner.model, pet, None)?
+        };
+        self.add_app(package, code, icon, pet, endowments)
+    }
+
+    fn decide(&self, inner: &Inner, package: &Package, decisions: &[Json]) -> R<Vec<Endowment>> {
+        let mut out = Vec::new();
+        for d in decisions {
+            let name = d["name"].as_str().unwrap_or_default();
+            if !package.manifest.requests.iter().any(|r| r.name == name) {
+                return Err(DeskError::bad(format!(
+                    "a decision names a request the app did not make: {name:?}"
+                )));
+            }
+        }
+        for r in &package.manifest.requests {
+            let Some(d) = decisions.iter().find(|d| d["name"].as_str() == Some(&r.name)) else {
+                continue;
+            };
+            if d["grant"].as_bool() != Some(true) {
+                continue;
+            }
+            let spec = self.narrowed(inner, r, d)?;
+            out.push(Endowment {
+                name: r.name.clone(),
+                words: spec_words(&spec),
+                spec,
+            });
+        }
+        Ok(out)
+    }
+
+    /// The spec for granting request `r` as the user decided in `d`
+    /// (never more than asked).
+    fn narrowed(&self, inner: &Inner, r: &Request, d: &Json) -> R<Spec> {
+        let asked_write = r.access == Some(Access::ReadWrite);
+        Ok(match r.kind {
+            Kind::File | Kind::Folder => {
+                let write = match d["access"].as_str() {
+                    None => asked_write,
+                    Some("read") => false,
+                    Some("read-write") if asked_write => true,
+                    Some(_) => {
+                        return Err(DeskError::bad(format!(
+                            "request {:?}: the access can only be narrowed to \"read\"",
+                            r.name
+                        )));
+                    }
+                };
+                let rel = d["path"].as_str().ok_or_else(|| {
+                    DeskError::bad(format!(
+                        "request {:?}: choose a {} in the documents folder first",
+                        r.name,
+                        if r.kind == Kind::File { "file" } else { "folder" }
+                    ))
+                })?;
+                let rel = self.check_rel(rel, r.kind == Kind::File)?;
+                if r.kind == Kind::File {
+                    Spec::File { rel, write }
+                } else {
+                    Spec::Folder { rel, write }
+                }
+            }
+            Kind::Web => {
+                let sites = match d["site"].as_str() {
+                    Some(site) => {
+                        let site = normalise_origin(site).ok_or_else(|| {
+                            DeskError::bad(format!(
+                                "{site:?} is not a web site (write it as https://example.org)"
+                            ))
+                        })?;
+                        let allowed = match &r.sites {
+                            Sites::Anywhere => true,
+                            Sites::Some(list) => list.iter().any(|o| o.to_string() == site),
+                            Sites::None => false,
+                        };
+                        if !allowed {
+                            return Err(DeskError::bad(format!(
+                                "request {:?}: {site} is not one of the sites it asked for",
+                                r.name
+                            )));
+                        }
+                        Some(vec![site])
+                    }
+                    None => match &r.sites {
+                        Sites::Anywhere => None,
+                        Sites::Some(list) => Some(list.iter().map(ToString::to_string).collect()),
+                        Sites::None => Some(Vec::new()),
+                    },
+                };
+                Spec::Web { sites }
+            }
+            Kind::Clock => Spec::Clock,
+            Kind::Random => Spec::Random,
+            Kind::Storage => Spec::Storage,
+            Kind::Object => {
+                let interface = r.interface.clone().unwrap_or_default();
+                let _ = inner;
+                Spec::Object { interface }
+            }
+        })
+    }
+
+    /// Checks a path chosen in the chooser: relative, inside the
+    /// documents folder, naming an existing file (or folder).
+    fn check_rel(&self, rel: &str, file: bool) -> R<String> {
+        let rel = inside_documents(rel)
+            .ok_or_else(|| DeskError::bad("choose something inside the documents folder"))?;
+        let dir = self.docs_dir()?;
+        let meta = if rel.is_empty() {
+            dir.dir_metadata()
+        } else {
+            dir.symlink_metadata(&rel)
+        }
+        .map_err(|_| DeskError::bad("that document does not exist"))?;
+        if file && !meta.is_file() {
+            return Err(DeskError::bad("choose a file, not a folder"));
+        }
+        if !file && !meta.is_dir() {
+            return Err(DeskError::bad("choose a folder, not a file"));
+        }
+        Ok(rel)
+    }
+
+    fn docs_dir(&self) -> R<cap_std::fs::Dir> {
+        // The desk holds the user's authority; this is where it opens the
+        // one folder apps can be given parts of.
+        cap_std::fs::Dir::open_ambient_dir(&self.documents, cap_std::ambient_authority())
+            .map_err(|e| DeskError::internal(format!("opening the documents folder: {e}")))
+    }
+
+    fn add_app(
+        &self,
+        package: Package,
+        code: CapletCode,
+        icon: Option<Icon>,
+        pet: String,
+        endowments: Vec<Endowment>,
+    ) -> R<String> {
+        let id = random_hex(8);
+        let root = format!("app:{id}");
+        let wasm_sha256: String = Sha256::digest(&package.wasm)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        let made = self.vat.run(move |cx| {
+            let code = cx.spawn(code);
+            let object = cx.spawn(CapletObject::persistent(code, Policy::Persistent));
+            cx.set_root(&root, Some(&object))?;
+            Ok(Val::null())
+        });
+        self.wait(&made)?;
+        let m = package.manifest;
+        let app = App {
+            id: id.clone(),
+            pet,
+            calls_itself: m.name.clone(),
+            description: m.description.clone(),
+            icon: icon.as_ref().map(|i| i.png().to_vec()),
+            icon_hash: icon.as_ref().map(Icon::hash),
+            installed_at: now_ms(),
+            offers: m.offers.clone(),
+            browser: m.browser,
+            endowments,
+            wasm_sha256,
+        };
+        let mut inner = self.shared.lock();
+        inner.model.apps.push(app);
+        if let Err(e) = self.save(&mut inner) {
+            inner.model.apps.retain(|a| a.id != id);
+            return Err(e);
+        }
+        drop(inner);
+        self.shared.changed();
+        Ok(id)
+    }
+
+    /// `POST api/apps/ID/rename`.
+    ///
+    /// # Errors
+    /// No such app, or a bad or duplicate name.
+    pub fn rename(&self, app: &str, pet: &str) -> R<()> {
+        let mut inner = self.shared.lock();
+        let pet = check_pet(&inner.model, pet, Some(app))?;
+        let Some(a) = inner.model.apps.iter_mut().find(|a| a.id == app) else {
+            return Err(DeskError::missing("no such app"));
+        };
+        let old = std::mem::replace(&mut a.pet, pet);
+        if let Err(e) = self.save(&mut inner) {
+            if let Some(a) = inner.model.apps.iter_mut().find(|a| a.id == app) {
+                a.pet = old;
+            }
+            return Err(e);
+        }
+        drop(inner);
+        self.shared.changed();
+        Ok(())
+    }
+
+    /// `POST api/apps/ID/uninstall`: closes it, forgets it, and deletes
+    /// its object (code and storage).
+    ///
+    /// # Errors
+    /// No such app, or the store failed.
+    pub fn uninstall(&self, app: &str) -> R<()> {
+        let window = self.window_of(app);
+        if let Some(w) = window {
+            self.close(w)?;
+        }
+        let mut inner = self.shared.lock();
+        let before = inner.model.apps.len();
+        let removed: Vec<App> = inner.model.apps.iter().filter(|a| a.id == app).cloned().collect();
+        inner.model.apps.retain(|a| a.id != app);
+        if inner.model.apps.len() == before {
+            return Err(DeskError::missing("no such app"));
+        }
+        if let Err(e) = self.save(&mut inner) {
+            inner.model.apps.extend(removed);
+            return Err(e);
+        }
+        drop(inner);
+        let root = format!("app:{app}");
+        let done = self.vat.run(move |cx| {
+            cx.set_root(&root, None)?;
+            Ok(Val::null())
+        });
+        self.wait(&done)?;
+        self.shared.changed();
+        Ok(())
+    }
+
+    fn window_of(&self, app: &str) -> Option<u64> {
+        self.shared
+            .lock()
+            .windows
+            .iter()
+            .find(|(_, w)| w.app == app)
+            .map(|(id, _)| *id)
+    }
+
+    // ----- launch, events, close -----
+
+    /// `POST api/apps/ID/launch`: a new window with a fresh pane and
+    /// powerbox, and the install-time grants made again behind fresh
+    /// revocable forwarders. Launching a running app answers its window.
+    ///
+    /// # Errors
+    /// No such app; a grant could not be made (e.g. its file is gone: the
+    /// app is launched without it and the failure is said).
+    pub fn launch(self: &Arc<Self>, app: &str) -> R<u64> {
+        if let Some(w) = self.window_of(app) {
+            return Ok(w);
+        }
+        let caplet = self
+            .vat
+            .root(&format!("app:{app}"))
+            .ok_or_else(|| DeskError::missing("no such app"))?;
+        let (window, endowments) = {
+            let mut inner = self.shared.lock();
+            let a = inner
+                .model
+                .app(app)
+                .ok_or_else(|| DeskError::missing("no such app"))?;
+            let endowments = a.endowments.clone();
+            let window = inner.next_window;
+            inner.next_window += 1;
+            inner.windows.insert(
+                window,
+                Window {
+                    app: app.to_owned(),
+                    view: None,
+                    links: Vec::new(),
+                    seq: 0,
+                    revokers: Vec::new(),
+                    prompt: None,
+                    requests: VecDeque::new(),
+                },
+            );
+            (window, endowments)
+        };
+        let me = self.clone();
+        let app_id = app.to_owned();
+        let made = self.vat.run(move |cx| {
+            let pane = cx.spawn(PaneObject {
+                desk: Arc::downgrade(&me),
+                window,
+            });
+            let (pane_fwd, pane_rev) = revocable(cx, pane);
+            let pb = cx.spawn(PowerboxObject {
+                desk: Arc::downgrade(&me),
+                window,
+            });
+            let (pb_fwd, pb_rev) = revocable(cx, pb);
+            let mut revokers = vec![(None, pane_rev), (None, pb_rev)];
+            let mut grants = BTreeMap::new();
+            for e in &endowments {
+                if e.spec == Spec::Storage {
+                    continue;
+                }
+                let Ok(cap) = me.make_cap(cx, &e.spec) else {
+                    continue;
+                };
+                let (fwd, rev, gid) = me.wrap(cx, &app_id, cap, e.spec.kind(), &e.words, Origin::Install);
+                revokers.push((Some(gid), rev));
+                grants.insert(Val::str(e.name.clone()), Val::Ref(fwd));
+            }
+            if let Some(w) = me.shared.lock().windows.get_mut(&window) {
+                w.revokers = revokers;
+            }
+            let mut env = BTreeMap::new();
+            env.insert(Val::str("pane"), Val::Ref(pane_fwd));
+            env.insert(Val::str("powerbox"), Val::Ref(pb_fwd));
+            env.insert(Val::str("grants"), Val::Dict(grants));
+            cx.send_only(&caplet, "launch", vec![Val::Dict(env)]);
+            Ok(Val::null())
+        });
+        if let Err(e) = self.wait(&made) {
+            self.shared.lock().windows.remove(&window);
+            return Err(e);
+        }
+        let mut inner = self.shared.lock();
+        let _ = self.save(&mut inner);
+        drop(inner);
+        self.shared.changed();
+        Ok(window)
+    }
+
+    /// Wraps `cap` for app `app`: an audit counter behind a revocable
+    /// forwarder. Returns `(forwarder, revoker, grant number)`.
+    fn wrap(
+        self: &Arc<Self>,
+        cx: &mut Turn<'_>,
+        app: &str,
+        cap: Ref,
+        kind: &str,
+        words: &str,
+        origin: Origin,
+    ) -> (Ref, Ref, u64) {
+        let gid = {
+            let mut inner = self.shared.lock();
+            let gid = inner.model.next_grant;
+            inner.model.next_grant += 1;
+            inner.model.grants.push(GrantRecord {
+                id: gid,
+                app: app.to_owned(),
+                kind: kind.to_owned(),
+                words: words.to_owned(),
+                origin,
+                at: now_ms(),
+                uses: 0,
+                last_use: None,
+                live: true,
+            });
+            gid
+        };
+        let audited = cx.spawn(Audited {
+            shared: Arc::downgrade(&self.shared),
+            grant: gid,
+            target: cap,
+        });
+        let (fwd, rev) = revocable(cx, audited);
+        (fwd, rev, gid)
+    }
+
+    /// Makes the capability a spec describes.
+    fn make_cap(&self, cx: &mut Turn<'_>, spec: &Spec) -> R<Ref> {
+        crate::caps::make(cx, &self.documents, spec, &self.shared_offers(spec))
+    }
+
+    fn shared_offers(&self, spec: &Spec) -> Vec<Ref> {
+        let Spec::Object { interface } = spec else {
+            return Vec::new();
+        };
+        self.shared
+            .lock()
+            .offers
+            .iter()
+            .filter(|o| &o.interface == interface)
+            .map(|o| o.object.clone())
+            .collect()
+    }
+
+    /// `POST api/windows/W/event`.
+    ///
+    /// # Errors
+    /// No such window, or a malformed event.
+    pub fn event(&self, window: u64, ev: &Json) -> R<()> {
+        let (app, link) = {
+            let inner = self.shared.lock();
+            let w = inner
+                .windows
+                .get(&window)
+                .ok_or_else(|| DeskError::missing("that window is closed"))?;
+            let link = match ev["type"].as_str() {
+                Some("link") => {
+                    let n = ev["n"].as_u64().ok_or_else(|| DeskError::bad("a link event needs n"))?;
+                    Some(
+                        usize::try_from(n)
+                            .ok()
+                            .and_then(|n| w.links.get(n).cloned())
+                            .ok_or_else(|| DeskError::bad("no such link in this view"))?,
+                    )
+                }
+                _ => None,
+            };
+            (w.app.clone(), link)
+        };
+        if let Some(target) = link {
+            self.vat.send_only(&target, "follow", Vec::new());
+            return Ok(());
+        }
+        let mut d = BTreeMap::new();
+        match ev["type"].as_str() {
+            Some("click") => {
+                d.insert(Val::str("type"), Val::sym("click"));
+                d.insert(Val::str("id"), Val::str(event_id(ev)?));
+            }
+            Some("input") => {
+                let value = ev["value"]
+                    .as_str()
+                    .ok_or_else(|| DeskError::bad("an input event needs its value"))?;
+                if value.len() > pane::MAX_TEXT {
+                    return Err(DeskError::bad("that text is too long"));
+                }
+                d.insert(Val::str("type"), Val::sym("input"));
+                d.insert(Val::str("id"), Val::str(event_id(ev)?));
+                d.insert(Val::str("value"), Val::str(value));
+            }
+            _ => return Err(DeskError::bad("unknown event type")),
+        }
+        let caplet = self
+            .vat
+            .root(&format!("app:{app}"))
+            .ok_or_else(|| DeskError::missing("no such app"))?;
+        self.vat.send_only(&caplet, "event", vec![Val::Dict(d)]);
+        Ok(())
+    }
+
+    /// `POST api/windows/W/drop`: the user dropped a document on the
+    /// window: a read-write grant of that file, then a `drop` event.
+    ///
+    /// # Errors
+    /// No such window or document.
+    pub fn drop_file(self: &Arc<Self>, window: u64, rel: &str) -> R<()> {
+        let rel = self.check_rel(rel, true)?;
+        let app = self
+            .shared
+            .lock()
+            .windows
+            .get(&window)
+            .map(|w| w.app.clone())
+            .ok_or_else(|| DeskError::missing("that window is closed"))?;
+        let caplet = self
+            .vat
+            .root(&format!("app:{app}"))
+            .ok_or_else(|| DeskError::missing("no such app"))?;
+        let me = self.clone();
+        let made = self.vat.run(move |cx| {
+            let spec = Spec::File {
+                rel: rel.clone(),
+                write: true,
+            };
+            let cap = me.make_cap(cx, &spec).map_err(|e| error(e.message))?;
+            let (fwd, rev, gid) = me.wrap(cx, &app, cap, "file", &spec_words(&spec), Origin::Drop);
+            if let Some(w) = me.shared.lock().windows.get_mut(&window) {
+                w.revokers.push((Some(gid), rev));
+            }
+            let name = rel.rsplit('/').next().unwrap_or_default().to_owned();
+            let mut d = BTreeMap::new();
+            d.insert(Val::str("type"), Val::sym("drop"));
+            d.insert(Val::str("name"), Val::str(name));
+            d.insert(Val::str("file"), Val::Ref(fwd));
+            cx.send_only(&caplet, "event", vec![Val::Dict(d)]);
+            Ok(Val::null())
+        });
+        self.wait(&made)?;
+        let mut inner = self.shared.lock();
+        let _ = self.save(&mut inner);
+        Ok(())
+    }
+
+    /// `POST api/windows/W/close`: revokes everything the launch was
+    /// given, breaks a pending request, withdraws its offers.
+    ///
+    /// # Errors
+    /// No such window.
+    pub fn close(&self, window: u64) -> R<()> {
+        let (w, offers) = {
+            let mut inner = self.shared.lock();
+            let w = inner
+                .windows
+                .remove(&window)
+                .ok_or_else(|| DeskError::missing("that window is closed"))?;
+            let offers: Vec<Offer> = {
+                let (gone, kept): (Vec<Offer>, Vec<Offer>) =
+                    inner.offers.drain(..).partition(|o| o.window == window);
+                inner.offers = kept;
+                gone
+            };
+            for (gid, _) in &w.revokers {
+                if let Some(g) = gid.and_then(|gid| inner.model.grants.iter_mut().find(|g| g.id == gid)) {
+                    g.live = false;
+                }
+            }
+            let _ = self.save(&mut inner);
+            (w, offers)
+        };
+        drop(offers);
+        if let Some(p) = w.prompt {
+            p.resolver.settle_now(Err(error("the window was closed")));
+        }
+        let revokers: Vec<Ref> = w.revokers.into_iter().map(|(_, r)| r).collect();
+        let done = self.vat.run(move |cx| {
+            for r in &revokers {
+                cx.send_only(r, "revoke", Vec::new());
+            }
+            Ok(Val::null())
+        });
+        self.wait(&done)?;
+        self.shared.changed();
+        Ok(())
+    }
+
+    // ----- the powerbox -----
+
+    /// `POST api/prompts/P/answer`.
+    ///
+    /// # Errors
+    /// No such prompt, or an answer that does not fit the request (the
+    /// prompt stays then).
+    pub fn answer(self: &Arc<Self>, prompt: &str, a: &Json) -> R<()> {
+        let (window, app, request) = {
+            let inner = self.shared.lock();
+            let Some((id, w)) = inner
+                .windows
+                .iter()
+                .find(|(_, w)| w.prompt.as_ref().is_some_and(|p| p.id == prompt))
+            else {
+                return Err(DeskError::missing("that request was already answered"));
+            };
+            let request = w.prompt.as_ref().map(|p| p.request.clone());
+            (*id, w.app.clone(), request)
+        };
+        let Some(request) = request else {
+            return Err(DeskError::missing("that request was already answered"));
+        };
+        let take = |me: &Desk| {
+            me.shared
+                .lock()
+                .windows
+                .get_mut(&window)
+                .and_then(|w| w.prompt.take())
+        };
+        if a["grant"].as_bool() != Some(true) {
+            if let Some(p) = take(self) {
+                p.resolver.settle_now(Err(error("the user refused")));
+            }
+            self.shared.changed();
+            return Ok(());
+        }
+        let spec = match request.kind {
+            Kind::Object => {
+                let oid = a["offer"].as_str().ok_or_else(|| DeskError::bad("choose one of the offers"))?;
+                let inner = self.shared.lock();
+                let o = inner
+                    .offers
+                    .iter()
+                    .find(|o| o.id == oid && Some(&o.interface) == request.interface.as_ref())
+                    .ok_or_else(|| DeskError::bad("that offer is gone"))?;
+                let object = o.object.clone();
+                let words = format!(
+                    "Use the {:?} object of {}",
+                    o.interface,
+                    inner.model.app(&o.app).map_or("another app", |a| a.pet.as_str())
+                );
+                drop(inner);
+                let p = take(self).ok_or_else(|| DeskError::missing("that request was already answered"))?;
+                let me = self.clone();
+                let made = self.vat.run(move |cx| {
+                    let (fwd, rev, gid) = me.wrap(cx, &app, object, "object", &words, Origin::Request);
+                    if let Some(w) = me.shared.lock().windows.get_mut(&window) {
+                        w.revokers.push((Some(gid), rev));
+                    }
+                    cx.resolve(&p.resolver, Val::Ref(fwd));
+                    Ok(Val::null())
+                });
+                self.wait(&made)?;
+                self.shared.changed();
+                return Ok(());
+            }
+            _ => {
+                let inner = self.shared.lock();
+                self.narrowed(&inner, &request, a)?
+            }
+        };
+        let p = take(self).ok_or_else(|| DeskError::missing("that request was already answered"))?;
+        let me = self.clone();
+        let words = spec_words(&spec);
+        let made = self.vat.run(move |cx| {
+            match me.make_cap(cx, &spec) {
+                Ok(cap) => {
+                    let (fwd, rev, gid) = me.wrap(cx, &app, cap, spec.kind(), &words, Origin::Request);
+                    if let Some(w) = me.shared.lock().windows.get_mut(&window) {
+                        w.revokers.push((Some(gid), rev));
+                    }
+                    cx.resolve(&p.resolver, Val::Ref(fwd));
+                }
+                Err(e) => cx.break_promise(&p.resolver, error(e.message)),
+            }
+            Ok(Val::null())
+        });
+        self.wait(&made)?;
+        let mut inner = self.shared.lock();
+        let _ = self.save(&mut inner);
+        drop(inner);
+        self.shared.changed();
+        Ok(())
+    }
+
+    // ----- revocation and audit -----
+
+    /// `POST api/grants/G/revoke`.
+    ///
+    /// # Errors
+    /// No such live grant.
+    pub fn revoke(&self, grant: u64) -> R<()> {
+        let revoker = {
+            let mut inner = self.shared.lock();
+            let mut found = None;
+            for w in inner.windows.values_mut() {
+                if let Some(i) = w.revokers.iter().position(|(g, _)| *g == Some(grant)) {
+                    found = Some(w.revokers.remove(i).1);
+                }
+            }
+            let Some(found) = found else {
+                return Err(DeskError::missing("that grant is not live"));
+            };
+            if let Some(g) = inner.model.grants.iter_mut().find(|g| g.id == grant) {
+                g.live = false;
+            }
+            let _ = self.save(&mut inner);
+            found
+        };
+        let done = self.vat.run(move |cx| {
+            cx.send_only(&revoker, "revoke", Vec::new());
+            Ok(Val::null())
+        });
+        self.wait(&done)?;
+        self.shared.changed();
+        Ok(())
+    }
+
+    /// `POST api/apps/ID/revoke-all`: every live grant of the app (its
+    /// window stays open with its pane and powerbox).
+    ///
+    /// # Errors
+    /// No such app.
+    pub fn revoke_all(&self, app: &str) -> R<()> {
+        let live: Vec<u64> = {
+            let inner = self.shared.lock();
+            if inner.model.app(app).is_none() {
+                return Err(DeskError::missing("no such app"));
+            }
+            inner
+                .windows
+                .values()
+                .filter(|w| w.app == app)
+                .flat_map(|w| w.revokers.iter().filter_map(|(g, _)| *g))
+                .collect()
+        };
+        for g in live {
+            self.revoke(g)?;
+        }
+        Ok(())
+    }
+
+    /// `GET api/apps/ID/audit`.
+    ///
+    /// # Errors
+    /// No such app.
+    pub fn audit(&self, app: &str) -> R<Json> {
+        let inner = self.shared.lock();
+        let a = inner
+            .model
+            .app(app)
+            .ok_or_else(|| DeskError::missing("no such app"))?;
+        let grants: Vec<Json> = inner
+            .model
+            .grants
+            .iter()
+            .filter(|g| g.app == app)
+            .rev()
+            .map(|g| {
+                json!({"id": g.id.to_string(), "kind": g.kind, "words": g.words, "origin": g.origin,
+                       "at": g.at, "uses": g.uses, "last_use": g.last_use, "live": g.live})
+            })
+            .collect();
+        let mut reach: Vec<String> = Vec::new();
+        let running = inner.windows.values().any(|w| w.app == app);
+        for g in inner.model.grants.iter().filter(|g| g.app == app && g.live) {
+            reach.push(format!("Now: {}", g.words));
+        }
+        for e in &a.endowments {
+            reach.push(format!(
+                "{}: {}",
+                if running { "At every launch" } else { "When launched" },
+                e.words
+            ));
+        }
+        if reach.is_empty() {
+            reach.push("Nothing beyond its own window and its own data.".to_owned());
+        }
+        Ok(json!({
+            "app": a.id, "pet": a.pet, "calls_itself": a.calls_itself,
+            "endowments": a.endowments.iter().map(|e| json!({"name": e.name, "words": e.words})).collect::<Vec<_>>(),
+            "grants": grants, "reach": reach,
+        }))
+    }
+
+    /// `GET api/timeline`.
+    pub fn timeline(&self) -> Json {
+        let inner = self.shared.lock();
+        let uses: Vec<Json> = inner
+            .timeline
+            .iter()
+            .rev()
+            .map(|u| {
+                let pet = inner.model.app(&u.app).map(|a| a.pet.clone());
+                json!({"at": u.at, "app": u.app, "pet": pet, "grant": u.grant.to_string(),
+                       "words": u.words, "method": u.method})
+            })
+            .collect();
+        json!({ "uses": uses })
+    }
+
+    /// `GET api/files?dir=REL`: one folder of the documents folder.
+    ///
+    /// # Errors
+    /// Not a folder inside the documents folder.
+    pub fn files(&self, dir: &str) -> R<Json> {
+        let rel = inside_documents(dir)
+            .ok_or_else(|| DeskError::bad("only the documents folder can be browsed"))?;
+        let root = self.docs_dir()?;
+        let d = if rel.is_empty() {
+            root
+        } else {
+            root.open_dir(&rel)
+                .map_err(|_| DeskError::bad("no such folder in the documents folder"))?
+        };
+        let mut entries = Vec::new();
+        let list = d
+            .entries()
+            .map_err(|_| DeskError::bad("that folder cannot be read"))?;
+        for e in list.flatten().take(10_000) {
+            let Ok(name) = e.file_name().into_string() else {
+                continue;
+            };
+            let Ok(ft) = e.file_type() else { continue };
+            let kind = if ft.is_dir() {
+                "folder"
+            } else if ft.is_file() {
+                "file"
+            } else {
+                continue;
+            };
+            let size = e.metadata().map(|m| m.len()).unwrap_or(0);
+            entries.push(json!({"name": name, "kind": kind, "size": size}));
+        }
+        entries.sort_by(|a, b| {
+            (a["kind"] != "folder", a["name"].as_str()).cmp(&(b["kind"] != "folder", b["name"].as_str()))
+        });
+        Ok(json!({"dir": rel, "entries": entries}))
+    }
+
+    /// Stops the vat (flushing what it holds).
+    pub fn shutdown(&self) {
+        self.vat.shutdown();
+    }
+}
+
+/// A powerbox request at run time: `request(KIND, REASON, OPTIONS)`.
+fn runtime_request(args: &[Val]) -> Result<Request, String> {
+    let [kind, reason, rest @ ..] = args else {
+        return Err("request takes a kind, a reason and options".to_owned());
+    };
+    let kind = kind
+        .as_symbol()
+        .and_then(Kind::from_name)
+        .filter(|k| matches!(k, Kind::File | Kind::Folder | Kind::Web | Kind::Object))
+        .ok_or("the kind must be 'file, 'folder, 'web or 'object")?;
+    let reason = reason.as_str().ok_or("the reason must be a string")?;
+    pola_powerbox::text::check(reason, 1, 280).map_err(|e| format!("the reason: {e}"))?;
+    let options = match rest {
+        [] => BTreeMap::new(),
+        [Val::Dict(d)] => d.clone(),
+        _ => return Err("the options must be a dictionary".to_owned()),
+    };
+    let get = |k: &str| options.get(&Val::str(k));
+    let mut request = Request {
+        name: "request".to_owned(),
+        kind,
+        reason: reason.to_owned(),
+        access: None,
+        path: None,
+        sites: Sites::None,
+        interface: None,
+    };
+    match kind {
+        Kind::File | Kind::Folder => {
+            let access = get("access")
+                .and_then(|a| a.as_symbol().or(a.as_str()))
+                .unwrap_or("read");
+            request.access =
+                Some(Access::from_name(access).ok_or("access must be 'read or 'read-write")?);
+        }
+        Kind::Web => {
+            let Some(Val::List(list)) = get("sites") else {
+                return Err("a web request names its sites".to_owned());
+            };
+            if list.len() == 1 && list[0].as_str() == Some("*") {
+                request.sites = Sites::Anywhere;
+            } else {
+                let mut sites = Vec::new();
+                for s in list.iter().take(16) {
+                    let s = s.as_str().ok_or("a site must be a string")?;
+                    sites.push(
+                        pola_powerbox::origin::Origin::parse(s)
+                            .map_err(|e| format!("a site: {e}"))?,
+                    );
+                }
+                if sites.is_empty() {
+                    return Err("a web request names its sites".to_owned());
+                }
+                request.sites = Sites::Some(sites);
+            }
+        }
+        _ => {
+            let i = get("interface")
+                .and_then(|i| i.as_str())
+                .filter(|i| pola_powerbox::package::is_interface_name(i))
+                .ok_or("an object request names its interface")?;
+            request.interface = Some(i.to_owned());
+        }
+    }
+    Ok(request)
+}
+
+/// The user's home folder, for Granma's rule 3 (`~` in a suggested
+/// path); a path no suggestion can be inside when there is none.
+fn home() -> PathBuf {
+    std::env::var_os("HOME")
+        .filter(|h| !h.is_empty())
+        .map_or_else(|| PathBuf::from("/nonexistent-home"), PathBuf::from)
+}
+
+fn event_id(ev: &Json) -> R<String> {
+    let id = ev["id"].as_str().ok_or_else(|| DeskError::bad("an event needs an id"))?;
+    if id.is_empty() || id.len() > 64 {
+        return Err(DeskError::bad("bad id"));
+    }
+    Ok(id.to_owned())
+}
+
+/// A path inside the documents folder, lexically: relative, no `..`,
+/// `.`, empty parts, NUL or backslash. `""` is the folder itself.
+pub fn inside_documents(rel: &str) -> Option<String> {
+    let rel = rel.trim_matches('/');
+    if rel.is_empty() {
+        return Some(String::new());
+    }
+    if rel.len() > 4096 || rel.contains('\0') || rel.contains('\\') {
+        return None;
+    }
+    let ok = rel
+        .split('/')
+        .all(|part| !part.is_empty() && part != "." && part != "..");
+    ok.then(|| rel.to_owned())
+}
+
+fn normalise_origin(site: &str) -> Option<String> {
+    let o = pola_powerbox::origin::Origin::parse(site).ok()?;
+    Some(o.to_string())
+}
+
+/// Plain words for a spec.
+pub fn spec_words(spec: &Spec) -> String {
+    match spec {
+        Spec::File { rel, write } => format!(
+            "{} the file \"{rel}\"",
+            if *write { "Read and change" } else { "Read" }
+        ),
+        Spec::Folder { rel, write } => format!(
+            "{} the folder \"{}\"",
+            if *write { "Read and change" } else { "Read" },
+            if rel.is_empty() { "Documents" } else { rel }
+        ),
+        Spec::Web { sites: None } => "Connect to any web site".to_owned(),
+        Spec::Web { sites: Some(s) } => format!("Connect to {}", s.join(", ")),
+        Spec::Clock => "Know the time".to_owned(),
+        Spec::Random => "Get random numbers".to_owned(),
+        Spec::Storage => "Keep its own data".to_owned(),
+        Spec::Object { interface } => format!("Use an object that offers {interface:?}"),
+    }
+}
+
+fn check_pet(model: &Model, pet: &str, except: Option<&str>) -> R<String> {
+    let pet = pet.trim();
+    let n = pet.chars().count();
+    if n == 0 {
+        return Err(DeskError::bad("give the app a name"));
+    }
+    if n > MAX_PET {
+        return Err(DeskError::bad(format!("a name has at most {MAX_PET} characters")));
+    }
+    if let Err(e) = pola_powerbox::text::check(pet, 1, MAX_PET) {
+        return Err(DeskError::bad(format!("that name cannot be used: {e}")));
+    }
+    if model
+        .apps
+        .iter()
+        .any(|a| Some(a.id.as_str()) != except && a.pet.to_lowercase() == pet.to_lowercase())
+    {
+        return Err(DeskError::bad(format!("you already have an app called {pet:?}")));
+    }
+    Ok(pet.to_owned())
+}
+
+fn request_json(inner: &Inner, r: &Request) -> Json {
+    let mut j = json!({
+        "name": r.name, "kind": kind_name(r.kind), "words": pola_powerbox::words::describe(r),
+        "reason": r.reason,
+    });
+    if let Some(a) = r.access {
+        j["access"] = json!(access_name(a));
+        if a == Access::ReadWrite {
+            j["narrow"] = json!(["read"]);
+        }
+    }
+    if let Some(p) = &r.path {
+        j["path"] = json!(p);
+    }
+    match &r.sites {
+        Sites::Anywhere => j["sites"] = json!(["*"]),
+        Sites::Some(list) => j["sites"] = json!(list.iter().map(ToString::to_string).collect::<Vec<_>>()),
+        Sites::None => {}
+    }
+    if let Some(i) = &r.interface {
+        j["interface"] = json!(i);
+        j["offers"] = offers_json(inner, i);
+    }
+    j
+}
+
+fn offers_json(inner: &Inner, interface: &str) -> Json {
+    Json::Array(
+        inner
+            .offers
+            .iter()
+            .filter(|o| o.interface == interface)
+            .map(|o| json!({"id": o.id, "app_pet": inner.model.app(&o.app).map(|a| a.pet.clone())}))
+            .collect(),
+    )
+}
+
+fn prompt_json(inner: &Inner, p: &Prompt) -> Json {
+    let mut j = request_json(inner, &p.request);
+    j["id"] = json!(p.id);
+    j
+}
+
+fn kind_name(k: Kind) -> &'static str {
+    k.as_str()
+}
+
+fn access_name(a: Access) -> &'static str {
+    a.as_str()
+}
+
+// ----- the objects apps hold -----
+
+/// A window's pane: `show(VIEW)`.
+struct PaneObject {
+    desk: std::sync::Weak<Desk>,
+    window: u64,
+}
+
+impl Object for PaneObject {
+    fn receive(&self, _cx: &mut Turn<'_>, method: &str, args: Vec<Val>) -> Outcome {
+        if method != "show" {
+            return Err(error("a pane answers only show(view)"));
+        }
+        let [tree] = args.as_slice() else {
+            return Err(error("show takes one view"));
+        };
+        let view = pane::check(tree).map_err(|e| error(e.0))?;
+        let desk = self.desk.upgrade().ok_or_else(|| error("the desk is closing"))?;
+        let mut inner = desk.shared.lock();
+        let Some(w) = inner.windows.get_mut(&self.window) else {
+            return Err(error("the window was closed"));
+        };
+        w.seq += 1;
+        w.view = Some(view.json.clone());
+        w.links = view.links;
+        let msg = json!({"type": "view", "window": self.window.to_string(), "view": view.json, "seq": w.seq});
+        drop(inner);
+        let _ = desk.shared.events.send(msg.to_string());
+        Ok(Val::Bool(true))
+    }
+}
+
+/// A launch's powerbox: `request(KIND, REASON, OPTIONS)`,
+/// `offer(INTERFACE, OBJECT)`.
+struct PowerboxObject {
+    desk: std::sync::Weak<Desk>,
+    window: u64,
+}
+
+impl Object for PowerboxObject {
+    fn receive(&self, cx: &mut Turn<'_>, method: &str, args: Vec<Val>) -> Outcome {
+        let desk = self.desk.upgrade().ok_or_else(|| error("the desk is closing"))?;
+        match method {
+            "request" => {
+                let request = runtime_request(&args).map_err(error)?;
+                let mut inner = desk.shared.lock();
+                let Some(w) = inner.windows.get_mut(&self.window) else {
+                    return Err(error("the window was closed"));
+                };
+                let now = Instant::now();
+                while w
+                    .requests
+                    .front()
+                    .is_some_and(|t| now.duration_since(*t) > Duration::from_secs(60))
+                {
+                    w.requests.pop_front();
+                }
+                if w.prompt.is_some() || w.requests.len() >= REQUESTS_PER_MINUTE {
+                    return Err(error("too many requests: wait"));
+                }
+                w.requests.push_back(now);
+                let (promise, resolver) = cx.promise();
+                w.prompt = Some(Prompt {
+                    id: random_hex(8),
+                    request,
+                    resolver,
+                });
+                drop(inner);
+                desk.shared.changed();
+                Ok(Val::Ref(promise))
+            }
+            "offer" => {
+                let [Val::String(interface), Val::Ref(object)] = args.as_slice() else {
+                    return Err(error("offer takes an interface name and an object"));
+                };
+                let mut inner = desk.shared.lock();
+                let Some(app) = inner.windows.get(&self.window).map(|w| w.app.clone()) else {
+                    return Err(error("the window was closed"));
+                };
+                let allowed = inner
+                    .model
+                    .app(&app)
+                    .is_some_and(|a| a.offers.iter().any(|o| o == interface));
+                if !allowed {
+                    return Err(error("the app's manifest does not list that interface under offers"));
+                }
+                if inner.offers.iter().filter(|o| o.window == self.window).count() >= 16 {
+                    return Err(error("too many offers"));
+                }
+                inner.offers.push(Offer {
+                    id: random_hex(8),
+                    window: self.window,
+                    app,
+                    interface: interface.clone(),
+                    object: object.clone(),
+                });
+                drop(inner);
+                desk.shared.changed();
+                Ok(Val::Bool(true))
+            }
+            _ => Err(error("a powerbox answers request and offer")),
+        }
+    }
+}
+
+/// Counts uses of a grant, then passes the message on.
+struct Audited {
+    shared: std::sync::Weak<Shared>,
+    grant: u64,
+    target: Ref,
+}
+
+impl Object for Audited {
+    fn receive(&self, cx: &mut Turn<'_>, method: &str, args: Vec<Val>) -> Outcome {
+        if let Some(shared) = self.shared.upgrade() {
+            let mut inner = shared.lock();
+            let at = now_ms();
+            let mut record = None;
+            if let Some(g) = inner.model.grants.iter_mut().find(|g| g.id == self.grant) {
+                g.uses += 1;
+                g.last_use = Some(at);
+                record = Some((g.app.clone(), g.words.clone()));
+            }
+            if let Some((app, words)) = record {
+                inner.timeline.push_back(Use {
+                    at,
+                    app,
+                    grant: self.grant,
+                    words,
+                    method: method.chars().take(64).collect(),
+                });
+                while inner.timeline.len() > MAX_TIMELINE {
+                    inner.timeline.pop_front();
+                }
+            }
+        }
+        forward(cx, &self.target, method, args)
+    }
+}
