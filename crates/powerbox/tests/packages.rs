@@ -807,3 +807,32 @@ fn pack_reads_toml_strictly() {
     let e = pack("name = \"x\"", confined_wasm(), Some(b"GIF89a".to_vec())).expect_err("gif");
     assert_eq!(e, PackageError::Icon(IconError::NotPng));
 }
+
+#[test]
+fn every_single_byte_change_is_decoded_or_refused_readably() {
+    let good = pack(GOOD_TOML, confined_wasm(), Some(png(8, 8))).expect("pack");
+    let mut accepted = 0;
+    for i in 0..good.len() {
+        for b in [
+            0u8,
+            b'[',
+            b'"',
+            0x7f,
+            good[i] ^ 0x20,
+            good[i].wrapping_add(1),
+        ] {
+            let mut bytes = good.clone();
+            bytes[i] = b;
+            match Package::decode(&bytes) {
+                Ok(p) => {
+                    accepted += 1;
+                    let again = Package::decode(&p.encode()).expect("re-decodes");
+                    assert_eq!(again, p);
+                }
+                Err(e) => readable(&e),
+            }
+        }
+    }
+    // Changing a letter inside a reason or a name is still a package.
+    assert!(accepted > 0);
+}
