@@ -87,6 +87,67 @@ fn random_hex(bytes: usize) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
+/// The two sandboxes apps run in: with storage (the app was granted its
+/// own storage) and without (every storage write fails with
+/// `storage-full`). Stored code is revived in the one its app was given,
+/// by the hash of its module.
+#[derive(Clone)]
+struct Sandboxes {
+    with_storage: Sandbox<VatLink>,
+    without_storage: Sandbox<VatLink>,
+    stored: Arc<Mutex<std::collections::HashSet<[u8; 32]>>>,
+}
+
+impl Sandboxes {
+    fn new(model: &Model) -> anyhow::Result<Sandboxes> {
+        let setup = |e: pola_sandbox::SetupError| anyhow::anyhow!("setting up WebAssembly: {e}");
+        let mut none = crate::sandbox_config();
+        none.storage_keys = 0;
+        let mut stored = std::collections::HashSet::new();
+        for a in &model.apps {
+            if a.endowments.iter().any(|e| e.spec == Spec::Storage) {
+                let mut h = [0u8; 32];
+                for (i, b) in h.iter_mut().enumerate() {
+                    *b = a
+                        .wasm_sha256
+                        .get(2 * i..2 * i + 2)
+                        .and_then(|x| u8::from_str_radix(x, 16).ok())
+                        .unwrap_or(0);
+                }
+                stored.insert(h);
+            }
+        }
+        Ok(Sandboxes {
+            with_storage: Sandbox::new(crate::sandbox_config()).map_err(setup)?,
+            without_storage: Sandbox::new(none).map_err(setup)?,
+            stored: Arc::new(Mutex::new(stored)),
+        })
+    }
+
+    fn has_storage(&self, hash: &[u8; 32]) -> bool {
+        self.stored
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains(hash)
+    }
+
+    fn grant_storage(&self, hash: [u8; 32]) {
+        self.stored
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(hash);
+    }
+
+    fn pick(&self, wasm: &[u8]) -> Sandbox<VatLink> {
+        let hash: [u8; 32] = Sha256::digest(wasm).into();
+        if self.has_storage(&hash) {
+            self.with_storage.clone()
+        } else {
+            self.without_storage.clone()
+        }
+    }
+}
+
 /// A package waiting for the user's decisions.
 struct Review {
     package: Package,
@@ -105,6 +166,10 @@ struct Prompt {
 /// A running app's window.
 struct Window {
     app: String,
+    /// The app's object, held while the window is open so the vat keeps
+    /// it (and its instance's memory) resident: an object nothing holds
+    /// may be swept from memory and revived from its portrait.
+    caplet: Ref,
     view: Option<Json>,
     links: Vec<Ref>,
     seq: u64,
@@ -165,7 +230,7 @@ impl Shared {
 pub struct Desk {
     vat: Vat,
     store: Arc<Store>,
-    sandbox: Sandbox<VatLink>,
+    sandbox: Sandboxes,
     documents: PathBuf,
     shared: Arc<Shared>,
 }
@@ -185,12 +250,6 @@ impl Desk {
     /// The store cannot be opened, or holds a damaged model.
     pub fn open(opts: &Options) -> anyhow::Result<Arc<Desk>> {
         let store = Arc::new(Store::open(&opts.state.join("state.redb"))?);
-        let sandbox = Sandbox::new(crate::sandbox_config())
-            .map_err(|e| anyhow::anyhow!("setting up WebAssembly: {e}"))?;
-        let mut kinds = pola_vat::persist::Kinds::new();
-        pola_sandbox::vat::kinds(&mut kinds, &sandbox);
-        let backend = store.vat("desk")?;
-        let vat = Vat::open("desk", backend, kinds).map_err(|e| anyhow::anyhow!("{e}"))?;
         let model: Model = match store.host_get(MODEL_ROW)? {
             Some(bytes) => serde_json::from_slice(&bytes).map_err(|e| {
                 anyhow::anyhow!(
@@ -200,6 +259,12 @@ impl Desk {
             })?,
             None => Model::default(),
         };
+        let sandboxes = Sandboxes::new(&model)?;
+        let mut kinds = pola_vat::persist::Kinds::new();
+        let picker = sandboxes.clone();
+        pola_sandbox::vat::kinds_with(&mut kinds, move |wasm| picker.pick(wasm));
+        let backend = store.vat("desk")?;
+        let vat = Vat::open("desk", backend, kinds).map_err(|e| anyhow::anyhow!("{e}"))?;
         let (events, _) = tokio::sync::broadcast::channel(256);
         let mut model = model;
         // Grants of an earlier run are dead: their launch ended with it.
@@ -209,7 +274,7 @@ impl Desk {
         let desk = Arc::new(Desk {
             vat,
             store,
-            sandbox,
+            sandbox: sandboxes,
             documents: opts.documents.clone(),
             shared: Arc::new(Shared {
                 inner: Mutex::new(Inner {
@@ -353,7 +418,7 @@ impl Desk {
     /// A malformed, oversized or hostile package, in plain words.
     pub fn review(&self, bytes: &[u8]) -> R<Json> {
         let package = Package::decode(bytes).map_err(|e| DeskError::bad(e.to_string()))?;
-        let code = CapletCode::load(&self.sandbox, &package.wasm)
+        let code = CapletCode::load(&self.sandbox.with_storage, &package.wasm)
             .map_err(|e| DeskError::bad(format!("the app's code does not load: {e}")))?;
         let icon = package.icon.clone();
         let mut inner = self.shared.lock();
@@ -451,7 +516,7 @@ impl Desk {
     /// As for [`Desk::review`].
     pub fn install_trusted(&self, bytes: &[u8], pet: &str) -> R<String> {
         let package = Package::decode(bytes).map_err(|e| DeskError::bad(e.to_string()))?;
-        let code = CapletCode::load(&self.sandbox, &package.wasm)
+        let code = CapletCode::load(&self.sandbox.with_storage, &package.wasm)
             .map_err(|e| DeskError::bad(format!("the app's code does not load: {e}")))?;
         let icon = package.icon.clone();
         let mut endowments = Vec::new();
@@ -623,10 +688,21 @@ impl Desk {
     ) -> R<String> {
         let id = random_hex(8);
         let root = format!("app:{id}");
-        let wasm_sha256: String = Sha256::digest(&package.wasm)
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect();
+        let hash: [u8; 32] = Sha256::digest(&package.wasm).into();
+        let wasm_sha256: String = hash.iter().map(|b| format!("{b:02x}")).collect();
+        let storage = endowments.iter().any(|e| e.spec == Spec::Storage);
+        let code = if storage {
+            self.sandbox.grant_storage(hash);
+            code
+        } else if self.sandbox.has_storage(&hash) {
+            // Another installed app runs the same code with storage: the
+            // code object is shared by sandbox, so this one gets it too
+            // (said in the README).
+            code
+        } else {
+            CapletCode::load(&self.sandbox.without_storage, &package.wasm)
+                .map_err(|e| DeskError::bad(format!("the app's code does not load: {e}")))?
+        };
         let made = self.vat.run(move |cx| {
             let code = cx.spawn(code);
             let object = cx.spawn(CapletObject::persistent(code, Policy::Persistent));
@@ -752,6 +828,7 @@ impl Desk {
                 window,
                 Window {
                     app: app.to_owned(),
+                    caplet: caplet.clone(),
                     view: None,
                     links: Vec::new(),
                     seq: 0,
@@ -869,7 +946,7 @@ impl Desk {
     /// # Errors
     /// No such window, or a malformed event.
     pub fn event(&self, window: u64, ev: &Json) -> R<()> {
-        let (app, link) = {
+        let (caplet, link) = {
             let inner = self.shared.lock();
             let w = inner
                 .windows
@@ -887,7 +964,7 @@ impl Desk {
                 }
                 _ => None,
             };
-            (w.app.clone(), link)
+            (w.caplet.clone(), link)
         };
         if let Some(target) = link {
             self.vat.send_only(&target, "follow", Vec::new());
@@ -912,10 +989,6 @@ impl Desk {
             }
             _ => return Err(DeskError::bad("unknown event type")),
         }
-        let caplet = self
-            .vat
-            .root(&format!("app:{app}"))
-            .ok_or_else(|| DeskError::missing("no such app"))?;
         self.vat.send_only(&caplet, "event", vec![Val::Dict(d)]);
         Ok(())
     }
