@@ -28,6 +28,30 @@ fn watch(path: &Path) {
     }
 }
 
+/// `cargo run` on a fresh machine must just work: when the WebAssembly
+/// target's standard library is missing and rustup is there, add it
+/// (once; rustup fetches it from its usual server).
+fn ensure_target() {
+    let rustc = env::var_os("RUSTC").unwrap_or_else(|| "rustc".into());
+    let libdir = Command::new(rustc)
+        .args(["--print", "target-libdir", "--target", TARGET])
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| PathBuf::from(String::from_utf8_lossy(&o.stdout).trim()));
+    if libdir.is_some_and(|d| d.exists()) {
+        return;
+    }
+    println!("cargo:warning=adding the Rust target {TARGET} with rustup (the desk's apps are built for it)");
+    let added = Command::new("rustup")
+        .args(["target", "add", TARGET])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !added {
+        println!("cargo:warning=could not run `rustup target add {TARGET}`; run it yourself");
+    }
+}
+
 fn main() {
     let manifest =
         PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
@@ -43,6 +67,7 @@ fn main() {
     }
     watch(&root.join("crates/syrup"));
 
+    ensure_target();
     let cargo = env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut cmd = Command::new(cargo);
     cmd.current_dir(&caplets)
