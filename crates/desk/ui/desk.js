@@ -904,7 +904,7 @@
         h('div', { className: 'req-words' },
           h('strong', null, String(q.words ?? q.kind)),
           h('p', { className: 'reason' }, 'Why: ', String(q.reason ?? '')),
-          q.path ? h('p', { className: 'suggested' }, `It suggests: ${q.path}`) : null,
+          q.path && !String(q.words ?? '').includes(q.path) ? h('p', { className: 'suggested' }, `It suggests: ${q.path}`) : null,
           Array.isArray(q.sites) && q.sites.length
             ? h('p', { className: 'suggested' }, `Sites: ${q.sites.map((s) => (s === '*' ? 'anywhere' : s)).join(', ')}`) : null),
         h('div', { className: 'decide', attrs: { role: 'radiogroup', 'aria-label': `Decide: ${name}` } },
