@@ -56,10 +56,14 @@ pub fn check_package(file: &Path, bytes: &[u8]) -> Result<()> {
             std::process::exit(1);
         }
     };
-    let sandbox = pola_sandbox::Sandbox::<pola_sandbox::vat::VatLink>::new(pola_desk::sandbox_config())
-        .map_err(|e| anyhow!("setting up WebAssembly: {e}"))?;
+    let sandbox =
+        pola_sandbox::Sandbox::<pola_sandbox::vat::VatLink>::new(pola_desk::sandbox_config())
+            .map_err(|e| anyhow!("setting up WebAssembly: {e}"))?;
     if let Err(e) = sandbox.load(&package.wasm) {
-        println!("{path}: refused: its module does not load: {}", shown(&e.to_string()));
+        println!(
+            "{path}: refused: its module does not load: {}",
+            shown(&e.to_string())
+        );
         std::process::exit(1);
     }
     let m = &package.manifest;
@@ -93,11 +97,14 @@ pub fn install(
     let documents = documents.unwrap_or_else(|| state.join("Documents"));
     std::fs::create_dir_all(&documents)
         .with_context(|| format!("creating {}", documents.display()))?;
+    pola_desk::check_apart(state, &documents)?;
     let desk = pola_desk::Desk::open(&pola_desk::Options {
         state: state.to_path_buf(),
         documents: documents.canonicalize()?,
     })?;
-    let review = desk.review(&bytes).map_err(|e| anyhow!("{}: {e}", package.display()))?;
+    let review = desk
+        .review(&bytes)
+        .map_err(|e| anyhow!("{}: {e}", package.display()))?;
     let warnings = review["warnings"].as_array().cloned().unwrap_or_default();
     for w in &warnings {
         println!(
@@ -108,13 +115,22 @@ pub fn install(
     }
     if !warnings.is_empty() && !despite_warnings {
         desk.shutdown();
-        bail!("not installed: Granma's rules warn (install it in the desk to decide each request, or give --despite-warnings)");
+        bail!(
+            "not installed: Granma's rules warn (install it in the desk to decide each request, or give --despite-warnings)"
+        );
     }
-    let calls_itself = review["calls_itself"].as_str().unwrap_or_default().to_owned();
+    let calls_itself = review["calls_itself"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
     let pet = name.unwrap_or(calls_itself);
     let result = desk.install_trusted(&bytes, &pet);
     desk.shutdown();
     let id = result.map_err(|e| anyhow!("{e}"))?;
-    println!("installed {} as {:?} (app {id})", package.display(), shown(&pet));
+    println!(
+        "installed {} as {:?} (app {id})",
+        package.display(),
+        shown(&pet)
+    );
     Ok(())
 }

@@ -11,9 +11,20 @@ use crate::model::Spec;
 /// Makes the capability for `spec` in the running turn. `offers` are the
 /// objects running apps offer for an object spec's interface (the first
 /// is used).
-pub fn make(cx: &mut Turn<'_>, documents: &Path, spec: &Spec, offers: &[Ref]) -> Result<Ref, DeskError> {
+pub fn make(
+    cx: &mut Turn<'_>,
+    documents: &Path,
+    spec: &Spec,
+    offers: &[Ref],
+) -> Result<Ref, DeskError> {
     let fail = |e: caps::CapError| DeskError::bad(e.to_string());
-    let access = |write: bool| if write { Access::ReadWrite } else { Access::Read };
+    let access = |write: bool| {
+        if write {
+            Access::ReadWrite
+        } else {
+            Access::Read
+        }
+    };
     Ok(match spec {
         Spec::File { rel, write } => {
             let root = caps::open_documents(documents).map_err(fail)?;
@@ -35,8 +46,9 @@ pub fn make(cx: &mut Turn<'_>, documents: &Path, spec: &Spec, offers: &[Ref]) ->
         Spec::Clock => cx.spawn(ClockCap),
         Spec::Random => cx.spawn(RandomCap),
         Spec::Storage => return Err(DeskError::bad("storage is the app's own")),
-        Spec::Object { interface } => offers.first().cloned().ok_or_else(|| {
-            DeskError::bad(format!("no running app offers {interface:?} now"))
-        })?,
+        Spec::Object { interface, .. } => offers
+            .first()
+            .cloned()
+            .ok_or_else(|| DeskError::bad(format!("no running app offers {interface:?} now")))?,
     })
 }

@@ -33,6 +33,10 @@ const MAX_REVIEWS: usize = 8;
 const REQUESTS_PER_MINUTE: usize = 10;
 /// Uses kept for the timeline.
 const MAX_TIMELINE: usize = 500;
+/// Views a window may show per second.
+const SHOWS_PER_SECOND: usize = 30;
+/// Largest view message sent to the page (JSON bytes).
+const MAX_VIEW_JSON: usize = 1024 * 1024;
 /// Longest pet name, in characters.
 const MAX_PET: usize = 64;
 
@@ -178,6 +182,8 @@ struct Window {
     revokers: Vec<(Option<u64>, Ref)>,
     prompt: Option<Prompt>,
     requests: VecDeque<Instant>,
+    /// When its last views were shown (for the rate limit).
+    shows: VecDeque<Instant>,
 }
 
 /// An object a running app offers to others.
@@ -265,7 +271,7 @@ impl Desk {
         pola_sandbox::vat::kinds_with(&mut kinds, move |wasm| picker.pick(wasm));
         let backend = store.vat("desk")?;
         let vat = Vat::open("desk", backend, kinds).map_err(|e| anyhow::anyhow!("{e}"))?;
-        let (events, _) = tokio::sync::broadcast::channel(256);
+        let (events, _) = tokio::sync::broadcast::channel(32);
         let mut model = model;
         // Grants of an earlier run are dead: their launch ended with it.
         for g in &mut model.grants {
@@ -432,8 +438,7 @@ impl Desk {
                 icon_hash: a.icon_hash,
             })
             .collect();
-        let warnings =
-            pola_powerbox::rules::warnings(
+        let warnings = pola_powerbox::rules::warnings(
             &package.manifest,
             icon.as_ref(),
             &installed,
@@ -442,11 +447,7 @@ impl Desk {
         );
         let id = random_hex(16);
         let m = &package.manifest;
-        let requests: Vec<Json> = m
-            .requests
-            .iter()
-            .map(|r| request_json(&inner, r))
-            .collect();
+        let requests: Vec<Json> = m.requests.iter().map(|r| request_json(&inner, r)).collect();
         let rule1 = warnings.iter().any(|w| w.rule == 1);
         let suggested = if rule1 || inner.model.apps.iter().any(|a| a.pet == m.name) {
             String::new()
@@ -492,10 +493,9 @@ impl Desk {
         let (endowments, pet, review) = {
             let mut inner = self.shared.lock();
             let pet = check_pet(&inner.model, pet, None)?;
-            let r = inner
-                .reviews
-                .get(review)
-                .ok_or_else(|| DeskError::missing("this install dialog has expired; pick the package again"))?;
+            let r = inner.reviews.get(review).ok_or_else(|| {
+                DeskError::missing("this install dialog has expired; pick the package again")
+            })?;
             let endowments = self.decide(&inner, &r.package, decisions)?;
             let r = inner
                 .reviews
@@ -563,7 +563,10 @@ impl Desk {
             }
         }
         for r in &package.manifest.requests {
-            let Some(d) = decisions.iter().find(|d| d["name"].as_str() == Some(&r.name)) else {
+            let Some(d) = decisions
+                .iter()
+                .find(|d| d["name"].as_str() == Some(&r.name))
+            else {
                 continue;
             };
             if d["grant"].as_bool() != Some(true) {
@@ -600,7 +603,11 @@ impl Desk {
                     DeskError::bad(format!(
                         "request {:?}: choose a {} in the documents folder first",
                         r.name,
-                        if r.kind == Kind::File { "file" } else { "folder" }
+                        if r.kind == Kind::File {
+                            "file"
+                        } else {
+                            "folder"
+                        }
                     ))
                 })?;
                 let rel = self.check_rel(rel, r.kind == Kind::File)?;
@@ -644,8 +651,21 @@ impl Desk {
             Kind::Storage => Spec::Storage,
             Kind::Object => {
                 let interface = r.interface.clone().unwrap_or_default();
-                let _ = inner;
-                Spec::Object { interface }
+                let oid = d["offer"].as_str().ok_or_else(|| {
+                    DeskError::bad(format!("request {:?}: choose one of the offers", r.name))
+                })?;
+                let provider = inner
+                    .offers
+                    .iter()
+                    .find(|o| o.id == oid && o.interface == interface)
+                    .map(|o| o.app.clone())
+                    .ok_or_else(|| {
+                        DeskError::bad(format!("request {:?}: that offer is gone", r.name))
+                    })?;
+                Spec::Object {
+                    interface,
+                    provider: Some(provider),
+                }
             }
         })
     }
@@ -763,13 +783,18 @@ impl Desk {
     /// # Errors
     /// No such app, or the store failed.
     pub fn uninstall(&self, app: &str) -> R<()> {
-        let window = self.window_of(app);
-        if let Some(w) = window {
+        while let Some(w) = self.window_of(app) {
             self.close(w)?;
         }
         let mut inner = self.shared.lock();
         let before = inner.model.apps.len();
-        let removed: Vec<App> = inner.model.apps.iter().filter(|a| a.id == app).cloned().collect();
+        let removed: Vec<App> = inner
+            .model
+            .apps
+            .iter()
+            .filter(|a| a.id == app)
+            .cloned()
+            .collect();
         inner.model.apps.retain(|a| a.id != app);
         if inner.model.apps.len() == before {
             return Err(DeskError::missing("no such app"));
@@ -785,6 +810,12 @@ impl Desk {
             Ok(Val::null())
         });
         self.wait(&done)?;
+        // Its code and storage go now, not at some later collection.
+        if let Err(e) = self.vat.collect(false, TIMEOUT) {
+            return Err(DeskError::internal(format!(
+                "the app is uninstalled but its data could not be deleted yet: {e}"
+            )));
+        }
         self.shared.changed();
         Ok(())
     }
@@ -808,15 +839,15 @@ impl Desk {
     /// No such app; a grant could not be made (e.g. its file is gone: the
     /// app is launched without it and the failure is said).
     pub fn launch(self: &Arc<Self>, app: &str) -> R<u64> {
-        if let Some(w) = self.window_of(app) {
-            return Ok(w);
-        }
         let caplet = self
             .vat
             .root(&format!("app:{app}"))
             .ok_or_else(|| DeskError::missing("no such app"))?;
         let (window, endowments) = {
             let mut inner = self.shared.lock();
+            if let Some((w, _)) = inner.windows.iter().find(|(_, w)| w.app == app) {
+                return Ok(*w);
+            }
             let a = inner
                 .model
                 .app(app)
@@ -835,6 +866,7 @@ impl Desk {
                     revokers: Vec::new(),
                     prompt: None,
                     requests: VecDeque::new(),
+                    shows: VecDeque::new(),
                 },
             );
             (window, endowments)
@@ -861,12 +893,14 @@ impl Desk {
                 let Ok(cap) = me.make_cap(cx, &e.spec) else {
                     continue;
                 };
-                let (fwd, rev, gid) = me.wrap(cx, &app_id, cap, e.spec.kind(), &e.words, Origin::Install);
+                let (fwd, rev, gid) =
+                    me.wrap(cx, &app_id, cap, e.spec.kind(), &e.words, Origin::Install);
                 revokers.push((Some(gid), rev));
                 grants.insert(Val::str(e.name.clone()), Val::Ref(fwd));
             }
-            if let Some(w) = me.shared.lock().windows.get_mut(&window) {
-                w.revokers = revokers;
+            if !me.attach(cx, window, revokers) {
+                // Closed while this turn waited: nothing is handed over.
+                return Ok(Val::null());
             }
             let mut env = BTreeMap::new();
             env.insert(Val::str("pane"), Val::Ref(pane_fwd));
@@ -876,7 +910,9 @@ impl Desk {
             Ok(Val::null())
         });
         if let Err(e) = self.wait(&made) {
-            self.shared.lock().windows.remove(&window);
+            // The turn may still run: closing now makes it revoke what it
+            // makes instead of handing it over.
+            let _ = self.close(window);
             return Err(e);
         }
         let mut inner = self.shared.lock();
@@ -884,6 +920,26 @@ impl Desk {
         drop(inner);
         self.shared.changed();
         Ok(window)
+    }
+
+    /// Gives window `window` the revokers of what this turn made for it.
+    /// If the window was closed meanwhile, revokes them at once (and marks
+    /// their grants dead) and answers `false`: the caller must then hand
+    /// nothing over.
+    fn attach(&self, cx: &mut Turn<'_>, window: u64, revokers: Vec<(Option<u64>, Ref)>) -> bool {
+        let mut inner = self.shared.lock();
+        if let Some(w) = inner.windows.get_mut(&window) {
+            w.revokers.extend(revokers);
+            return true;
+        }
+        for (gid, rev) in revokers {
+            if let Some(g) = gid.and_then(|gid| inner.model.grants.iter_mut().find(|g| g.id == gid))
+            {
+                g.live = false;
+            }
+            cx.send_only(&rev, "revoke", Vec::new());
+        }
+        false
     }
 
     /// Wraps `cap` for app `app`: an audit counter behind a revocable
@@ -929,14 +985,18 @@ impl Desk {
     }
 
     fn shared_offers(&self, spec: &Spec) -> Vec<Ref> {
-        let Spec::Object { interface } = spec else {
+        let Spec::Object {
+            interface,
+            provider,
+        } = spec
+        else {
             return Vec::new();
         };
         self.shared
             .lock()
             .offers
             .iter()
-            .filter(|o| &o.interface == interface)
+            .filter(|o| &o.interface == interface && provider.as_ref() == Some(&o.app))
             .map(|o| o.object.clone())
             .collect()
     }
@@ -954,7 +1014,9 @@ impl Desk {
                 .ok_or_else(|| DeskError::missing("that window is closed"))?;
             let link = match ev["type"].as_str() {
                 Some("link") => {
-                    let n = ev["n"].as_u64().ok_or_else(|| DeskError::bad("a link event needs n"))?;
+                    let n = ev["n"]
+                        .as_u64()
+                        .ok_or_else(|| DeskError::bad("a link event needs n"))?;
                     Some(
                         usize::try_from(n)
                             .ok()
@@ -1019,8 +1081,8 @@ impl Desk {
             };
             let cap = me.make_cap(cx, &spec).map_err(|e| error(e.message))?;
             let (fwd, rev, gid) = me.wrap(cx, &app, cap, "file", &spec_words(&spec), Origin::Drop);
-            if let Some(w) = me.shared.lock().windows.get_mut(&window) {
-                w.revokers.push((Some(gid), rev));
+            if !me.attach(cx, window, vec![(Some(gid), rev)]) {
+                return Ok(Val::null());
             }
             let name = rel.rsplit('/').next().unwrap_or_default().to_owned();
             let mut d = BTreeMap::new();
@@ -1055,7 +1117,9 @@ impl Desk {
                 gone
             };
             for (gid, _) in &w.revokers {
-                if let Some(g) = gid.and_then(|gid| inner.model.grants.iter_mut().find(|g| g.id == gid)) {
+                if let Some(g) =
+                    gid.and_then(|gid| inner.model.grants.iter_mut().find(|g| g.id == gid))
+                {
                     g.live = false;
                 }
             }
@@ -1101,12 +1165,16 @@ impl Desk {
         let Some(request) = request else {
             return Err(DeskError::missing("that request was already answered"));
         };
+        // Only this prompt: a repeated answer must not settle the app's
+        // next request, which the user has not seen.
         let take = |me: &Desk| {
-            me.shared
-                .lock()
-                .windows
-                .get_mut(&window)
-                .and_then(|w| w.prompt.take())
+            let mut inner = me.shared.lock();
+            let w = inner.windows.get_mut(&window)?;
+            if w.prompt.as_ref().is_some_and(|p| p.id == prompt) {
+                w.prompt.take()
+            } else {
+                None
+            }
         };
         if a["grant"].as_bool() != Some(true) {
             if let Some(p) = take(self) {
@@ -1117,7 +1185,9 @@ impl Desk {
         }
         let spec = match request.kind {
             Kind::Object => {
-                let oid = a["offer"].as_str().ok_or_else(|| DeskError::bad("choose one of the offers"))?;
+                let oid = a["offer"]
+                    .as_str()
+                    .ok_or_else(|| DeskError::bad("choose one of the offers"))?;
                 let inner = self.shared.lock();
                 let o = inner
                     .offers
@@ -1128,17 +1198,23 @@ impl Desk {
                 let words = format!(
                     "Use the {:?} object of {}",
                     o.interface,
-                    inner.model.app(&o.app).map_or("another app", |a| a.pet.as_str())
+                    inner
+                        .model
+                        .app(&o.app)
+                        .map_or("another app", |a| a.pet.as_str())
                 );
                 drop(inner);
-                let p = take(self).ok_or_else(|| DeskError::missing("that request was already answered"))?;
+                let p = take(self)
+                    .ok_or_else(|| DeskError::missing("that request was already answered"))?;
                 let me = self.clone();
                 let made = self.vat.run(move |cx| {
-                    let (fwd, rev, gid) = me.wrap(cx, &app, object, "object", &words, Origin::Request);
-                    if let Some(w) = me.shared.lock().windows.get_mut(&window) {
-                        w.revokers.push((Some(gid), rev));
+                    let (fwd, rev, gid) =
+                        me.wrap(cx, &app, object, "object", &words, Origin::Request);
+                    if me.attach(cx, window, vec![(Some(gid), rev)]) {
+                        cx.resolve(&p.resolver, Val::Ref(fwd));
+                    } else {
+                        cx.break_promise(&p.resolver, error("the window was closed"));
                     }
-                    cx.resolve(&p.resolver, Val::Ref(fwd));
                     Ok(Val::null())
                 });
                 self.wait(&made)?;
@@ -1150,17 +1226,20 @@ impl Desk {
                 self.narrowed(&inner, &request, a)?
             }
         };
-        let p = take(self).ok_or_else(|| DeskError::missing("that request was already answered"))?;
+        let p =
+            take(self).ok_or_else(|| DeskError::missing("that request was already answered"))?;
         let me = self.clone();
         let words = spec_words(&spec);
         let made = self.vat.run(move |cx| {
             match me.make_cap(cx, &spec) {
                 Ok(cap) => {
-                    let (fwd, rev, gid) = me.wrap(cx, &app, cap, spec.kind(), &words, Origin::Request);
-                    if let Some(w) = me.shared.lock().windows.get_mut(&window) {
-                        w.revokers.push((Some(gid), rev));
+                    let (fwd, rev, gid) =
+                        me.wrap(cx, &app, cap, spec.kind(), &words, Origin::Request);
+                    if me.attach(cx, window, vec![(Some(gid), rev)]) {
+                        cx.resolve(&p.resolver, Val::Ref(fwd));
+                    } else {
+                        cx.break_promise(&p.resolver, error("the window was closed"));
                     }
-                    cx.resolve(&p.resolver, Val::Ref(fwd));
                 }
                 Err(e) => cx.break_promise(&p.resolver, error(e.message)),
             }
@@ -1260,7 +1339,11 @@ impl Desk {
         for e in &a.endowments {
             reach.push(format!(
                 "{}: {}",
-                if running { "At every launch" } else { "When launched" },
+                if running {
+                    "At every launch"
+                } else {
+                    "When launched"
+                },
                 e.words
             ));
         }
@@ -1324,7 +1407,8 @@ impl Desk {
             entries.push(json!({"name": name, "kind": kind, "size": size}));
         }
         entries.sort_by(|a, b| {
-            (a["kind"] != "folder", a["name"].as_str()).cmp(&(b["kind"] != "folder", b["name"].as_str()))
+            (a["kind"] != "folder", a["name"].as_str())
+                .cmp(&(b["kind"] != "folder", b["name"].as_str()))
         });
         Ok(json!({"dir": rel, "entries": entries}))
     }
@@ -1411,8 +1495,15 @@ fn home() -> PathBuf {
 }
 
 fn event_id(ev: &Json) -> R<String> {
-    let id = ev["id"].as_str().ok_or_else(|| DeskError::bad("an event needs an id"))?;
-    if id.is_empty() || id.len() > 64 {
+    let id = ev["id"]
+        .as_str()
+        .ok_or_else(|| DeskError::bad("an event needs an id"))?;
+    let ok = !id.is_empty()
+        && id.len() <= 64
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'));
+    if !ok {
         return Err(DeskError::bad("bad id"));
     }
     Ok(id.to_owned())
@@ -1456,7 +1547,7 @@ pub fn spec_words(spec: &Spec) -> String {
         Spec::Clock => "Know the time".to_owned(),
         Spec::Random => "Get random numbers".to_owned(),
         Spec::Storage => "Keep its own data".to_owned(),
-        Spec::Object { interface } => format!("Use an object that offers {interface:?}"),
+        Spec::Object { interface, .. } => format!("Use an object that offers {interface:?}"),
     }
 }
 
@@ -1467,7 +1558,9 @@ fn check_pet(model: &Model, pet: &str, except: Option<&str>) -> R<String> {
         return Err(DeskError::bad("give the app a name"));
     }
     if n > MAX_PET {
-        return Err(DeskError::bad(format!("a name has at most {MAX_PET} characters")));
+        return Err(DeskError::bad(format!(
+            "a name has at most {MAX_PET} characters"
+        )));
     }
     if let Err(e) = pola_powerbox::text::check(pet, 1, MAX_PET) {
         return Err(DeskError::bad(format!("that name cannot be used: {e}")));
@@ -1477,7 +1570,9 @@ fn check_pet(model: &Model, pet: &str, except: Option<&str>) -> R<String> {
         .iter()
         .any(|a| Some(a.id.as_str()) != except && a.pet.to_lowercase() == pet.to_lowercase())
     {
-        return Err(DeskError::bad(format!("you already have an app called {pet:?}")));
+        return Err(DeskError::bad(format!(
+            "you already have an app called {pet:?}"
+        )));
     }
     Ok(pet.to_owned())
 }
@@ -1498,7 +1593,9 @@ fn request_json(inner: &Inner, r: &Request) -> Json {
     }
     match &r.sites {
         Sites::Anywhere => j["sites"] = json!(["*"]),
-        Sites::Some(list) => j["sites"] = json!(list.iter().map(ToString::to_string).collect::<Vec<_>>()),
+        Sites::Some(list) => {
+            j["sites"] = json!(list.iter().map(ToString::to_string).collect::<Vec<_>>())
+        }
         Sites::None => {}
     }
     if let Some(i) = &r.interface {
@@ -1550,17 +1647,37 @@ impl Object for PaneObject {
             return Err(error("show takes one view"));
         };
         let view = pane::check(tree).map_err(|e| error(e.0))?;
-        let desk = self.desk.upgrade().ok_or_else(|| error("the desk is closing"))?;
+        let desk = self
+            .desk
+            .upgrade()
+            .ok_or_else(|| error("the desk is closing"))?;
         let mut inner = desk.shared.lock();
         let Some(w) = inner.windows.get_mut(&self.window) else {
             return Err(error("the window was closed"));
         };
+        // A page redraws every view it is sent: an app may not flood it.
+        let now = Instant::now();
+        while w
+            .shows
+            .front()
+            .is_some_and(|t| now.duration_since(*t) > Duration::from_secs(1))
+        {
+            w.shows.pop_front();
+        }
+        if w.shows.len() >= SHOWS_PER_SECOND {
+            return Err(error("too many views: at most 30 a second"));
+        }
+        let msg = json!({"type": "view", "window": self.window.to_string(), "view": view.json, "seq": w.seq + 1})
+            .to_string();
+        if msg.len() > MAX_VIEW_JSON {
+            return Err(error("the view is too large to draw"));
+        }
+        w.shows.push_back(now);
         w.seq += 1;
-        w.view = Some(view.json.clone());
+        w.view = Some(view.json);
         w.links = view.links;
-        let msg = json!({"type": "view", "window": self.window.to_string(), "view": view.json, "seq": w.seq});
         drop(inner);
-        let _ = desk.shared.events.send(msg.to_string());
+        let _ = desk.shared.events.send(msg);
         Ok(Val::Bool(true))
     }
 }
@@ -1574,7 +1691,10 @@ struct PowerboxObject {
 
 impl Object for PowerboxObject {
     fn receive(&self, cx: &mut Turn<'_>, method: &str, args: Vec<Val>) -> Outcome {
-        let desk = self.desk.upgrade().ok_or_else(|| error("the desk is closing"))?;
+        let desk = self
+            .desk
+            .upgrade()
+            .ok_or_else(|| error("the desk is closing"))?;
         match method {
             "request" => {
                 let request = runtime_request(&args).map_err(error)?;
@@ -1617,17 +1737,30 @@ impl Object for PowerboxObject {
                     .app(&app)
                     .is_some_and(|a| a.offers.iter().any(|o| o == interface));
                 if !allowed {
-                    return Err(error("the app's manifest does not list that interface under offers"));
+                    return Err(error(
+                        "the app's manifest does not list that interface under offers",
+                    ));
                 }
-                if inner.offers.iter().filter(|o| o.window == self.window).count() >= 16 {
+                if inner
+                    .offers
+                    .iter()
+                    .filter(|o| o.window == self.window)
+                    .count()
+                    >= 16
+                {
                     return Err(error("too many offers"));
+                }
+                // What others get lasts only while this window is open.
+                let (object, revoker) = revocable(cx, object.clone());
+                if let Some(w) = inner.windows.get_mut(&self.window) {
+                    w.revokers.push((None, revoker));
                 }
                 inner.offers.push(Offer {
                     id: random_hex(8),
                     window: self.window,
                     app,
                     interface: interface.clone(),
-                    object: object.clone(),
+                    object,
                 });
                 drop(inner);
                 desk.shared.changed();
@@ -1647,14 +1780,29 @@ struct Audited {
 
 impl Object for Audited {
     fn receive(&self, cx: &mut Turn<'_>, method: &str, args: Vec<Val>) -> Outcome {
-        if let Some(shared) = self.shared.upgrade() {
+        // Revocation takes effect when the desk marks the grant dead,
+        // before its revoke message is handled.
+        let shared = self.shared.upgrade().ok_or_else(|| error("revoked"))?;
+        {
             let mut inner = shared.lock();
             let at = now_ms();
             let mut record = None;
-            if let Some(g) = inner.model.grants.iter_mut().find(|g| g.id == self.grant) {
+            if let Some(g) = inner
+                .model
+                .grants
+                .iter_mut()
+                .rev()
+                .find(|g| g.id == self.grant)
+            {
+                if !g.live {
+                    return Err(error("revoked"));
+                }
                 g.uses += 1;
                 g.last_use = Some(at);
                 record = Some((g.app.clone(), g.words.clone()));
+            }
+            if record.is_none() {
+                return Err(error("revoked"));
             }
             if let Some((app, words)) = record {
                 inner.timeline.push_back(Use {
@@ -1662,7 +1810,11 @@ impl Object for Audited {
                     app,
                     grant: self.grant,
                     words,
-                    method: method.chars().take(64).collect(),
+                    method: method
+                        .chars()
+                        .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+                        .take(32)
+                        .collect(),
                 });
                 while inner.timeline.len() > MAX_TIMELINE {
                     inner.timeline.pop_front();

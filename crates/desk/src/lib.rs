@@ -16,6 +16,9 @@
 //! crate. The desk is reached only on loopback, with an unguessable token
 //! in its URL ([`web`]).
 #![forbid(unsafe_code)]
+// `Val` dictionaries hold `Ref`s, whose identity (Eq/Ord) reads only
+// immutable ids; the interior mutability clippy sees is behind an Arc.
+#![allow(clippy::mutable_key_type)]
 
 mod caps;
 pub mod desk;
@@ -33,11 +36,12 @@ pub use desk::{Desk, DeskError, Options};
 
 /// The store row holding the desk's URL token.
 const TOKEN_ROW: &str = "desk-token";
+/// The store row saying the first start (stock apps) is done.
+const STARTED_ROW: &str = "desk-started";
 
 /// The quotas every app runs under.
 pub fn sandbox_config() -> pola_sandbox::Config {
     let mut config = pola_sandbox::Config::default();
-    config.fuel_per_call = 200_000_000;
     config.memory_bytes = 64 * 1024 * 1024;
     config
 }
@@ -69,6 +73,29 @@ pub fn token(desk: &Desk) -> Result<String> {
     Ok(t)
 }
 
+/// The state folder must not be the documents folder or inside it: an
+/// app given a folder could otherwise read the desk's store (its token,
+/// every app's storage) or replace it.
+///
+/// # Errors
+/// They overlap, or the state folder cannot be resolved.
+pub fn check_apart(state: &std::path::Path, documents: &std::path::Path) -> Result<()> {
+    let state = state
+        .canonicalize()
+        .with_context(|| format!("opening {}", state.display()))?;
+    let documents = documents
+        .canonicalize()
+        .with_context(|| format!("opening {}", documents.display()))?;
+    if state.starts_with(&documents) {
+        return Err(anyhow!(
+            "the state folder {} is inside the documents folder {}: apps given documents could read or replace the desk's own store; choose folders apart (--state, --documents)",
+            state.display(),
+            documents.display()
+        ));
+    }
+    Ok(())
+}
+
 fn make_dir(dir: &std::path::Path) -> Result<()> {
     use std::os::unix::fs::DirBuilderExt as _;
     std::fs::DirBuilder::new()
@@ -89,12 +116,9 @@ fn first_start(desk: &Desk) -> Result<()> {
         .with_context(|| format!("writing {}", notes.display()))?;
     }
     for app in pola_desk_apps::STOCK {
-        let package = pola_powerbox::package::pack(
-            app.manifest,
-            app.wasm.to_vec(),
-            Some(app.icon.to_vec()),
-        )
-        .map_err(|e| anyhow!("stock app {}: {e}", app.id))?;
+        let package =
+            pola_powerbox::package::pack(app.manifest, app.wasm.to_vec(), Some(app.icon.to_vec()))
+                .map_err(|e| anyhow!("stock app {}: {e}", app.id))?;
         let manifest = pola_powerbox::package::Package::decode(&package)
             .map_err(|e| anyhow!("stock app {}: {e}", app.id))?
             .manifest;
@@ -119,12 +143,16 @@ pub fn run(opts: &RunOptions) -> Result<()> {
     let documents = documents
         .canonicalize()
         .with_context(|| format!("opening {}", documents.display()))?;
+    check_apart(&opts.state, &documents)?;
     let desk = Desk::open(&Options {
         state: opts.state.clone(),
         documents,
     })?;
-    if desk.is_empty() {
-        first_start(&desk)?;
+    if desk.store().host_get(STARTED_ROW)?.is_none() {
+        if desk.is_empty() {
+            first_start(&desk)?;
+        }
+        desk.store().host_put(STARTED_ROW, Some(b"1"))?;
     }
     let token = token(&desk)?;
     let rt = tokio::runtime::Builder::new_multi_thread()

@@ -91,6 +91,10 @@ pub enum Spec {
     Object {
         /// The interface.
         interface: String,
+        /// The app whose offer the user chose (the grant is made only
+        /// from that app's offer, while it runs).
+        #[serde(default)]
+        provider: Option<String>,
     },
 }
 

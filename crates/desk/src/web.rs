@@ -181,11 +181,7 @@ fn number(s: &str, what: &str) -> Result<u64, DeskError> {
 }
 
 async fn index() -> Response {
-    (
-        [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
-        INDEX,
-    )
-        .into_response()
+    ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], INDEX).into_response()
 }
 
 async fn script() -> Response {
@@ -263,7 +259,8 @@ async fn rename(
     answer_json(
         blocking(move || {
             let b = body_json(&body)?;
-            app.desk.rename(&id, b["pet"].as_str().unwrap_or_default())?;
+            app.desk
+                .rename(&id, b["pet"].as_str().unwrap_or_default())?;
             Ok(json!({}))
         })
         .await,
