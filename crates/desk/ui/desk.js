@@ -1243,6 +1243,9 @@
     $('install-button').addEventListener('click', pickPackage);
     $('install-file').addEventListener('change', (ev) => {
       const f = ev.target.files && ev.target.files[0];
+      // Cleared at once, so that choosing the same file again (after a
+      // cancel, or to install a second copy) is a change too.
+      ev.target.value = '';
       if (f) installFile(f);
     });
     $('documents-button').addEventListener('click', toggleDocuments);
