@@ -248,6 +248,7 @@
       this.app = app;
       this.seq = -1;
       this.promptId = null;
+      this.answered = new Set();
       this.queue = Promise.resolve();
       this.title = h('span', { className: 'title' });
       this.iconSlot = h('span', { className: 'title-icon' });
@@ -432,6 +433,8 @@
     }
 
     drawPrompt(p) {
+      // An answered prompt may still be in a state fetched before the answer.
+      if (p && this.answered.has(String(p.id))) p = null;
       const id = p ? String(p.id) : null;
       if (id === this.promptId) return;
       this.promptId = id;
@@ -596,6 +599,8 @@
       error.textContent = '';
       try {
         await api(`api/prompts/${encodeURIComponent(p.id)}/answer`, body);
+        win.answered.add(String(p.id));
+        win.drawPrompt(null);
         refresh();
       } catch (e) {
         error.textContent = `That did not work: ${e.message}`;

@@ -210,7 +210,7 @@ async function editor(page) {
   await prompt.locator('button.choose').click();
   await win.locator('.pane h1', { hasText: 'other.txt' }).waitFor({ timeout: SLOW });
   check((await win.locator('.pane textarea').inputValue()) === 'the other file\n', 'the chosen file opened');
-  check(await win.locator('.prompt').count() === 0, 'the prompt is gone');
+  await win.locator('.prompt').waitFor({ state: 'detached', timeout: SLOW });
   return pet;
 }
 
@@ -266,19 +266,32 @@ async function hostileAttack(page) {
   // The attempts answer one by one; the spam and the guessing say PENDING
   // until done. "keep a grant in storage" stays PENDING until a relaunch.
   const later = (l) => l.startsWith('PENDING: keep a grant in storage');
-  let last = [];
-  await eventually(async () => {
-    const all = await lines.allInnerTexts();
-    const settled = all.length >= 20 && all.every((l) => !l.startsWith('PENDING') || later(l))
-      && JSON.stringify(all) === JSON.stringify(last);
-    last = all;
-    return settled;
-  }, 'the attack settles', SLOW).catch((e) => { throw new Error(`${e.message}; lines:\n${last.join('\n')}`); });
+  const settle = async (what, done) => {
+    let last = [];
+    let since = Date.now();
+    await eventually(async () => {
+      const all = await lines.allInnerTexts();
+      if (JSON.stringify(all) !== JSON.stringify(last)) {
+        last = all;
+        since = Date.now();
+        return false;
+      }
+      return Date.now() - since > 1500 && done(all);
+    }, what, SLOW).catch((e) => { throw new Error(`${e.message}; lines:\n${last.join('\n')}`); });
+  };
+  // The attack bursts views faster than the desk shows them (at most 30 a
+  // second, the rest refused), so its last view may be behind: once it is
+  // quiet, "Use the file" (the read-only file it was granted) redraws it.
+  await settle('the attack goes quiet', () => true);
+  await win.locator('.pane button[data-id="use-file"]').click();
+  await settle('the attack settles', (all) => all.length >= 20
+    && all.some((l) => l.startsWith('USED: current file grant'))
+    && all.every((l) => !l.startsWith('PENDING') || later(l)));
   const all = await lines.allInnerTexts();
   // NOTE lines are what the app found at launch (no old grant to reuse),
   // not attempts; every attempt is BLOCKED or SENT-AS-TEXT.
   for (const l of all) {
-    check(/^(BLOCKED|SENT-AS-TEXT|NOTE):/.test(l) || later(l), `an attempt was not blocked: ${l}`);
+    check(/^(BLOCKED|SENT-AS-TEXT|NOTE):/.test(l) || later(l) || l.startsWith('USED: current file grant'), `an attempt was not blocked: ${l}`);
   }
   check(!all.some((l) => l.startsWith('ESCAPED')), 'nothing escaped');
   const blocked = all.filter((l) => l.startsWith('BLOCKED')).length;
@@ -446,6 +459,7 @@ async function screenshot(page, pet) {
   const file = await shot(page, OUT, 'desk');
   if (process.env.POLA_UPDATE_SCREENSHOT === '1') {
     const repo = env('POLA_REPO');
+    fs.mkdirSync(path.join(repo, 'docs'), { recursive: true });
     fs.copyFileSync(file, path.join(repo, 'docs', 'desk.png'));
     console.log(`updated ${path.join(repo, 'docs', 'desk.png')}`);
   }
