@@ -16,7 +16,8 @@
 // Needs `npm ci` in crates/desk/tests/e2e (playwright-core) and
 // /usr/bin/chromium, like the browser tests. Not run in CI. Prints a table:
 //   launch: click on an icon -> the app's first view painted (30 launches);
-//   event: click in a pane -> the app's new view painted (100 clicks);
+//   event: click in a pane -> the app's new view painted (100 clicks in
+//     Notes, Add and Delete in turn: a storage write and a new view each);
 //   install 1 MiB: upload + checks + review shown, and install clicked ->
 //     the app on the desk (5 installs);
 //   50 windows: the page's JS heap, the desk's RSS, and the event round
@@ -191,20 +192,30 @@ await page.waitForSelector('#app-icons li.app');
   row('launch click -> first view painted', `${fmtMs(s.median)} median, ${fmtMs(s.p95)} p95 (n=${s.n})`);
 }
 
-// 2. Event round trip: Clock's Refresh -> its new view painted.
+// 2. Event round trip: in Notes, Add (a note typed beforehand) and
+// Delete, alternately: each click changes the view (a view equal to the
+// last may not be sent again).
 async function roundTrips(n) {
-  const win = windowOf(page, 'Clock');
+  const win = windowOf(page, 'Notes');
   if (await win.count() === 0) {
-    await iconOf(page, 'Clock').locator('button.launch').click();
-    await win.locator('.pane button[data-id="refresh"]').waitFor({ timeout: 60000 });
+    await iconOf(page, 'Notes').locator('button.launch').click();
+    await win.locator('.pane input[data-id="new"]').waitFor({ timeout: 60000 });
   }
   const wid = await win.getAttribute('data-window');
-  const sel = `section.window[data-window="${wid}"] .pane button[data-id="refresh"]`;
+  const pane = `section.window[data-window="${wid}"] .pane`;
+  const input = win.locator('.pane input[data-id="new"]');
   const times = [];
   for (let i = 0; i < n; i++) {
+    const add = i % 2 === 0;
+    if (add) {
+      await input.fill(`bench note ${i}`);
+      await input.press('Enter'); // sends the text now, not in the timed click
+      await page.waitForTimeout(30);
+    }
     // Mark the current tree; a new view replaces it.
-    await page.evaluate((s) => { document.querySelector(s).closest('.pane').firstChild.dataset.old = '1'; }, sel);
-    times.push(await timedClick(page, sel, `section.window[data-window="${wid}"] .pane`, 'new'));
+    await page.evaluate((p) => { document.querySelector(p).firstChild.dataset.old = '1'; }, pane);
+    const click = add ? `${pane} button[data-id="add"]` : `${pane} button[data-id="delete-0"]`;
+    times.push(await timedClick(page, click, pane, 'new'));
     // The desk shows at most 30 views a second per window: stay under it.
     await page.waitForTimeout(40);
   }

@@ -111,9 +111,17 @@
     noticeTimer = setTimeout(() => { n.hidden = true; }, 8000);
   }
 
+  /** Desktop icons by app id, reused across redraws: the desk serves
+   * icons with no-store, so a new element would fetch it again. */
+  const iconCache = new Map();
+
   function iconFor(app, size) {
     if (app && app.icon) {
-      return h('img', { className: `app-icon-img s${size}`, src: `api/icons/${encodeURIComponent(app.id)}`, alt: '', draggable: false });
+      const key = `${app.id}/${size}`;
+      if (size === 48 && iconCache.has(key)) return iconCache.get(key);
+      const img = h('img', { className: `app-icon-img s${size}`, src: `api/icons/${encodeURIComponent(app.id)}`, alt: '', draggable: false });
+      if (size === 48) iconCache.set(key, img);
+      return img;
     }
     const letter = app && app.pet ? Array.from(app.pet)[0].toUpperCase() : '?';
     return h('span', { className: `app-icon-img s${size} letter`, attrs: { 'aria-hidden': 'true' } }, letter);
@@ -189,6 +197,8 @@
   function drawIcons() {
     const list = $('app-icons');
     clear(list);
+    const ids = new Set(desk.apps.map((a) => `${a.id}/48`));
+    for (const k of iconCache.keys()) if (!ids.has(k)) iconCache.delete(k);
     if (desk.apps.length === 0) {
       list.append(h('li', { className: 'hint' }, 'No apps yet: install one with “Install app…”.'));
     }

@@ -139,8 +139,18 @@ async function hostileInstall(page) {
   await fileChooser.locator('.entry.file[data-path="bait.txt"]').click();
   await fileChooser.locator('button.choose').click();
   check((await file.locator('.chosen-path').innerText()).includes('bait.txt'), 'the chosen file is shown');
-  // The web, anywhere: refused. The home folder and the object: refused.
-  await dlg.locator('.request[data-req="web"] input.refuse').check();
+  // The web, anywhere: narrowing to one typed site checks what is typed;
+  // then refused. The home folder and the object: refused.
+  const web = dlg.locator('.request[data-req="web"]');
+  await web.locator('input.grant').check();
+  check(await web.locator('select.site-select option').count() >= 2, 'the web request can be narrowed');
+  await web.locator('select.site-select').selectOption('?');
+  await web.locator('input.site-input').fill('javascript:alert(1)');
+  await dlg.locator('.request[data-req="home"] input.refuse').check();
+  await dlg.locator('.request[data-req="object"] input.refuse').check();
+  await dlg.locator('button.install-go').click();
+  check((await dlg.locator('.install-error').innerText()).includes('https://'), 'a typed site must be an origin');
+  await web.locator('input.refuse').check();
   await dlg.locator('.request[data-req="home"] input.refuse').check();
   await dlg.locator('.request[data-req="object"] input.refuse').check();
   // The storage, to keep its "notes": granted.
