@@ -143,6 +143,23 @@ async fn guard(State(app): State<App>, req: Request, next: Next) -> Response {
             ));
         }
     }
+    // A declared length over the cap is refused before any of the body
+    // is read (the body limit alone would wait for the bytes to come).
+    let cap = if path.ends_with("/api/packages") {
+        MAX_PACKAGE
+    } else {
+        MAX_BODY
+    };
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > u64::try_from(cap).unwrap_or(u64::MAX)) {
+        return secure(plain(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "the request is too large\n",
+        ));
+    }
     secure(next.run(req).await)
 }
 
@@ -227,8 +244,24 @@ async fn install(
     answer_json(
         blocking(move || {
             let b = body_json(&body)?;
-            let pet = b["pet"].as_str().unwrap_or_default().to_owned();
-            let decisions = b["decisions"].as_array().cloned().unwrap_or_default();
+            let pet = b["pet"]
+                .as_str()
+                .ok_or_else(|| DeskError::bad("an install needs the app's name"))?
+                .to_owned();
+            // Every decision is an object with a grant that is true or
+            // false: a malformed one is refused, never read as "refused".
+            let decisions = b["decisions"]
+                .as_array()
+                .filter(|ds| {
+                    ds.iter()
+                        .all(|d| d.is_object() && d["name"].is_string() && d["grant"].is_boolean())
+                })
+                .cloned()
+                .ok_or_else(|| {
+                    DeskError::bad(
+                        "the decisions must be a list of {\"name\", \"grant\": true or false}",
+                    )
+                })?;
             let id = app.desk.install(&rid, &pet, &decisions)?;
             Ok(json!({"app": id}))
         })
@@ -339,6 +372,11 @@ async fn answer(
     answer_json(
         blocking(move || {
             let b = body_json(&body)?;
+            if !b["grant"].is_boolean() {
+                return Err(DeskError::bad(
+                    "an answer says whether it grants: true or false",
+                ));
+            }
             app.desk.answer(&p, &b)?;
             Ok(json!({}))
         })
@@ -412,6 +450,14 @@ pub async fn serve(
     token: &str,
 ) -> std::io::Result<()> {
     let port = listener.local_addr()?.port();
+    let flusher = desk.clone();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(std::time::Duration::from_millis(100));
+        loop {
+            tick.tick().await;
+            flusher.flush_views();
+        }
+    });
     let router = router(desk, token, port);
     axum::serve(
         listener,

@@ -399,7 +399,8 @@
     async dropped(ev) {
       this.frame.classList.remove('drop-target');
       if (!ev.dataTransfer) return;
-      const path = ev.dataTransfer.getData(DOC_TYPE);
+      const path = draggedDoc;
+      draggedDoc = null;
       if (!path) return;
       ev.preventDefault();
       try {
@@ -456,6 +457,10 @@
 
   /** The dataTransfer type of a document dragged from the Documents panel. */
   const DOC_TYPE = 'application/x-pola-document';
+  /** The document being dragged from this page's Documents panel, if any.
+   * A drop gives only this one: any page can put DOC_TYPE data on a drag,
+   * so what a drag carries is never trusted. */
+  let draggedDoc = null;
 
   /** Turns one VIEWJSON node into DOM: fixed elements and text only. */
   function renderNode(n, win, depth) {
@@ -601,11 +606,24 @@
 
   // ----------------------------------------------------- powerbox prompts
 
+  /** How long a powerbox prompt is shown before Grant counts. */
+  const ARM_MS = 700;
+
   const KIND_WORDS = { file: 'a file', folder: 'a folder', web: 'a web site', object: 'an object' };
 
   function promptBox(win, p) {
     const error = h('p', { className: 'error', attrs: { role: 'alert' } });
+    // A prompt appears under the pointer of someone busy with the app: a
+    // grant counts only once it has been on screen for a moment, so a
+    // click aimed at the app (which the app may have timed to open the
+    // prompt) cannot land on Grant.
+    let armed = false;
+    setTimeout(() => { armed = true; }, ARM_MS);
     const answer = async (body) => {
+      if (body.grant && !armed) {
+        error.textContent = 'Read the request first, then choose.';
+        return;
+      }
       error.textContent = '';
       try {
         await api(`api/prompts/${encodeURIComponent(p.id)}/answer`, body);
@@ -1169,12 +1187,16 @@
           className: 'entry file doc', draggable: true, data: { path }, title: `Drag ${e.name} onto an app's window to give it to that app`,
           on: {
             dragstart: (ev) => {
+              draggedDoc = path;
               ev.dataTransfer.setData(DOC_TYPE, path);
               ev.dataTransfer.setData('text/plain', e.name);
               ev.dataTransfer.effectAllowed = 'copy';
               document.body.classList.add('dragging-doc');
             },
-            dragend: () => document.body.classList.remove('dragging-doc'),
+            dragend: () => {
+              document.body.classList.remove('dragging-doc');
+              setTimeout(() => { draggedDoc = null; }, 0);
+            },
           },
         }, h('span', { className: 'kind-icon file' }), e.name, h('span', { className: 'size' }, sizeWords(e.size)));
         list.append(item);
