@@ -42,7 +42,9 @@ fn ensure_target() {
     if libdir.is_some_and(|d| d.exists()) {
         return;
     }
-    println!("cargo:warning=adding the Rust target {TARGET} with rustup (the desk's apps are built for it)");
+    println!(
+        "cargo:warning=adding the Rust target {TARGET} with rustup (the desk's apps are built for it)"
+    );
     let added = Command::new("rustup")
         .args(["target", "add", TARGET])
         .status()
