@@ -365,7 +365,9 @@ fn caplet_check(file: &std::path::Path) -> anyhow::Result<()> {
     use anyhow::Context as _;
     let bytes = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
     let path = shown(&file.display().to_string());
-    if !bytes.starts_with(b"\0asm") {
+    // A package is one Syrup record: `<`; anything else is taken for a
+    // module (and said to be invalid if it is not one).
+    if bytes.starts_with(b"<") {
         return desk::check_package(file, &bytes);
     }
     let report = match pola_sandbox::check(&bytes) {

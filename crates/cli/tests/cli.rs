@@ -177,3 +177,91 @@ fn caplet_check_escapes_the_names_a_module_chose() {
     );
     assert!(out.contains("confined: NO"), "{out}");
 }
+
+/// `pola caplet pack`, `pola caplet check PKG` and `pola install`: a
+/// package the desk accepts, one it refuses, and an install that Granma's
+/// rules stop until the user insists.
+#[test]
+fn packages_are_packed_checked_and_installed() {
+    let dir = common::TempDir::new();
+    let p = |name: &str| dir.0.join(name).to_str().expect("utf8").to_owned();
+    let pack = |app: &pola_desk_apps::StockApp, out: &str| {
+        std::fs::write(p(&format!("{}.toml", app.id)), app.manifest).expect("write");
+        std::fs::write(p(&format!("{}.wasm", app.id)), app.wasm).expect("write");
+        std::fs::write(p(&format!("{}.png", app.id)), app.icon).expect("write");
+        pola(&[
+            "caplet",
+            "pack",
+            "--manifest",
+            &p(&format!("{}.toml", app.id)),
+            "--wasm",
+            &p(&format!("{}.wasm", app.id)),
+            "--icon",
+            &p(&format!("{}.png", app.id)),
+            "-o",
+            &p(out),
+        ])
+    };
+    let (code, out, err) = pack(&pola_desk_apps::EDITOR, "editor.polapkg");
+    assert_eq!(code, 0, "{out}\n{err}");
+    let (code, out, err) = pola(&["caplet", "check", &p("editor.polapkg")]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(out.contains("the desk would accept it"), "{out}");
+    // A cut package is refused in plain words.
+    let bytes = std::fs::read(p("editor.polapkg")).expect("read");
+    std::fs::write(p("cut.polapkg"), &bytes[..bytes.len() / 2]).expect("write");
+    let (code, out, _) = pola(&["caplet", "check", &p("cut.polapkg")]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("refused"), "{out}");
+    // A manifest the desk would refuse is not packed.
+    std::fs::write(p("bad.toml"), "name = \"evil\\u202Etxt\"\n").expect("write");
+    let (code, _, err) = pola(&[
+        "caplet",
+        "pack",
+        "--manifest",
+        &p("bad.toml"),
+        "--wasm",
+        &p("editor.wasm"),
+        "-o",
+        &p("bad.polapkg"),
+    ]);
+    assert_eq!(code, 1, "{err}");
+    assert!(!std::path::Path::new(&p("bad.polapkg")).exists());
+    // Installing the hostile app: refused while Granma's rules warn.
+    let (code, _, _) = pack(&pola_desk_apps::HOSTILE, "hostile.polapkg");
+    assert_eq!(code, 0);
+    let state = p("desk");
+    let (code, out, err) = pola(&["install", &p("hostile.polapkg"), "--state", &state]);
+    assert_eq!(code, 1, "{out}\n{err}");
+    // Rules 2 to 6 (rule 1 needs an installed app it looks like: this
+    // desk has none).
+    for rule in 2..=6 {
+        assert!(
+            out.contains(&format!("warning (Granma's rule {rule})")),
+            "{out}"
+        );
+    }
+    assert!(err.contains("not installed"), "{err}");
+    // The editor installs; the desk then knows it under the given name.
+    let (code, out, err) = pola(&[
+        "install",
+        &p("editor.polapkg"),
+        "--state",
+        &state,
+        "--name",
+        "My editor",
+    ]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(out.contains("\"My editor\""), "{out}");
+    // A state folder inside the documents folder is refused.
+    let (code, _, err) = pola(&[
+        "install",
+        &p("editor.polapkg"),
+        "--state",
+        &p("docs/state"),
+        "--documents",
+        &p("docs"),
+    ]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("inside the documents folder"), "{err}");
+}
