@@ -337,15 +337,21 @@ async function hostileAttack(page) {
     await prompt.locator('button.refuse').click();
     await prompt.waitFor({ state: 'detached', timeout: SLOW });
   }
-  // Relaunched, it tries the grant it kept (in storage and in memory): dead.
+  // Relaunched, it tries the grant it kept in memory: dead. (Once its
+  // window is closed the desk no longer holds the app, so the vat may
+  // sweep it from memory first: then the new instance has nothing kept,
+  // and says so. Either way nothing may work.)
   await closeWindow(page, NAMES.hostile);
   const again = await launchAndWait(page, NAMES.hostile, 'Attack');
-  const old = again.locator('.pane li', { hasText: 'old grant after relaunch' });
-  await old.waitFor({ timeout: SLOW });
+  const kept = again.locator('.pane li', { hasText: 'old grant after relaunch' });
+  const forgot = again.locator('.pane', { hasText: 'No file grant from an earlier launch in memory' });
+  await kept.or(forgot).first().waitFor({ timeout: SLOW });
   await page.waitForTimeout(500);
   const relaunched = await again.locator('.pane li').allInnerTexts();
   for (const l of relaunched) check(/^(BLOCKED|NOTE):/.test(l), `after the relaunch: ${l}`);
-  check(relaunched.some((l) => l.startsWith('BLOCKED: old grant after relaunch')), `the grant kept in memory is dead: ${relaunched.join(' / ')}`);
+  if (await kept.count()) {
+    check(relaunched.some((l) => l.startsWith('BLOCKED: old grant after relaunch')), `the grant kept in memory is dead: ${relaunched.join(' / ')}`);
+  }
   await closeWindow(page, NAMES.hostile);
 }
 
