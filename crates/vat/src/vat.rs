@@ -311,7 +311,17 @@ impl VatShared {
         if inbox.closed {
             drop(inbox);
             let reason = self.stop_reason();
-            events.into_iter().for_each(|e| e.abandon(&reason));
+            for e in events {
+                match e {
+                    // A resolution of this (stopped) vat's own promise:
+                    // nothing can hear it any more. Abandoning it would post
+                    // it back here, again and again (a stack overflow seen
+                    // when a peer's resolution raced a vat's shutdown).
+                    Event::Resolve { ref slot, .. }
+                        if std::ptr::eq(Arc::as_ptr(&slot.vat), self) => {}
+                    e => e.abandon(&reason),
+                }
+            }
             return;
         }
         if inbox.events.is_empty() {

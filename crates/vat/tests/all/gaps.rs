@@ -118,3 +118,16 @@ fn empty_method_means_no_method_symbol() {
     assert_eq!(m.method_name(), None);
     assert_eq!(Message::new("go", vec![]).method_name(), Some("go"));
 }
+
+/// Settling a promise of a vat that has shut down is a no-op: it used to
+/// post the settlement back to the stopped vat, which abandoned it by
+/// posting it again, until the thread's stack overflowed (seen when a
+/// peer's answer raced the shutdown of the vat that asked).
+#[test]
+fn settling_a_stopped_vats_promise_is_dropped() {
+    let vat = pola_vat::Vat::new("stopped");
+    let (promise, resolver) = vat.promise();
+    vat.shutdown();
+    resolver.settle_now(Ok(pola_vat::Val::int(1i64)));
+    drop(promise);
+}
