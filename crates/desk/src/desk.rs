@@ -99,7 +99,8 @@ fn random_hex(bytes: usize) -> String {
 struct Sandboxes {
     with_storage: Sandbox<VatLink>,
     without_storage: Sandbox<VatLink>,
-    stored: Arc<Mutex<std::collections::HashSet<[u8; 32]>>>,
+    /// SHA-256 (hex) of the modules whose apps were granted storage.
+    stored: Arc<Mutex<std::collections::HashSet<String>>>,
 }
 
 impl Sandboxes {
@@ -107,20 +108,12 @@ impl Sandboxes {
         let setup = |e: pola_sandbox::SetupError| anyhow::anyhow!("setting up WebAssembly: {e}");
         let mut none = crate::sandbox_config();
         none.storage_keys = 0;
-        let mut stored = std::collections::HashSet::new();
-        for a in &model.apps {
-            if a.endowments.iter().any(|e| e.spec == Spec::Storage) {
-                let mut h = [0u8; 32];
-                for (i, b) in h.iter_mut().enumerate() {
-                    *b = a
-                        .wasm_sha256
-                        .get(2 * i..2 * i + 2)
-                        .and_then(|x| u8::from_str_radix(x, 16).ok())
-                        .unwrap_or(0);
-                }
-                stored.insert(h);
-            }
-        }
+        let stored = model
+            .apps
+            .iter()
+            .filter(|a| a.endowments.iter().any(|e| e.spec == Spec::Storage))
+            .map(|a| a.wasm_sha256.clone())
+            .collect();
         Ok(Sandboxes {
             with_storage: Sandbox::new(crate::sandbox_config()).map_err(setup)?,
             without_storage: Sandbox::new(none).map_err(setup)?,
@@ -128,14 +121,14 @@ impl Sandboxes {
         })
     }
 
-    fn has_storage(&self, hash: &[u8; 32]) -> bool {
+    fn has_storage(&self, hash: &str) -> bool {
         self.stored
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .contains(hash)
     }
 
-    fn grant_storage(&self, hash: [u8; 32]) {
+    fn grant_storage(&self, hash: String) {
         self.stored
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -143,13 +136,20 @@ impl Sandboxes {
     }
 
     fn pick(&self, wasm: &[u8]) -> Sandbox<VatLink> {
-        let hash: [u8; 32] = Sha256::digest(wasm).into();
-        if self.has_storage(&hash) {
+        if self.has_storage(&sha256_hex(wasm)) {
             self.with_storage.clone()
         } else {
             self.without_storage.clone()
         }
     }
+}
+
+/// SHA-256 of `bytes`, lowercase hex.
+fn sha256_hex(bytes: &[u8]) -> String {
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 /// A package waiting for the user's decisions.
@@ -685,20 +685,22 @@ impl Desk {
     fn check_rel(&self, rel: &str, file: bool) -> R<String> {
         let rel = inside_documents(rel)
             .ok_or_else(|| DeskError::bad("choose something inside the documents folder"))?;
-        let dir = self.docs_dir()?;
-        let meta = if rel.is_empty() {
-            dir.dir_metadata()
-        } else {
-            dir.symlink_metadata(&rel)
+        // Opened exactly as a launch will open it (cap-std, one component
+        // at a time, no symbolic links), so a grant that passes here is
+        // one a launch can make.
+        let root = pola_powerbox::caps::open_documents(&self.documents)
+            .map_err(|e| DeskError::internal(format!("the documents folder: {e}")))?;
+        let path =
+            pola_powerbox::caps::RelPath::parse(&rel).map_err(|e| DeskError::bad(e.to_string()))?;
+        let read = pola_powerbox::caps::Access::Read;
+        let as_file = pola_powerbox::caps::file(&root, &path, read).map(drop);
+        let as_folder = pola_powerbox::caps::folder(&root, &path, read).map(drop);
+        match (file, as_file, as_folder) {
+            (true, Ok(()), _) | (false, _, Ok(())) => Ok(rel),
+            (true, Err(_), Ok(())) => Err(DeskError::bad("choose a file, not a folder")),
+            (false, Ok(()), Err(_)) => Err(DeskError::bad("choose a folder, not a file")),
+            (true, Err(e), Err(_)) | (false, _, Err(e)) => Err(DeskError::bad(e.to_string())),
         }
-        .map_err(|_| DeskError::bad("that document does not exist"))?;
-        if file && !meta.is_file() {
-            return Err(DeskError::bad("choose a file, not a folder"));
-        }
-        if !file && !meta.is_dir() {
-            return Err(DeskError::bad("choose a folder, not a file"));
-        }
-        Ok(rel)
     }
 
     fn docs_dir(&self) -> R<cap_std::fs::Dir> {
@@ -718,13 +720,12 @@ impl Desk {
     ) -> R<String> {
         let id = random_hex(8);
         let root = format!("app:{id}");
-        let hash: [u8; 32] = Sha256::digest(&package.wasm).into();
-        let wasm_sha256: String = hash.iter().map(|b| format!("{b:02x}")).collect();
+        let wasm_sha256 = sha256_hex(&package.wasm);
         let storage = endowments.iter().any(|e| e.spec == Spec::Storage);
         let code = if storage {
-            self.sandbox.grant_storage(hash);
+            self.sandbox.grant_storage(wasm_sha256.clone());
             code
-        } else if self.sandbox.has_storage(&hash) {
+        } else if self.sandbox.has_storage(&wasm_sha256) {
             // Another installed app runs the same code with storage: the
             // code object is shared by sandbox, so this one gets it too
             // (said in the README).
