@@ -1,8 +1,10 @@
-//! Builds the desk's stock apps (`caplets/desk-*`) for
+//! Builds the desk's stock apps (`caplets/desk-*`) and the browser's
+//! renderers (`caplets/browser-*`) for
 //! `wasm32-unknown-unknown` with a nested cargo, in a target directory of
 //! their own under `OUT_DIR` (so it never waits on the outer build's
 //! lock), and exports the paths of the `.wasm` files as
-//! `POLA_DESK_APP_<NAME>` for the library.
+//! `POLA_DESK_APP_<NAME>` and `POLA_BROWSER_RENDERER_<NAME>` for the
+//! library.
 
 use std::env;
 use std::fs;
@@ -10,6 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 const APPS: [&str; 4] = ["editor", "notes", "clock", "hostile"];
+const RENDERERS: [&str; 3] = ["benign", "text", "hostile"];
 const TARGET: &str = "wasm32-unknown-unknown";
 
 fn watch(path: &Path) {
@@ -67,6 +70,10 @@ fn main() {
     for app in APPS {
         watch(&caplets.join(format!("desk-{app}")));
     }
+    watch(&caplets.join("browser-draw"));
+    for r in RENDERERS {
+        watch(&caplets.join(format!("browser-{r}")));
+    }
     watch(&root.join("crates/syrup"));
 
     ensure_target();
@@ -76,6 +83,9 @@ fn main() {
         .args(["build", "--release", "--target", TARGET]);
     for app in APPS {
         cmd.arg("-p").arg(format!("pola-caplet-desk-{app}"));
+    }
+    for r in RENDERERS {
+        cmd.arg("-p").arg(format!("pola-caplet-browser-{r}"));
     }
     // The outer build's flags and wrappers are for the host, not the guest.
     for var in [
@@ -91,7 +101,7 @@ fn main() {
     let status = cmd.status().expect("run cargo for caplets/");
     if !status.success() {
         panic!(
-            "building the desk's apps (caplets/desk-*) for {TARGET} failed; \
+            "building the desk's apps (caplets/desk-*, caplets/browser-*) for {TARGET} failed; \
              if the target is missing, run `rustup target add {TARGET}`"
         );
     }
@@ -102,6 +112,15 @@ fn main() {
         println!(
             "cargo:rustc-env=POLA_DESK_APP_{}={}",
             app.to_uppercase(),
+            file.display()
+        );
+    }
+    for r in RENDERERS {
+        let file = wasm_dir.join(format!("pola_caplet_browser_{r}.wasm"));
+        assert!(file.exists(), "missing {}", file.display());
+        println!(
+            "cargo:rustc-env=POLA_BROWSER_RENDERER_{}={}",
+            r.to_uppercase(),
             file.display()
         );
     }

@@ -6,7 +6,9 @@
 //! - [`STOCK`]: the editor, the notes app and the clock, which the desk
 //!   installs on its first start;
 //! - [`HOSTILE`]: an app that asks for too much and tries every escape,
-//!   installed only by tests.
+//!   installed only by tests;
+//! - [`RENDERERS`]: the browser's stock renderers (`caplets/browser-*`,
+//!   `PROTOCOL.md` section 4.2): styled, text only, and the red team's.
 //!
 //! Needs `rustup target add wasm32-unknown-unknown`.
 #![forbid(unsafe_code)]
@@ -62,3 +64,38 @@ pub const HOSTILE: StockApp = StockApp {
     manifest: include_str!("../../../../caplets/desk-hostile/manifest.toml"),
     icon: include_bytes!("../../../../caplets/desk-hostile/icon.png"),
 };
+
+/// One of the browser's renderers: a confined caplet that draws a page's
+/// capability tree in its pane (`crates/desk/PROTOCOL.md` section 4.2).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Renderer {
+    /// A short stable id: `"benign"`, `"text"` or `"hostile"`.
+    pub id: &'static str,
+    /// What the browser's chrome calls it.
+    pub label: &'static str,
+    /// The confined caplet module.
+    pub wasm: &'static [u8],
+}
+
+/// The browser's stock renderers: `caplets/browser-benign` (the page
+/// styled: headings, lists, tables, images, links, forms),
+/// `caplets/browser-text` (its text and links only) and
+/// `caplets/browser-hostile` (the red team's: it attacks the browser and
+/// reports each attempt). Benign first, hostile last.
+pub const RENDERERS: &[Renderer] = &[
+    Renderer {
+        id: "benign",
+        label: "Styled",
+        wasm: include_bytes!(env!("POLA_BROWSER_RENDERER_BENIGN")),
+    },
+    Renderer {
+        id: "text",
+        label: "Text only",
+        wasm: include_bytes!(env!("POLA_BROWSER_RENDERER_TEXT")),
+    },
+    Renderer {
+        id: "hostile",
+        label: "Red team (hostile)",
+        wasm: include_bytes!(env!("POLA_BROWSER_RENDERER_HOSTILE")),
+    },
+];
