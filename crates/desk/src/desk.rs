@@ -23,6 +23,9 @@ use sha2::{Digest as _, Sha256};
 use crate::model::{App, Endowment, GrantRecord, Model, Origin, Spec};
 use crate::pane;
 
+#[path = "browser.rs"]
+pub mod browser;
+
 /// The host-table row holding the model.
 const MODEL_ROW: &str = "desk-model";
 /// How long the desk waits on its vat.
@@ -176,6 +179,8 @@ struct Window {
     caplet: Ref,
     view: Option<Json>,
     links: Vec<Ref>,
+    /// For each image of the view, its index in the browser page's images.
+    images: Vec<usize>,
     seq: u64,
     /// Revokers of everything this launch was given, with grant numbers
     /// (`None` for the pane and powerbox).
@@ -186,6 +191,8 @@ struct Window {
     shows: VecDeque<Instant>,
     /// A view newer than the page's waits for the next flush.
     dirty: bool,
+    /// The browser's state, in a browser window.
+    browser: Option<browser::BrowserState>,
 }
 
 /// An object a running app offers to others.
@@ -237,6 +244,7 @@ impl Shared {
 /// The desk.
 pub struct Desk {
     vat: Vat,
+    renderers: browser::Renderers,
     store: Arc<Store>,
     sandbox: Sandboxes,
     documents: PathBuf,
@@ -281,6 +289,7 @@ impl Desk {
         }
         let desk = Arc::new(Desk {
             vat,
+            renderers: browser::Renderers::new()?,
             store,
             sandbox: sandboxes,
             documents: opts.documents.clone(),
@@ -298,6 +307,19 @@ impl Desk {
             }),
         });
         desk.drop_orphans()?;
+        // The renderers compile in the background, so that the first page
+        // does not wait for them.
+        let warm = Arc::downgrade(&desk);
+        let _ = std::thread::Builder::new()
+            .name("pola-renderers".into())
+            .spawn(move || {
+                for r in pola_desk_apps::RENDERERS {
+                    match warm.upgrade() {
+                        Some(d) => d.renderers.warm(r.id),
+                        None => return,
+                    }
+                }
+            });
         Ok(desk)
     }
 
@@ -378,28 +400,36 @@ impl Desk {
             .iter()
             .map(|(id, w)| (w.app.as_str(), *id))
             .collect();
-        let apps: Vec<Json> = inner
-            .model
-            .apps
-            .iter()
-            .map(|a| {
+        let browser_app = json!({
+            "id": browser::APP, "pet": browser::NAME, "calls_itself": browser::NAME,
+            "description": "The desk's web browser: each page is drawn by a confined renderer.",
+            "icon": true, "installed_at": 0, "builtin": true,
+            "running": running.get(browser::APP).map(|w| w.to_string()),
+        });
+        let apps: Vec<Json> = std::iter::once(browser_app)
+            .chain(inner.model.apps.iter().map(|a| {
                 json!({
                     "id": a.id, "pet": a.pet, "calls_itself": a.calls_itself,
                     "description": a.description, "icon": a.icon.is_some(),
                     "installed_at": a.installed_at,
                     "running": running.get(a.id.as_str()).map(|w| w.to_string()),
                 })
-            })
+            }))
             .collect();
         let windows: Vec<Json> = inner
             .windows
             .iter()
             .map(|(id, w)| {
-                let pet = inner.model.app(&w.app).map(|a| a.pet.clone());
+                let pet = if w.app == browser::APP {
+                    Some(browser::NAME.to_owned())
+                } else {
+                    inner.model.app(&w.app).map(|a| a.pet.clone())
+                };
                 json!({
                     "id": id.to_string(), "app": w.app, "pet": pet, "view": w.view,
                     "seq": w.seq,
                     "prompt": w.prompt.as_ref().map(|p| prompt_json(&inner, p)),
+                    "browser": w.browser.as_ref().map(browser::BrowserState::json),
                 })
             })
             .collect();
@@ -408,6 +438,9 @@ impl Desk {
 
     /// The icon of an app, re-encoded by the desk.
     pub fn icon(&self, app: &str) -> Option<Vec<u8>> {
+        if app == browser::APP {
+            return Some(browser::icon());
+        }
         self.shared.lock().model.app(app)?.icon.clone()
     }
 
@@ -850,6 +883,9 @@ impl Desk {
     /// No such app; a grant could not be made (e.g. its file is gone: the
     /// app is launched without it and the failure is said).
     pub fn launch(self: &Arc<Self>, app: &str) -> R<u64> {
+        if app == browser::APP {
+            return Ok(self.launch_browser());
+        }
         let caplet = self
             .vat
             .root(&format!("app:{app}"))
@@ -873,12 +909,14 @@ impl Desk {
                     caplet: caplet.clone(),
                     view: None,
                     links: Vec::new(),
+                    images: Vec::new(),
                     seq: 0,
                     revokers: Vec::new(),
                     prompt: None,
                     requests: VecDeque::new(),
                     shows: VecDeque::new(),
                     dirty: false,
+                    browser: None,
                 },
             );
             (window, endowments)
@@ -889,6 +927,7 @@ impl Desk {
             let pane = cx.spawn(PaneObject {
                 desk: Arc::downgrade(&me),
                 window,
+                page: None,
             });
             let (pane_fwd, pane_rev) = revocable(cx, pane);
             let pb = cx.spawn(PowerboxObject {
@@ -932,6 +971,42 @@ impl Desk {
         drop(inner);
         self.shared.changed();
         Ok(window)
+    }
+
+    /// Opens the browser's window (or answers the open one).
+    fn launch_browser(self: &Arc<Self>) -> u64 {
+        let window = {
+            let mut inner = self.shared.lock();
+            if let Some((w, _)) = inner.windows.iter().find(|(_, w)| w.app == browser::APP) {
+                return *w;
+            }
+            let window = inner.next_window;
+            inner.next_window += 1;
+            let start = json!({"k": "column", "c": [
+                {"k": "heading", "level": 2, "c": [{"k": "text", "s": "Type a web address above"}]},
+                {"k": "para", "c": [{"k": "text", "s": "Each page is drawn by a renderer that holds only that page: its text, and its links, images and forms as capabilities. It cannot see addresses, change the address bar or the title, reach the web or your files, or keep anything from one page to the next."}]},
+            ]});
+            inner.windows.insert(
+                window,
+                Window {
+                    app: browser::APP.to_owned(),
+                    caplet: Ref::broken(error("no page is shown")),
+                    view: Some(start),
+                    links: Vec::new(),
+                    images: Vec::new(),
+                    seq: 1,
+                    revokers: Vec::new(),
+                    prompt: None,
+                    requests: VecDeque::new(),
+                    shows: VecDeque::new(),
+                    dirty: false,
+                    browser: Some(browser::BrowserState::new()),
+                },
+            );
+            window
+        };
+        self.shared.changed();
+        window
     }
 
     /// Gives window `window` the revokers of what this turn made for it.
@@ -1327,6 +1402,16 @@ impl Desk {
     /// # Errors
     /// No such app.
     pub fn audit(&self, app: &str) -> R<Json> {
+        if app == browser::APP {
+            let words = "Connect to any public web site, and to the local sites you type in its address bar";
+            return Ok(json!({
+                "app": browser::APP, "pet": browser::NAME, "calls_itself": browser::NAME,
+                "endowments": [{"name": "web", "words": words}],
+                "grants": [],
+                "reach": [format!("Built in: {words}"),
+                          "Its renderers hold one page each: that page's links, images and forms, and a pane that dies when the page goes".to_owned()],
+            }));
+        }
         let inner = self.shared.lock();
         let a = inner
             .model
@@ -1682,17 +1767,32 @@ fn access_name(a: Access) -> &'static str {
 struct PaneObject {
     desk: std::sync::Weak<Desk>,
     window: u64,
+    /// For a browser page's renderer: the page it may draw.
+    page: Option<u64>,
 }
 
 impl Object for PaneObject {
-    fn receive(&self, _cx: &mut Turn<'_>, method: &str, args: Vec<Val>) -> Outcome {
+    fn receive(&self, cx: &mut Turn<'_>, method: &str, args: Vec<Val>) -> Outcome {
         if method != "show" {
             return Err(error("a pane answers only show(view)"));
         }
         let [tree] = args.as_slice() else {
             return Err(error("show takes one view"));
         };
-        let view = pane::check(tree).map_err(|e| error(e.0))?;
+        let page = self.page;
+        let window = self.window;
+        let mut pages_images = Vec::new();
+        let view = pane::check_with(tree, &mut |r| {
+            let Some(p) = page else { return false };
+            match browser::page_image(cx, r, window, p) {
+                Some(i) => {
+                    pages_images.push(i);
+                    true
+                }
+                None => false,
+            }
+        })
+        .map_err(|e| error(e.0))?;
         let desk = self
             .desk
             .upgrade()
@@ -1701,6 +1801,9 @@ impl Object for PaneObject {
         let Some(w) = inner.windows.get_mut(&self.window) else {
             return Err(error("the window was closed"));
         };
+        if page.is_some() && w.browser.as_ref().map(|b| b.page) != page {
+            return Err(error("this page is gone: the browser has moved on"));
+        }
         // A page redraws every view it is sent: an app may not flood it.
         let now = Instant::now();
         while w
@@ -1718,6 +1821,7 @@ impl Object for PaneObject {
         w.seq += 1;
         w.view = Some(view.json);
         w.links = view.links;
+        w.images = pages_images;
         if w.shows.len() >= SHOWS_PER_SECOND {
             // Over the rate: the page gets the latest view at the next
             // flush (Desk::flush_views), not every one in between.

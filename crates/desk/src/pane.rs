@@ -37,7 +37,8 @@ fn refuse<T>(why: impl Into<String>) -> Result<T, Refusal> {
     Err(Refusal(why.into()))
 }
 
-struct Walk {
+struct Walk<'a> {
+    paintable: &'a mut dyn FnMut(&Ref) -> bool,
     nodes: usize,
     text: usize,
     links: Vec<Ref>,
@@ -50,7 +51,18 @@ struct Walk {
 /// A [`Refusal`] naming what is wrong: too big, too deep, too much text,
 /// an unknown node, a malformed node or a bad id.
 pub fn check(tree: &Val) -> Result<View, Refusal> {
+    check_with(tree, &mut |_| false)
+}
+
+/// [`check`], where `paintable` says whether an image's capability is one
+/// the desk can paint (an image of the window's current page); other
+/// images show their alt text.
+///
+/// # Errors
+/// As [`check`].
+pub fn check_with(tree: &Val, paintable: &mut dyn FnMut(&Ref) -> bool) -> Result<View, Refusal> {
     let mut walk = Walk {
+        paintable,
         nodes: 0,
         text: 0,
         links: Vec::new(),
@@ -163,10 +175,12 @@ fn node(walk: &mut Walk, v: &Val, depth: usize) -> Result<Json, Refusal> {
                 let Some(alt) = alt.as_str() else {
                     return refuse("an image's alt text must be a string");
                 };
-                // No image capability exists yet (the browser will mint
-                // them): the page shows the alt text.
-                let _ = target;
-                Ok(json!({"k": "image", "n": null, "alt": text(walk, alt)?}))
+                let alt = text(walk, alt)?;
+                if !(walk.paintable)(target) {
+                    return Ok(json!({"k": "image", "n": null, "alt": alt}));
+                }
+                walk.images.push(target.clone());
+                Ok(json!({"k": "image", "n": walk.images.len() - 1, "alt": alt}))
             }
             _ => refuse("an image is <'image TARGET \"alt\"> with TARGET a capability"),
         },

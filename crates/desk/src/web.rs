@@ -64,6 +64,12 @@ pub fn router(desk: Arc<Desk>, token: &str, port: u16) -> Router {
         .route("/d/{t}/api/windows/{w}/close", post(close))
         .route("/d/{t}/api/windows/{w}/event", post(event))
         .route("/d/{t}/api/windows/{w}/drop", post(drop_file))
+        .route("/d/{t}/api/windows/{w}/navigate", post(navigate))
+        .route("/d/{t}/api/windows/{w}/back", post(back))
+        .route("/d/{t}/api/windows/{w}/forward", post(forward))
+        .route("/d/{t}/api/windows/{w}/reload", post(reload))
+        .route("/d/{t}/api/windows/{w}/renderer", post(renderer))
+        .route("/d/{t}/api/images/{w}/{n}", get(image))
         .route("/d/{t}/api/prompts/{p}/answer", post(answer))
         .route("/d/{t}/api/files", get(files))
         .route("/d/{t}/api/grants/{g}/revoke", post(revoke))
@@ -344,6 +350,77 @@ async fn event(
         app.desk.event(number(&w, "window")?, &b)?;
         Ok(json!({}))
     })())
+}
+
+async fn navigate(
+    State(app): State<App>,
+    Path((_t, w)): Path<(String, String)>,
+    body: Bytes,
+) -> Response {
+    answer_json((|| {
+        let b = body_json(&body)?;
+        let url = b["url"]
+            .as_str()
+            .ok_or_else(|| DeskError::bad("navigate needs a url"))?;
+        app.desk.browse(number(&w, "window")?, url)?;
+        Ok(json!({}))
+    })())
+}
+
+async fn step(app: &App, w: &str, step: i64) -> Response {
+    answer_json((|| {
+        app.desk.history(number(w, "window")?, step)?;
+        Ok(json!({}))
+    })())
+}
+
+async fn back(State(app): State<App>, Path((_t, w)): Path<(String, String)>) -> Response {
+    step(&app, &w, -1).await
+}
+
+async fn forward(State(app): State<App>, Path((_t, w)): Path<(String, String)>) -> Response {
+    step(&app, &w, 1).await
+}
+
+async fn reload(State(app): State<App>, Path((_t, w)): Path<(String, String)>) -> Response {
+    step(&app, &w, 0).await
+}
+
+async fn renderer(
+    State(app): State<App>,
+    Path((_t, w)): Path<(String, String)>,
+    body: Bytes,
+) -> Response {
+    let b = match body_json(&body) {
+        Ok(b) => b,
+        Err(e) => return failed(&e),
+    };
+    answer_json(
+        blocking(move || {
+            let id = b["renderer"]
+                .as_str()
+                .ok_or_else(|| DeskError::bad("renderer needs a renderer id"))?;
+            app.desk.set_renderer(number(&w, "window")?, id)?;
+            Ok(json!({}))
+        })
+        .await,
+    )
+}
+
+async fn image(
+    State(app): State<App>,
+    Path((_t, w, n)): Path<(String, String, String)>,
+) -> Response {
+    let got = blocking(move || {
+        let n = usize::try_from(number(&n, "image")?)
+            .map_err(|_| DeskError::missing("no such image"))?;
+        app.desk.image(number(&w, "window")?, n)
+    })
+    .await;
+    match got {
+        Ok(b) => ([(header::CONTENT_TYPE, "image/png")], b.to_vec()).into_response(),
+        Err(e) => failed(&e),
+    }
 }
 
 async fn drop_file(

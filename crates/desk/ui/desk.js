@@ -265,6 +265,7 @@
       this.status = h('div', { className: 'window-status', attrs: { role: 'status' } });
       this.promptArea = h('div', { className: 'prompt-area' });
       this.pane = h('div', { className: 'pane', data: { window: id } });
+      this.chrome = h('div', { className: 'browser-chrome', hidden: true });
       this.frame = h('section', { className: 'window', data: { window: id, app }, attrs: { 'aria-label': 'window' } },
         h('header', { className: 'titlebar' },
           this.iconSlot, this.title,
@@ -276,6 +277,7 @@
             type: 'button', className: 'title-button close', title: 'Close (takes back what it was given)',
             attrs: { 'aria-label': 'Close' }, on: { click: () => this.close() },
           }, '×')),
+        this.chrome,
         this.promptArea,
         this.pane,
         this.status);
@@ -305,6 +307,7 @@
         this.iconSlot.append(iconFor(app || { pet }, 20));
       }
       this.pet = pet;
+      if (w.browser) this.drawBrowser(w.browser);
       const seq = typeof w.seq === 'number' ? w.seq : this.seq;
       if (w.view && (seq > this.seq || this.seq < 0)) this.show(w.view, seq);
       this.drawPrompt(w.prompt || null);
@@ -312,6 +315,56 @@
 
     remove() {
       this.frame.remove();
+    }
+
+    /** The browser's chrome: drawn by the desk from the desk's own state
+     * (the URL field, title and history), never by the page's renderer. */
+    drawBrowser(b) {
+      if (!this.bar) {
+        const go = (path, body) => api(`api/windows/${this.id}/${path}`, body || {})
+          .then(() => this.say(''))
+          .catch((e) => this.say(e.message));
+        this.back = h('button', { type: 'button', className: 'nav-button', title: 'Back', attrs: { 'aria-label': 'Back' }, on: { click: () => go('back') } }, '←');
+        this.forward = h('button', { type: 'button', className: 'nav-button', title: 'Forward', attrs: { 'aria-label': 'Forward' }, on: { click: () => go('forward') } }, '→');
+        this.reload = h('button', { type: 'button', className: 'nav-button', title: 'Reload', attrs: { 'aria-label': 'Reload' }, on: { click: () => go('reload') } }, '↻');
+        this.address = h('input', { type: 'text', className: 'address', spellcheck: false, attrs: { 'aria-label': 'Address', placeholder: 'Type a web address' } });
+        this.address.addEventListener('keydown', (ev) => {
+          if (ev.key === 'Enter') {
+            ev.preventDefault();
+            this.address.dataset.editing = '';
+            go('navigate', { url: this.address.value });
+          }
+        });
+        this.address.addEventListener('input', () => { this.address.dataset.editing = '1'; });
+        this.address.addEventListener('blur', () => {
+          this.address.dataset.editing = '';
+          if (this.browser) this.address.value = this.browser.url;
+        });
+        this.renderer = h('select', { className: 'renderer', title: 'The renderer that draws pages', attrs: { 'aria-label': 'Renderer' } });
+        this.renderer.addEventListener('change', () => go('renderer', { renderer: this.renderer.value }));
+        this.pageState = h('div', { className: 'page-state', attrs: { role: 'status' } });
+        this.bar = h('div', { className: 'address-bar' }, this.back, this.forward, this.reload, this.address, this.renderer);
+        this.chrome.append(this.bar, this.pageState);
+        this.chrome.hidden = false;
+        this.frame.classList.add('browser');
+      }
+      this.browser = b;
+      this.back.disabled = !b.back;
+      this.forward.disabled = !b.forward;
+      this.reload.disabled = !b.url;
+      if (this.address.dataset.editing !== '1' && this.address.value !== b.url) this.address.value = String(b.url || '');
+      const ids = (b.renderers || []).map((r) => r.id).join(' ');
+      if (this.renderer.dataset.ids !== ids) {
+        this.renderer.dataset.ids = ids;
+        clear(this.renderer);
+        for (const r of b.renderers || []) this.renderer.append(h('option', { value: r.id }, String(r.label)));
+      }
+      this.renderer.value = b.renderer;
+      const title = b.title ? `${this.pet} — ${b.title}` : this.pet;
+      if (this.title.textContent !== title) this.title.textContent = title;
+      this.frame.classList.toggle('loading', !!b.loading);
+      this.pageState.textContent = b.loading ? 'Loading…' : b.error ? `Could not open the page: ${b.error}`
+        : b.truncated ? 'This page was too large: only its beginning is shown.' : '';
     }
 
     flash() {
@@ -1260,6 +1313,10 @@
         const win = desk.windows.get(String(m.window));
         const seq = typeof m.seq === 'number' ? m.seq : 0;
         if (win && m.view && seq > win.seq) win.show(m.view, seq);
+        else if (!win) refresh();
+      } else if (m.type === 'browser') {
+        const win = desk.windows.get(String(m.window));
+        if (win && m.browser) win.drawBrowser(m.browser);
         else if (!win) refresh();
       } else if (m.type === 'changed') {
         refresh();

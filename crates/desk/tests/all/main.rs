@@ -12,11 +12,16 @@
 //! - `launch`: the editor saving, revocation, close and relaunch; the
 //!   hostile app's attack;
 //! - `powerbox`: runtime requests answered, refused, or left pending;
-//! - `persist`: what survives a restart of the desk.
+//! - `persist`: what survives a restart of the desk;
+//! - `browser`: the browser against real sites on loopback: pages,
+//!   links, images, forms, and the 2002 red team's attacks by the hostile
+//!   renderer and a conspiring server.
 
+mod browser;
 mod http;
 mod install;
 mod launch;
 mod persist;
 mod powerbox;
+mod site;
 mod support;

@@ -38,7 +38,7 @@ mod web;
 
 pub use basic::{ClockCap, MAX_RANDOM, RandomCap};
 pub use fs::{Entry, FileCap, FolderCap, MAX_FILE, MAX_LIST, create_file, file, folder};
-pub use web::{MAX_SITES, Sites, WebCap, WebOptions, is_public};
+pub use web::{Fetched, MAX_SITES, Sites, WebCap, WebOptions, is_public};
 
 /// How much a file or folder capability lets its holder do (the same
 /// type as a manifest's request access).

@@ -43,6 +43,9 @@ pub enum Sites {
     Anywhere,
     /// Exactly these origins.
     Origins(Vec<Origin>),
+    /// Any public site, and these origins too even when they are private
+    /// (the browser: the public web, and the local sites the user typed).
+    AnywhereAnd(Vec<Origin>),
 }
 
 /// The most origins one grant names (PROTOCOL.md).
@@ -131,7 +134,8 @@ impl Sites {
         }
         match self {
             Sites::Origins(list) => list.contains(&url.origin()),
-            Sites::Anywhere => match url.host() {
+            Sites::AnywhereAnd(list) if list.contains(&url.origin()) => true,
+            Sites::Anywhere | Sites::AnywhereAnd(_) => match url.host() {
                 Some(Host::Ipv4(ip)) => is_public(IpAddr::V4(ip)),
                 Some(Host::Ipv6(ip)) => is_public(IpAddr::V6(ip)),
                 Some(Host::Domain(d)) => !is_local_name(d),
@@ -145,7 +149,7 @@ impl Sites {
     fn grants_localhost_name(&self) -> bool {
         match self {
             Sites::Anywhere => false,
-            Sites::Origins(list) => list.iter().any(|o| match o {
+            Sites::Origins(list) | Sites::AnywhereAnd(list) => list.iter().any(|o| match o {
                 Origin::Tuple(_, Host::Domain(d), _) => is_local_name(d),
                 _ => false,
             }),
@@ -337,6 +341,21 @@ impl WebCap {
         &self.0.sites
     }
 
+    /// Fetches `url` on the calling thread (never call it on a vat's
+    /// thread): GET, or POST of `form` (URL-encoded). The same checks,
+    /// limits and redirect rules as `get`.
+    ///
+    /// # Errors
+    /// Plain words: the URL is refused, or the request failed.
+    pub fn fetch_now(&self, url: &str, form: Option<Vec<u8>>) -> Result<Fetched, &'static str> {
+        let mut url = Url::parse(url).map_err(|_| "that is not a web address")?;
+        if !self.0.sites.allows(&url) {
+            return Err(REFUSED);
+        }
+        url.set_fragment(None);
+        fetch(&self.0, url, form)
+    }
+
     /// Checks `url` against the grant and starts the request; `resolver`
     /// is settled (from a worker thread) with the answer.
     ///
@@ -376,7 +395,19 @@ impl WebCap {
 fn worker(shared: Arc<Shared>, first: Job) {
     let mut job = first;
     loop {
-        let outcome = fetch(&shared, job.url);
+        let outcome = fetch(&shared, job.url, None)
+            .map(|f| {
+                Val::Dict(
+                    [
+                        (Val::str("status"), Val::int(i64::from(f.status))),
+                        (Val::str("type"), Val::str(f.mime)),
+                        (Val::str("body"), Val::bytes(f.body)),
+                    ]
+                    .into_iter()
+                    .collect(),
+                )
+            })
+            .map_err(error);
         job.resolver.settle_now(outcome);
         let mut pool = shared.pool();
         match pool.queue.pop_front() {
@@ -389,37 +420,61 @@ fn worker(shared: Arc<Shared>, first: Job) {
     }
 }
 
-fn fetch(shared: &Shared, mut url: Url) -> Outcome {
+/// An answer from a site.
+#[derive(Clone, Debug)]
+pub struct Fetched {
+    /// The URL that answered (after redirects), without a fragment.
+    pub url: Url,
+    /// The HTTP status.
+    pub status: u16,
+    /// The `Content-Type` (at most 256 bytes; `application/octet-stream`
+    /// when missing).
+    pub mime: String,
+    /// The body (at most the capability's `max_body`).
+    pub body: Vec<u8>,
+}
+
+/// What `fetch` sends: nothing (GET), or a form (POST,
+/// `application/x-www-form-urlencoded`).
+fn fetch(
+    shared: &Shared,
+    mut url: Url,
+    mut form: Option<Vec<u8>>,
+) -> Result<Fetched, &'static str> {
     let mut hops = 0;
     loop {
-        let mut response = shared
-            .agent
-            .get(url.as_str())
-            .call()
-            .map_err(|e| error(plain(&e)))?;
+        let called = match &form {
+            None => shared.agent.get(url.as_str()).call(),
+            Some(body) => shared
+                .agent
+                .post(url.as_str())
+                .content_type("application/x-www-form-urlencoded")
+                .send(&body[..]),
+        };
+        let mut response = called.map_err(|e| plain(&e))?;
         let status = response.status().as_u16();
         let location = response
             .headers()
             .get("location")
             .and_then(|v| v.to_str().ok());
         if let (301 | 302 | 303 | 307 | 308, Some(location)) = (status, location) {
-            {
-                if hops >= shared.options.max_redirects {
-                    return Err(error("the site redirected too many times"));
-                }
-                hops += 1;
-                let mut next = url
-                    .join(location)
-                    .map_err(|_| error("the site redirected to a bad address"))?;
-                if !shared.sites.allows(&next) {
-                    return Err(error(
-                        "the site redirected to a site this app may not connect to",
-                    ));
-                }
-                next.set_fragment(None);
-                url = next;
-                continue;
+            if hops >= shared.options.max_redirects {
+                return Err("the site redirected too many times");
             }
+            hops += 1;
+            let mut next = url
+                .join(location)
+                .map_err(|_| "the site redirected to a bad address")?;
+            if !shared.sites.allows(&next) {
+                return Err("the site redirected to a site this app may not connect to");
+            }
+            next.set_fragment(None);
+            url = next;
+            // As browsers do: only 307 and 308 repeat a form's POST.
+            if !matches!(status, 307 | 308) {
+                form = None;
+            }
+            continue;
         }
         let mime = response
             .headers()
@@ -433,16 +488,13 @@ fn fetch(shared: &Shared, mut url: Url) -> Outcome {
             .with_config()
             .limit(shared.options.max_body)
             .read_to_vec()
-            .map_err(|e| error(plain(&e)))?;
-        return Ok(Val::Dict(
-            [
-                (Val::str("status"), Val::int(i64::from(status))),
-                (Val::str("type"), Val::str(mime)),
-                (Val::str("body"), Val::bytes(body)),
-            ]
-            .into_iter()
-            .collect(),
-        ));
+            .map_err(|e| plain(&e))?;
+        return Ok(Fetched {
+            url,
+            status,
+            mime,
+            body,
+        });
     }
 }
 
