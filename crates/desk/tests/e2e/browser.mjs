@@ -530,6 +530,12 @@ let passed = 0;
 let page;
 try {
   page = await openDesk(b.context, url);
+  // Chromium logs a refused request without saying which (lib.mjs leaves
+  // those out): a picture the desk refuses to serve is a problem here.
+  page.on('response', (r) => {
+    const p = new URL(r.url()).pathname.replace(/^\/d\/[^/]+\//, '');
+    if (r.status() >= 400 && p.startsWith('api/images/')) page.problems.push(`${r.status()} for ${p}`);
+  });
   const only = (process.env.POLA_DESK_ONLY || '').split(',').filter(Boolean);
   for (const [name, fn] of scenarios) {
     if (only.length && !only.some((o) => name.includes(o))) continue;
