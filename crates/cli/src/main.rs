@@ -372,11 +372,12 @@ fn caplet_check(file: &std::path::Path) -> anyhow::Result<()> {
     }
     let report = match pola_sandbox::check(&bytes) {
         Ok(r) => r,
+        Err(pola_sandbox::LoadError::Invalid(why)) => {
+            eprintln!("{path}: not a valid WebAssembly module: {}", shown(&why));
+            std::process::exit(2);
+        }
         Err(e) => {
-            eprintln!(
-                "{path}: not a valid WebAssembly module: {}",
-                shown(&e.to_string())
-            );
+            eprintln!("{path}: refused: {}", shown(&e.to_string()));
             std::process::exit(2);
         }
     };
@@ -393,14 +394,25 @@ fn caplet_check(file: &std::path::Path) -> anyhow::Result<()> {
     }
     if report.confined {
         println!("confined: yes (its only authority is the references it is handed)");
-        Ok(())
     } else {
         println!("confined: NO");
-        for p in &report.problems {
-            println!("  - {}", shown(&p.to_string()));
-        }
-        std::process::exit(1);
     }
+    // The same decision the host's loader makes (default bounds), compiling
+    // aside: whether a sandbox would load it.
+    let m = &report.measures;
+    println!(
+        "size: {} functions, {} instructions, at most {} in one function, nested {} deep",
+        m.functions, m.operators, m.function_operators, m.nesting
+    );
+    if report.loads {
+        println!("loads: yes (within the host's bounds)");
+        return Ok(());
+    }
+    println!("loads: NO");
+    for p in &report.problems {
+        println!("  - {}", shown(&p.to_string()));
+    }
+    std::process::exit(1);
 }
 
 /// `s` safe to print to a terminal: control characters and invisible

@@ -5,8 +5,12 @@
 //! None of these carries a backtrace, an address or a host path. The text
 //! handed to other parties (the reason a promise is broken with) is
 //! [`CallError::public_reason`], a fixed string per kind.
+//!
+//! This module depends on nothing else in the crate (the checker, the
+//! bounds and the host all use it), so the crate's modules have no import
+//! cycle.
 
-use crate::check::Problem;
+use std::fmt;
 
 /// Why a call into a caplet failed.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -17,7 +21,10 @@ pub enum CallError {
     #[error("caplet exceeded its CPU budget")]
     OutOfFuel,
     /// The caplet tried to grow its memory (or a table) past its cap and
-    /// then trapped. The instance is dead.
+    /// then stopped because of it: it ran out of memory in its allocator
+    /// (which aborts with `unreachable`). The instance is dead. A refused
+    /// growth followed by some other trap is reported as that trap (the
+    /// caplet saw the refusal, `-1`, and went on).
     #[error("caplet exceeded its memory limit")]
     MemoryLimit,
     /// The call ran past its wall-clock limit
@@ -137,6 +144,12 @@ pub enum LoadError {
     /// Valid, but it asks for something other than the caplet interface.
     #[error("caplet is not confined: {0}")]
     NotConfined(Problem),
+    /// Valid and confined, but over one of the host's bounds on a module's
+    /// shape ([`crate::Bounds`]): compiling it could take the host too
+    /// long or too much memory, or it would not fit an instance slot. Not
+    /// compiled.
+    #[error("caplet module refused before compiling: {0}")]
+    Exceeded(Exceeded),
     /// The checking engine could not be created.
     #[error("sandbox engine failure")]
     Engine,
@@ -146,3 +159,138 @@ pub enum LoadError {
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[error("cannot set up the caplet sandbox: {0}")]
 pub struct SetupError(pub(crate) String);
+
+/// Why a module is not acceptable, as [`crate::check`] lists them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Problem {
+    /// An import from outside the caplet interface (WASI, env, clock, …).
+    ForbiddenImport {
+        /// Import module.
+        module: String,
+        /// Field name.
+        name: String,
+    },
+    /// A `pola` import with the wrong type.
+    WrongImportType {
+        /// Field name.
+        name: String,
+    },
+    /// A required export is missing.
+    MissingExport {
+        /// Its name.
+        name: &'static str,
+    },
+    /// An entry point or memory export with the wrong type.
+    WrongExportType {
+        /// Its name.
+        name: String,
+    },
+    /// Confined, but over one of the host's bounds (see
+    /// [`LoadError::Exceeded`]).
+    Exceeded(Exceeded),
+}
+
+impl Problem {
+    /// Whether this problem is about authority (an import or export), as
+    /// opposed to size ([`Problem::Exceeded`]).
+    pub fn is_confinement(&self) -> bool {
+        !matches!(self, Problem::Exceeded(_))
+    }
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Problem::ForbiddenImport { module, name } => write!(
+                f,
+                "forbidden import `{module}::{name}` (a caplet may import only `pola` functions)"
+            ),
+            Problem::WrongImportType { name } => {
+                write!(f, "import `pola::{name}` has the wrong type")
+            }
+            Problem::MissingExport { name } => write!(f, "missing export `{name}`"),
+            Problem::WrongExportType { name } => write!(f, "export `{name}` has the wrong type"),
+            Problem::Exceeded(e) => e.fmt(f),
+        }
+    }
+}
+
+/// Which of the host's bounds on a module's shape ([`crate::Bounds`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Limit {
+    /// Blocks, loops and `if`s nested inside one another in one function.
+    Nesting,
+    /// Instructions in one function body.
+    FunctionOperators,
+    /// Local variables of one function (parameters included).
+    FunctionLocals,
+    /// Functions, imported and defined.
+    Functions,
+    /// Bytes of all function bodies together.
+    CodeBytes,
+    /// Instructions in all function bodies together.
+    Operators,
+    /// Global variables.
+    Globals,
+    /// Data and element segments.
+    Segments,
+    /// Linear memories defined by the module.
+    Memories,
+    /// Tables defined by the module.
+    Tables,
+    /// The initial size of a memory, in bytes.
+    MemoryBytes,
+    /// The initial size of a table, in elements.
+    TableElements,
+}
+
+impl Limit {
+    /// What is counted, in plain words.
+    fn what(self) -> &'static str {
+        match self {
+            Limit::Nesting => "blocks nested",
+            Limit::FunctionOperators => "instructions",
+            Limit::FunctionLocals => "local variables",
+            Limit::Functions => "functions",
+            Limit::CodeBytes => "bytes of code",
+            Limit::Operators => "instructions in all",
+            Limit::Globals => "globals",
+            Limit::Segments => "data and element segments",
+            Limit::Memories => "memories",
+            Limit::Tables => "tables",
+            Limit::MemoryBytes => "bytes of initial memory",
+            Limit::TableElements => "initial table elements",
+        }
+    }
+}
+
+/// A module over one of the host's bounds: which, by how much, and where.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub struct Exceeded {
+    /// The bound.
+    pub limit: Limit,
+    /// What the module has (for a per-function bound, the first function
+    /// over it; see [`Exceeded::function`]).
+    pub found: u64,
+    /// The host's bound.
+    pub max: u64,
+    /// For a per-function bound, the index of that function (in the
+    /// module's function index space, imports first).
+    pub function: Option<u32>,
+}
+
+impl fmt::Display for Exceeded {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.function {
+            Some(i) => write!(f, "function {i}")?,
+            None => f.write_str("the module")?,
+        }
+        match self.limit {
+            Limit::Nesting => write!(f, " nests blocks {} deep", self.found)?,
+            other => write!(f, " has {} {}", self.found, other.what())?,
+        }
+        write!(f, "; the host's limit is {}", self.max)
+    }
+}

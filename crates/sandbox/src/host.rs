@@ -16,7 +16,7 @@
 //!   end of the entry discards them.
 
 use std::fmt;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 use pola_syrup::{Limits, NoRef, Value};
 use wasmtime::{
@@ -25,9 +25,11 @@ use wasmtime::{
 };
 
 use crate::abi::{self, Code, REF_LABEL};
-use crate::check::{Surface, confinement_problems};
+use crate::bounds::Bounds;
+use crate::check::examine;
 use crate::clist::{CList, Entry, Kind};
-use crate::error::{CallError, LoadError, SetupError, TrapKind};
+use crate::engine::{deterministic, first_line, validate};
+use crate::error::{CallError, LoadError, Problem, SetupError, TrapKind};
 use crate::gate::Gate;
 use crate::storage::{Quota, Staging, StorageMap};
 
@@ -180,6 +182,9 @@ pub struct Config {
     /// are applied (and, in a persistent vat, the portrait it encodes).
     /// Default 1.
     pub storage_copy_fuel: u64,
+    /// Bounds on a module's shape, checked before compiling it, so that
+    /// compiling a module takes bounded time and memory (see [`Bounds`]).
+    pub bounds: Bounds,
 }
 
 impl Default for Config {
@@ -203,6 +208,7 @@ impl Default for Config {
             storage_keys: 1024,
             storage_bytes: 1 << 20,
             storage_copy_fuel: 1,
+            bounds: Bounds::default(),
         }
     }
 }
@@ -278,6 +284,9 @@ struct Data<O: Outside> {
     storage_copy_fuel: u64,
     /// Whether an entry (delivery or notification) is running.
     in_entry: bool,
+    /// Whether a host call of the current entry found the fuel budget
+    /// spent (the entry then fails as [`CallError::OutOfFuel`]).
+    exhausted: bool,
 }
 
 /// A compile-once caplet host for one kind of [`Outside`].
@@ -316,8 +325,7 @@ fn engine_config(config: &Config) -> wasmtime::Config {
     c.consume_fuel(true);
     c.epoch_interruption(config.wall_time_per_call.is_some());
     c.max_wasm_stack(config.max_stack_bytes);
-    // Errors that reach other parties carry no backtrace.
-    c.wasm_backtrace_max_frames(None);
+    deterministic(&mut c);
     let mut pool = PoolingAllocationConfig::new();
     pool.total_core_instances(config.max_instances)
         .total_memories(config.max_instances)
@@ -358,29 +366,6 @@ fn epoch_ticks(config: &Config) -> Option<u64> {
     Some(u64::try_from(ticks).unwrap_or(u64::MAX))
 }
 
-/// The engine `check` compiles with: default allocator, never runs code.
-fn check_engine() -> Option<&'static Engine> {
-    static ENGINE: OnceLock<Option<Engine>> = OnceLock::new();
-    ENGINE
-        .get_or_init(|| {
-            let mut c = wasmtime::Config::new();
-            c.wasm_backtrace_max_frames(None);
-            Engine::new(&c).ok()
-        })
-        .as_ref()
-}
-
-/// Validates a module as the loader's engine would, without compiling it.
-pub(crate) fn validate_for_check(bytes: &[u8]) -> Result<(), LoadError> {
-    let engine = check_engine().ok_or(LoadError::Engine)?;
-    Module::validate(engine, bytes).map_err(|e| LoadError::Invalid(first_line(&e)))
-}
-
-fn first_line(e: &wasmtime::Error) -> String {
-    let s = e.to_string();
-    s.lines().next().unwrap_or_default().to_owned()
-}
-
 impl<O: Outside> Sandbox<O> {
     /// Builds the engine and the host-function registry.
     ///
@@ -407,27 +392,36 @@ impl<O: Outside> Sandbox<O> {
     }
 
     /// Compiles a caplet once, after checking that it imports nothing but
-    /// the caplet interface and exports its entry points.
+    /// the caplet interface, exports its entry points and is within the
+    /// host's [`Bounds`] ([`Config::bounds`]). The check is the one
+    /// [`crate::check_with`] makes with this sandbox's configuration: a
+    /// module refused here has problems there, and the reverse.
     ///
     /// # Errors
-    /// - [`LoadError::TooLarge`] before compiling an oversized module;
+    /// - [`LoadError::TooLarge`] before reading an oversized module;
     /// - [`LoadError::Invalid`] for bytes that are not a valid core module;
     /// - [`LoadError::NotConfined`] naming the first forbidden import or
-    ///   missing export.
+    ///   missing export;
+    /// - [`LoadError::Exceeded`] naming the first bound the module is over
+    ///   (not compiled).
     pub fn load(&self, wasm: &[u8]) -> Result<CapletModule<O>, LoadError> {
-        if wasm.len() > self.config.max_module_bytes {
-            return Err(LoadError::TooLarge {
-                len: wasm.len(),
-                max: self.config.max_module_bytes,
+        // Refuse before compiling: a hostile module costs no compile time.
+        let examined = examine(wasm, &self.config)?;
+        if let Some(problem) = examined.problems.into_iter().next() {
+            return Err(match problem {
+                Problem::Exceeded(e) => LoadError::Exceeded(e),
+                other => LoadError::NotConfined(other),
             });
         }
-        // Refuse before compiling: a hostile module costs no compile time.
-        let surface = Surface::read(wasm)?;
-        if let Some(problem) = confinement_problems(&surface).into_iter().next() {
-            return Err(LoadError::NotConfined(problem));
-        }
-        let module =
-            Module::new(&self.engine, wasm).map_err(|e| LoadError::Invalid(first_line(&e)))?;
+        let module = Module::new(&self.engine, wasm).map_err(|e| {
+            // Said in the checker's words, so `check` and `load` give the
+            // same error for the same module (the compiler validates each
+            // function as it goes and words it differently).
+            match validate(wasm) {
+                Err(checked) => checked,
+                Ok(()) => LoadError::Invalid(first_line(&e)),
+            }
+        })?;
         let has_notify = module.get_export(abi::EXPORT_NOTIFY).is_some();
         let pre = self
             .linker
@@ -493,6 +487,7 @@ impl<O: Outside> CapletModule<O> {
             storage: Staging::new(quota(&self.config)),
             storage_copy_fuel: self.config.storage_copy_fuel,
             in_entry: false,
+            exhausted: false,
         };
         let mut store = Store::new(engine, data);
         store.limiter(|d| &mut d.limiter);
@@ -511,6 +506,10 @@ impl<O: Outside> CapletModule<O> {
                 classify(&e, store.data().limiter.hit)
             }
         })?;
+        // The start function's host calls spent the budget.
+        if store.data().exhausted {
+            return Err(CallError::OutOfFuel);
+        }
         let memory = instance
             .get_memory(&mut store, abi::EXPORT_MEMORY)
             .ok_or(CallError::Engine)?;
@@ -819,6 +818,7 @@ impl<O: Outside> CapletInstance<O> {
         call: impl FnOnce(&mut Store<Data<O>>) -> wasmtime::Result<i32>,
     ) -> Result<i32, CallError> {
         self.store.data_mut().limiter.hit = false;
+        self.store.data_mut().exhausted = false;
         self.store
             .set_fuel(self.fuel)
             .map_err(|_| CallError::Engine)?;
@@ -831,20 +831,20 @@ impl<O: Outside> CapletInstance<O> {
         d.in_entry = false;
         d.inbound_pending = false;
         d.inbound.clear();
+        // A host call found the budget spent: whatever the caplet returned
+        // after that, the entry ran out of fuel.
+        let result = match result {
+            Ok(_) if d.exhausted => Err(CallError::OutOfFuel),
+            Ok(code) => Ok(code),
+            Err(e) => Err(classify(&e, d.limiter.hit)),
+        };
         // The entry's storage writes stand only if it returned 0.
         if matches!(result, Ok(0)) {
             d.storage.commit();
         } else {
             d.storage.discard();
         }
-        match result {
-            Ok(code) => Ok(code),
-            Err(e) => {
-                let err = classify(&e, self.store.data().limiter.hit);
-                self.kill(&err);
-                Err(err)
-            }
-        }
+        result.inspect_err(|err| self.kill(err))
     }
 
     /// Marks the instance dead, empties its c-list and breaks every promise
@@ -948,7 +948,11 @@ fn classify(e: &wasmtime::Error, memory_hit: bool) -> CallError {
         Some(Trap::OutOfFuel) => CallError::OutOfFuel,
         Some(Trap::Interrupt) => CallError::TimedOut,
         Some(Trap::StackOverflow) => CallError::StackOverflow,
-        _ if memory_hit => CallError::MemoryLimit,
+        // A refused growth, then an abort: the caplet's allocator gave up
+        // (Rust's out-of-memory handler ends in `unreachable`). Any other
+        // trap after a refused growth is reported as itself: the caplet saw
+        // the refusal (-1) and went on to fail some other way.
+        Some(Trap::UnreachableCodeReached) if memory_hit => CallError::MemoryLimit,
         Some(Trap::UnreachableCodeReached) => CallError::Trap(TrapKind::Unreachable),
         Some(Trap::MemoryOutOfBounds) => CallError::Trap(TrapKind::MemoryOutOfBounds),
         Some(
@@ -1052,14 +1056,20 @@ fn charge<O: Outside>(caller: &mut Caller<'_, Data<O>>, len: i32) -> Result<(), 
 /// takes the rest, so the caplet traps with `OutOfFuel` at its next
 /// instruction.
 fn burn<O: Outside>(caller: &mut Caller<'_, Data<O>>, cost: u64) -> Result<(), Code> {
-    let fuel = caller.get_fuel().map_err(|_| Code::Exhausted)?;
-    match fuel.checked_sub(cost) {
-        Some(left) => caller.set_fuel(left).map_err(|_| Code::Exhausted),
-        None => {
-            let _ = caller.set_fuel(0);
-            Err(Code::Exhausted)
-        }
+    let paid = caller
+        .get_fuel()
+        .ok()
+        .and_then(|fuel| fuel.checked_sub(cost))
+        .is_some_and(|left| caller.set_fuel(left).is_ok());
+    if paid {
+        return Ok(());
     }
+    let _ = caller.set_fuel(0);
+    // The entry fails as out of fuel however it ends: with no fuel left the
+    // caplet usually traps at once, but code already paid for (the rest
+    // of a basic block) can still return normally.
+    caller.data_mut().exhausted = true;
+    Err(Code::Exhausted)
 }
 
 /// Charges a storage call (a host call plus its key bytes) and reads the

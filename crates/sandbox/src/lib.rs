@@ -20,8 +20,13 @@
 //! - [`CapletInstance`]: one live instance with its own memory and c-list
 //!   ([`CapletModule::instantiate`]); [`CapletInstance::deliver`] runs one
 //!   message under a CPU budget and a memory cap.
-//! - [`check`]: a module's imports, exports and confinement, without
-//!   loading it.
+//! - [`check`] / [`check_with`]: a module's imports, exports, confinement
+//!   and size, and whether the loader would take it, without compiling it.
+//!   The loader decides by the same function, so the two always agree.
+//! - [`Bounds`]: the host's bounds on a module's shape (nesting,
+//!   instructions per function and in all, functions, locals, …), checked
+//!   in linear time before compiling, so that compiling a module takes
+//!   bounded time and memory.
 //! - [`Gate`] / [`Revoker`]: revocable grants at the c-list.
 //! - [`StorageMap`]: a caplet's storage, its persistent state (keys to
 //!   values with references); writes are staged per entry and applied
@@ -95,21 +100,27 @@
 //! send to the host about 0.75 µs; the same method on a native Rust object
 //! 10 ns.
 //!
+//! Determinism: NaNs produced by arithmetic are canonical and relaxed SIMD
+//! is not available, so a caplet computes the same bits on every CPU.
+//!
 //! The security argument and the attack table are in `ATTACKS.md` next to
 //! this crate.
 #![forbid(unsafe_code)]
 
 pub mod abi;
+mod bounds;
 mod check;
 mod clist;
+mod engine;
 mod error;
 mod gate;
 mod host;
 mod storage;
 pub mod vat;
 
-pub use check::{Item, Problem, Report, check};
-pub use error::{CallError, LoadError, SetupError, TrapKind};
+pub use bounds::Bounds;
+pub use check::{Item, Measures, Report, check, check_with};
+pub use error::{CallError, Exceeded, Limit, LoadError, Problem, SetupError, TrapKind};
 pub use gate::{Gate, Revoker};
 pub use host::{CapletInstance, CapletModule, Config, Grant, Outside, Refused, Sandbox};
 pub use storage::StorageMap;

@@ -4,8 +4,11 @@
 
 mod attacks;
 mod benign;
+mod bounds;
+mod determinism;
 mod loader;
 mod quotas;
+mod shapes;
 mod storage;
 mod vat;
 mod world;

@@ -145,3 +145,139 @@ fn wall_clock_limit_stops_a_caplet_whose_host_calls_block() {
         .deliver(Value::List(vec![Value::sym("guess")]), Some(2))
         .unwrap();
 }
+
+/// An outside world that keeps what the host settles and abandons.
+#[derive(Default)]
+struct Kept(Vec<(u32, Settled)>);
+
+/// How the host settled a promise.
+type Settled = Result<Value<u32>, Value<u32>>;
+
+impl pola_sandbox::Outside for Kept {
+    type Ref = u32;
+    fn send(&mut self, _: &u32, _: Value<u32>) -> Result<u32, pola_sandbox::Refused> {
+        Err(pola_sandbox::Refused)
+    }
+    fn send_only(&mut self, _: &u32, _: Value<u32>) -> Result<(), pola_sandbox::Refused> {
+        Err(pola_sandbox::Refused)
+    }
+    fn settle(&mut self, r: u32, outcome: Result<Value<u32>, Value<u32>>) {
+        self.0.push((r, outcome));
+    }
+}
+
+fn kept_sandbox() -> Sandbox<Kept> {
+    let mut c = crate::test_config();
+    c.max_instances = 4;
+    Sandbox::new(c).unwrap()
+}
+
+/// A refused `memory.grow` is not a trap: the caplet sees -1. If it then
+/// traps some other way, that trap is what is reported; only an abort
+/// (`unreachable`, where an allocator's out-of-memory path ends) after a
+/// refused growth counts as hitting the memory limit.
+#[test]
+fn a_trap_after_a_refused_memory_grow_is_reported_as_itself() {
+    let caplet = |after: &str| {
+        crate::wat(&format!(
+            r#"(module
+                (memory (export "memory") 1)
+                (func (export "pola_deliver") (param i32 i64) (result i32)
+                    ;; 64 MiB more, over the 8 MiB cap: refused, -1.
+                    (if (i32.ne (memory.grow (i32.const 1024)) (i32.const -1))
+                        (then (return (i32.const 7))))
+                    {after}))"#
+        ))
+    };
+    let sb = kept_sandbox();
+    let run = |wasm: Vec<u8>| {
+        let m = sb.load(&wasm).unwrap();
+        let mut c = m.instantiate(Kept::default()).unwrap();
+        c.deliver(Value::List(vec![]), Some(1))
+    };
+    // It saw -1 and went on: no trap at all.
+    assert_eq!(run(caplet("(i32.const 0)")), Ok(()));
+    // Division by zero after the refusal: an arithmetic trap.
+    assert_eq!(
+        run(caplet("(i32.div_s (i32.const 1) (i32.const 0))")),
+        Err(CallError::Trap(pola_sandbox::TrapKind::Arithmetic))
+    );
+    // An access out of bounds after the refusal.
+    assert_eq!(
+        run(caplet("(i32.load (i32.const 1000000))")),
+        Err(CallError::Trap(pola_sandbox::TrapKind::MemoryOutOfBounds))
+    );
+    // An abort after the refusal: out of memory.
+    assert_eq!(run(caplet("(unreachable)")), Err(CallError::MemoryLimit));
+}
+
+/// `table.grow` (and `memory.grow`) past the cap, by any amount, returns
+/// -1; it never traps (it used to run out of fuel: the engine charged for
+/// the elements asked for before refusing them).
+#[test]
+fn table_grow_past_the_cap_returns_minus_one() {
+    let sb = kept_sandbox();
+    let grows = [
+        "(table.grow (ref.null func) (i32.const -1))",
+        "(table.grow (ref.null func) (i32.const 0x7fffffff))",
+        "(table.grow (ref.null func) (i32.const 10000))",
+        "(memory.grow (i32.const -1))",
+        "(memory.grow (i32.const 0x10000))",
+    ];
+    for grow in grows {
+        let wasm = crate::wat(&format!(
+            r#"(module
+                (memory (export "memory") 1)
+                (table 1 funcref)
+                (func (export "pola_deliver") (param i32 i64) (result i32)
+                    (i32.ne {grow} (i32.const -1))))"#
+        ));
+        let delta = grow;
+        let m = sb.load(&wasm).unwrap();
+        let mut c = m.instantiate(Kept::default()).unwrap();
+        assert_eq!(
+            c.deliver(Value::List(vec![]), None),
+            Ok(()),
+            "delta {delta}"
+        );
+        assert!(!c.is_dead());
+    }
+}
+
+/// Fuel that runs out inside a host call fails the delivery as out of
+/// fuel, even when the caplet, told `exhausted`, returns 0 at once (code
+/// already paid for can run without more fuel): the resolver it holds is
+/// broken, not left pending, and its storage writes are discarded.
+#[test]
+fn fuel_running_out_inside_a_host_call_fails_the_delivery() {
+    let mut c = crate::test_config();
+    c.max_instances = 4;
+    c.fuel_per_call = 200_000;
+    let sb = Sandbox::<Kept>::new(c).unwrap();
+    let wasm = crate::wat(&format!(
+        r#"(module
+            (import "pola" "drop" (func $drop (param i64) (result i32)))
+            (import "pola" "storage_put" (func $put (param i32 i32 i32 i32) (result i32)))
+            (memory (export "memory") 1)
+            (data (i32.const 0) "kt")
+            (func (export "pola_deliver") (param i32 i64) (result i32)
+                (drop (call $put (i32.const 0) (i32.const 1) (i32.const 1) (i32.const 1)))
+                (block $out
+                    (loop $again
+                        ;; Each host call costs 10 000 fuel; stop at `exhausted`.
+                        (br_if $out (i32.eq (call $drop (i64.const 0)) (i32.const {exhausted})))
+                        (br $again)))
+                (i32.const 0)))"#,
+        exhausted = pola_sandbox::abi::Code::Exhausted.as_i32()
+    ));
+    let m = sb.load(&wasm).unwrap();
+    let mut caplet = m.instantiate(Kept::default()).unwrap();
+    let err = caplet.deliver(Value::List(vec![]), Some(5)).unwrap_err();
+    assert_eq!(err, CallError::OutOfFuel);
+    assert!(caplet.is_dead());
+    assert_eq!(
+        caplet.outside().0,
+        [(5, Err(Value::error("caplet exceeded its CPU budget")))]
+    );
+    assert!(caplet.storage().is_empty());
+}
