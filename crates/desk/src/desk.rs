@@ -307,19 +307,6 @@ impl Desk {
             }),
         });
         desk.drop_orphans()?;
-        // The renderers compile in the background, so that the first page
-        // does not wait for them.
-        let warm = Arc::downgrade(&desk);
-        let _ = std::thread::Builder::new()
-            .name("pola-renderers".into())
-            .spawn(move || {
-                for r in pola_desk_apps::RENDERERS {
-                    match warm.upgrade() {
-                        Some(d) => d.renderers.warm(r.id),
-                        None => return,
-                    }
-                }
-            });
         Ok(desk)
     }
 
@@ -406,15 +393,18 @@ impl Desk {
             "icon": true, "installed_at": 0, "builtin": true,
             "running": running.get(browser::APP).map(|w| w.to_string()),
         });
-        let apps: Vec<Json> = std::iter::once(browser_app)
-            .chain(inner.model.apps.iter().map(|a| {
+        let apps: Vec<Json> = inner
+            .model
+            .apps
+            .iter()
+            .map(|a| {
                 json!({
                     "id": a.id, "pet": a.pet, "calls_itself": a.calls_itself,
                     "description": a.description, "icon": a.icon.is_some(),
                     "installed_at": a.installed_at,
                     "running": running.get(a.id.as_str()).map(|w| w.to_string()),
                 })
-            }))
+            })
             .collect();
         let windows: Vec<Json> = inner
             .windows
@@ -433,7 +423,7 @@ impl Desk {
                 })
             })
             .collect();
-        json!({"apps": apps, "windows": windows, "documents": self.documents.display().to_string()})
+        json!({"builtin": [browser_app], "apps": apps, "windows": windows, "documents": self.documents.display().to_string()})
     }
 
     /// The icon of an app, re-encoded by the desk.
@@ -1005,6 +995,17 @@ impl Desk {
             );
             window
         };
+        // The default renderer compiles in the background while the
+        // person types an address, so that the first page does not wait
+        // for it (the others compile when first chosen).
+        let warm = Arc::downgrade(self);
+        let _ = std::thread::Builder::new()
+            .name("pola-renderers".into())
+            .spawn(move || {
+                if let Some(d) = warm.upgrade() {
+                    d.renderers.warm(pola_desk_apps::RENDERERS[0].id);
+                }
+            });
         self.shared.changed();
         window
     }

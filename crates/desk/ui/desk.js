@@ -164,7 +164,8 @@
   }
 
   function applyState(s) {
-    desk.apps = Array.isArray(s.apps) ? s.apps : [];
+    // Built-in apps (the browser) first, then the installed ones.
+    desk.apps = [...(Array.isArray(s.builtin) ? s.builtin : []), ...(Array.isArray(s.apps) ? s.apps : [])];
     desk.documents = typeof s.documents === 'string' ? s.documents : '';
     drawIcons();
     const seen = new Set();
@@ -970,6 +971,10 @@
         },
       },
     }, 'Install');
+    if (builtin) {
+      body.append(error);
+      return;
+    }
     body.append(error, h('div', { className: 'dialog-actions' },
       h('button', { type: 'button', className: 'cancel', on: { click: cancel } }, 'Cancel'), install));
     if (rule1 || !pet.value) pet.focus();
@@ -1117,10 +1122,12 @@
     rename.value = typed !== null ? typed : a.pet;
     const doRename = () => act(`api/apps/${encodeURIComponent(a.app)}/rename`, { pet: rename.value.trim() });
     rename.addEventListener('keydown', (ev) => { if (ev.key === 'Enter') doRename(); });
+    const builtin = !!(app && app.builtin);
     body.append(h('div', { className: 'review-head' }, iconFor(app || { pet: a.pet }, 64),
       h('div', null,
-        h('div', { className: 'rename' }, h('label', { htmlFor: 'rename-input' }, 'Your name for it'), rename,
-          h('button', { type: 'button', className: 'rename-go', on: { click: doRename } }, 'Rename')),
+        builtin ? h('p', { className: 'calls-itself' }, 'Built into the desk.')
+          : h('div', { className: 'rename' }, h('label', { htmlFor: 'rename-input' }, 'Your name for it'), rename,
+            h('button', { type: 'button', className: 'rename-go', on: { click: doRename } }, 'Rename')),
         h('p', { className: 'calls-itself' }, 'calls itself ', h('strong', null, String(a.calls_itself ?? (app && app.calls_itself) ?? ''))),
         app && app.description ? h('p', { className: 'description' }, app.description) : null)));
     if (focusedRename) rename.focus();
@@ -1154,6 +1161,10 @@
       }
       act(`api/apps/${encodeURIComponent(a.app)}/uninstall`, {}, () => { closeDialog(); notice(`Uninstalled ${a.pet}.`, 'ok'); });
     });
+    if (builtin) {
+      body.append(error);
+      return;
+    }
     body.append(error, h('div', { className: 'dialog-actions' },
       h('button', {
         type: 'button', className: 'danger revoke-all', disabled: live.length === 0,
