@@ -406,19 +406,20 @@ fn attr<'d>(dom: &'d [crate::dom::Node], id: usize, name: &LocalName) -> Option<
     }
 }
 
-/// Every node under `id` in document order (not `id`), skipping the
-/// subtrees for which `skip` is true; each node at most once.
+/// Every node under `id` in document order (not `id`), as `visit` says.
+/// The arena is a tree, so each node comes once; should it ever hold a
+/// cycle, the walk still ends after as many steps as there are nodes.
 fn descendants(dom: &[crate::dom::Node], id: usize, mut visit: impl FnMut(usize) -> Walk) {
-    let mut seen = vec![false; dom.len()];
     let mut stack: Vec<usize> = match dom.get(id) {
         Some(n) => n.children.iter().rev().copied().collect(),
         None => return,
     };
+    let mut steps = dom.len();
     while let Some(n) = stack.pop() {
-        match seen.get_mut(n) {
-            Some(s) if !*s => *s = true,
-            _ => continue,
+        if steps == 0 {
+            return;
         }
+        steps -= 1;
         match visit(n) {
             Walk::Stop => return,
             Walk::Skip => {}

@@ -200,7 +200,8 @@ impl Form {
                             let v = f.option_values.get(i).map_or(label, String::as_str);
                             pairs.push((&f.name, v));
                         }
-                        None if given.is_none() => {}
+                        // Nothing to choose from: nothing is sent.
+                        None if given.is_none() || (f.options.is_empty() && label.is_empty()) => {}
                         None => return Err(FormError::NoSuchOption(shorten(&f.name))),
                     }
                 }

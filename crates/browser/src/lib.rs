@@ -25,6 +25,24 @@
 //! Bounds ([`Limits`]) are counted while the tree is built; content past
 //! one is dropped and [`Page::truncated`] is set. Input over 4 MiB is cut.
 //! Nothing here panics on any input.
+//!
+//! ```
+//! use pola_browser::{Limits, parse};
+//! use pola_syrup::Value;
+//!
+//! let base = url::Url::parse("https://example.com/news/").unwrap();
+//! let html = br#"<p>Read <a href="today.html" onclick="steal()">today's</a> news
+//!     <!-- <a href="https://evil.example/">hidden</a> --></p>"#;
+//! let page = parse(html, &base, &Limits::default());
+//! assert_eq!(page.links[0].as_str(), "https://example.com/news/today.html");
+//! // The desk fills each slot with a capability; here, a stand-in.
+//! let tree: Value = page.tree(
+//!     &mut |i| Value::record("link-cap", vec![Value::int(i as i64)]),
+//!     &mut |_| Value::null(),
+//!     &mut |_| Value::null(),
+//! );
+//! assert_eq!(tree.to_string(), r#"<block <para "Read " <link <link-cap 0> "today's"> " news">>"#);
+//! ```
 
 #![forbid(unsafe_code)]
 

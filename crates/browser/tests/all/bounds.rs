@@ -171,3 +171,27 @@ fn tiny_limits_still_hold() {
         }
     }
 }
+
+#[test]
+fn many_selects_with_many_options() {
+    let options: String = (0..400)
+        .map(|i| format!("<option value={i}>opt {i}</option>"))
+        .collect();
+    let html = format!(
+        "<form>{}</form>",
+        format!("<select name=s>{options}</select>").repeat(250)
+    );
+    let p = page(&html);
+    check(&p, &Limits::default());
+    assert!(p.truncated);
+    let f = &p.forms[0].fields[0];
+    assert_eq!(f.options.len(), pola_browser::MAX_OPTIONS);
+    assert_eq!(f.value, "opt 0");
+    // Submission maps the label shown back to the option's value.
+    let s = p.forms[0]
+        .submission(&[("s".to_string(), "opt 7".to_string())].into())
+        .expect("accepted");
+    assert!(
+        matches!(s, pola_browser::Submission::Get(u) if u.query().is_some_and(|q| q.starts_with("s=7&s=7")))
+    );
+}

@@ -55,6 +55,7 @@ pub fn strings(v: &Value) -> String {
 pub fn check(p: &Page, limits: &Limits) -> (usize, usize, usize) {
     let v = tree(p);
     let (mut nodes, mut depth, mut text) = (0usize, 0usize, 0usize);
+    let mut order: [Vec<usize>; 3] = Default::default();
     let mut stack = vec![(&v, 1usize)];
     while let Some((v, d)) = stack.pop() {
         match v {
@@ -71,20 +72,16 @@ pub fn check(p: &Page, limits: &Limits) -> (usize, usize, usize) {
                         assert!(!r.fields.is_empty(), "{label} has its flag");
                         &r.fields[1..]
                     }
-                    "link" | "form" => {
-                        slot(
-                            &r.fields[0],
-                            if label == "link" { "L" } else { "F" },
-                            if label == "link" {
-                                p.links.len()
-                            } else {
-                                p.forms.len()
-                            },
-                        );
+                    "link" => {
+                        order[0].push(slot(&r.fields[0], "L", p.links.len()));
+                        &r.fields[1..]
+                    }
+                    "form" => {
+                        order[2].push(slot(&r.fields[0], "F", p.forms.len()));
                         &r.fields[1..]
                     }
                     "image" => {
-                        slot(&r.fields[0], "I", p.images.len());
+                        order[1].push(slot(&r.fields[0], "I", p.images.len()));
                         let alt = r.fields[1].as_str().expect("alt is a string");
                         text += alt.len();
                         &[]
@@ -138,6 +135,10 @@ pub fn check(p: &Page, limits: &Limits) -> (usize, usize, usize) {
             other => panic!("unexpected node {other}"),
         }
     }
+    // Every slot once, in page order.
+    assert_eq!(order[0], (0..p.links.len()).collect::<Vec<_>>());
+    assert_eq!(order[1], (0..p.images.len()).collect::<Vec<_>>());
+    assert_eq!(order[2], (0..p.forms.len()).collect::<Vec<_>>());
     assert!(nodes <= limits.max_nodes, "{nodes} nodes");
     assert!(depth <= limits.max_depth, "depth {depth}");
     assert!(text <= limits.max_text, "{text} bytes of text");
@@ -166,11 +167,12 @@ fn label_of(v: &Value) -> Option<&str> {
     }
 }
 
-fn slot(v: &Value, label: &str, len: usize) {
+fn slot(v: &Value, label: &str, len: usize) -> usize {
     let Value::Record(r) = v else {
         panic!("a slot, not {v}")
     };
     assert_eq!(r.label.as_symbol(), Some(label));
     let i = r.fields[0].as_i64().expect("an index");
     assert!((i as usize) < len, "slot {label} {i} of {len}");
+    i as usize
 }
