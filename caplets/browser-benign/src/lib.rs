@@ -69,12 +69,23 @@ impl Benign {
 impl Caplet for Benign {
     fn call(&mut self, method: &str, args: Vec<Val>, reply: Reply) {
         match method {
-            "render" => match Page::parse(&args) {
+            "render" => match Page::parse(args) {
                 Ok(page) => {
                     self.forms = draw::forms(&page.tree);
+                    let (pane, big) = (page.pane, page.is_big());
                     self.page = Some(page);
                     self.status = None;
-                    self.draw();
+                    if !big
+                        || view::ask(
+                            pane,
+                            "show",
+                            vec![draw::placeholder()],
+                            |me: &mut Benign, _| me.draw(),
+                        )
+                        .is_err()
+                    {
+                        self.draw();
+                    }
                     reply.ok(Val::Bool(true));
                 }
                 Err(why) => reply.err(text(why)),

@@ -66,33 +66,70 @@ impl Page {
     ///
     /// # Errors
     /// Plain words saying what is missing or of the wrong type.
-    pub fn parse(args: &[Val]) -> Result<Page, &'static str> {
-        let [Value::Dict(d)] = args else {
+    pub fn parse(args: Vec<Val>) -> Result<Page, &'static str> {
+        let Ok::<[Val; 1], _>([Value::Dict(mut d)]) = args.try_into() else {
             return Err("render expects one environment dictionary");
         };
-        let Some(Value::Ref(pane)) = key(d, "pane") else {
+        let Some(Value::Ref(pane)) = key(&d, "pane") else {
             return Err("the environment has no pane");
         };
-        let Some(tree) = key(d, "tree") else {
+        let pane = *pane;
+        // Taken, not copied: a big tree is costly to copy in a caplet.
+        let Some(tree) = d.remove(&text("tree")) else {
             return Err("the environment has no tree");
         };
-        let title = match key(d, "title") {
+        let title = match key(&d, "title") {
             None => String::new(),
             Some(Value::String(s)) => s.clone(),
             Some(_) => return Err("the title is not a string"),
         };
-        let truncated = match key(d, "truncated") {
+        let truncated = match key(&d, "truncated") {
             None => false,
             Some(Value::Bool(b)) => *b,
             Some(_) => return Err("truncated is not a boolean"),
         };
         Ok(Page {
-            tree: tree.clone(),
+            tree,
             title,
             truncated,
-            pane: *pane,
+            pane,
         })
     }
+
+    /// Whether the tree is bigger than the browser ever sends
+    /// ([`BIG_TREE`] nodes): then a renderer draws it in a turn of its own
+    /// (after [`placeholder`] is shown), so that reading the tree and
+    /// drawing it each get a full CPU budget.
+    pub fn is_big(&self) -> bool {
+        /// Counts nodes as the browser does: texts and records, not the
+        /// numbers, flags, capabilities and strings inside a node.
+        fn count(v: &Val, n: &mut usize, depth: usize) {
+            if *n > BIG_TREE || depth > MAX_WALK {
+                return;
+            }
+            match v {
+                Value::String(_) => *n += 1,
+                Value::Record(r) => {
+                    *n += 1;
+                    if !matches!(r.label.as_symbol(), Some("field" | "image" | "pre")) {
+                        r.fields.iter().for_each(|f| count(f, n, depth + 1));
+                    }
+                }
+                _ => {}
+            }
+        }
+        let mut n = 0;
+        count(&self.tree, &mut n, 0);
+        n > BIG_TREE
+    }
+}
+
+/// More nodes than the browser's tree ever has (PROTOCOL.md 4.1).
+pub const BIG_TREE: usize = 4_000;
+
+/// A view shown while a big tree is drawn.
+pub fn placeholder() -> Val {
+    view::column([view::para([view::em([text("Drawing the page\u{2026}")])])])
 }
 
 /// A form field's kind (`KIND` in the tree).

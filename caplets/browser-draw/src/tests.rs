@@ -345,7 +345,7 @@ fn env_parsing() {
         ("title", text("T")),
         ("truncated", Val::Bool(true)),
     ]);
-    let p = Page::parse(&[ok]).unwrap();
+    let p = Page::parse(vec![ok]).unwrap();
     assert_eq!((p.title.as_str(), p.truncated), ("T", true));
     for bad in [
         vec![d(vec![("tree", text("x"))])],
@@ -359,6 +359,6 @@ fn env_parsing() {
         vec![text("x")],
         vec![],
     ] {
-        assert!(Page::parse(&bad).is_err(), "{bad:?}");
+        assert!(Page::parse(bad.clone()).is_err(), "{bad:?}");
     }
 }

@@ -70,6 +70,9 @@ pub const HIDDEN_GUESSES: [&str; 8] = [
 ];
 /// A URL the renderer tries to make the browser go to.
 pub const EVIL_URL: &str = "https://evil.example/steal";
+/// Most nodes of the page drawn under the report: enough to be clicked,
+/// and cheap to draw again at each report.
+const PAGE_NODES: usize = 1200;
 /// The longest line shown (error texts are shown whole up to this).
 const MAX_LINE: usize = 2000;
 /// The most page text sent out by the exfiltration page.
@@ -193,7 +196,7 @@ impl Hostile {
             view::heading(2, [text("Red team report")]),
             view::list(self.lines.iter().map(|(_, l)| text(l))),
         ];
-        Some((page.pane, draw::styled(page, &self.forms, top, 3000)))
+        Some((page.pane, draw::styled(page, &self.forms, top, PAGE_NODES)))
     }
 
     fn draw(&self) {
@@ -253,10 +256,13 @@ impl Hostile {
     }
 
     fn attack(&mut self, env_keys: Vec<String>) {
-        let Some(page) = self.page.clone() else {
+        let Some((pane, stored)) = self
+            .page
+            .as_ref()
+            .map(|p| (p.pane, draw::all_text(&p.tree, 1024)))
+        else {
             return;
         };
-        let pane = page.pane;
         for key in ATTEMPTS {
             self.pending(key);
         }
@@ -345,7 +351,7 @@ impl Hostile {
         self.forms_attack();
         // Storage: a renderer has none.
         let key = "storage.put";
-        let line = match storage::put("page", &text(draw::all_text(&page.tree, 1024))) {
+        let line = match storage::put("page", &text(stored)) {
             Ok(()) => format!("ESCAPED: {key}: the page was stored"),
             Err(e) => format!("BLOCKED: {key}: {e}"),
         };
@@ -364,14 +370,9 @@ impl Hostile {
             );
         }
         self.last = Some(Hostile::follow_with_argument);
-        self.draw();
-        // Guessing handles, in turns of their own.
-        let mut start = 1;
-        while start <= GUESSES {
-            let end = (start + GUESS_CHUNK - 1).min(GUESSES);
-            self.later(move |h| h.guess(start, end));
-            start = end + 1;
-        }
+        // Guessing handles, in turns of their own (each chunk schedules
+        // the next).
+        self.later(|h| h.guess(1, GUESS_CHUNK.min(GUESSES)));
     }
 
     fn forms_attack(&mut self) {
@@ -485,6 +486,10 @@ impl Hostile {
             };
             *self.guess_outcomes.entry(name).or_insert(0) += 1;
         }
+        if to < GUESSES {
+            let next = to + 1;
+            self.later(move |h| h.guess(next, (next + GUESS_CHUNK - 1).min(GUESSES)));
+        }
         let line = if !self.guess_accepted.is_empty() {
             format!(
                 "ESCAPED: {key}: {} of {} guesses reached something (handles {:?})",
@@ -560,10 +565,13 @@ impl Hostile {
     }
 
     fn exfiltrate(&mut self) {
-        let Some(page) = self.page.clone() else {
+        let Some(secret) = self
+            .page
+            .as_ref()
+            .map(|p| draw::all_text(&p.tree, EXFIL_BYTES))
+        else {
             return;
         };
-        let secret = draw::all_text(&page.tree, EXFIL_BYTES);
         let key = "exfiltrate via storage";
         let line = match storage::put("page", &text(secret.clone())) {
             Ok(()) => format!("ESCAPED: {key}: the page text was stored"),
@@ -602,10 +610,13 @@ impl Hostile {
     /// The page's own channel: each form, with the page's text in every
     /// text field.
     fn exfiltrate_by_forms(&mut self) {
-        let Some(page) = self.page.clone() else {
+        let Some(secret) = self
+            .page
+            .as_ref()
+            .map(|p| draw::all_text(&p.tree, EXFIL_BYTES))
+        else {
             return;
         };
-        let secret = draw::all_text(&page.tree, EXFIL_BYTES);
         for (n, form) in self.forms.clone().into_iter().enumerate() {
             let key = format!("exfiltrate via form {}", n + 1);
             let mut values = draw::values(&form, None);
@@ -635,9 +646,8 @@ impl Hostile {
         self.draw();
     }
 
-    fn render(&mut self, args: &[Val]) -> Result<(), &'static str> {
-        let page = Page::parse(args)?;
-        let env_keys: Vec<String> = match args {
+    fn render(&mut self, args: Vec<Val>) -> Result<(), &'static str> {
+        let env_keys: Vec<String> = match args.as_slice() {
             [Value::Dict(d)] => d
                 .keys()
                 .map(|k| match k {
@@ -647,16 +657,43 @@ impl Hostile {
                 .collect(),
             _ => Vec::new(),
         };
+        let page = Page::parse(args)?;
         *self = Hostile::default();
         self.forms = draw::forms(&page.tree);
         (self.links, self.images) = caps(&page.tree);
-        let all = draw::all_text(&page.tree, draw::MAX_TEXT);
-        self.page = Some(page);
-        if all.contains("red-team:cpu") {
+        let big = page.is_big();
+        if draw::all_text(&page.tree, draw::MAX_TEXT).contains("red-team:cpu") {
+            // In `render` itself, as the page asks: the sandbox stops it.
             loop {
-                std::hint::black_box(&all);
+                std::hint::black_box(&page);
             }
-        } else if all.contains("red-team:memory") {
+        }
+        self.page = Some(page);
+        // The page first (a placeholder for a tree bigger than the browser
+        // sends), then the attack in a turn of its own, each with a full
+        // CPU budget.
+        let first = if big {
+            self.page.as_ref().map(|p| (p.pane, draw::placeholder()))
+        } else {
+            self.view()
+        };
+        let keys = env_keys.clone();
+        let scheduled = first.is_some_and(|(pane, v)| {
+            view::ask(pane, "show", vec![v], move |h: &mut Hostile, _| h.run(keys)).is_ok()
+        });
+        if !scheduled {
+            self.run(env_keys);
+        }
+        Ok(())
+    }
+
+    /// The page's attack (or its special page).
+    fn run(&mut self, env_keys: Vec<String>) {
+        let Some(page) = &self.page else {
+            return;
+        };
+        let all = draw::all_text(&page.tree, draw::MAX_TEXT);
+        if all.contains("red-team:memory") {
             self.memory();
         } else if all.contains("red-team:follow-first") {
             self.follow_first();
@@ -665,14 +702,13 @@ impl Hostile {
         } else {
             self.attack(env_keys);
         }
-        Ok(())
     }
 }
 
 impl Caplet for Hostile {
     fn call(&mut self, method: &str, args: Vec<Val>, reply: Reply) {
         match method {
-            "render" => match self.render(&args) {
+            "render" => match self.render(args) {
                 Ok(()) => reply.ok(Val::Bool(true)),
                 Err(why) => reply.err(text(why)),
             },

@@ -10,16 +10,39 @@ use pola_caplet_browser_draw::{self as draw, Page};
 use pola_caplet_sdk::view::{self, text};
 use pola_caplet_sdk::{Caplet, Reply, Val, caplet};
 
-/// The renderer of one page: it keeps nothing.
+/// The renderer of one page: it keeps the page only to draw a big one in
+/// a turn of its own.
 #[derive(Default)]
-pub struct TextOnly;
+pub struct TextOnly {
+    page: Option<Page>,
+}
+
+impl TextOnly {
+    fn draw(&self) {
+        if let Some(page) = &self.page {
+            let _ = view::show(page.pane, draw::text_only(page));
+        }
+    }
+}
 
 impl Caplet for TextOnly {
     fn call(&mut self, method: &str, args: Vec<Val>, reply: Reply) {
         match method {
-            "render" => match Page::parse(&args) {
+            "render" => match Page::parse(args) {
                 Ok(page) => {
-                    let _ = view::show(page.pane, draw::text_only(&page));
+                    let (pane, big) = (page.pane, page.is_big());
+                    self.page = Some(page);
+                    if !big
+                        || view::ask(
+                            pane,
+                            "show",
+                            vec![draw::placeholder()],
+                            |me: &mut TextOnly, _| me.draw(),
+                        )
+                        .is_err()
+                    {
+                        self.draw();
+                    }
                     reply.ok(Val::Bool(true));
                 }
                 Err(why) => reply.err(text(why)),
