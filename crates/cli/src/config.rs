@@ -575,14 +575,19 @@ fn check_caplet(
                             package.display()
                         ),
                     ),
-                    Ok(report) if !report.confined => {
+                    Ok(report) if !report.loads => {
                         let why: Vec<String> =
                             report.problems.iter().map(ToString::to_string).collect();
                         faults.at(
                             c.package.span(),
                             format!(
-                                "caplet {name:?}: {} is not confined: {}",
+                                "caplet {name:?}: {} {}: {}",
                                 package.display(),
+                                if report.confined {
+                                    "would not load"
+                                } else {
+                                    "is not confined"
+                                },
                                 why.join("; ")
                             ),
                         );

@@ -490,6 +490,13 @@ pub enum PackageError {
         /// The first problem, escaped.
         problem: String,
     },
+    /// The module is confined but over the host's bounds (too big or too
+    /// deeply nested to compile safely, more than one memory, …).
+    #[error("the package's program would not load: {problem}")]
+    WouldNotLoad {
+        /// The first bound it exceeds, in plain words (escaped).
+        problem: String,
+    },
     /// A TOML manifest (for [`pack`]) that does not parse.
     #[error("the manifest file is not valid: {detail}")]
     Toml {
@@ -651,7 +658,13 @@ impl Package {
 /// Checks a module with the sandbox's confinement check.
 fn check_wasm(wasm: &[u8]) -> Result<(), PackageError> {
     match pola_sandbox::check(wasm) {
-        Ok(report) if report.confined => Ok(()),
+        Ok(report) if report.loads => Ok(()),
+        Ok(report) if report.confined => Err(PackageError::WouldNotLoad {
+            problem: report.problems.first().map_or_else(
+                || "the sandbox refuses it".to_owned(),
+                |p| text::escape(&p.to_string()),
+            ),
+        }),
         Ok(report) => Err(PackageError::NotConfined {
             problem: report.problems.first().map_or_else(
                 || "the sandbox refuses it".to_owned(),

@@ -836,3 +836,37 @@ fn every_single_byte_change_is_decoded_or_refused_readably() {
     // Changing a letter inside a reason or a name is still a package.
     assert!(accepted > 0);
 }
+
+#[test]
+fn a_confined_module_over_the_hosts_bounds_is_refused_before_compiling() {
+    // Confined (it imports nothing) but nested 600 blocks deep: the
+    // sandbox's bound is 512, and the package is refused in its words.
+    let mut body = String::new();
+    for _ in 0..600 {
+        body.push_str("(block ");
+    }
+    for _ in 0..600 {
+        body.push(')');
+    }
+    let wasm = wat::parse_str(format!(
+        r#"(module
+             (memory (export "memory") 1)
+             (func (export "pola_deliver") (param i32 i64) (result i32) {body} i32.const 0))"#
+    ))
+    .expect("wat");
+    let bytes = package_value(vec![
+        Value::int(1i64),
+        manifest(GOOD_MANIFEST),
+        Value::Bool(false),
+        Value::bytes(wasm.clone()),
+    ]);
+    let e = refused(&bytes);
+    let PackageError::WouldNotLoad { problem } = &e else {
+        panic!("{e:?}")
+    };
+    assert!(problem.contains("512"), "{problem}");
+    assert!(matches!(
+        pack("name = \"x\"", wasm, None),
+        Err(PackageError::WouldNotLoad { .. })
+    ));
+}
