@@ -95,10 +95,19 @@ fn page(size: usize, links: usize, images: usize) -> String {
 
 fn bench(c: &mut Criterion) {
     let base = Url::parse("https://bench.example/dir/page.html").expect("a URL");
-    let limits = Limits::default();
-    for (name, size, links, images) in [
-        ("1MB", 1_000_000, 400, 60),
-        ("100KB-300links-20img", 100_000, 300, 20),
+    // The whole 1 MB page as a tree too (default limits stop the tree at
+    // 4 000 nodes, though the whole page is still parsed).
+    let whole = Limits {
+        max_nodes: usize::MAX,
+        max_text: usize::MAX,
+        max_links: usize::MAX,
+        max_images: usize::MAX,
+        ..Limits::default()
+    };
+    for (name, size, links, images, limits) in [
+        ("1MB", 1_000_000, 400, 60, Limits::default()),
+        ("1MB-whole-tree", 1_000_000, 400, 60, whole),
+        ("100KB-300links-20img", 100_000, 300, 20, Limits::default()),
     ] {
         let html = page(size, links, images);
         let p = parse(html.as_bytes(), &base, &limits);
