@@ -334,6 +334,8 @@
             ev.preventDefault();
             this.address.dataset.editing = '';
             go('navigate', { url: this.address.value });
+            // As browsers do: the page, not the address, has the focus now.
+            this.address.blur();
           }
         });
         this.address.addEventListener('input', () => { this.address.dataset.editing = '1'; });
