@@ -1149,6 +1149,17 @@ impl Desk {
     /// # Errors
     /// No such window or document.
     pub fn drop_file(self: &Arc<Self>, window: u64, rel: &str) -> R<()> {
+        if self
+            .shared
+            .lock()
+            .windows
+            .get(&window)
+            .is_some_and(|w| w.browser.is_some())
+        {
+            return Err(DeskError::bad(
+                "the browser takes no documents: its pages get nothing from your files",
+            ));
+        }
         let rel = self.check_rel(rel, true)?;
         let app = self
             .shared

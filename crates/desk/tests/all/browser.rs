@@ -181,6 +181,12 @@ fn the_text_renderer_shows_text_and_links_only_and_switching_makes_a_fresh_insta
         .status
             >= 400
     );
+    // A document dropped on the browser is refused: the renderer cannot
+    // be handed a file by a drop (the 2002 drop-target finding).
+    std::fs::write(d.docs.join("secret.txt"), "secret").expect("a document");
+    let r = d.post(&format!("api/windows/{w}/drop"), r#"{"path":"secret.txt"}"#);
+    assert_eq!(r.status, 400, "{}", r.text());
+    assert!(r.text().contains("takes no documents"), "{}", r.text());
     d.stop();
 }
 
