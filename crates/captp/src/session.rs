@@ -331,6 +331,11 @@ pub enum Misuse {
     /// A handoff certificate failed a check.
     #[error("handoff rejected: {0}")]
     Handoff(&'static str),
+    /// The value, once in its message, would be nested deeper than the
+    /// peer accepts (our own decoder's [`Limits::max_depth`] is taken as
+    /// the peer's too); nothing is sent.
+    #[error("value nested too deeply to send (the message would exceed depth {0})")]
+    TooDeep(usize),
 }
 
 impl From<Misuse> for SessionError {
@@ -606,6 +611,9 @@ pub struct Session {
     our_id: PublicId,
     our_location: PeerLocator,
     decoder: Decoder,
+    /// The deepest message we send: our decoder's depth limit, taken as
+    /// the peer's too.
+    max_depth: usize,
     max_entries: usize,
     phase: Phase,
     tables: Tables,
@@ -639,6 +647,7 @@ impl Session {
             dialect: config.dialect,
             our_id,
             our_location: config.our_location,
+            max_depth: config.limits.max_depth,
             decoder: Decoder::with_limits(config.limits),
             max_entries: config.max_table_entries,
             phase: Phase::AwaitingStartSession,
@@ -1467,6 +1476,12 @@ impl Session {
     }
 
     fn check_value_out(&self, v: &Value<CapRef>) -> Result<(), Misuse> {
+        // A value travels as an argument (`<op:deliver to [v …] …>`) or a
+        // settlement (`<op:deliver r ['fulfill v] …>`): two levels above it.
+        let max = self.max_depth;
+        if message_depth(v, max) > max {
+            return Err(Misuse::TooDeep(max));
+        }
         let mut res = Ok(());
         v.for_each_ref(&mut |r| {
             if res.is_ok() {
@@ -1665,7 +1680,11 @@ impl Session {
                 Ok(())
             }
             Err(m) => {
-                self.settle(reply, Err(Value::error("unsendable result")));
+                let reason = match m {
+                    Misuse::TooDeep(_) => "result nested deeper than the peer accepts",
+                    _ => "unsendable result",
+                };
+                self.settle(reply, Err(Value::error(reason)));
                 Err(m.into())
             }
         }
@@ -2001,6 +2020,51 @@ impl Session {
         self.tables.parked.insert(verified.gift_id, ticket);
         Ok(None)
     }
+}
+
+/// How deep the message carrying `v` (as an argument or a settlement) is
+/// nested: the record and the argument list around it, and a descriptor
+/// record for every reference. Stops counting once past `cap`; iterative,
+/// so a deep local value cannot exhaust the stack here.
+fn message_depth(v: &Value<CapRef>, cap: usize) -> usize {
+    nesting(v, 2, cap, &|r: &CapRef| match r {
+        CapRef::Gift(g) => {
+            let desc: Value = Desc::Give(g.clone()).to_value();
+            nesting(&desc, 0, usize::MAX, &|_| 0)
+        }
+        _ => 1,
+    })
+}
+
+/// The depth of `v` placed at depth `at`, where a reference adds
+/// `ref_depth(r)`; stops counting once past `cap`.
+fn nesting<R>(v: &Value<R>, at: usize, cap: usize, ref_depth: &dyn Fn(&R) -> usize) -> usize {
+    let mut deepest = at;
+    let mut stack: Vec<(&Value<R>, usize)> = vec![(v, at)];
+    while let Some((v, at)) = stack.pop() {
+        let here = match v {
+            Value::List(_) | Value::Dict(_) | Value::Set(_) | Value::Record(_) => {
+                at.saturating_add(1)
+            }
+            Value::Ref(r) => at.saturating_add(ref_depth(r)),
+            _ => at,
+        };
+        deepest = deepest.max(here);
+        if deepest > cap {
+            return deepest;
+        }
+        match v {
+            Value::List(l) => stack.extend(l.iter().map(|c| (c, here))),
+            Value::Set(l) => stack.extend(l.iter().map(|c| (c, here))),
+            Value::Dict(d) => stack.extend(d.iter().flat_map(|(k, c)| [(k, here), (c, here)])),
+            Value::Record(r) => {
+                stack.push((&r.label, here));
+                stack.extend(r.fields.iter().map(|c| (c, here)));
+            }
+            _ => {}
+        }
+    }
+    deepest
 }
 
 /// Crossed hellos (DIGEST section 7): we dialled a peer while it dialled us.

@@ -559,3 +559,85 @@ fn deferred_gc_reports_ride_with_the_next_message() {
         assert!(!p.a.has_pending_gc());
     }
 }
+
+/// `v` wrapped in `n` lists.
+fn nested(n: usize, v: Value<CapRef>) -> Value<CapRef> {
+    (0..n).fold(v, |v, _| Value::List(vec![v]))
+}
+
+/// An echo that answers with its arguments as a list nests one level deeper
+/// than what it was sent: at the decoder's depth limit that reply must not
+/// go out as a message the caller's decoder refuses (which would abort the
+/// session); the answer breaks with a plain reason instead, and the
+/// session lives on.
+#[test]
+fn a_reply_never_exceeds_the_depth_the_caller_accepts() {
+    for d in DIALECTS {
+        let mut p = Pair::new(d, 1, 2);
+        let (echo, _) = fetch(&mut p, b"echo", 10);
+        // The deepest argument that fits: `<op:deliver to [arg] …>` is 2
+        // levels above it, and the limit is 64.
+        let deepest = nested(62, Value::int(1u64));
+        let q = p.a.deliver(&echo, vec![deepest.clone()]).unwrap();
+        let (_, mut eb) = p.run();
+        assert_eq!(eb.len(), 1, "{eb:?}");
+        let Some(Event::Deliver { args, reply, .. }) = eb.pop() else {
+            panic!("{eb:?}")
+        };
+        assert_eq!(args, vec![deepest.clone()]);
+        // Echoing the list of arguments is one level too deep.
+        let err =
+            p.b.resolve(reply.unwrap(), Ok(Value::List(args)))
+                .unwrap_err();
+        assert!(err.to_string().contains("nested too deeply"), "{err}");
+        let (ea, _) = p.run();
+        let broken = ea
+            .iter()
+            .find_map(|e| match e {
+                Event::Answer {
+                    question,
+                    result: Err(v),
+                } if *question == q => Some(v.clone()),
+                _ => None,
+            })
+            .unwrap_or_else(|| panic!("no broken answer in {ea:?}"));
+        assert_eq!(
+            broken,
+            Value::error("result nested deeper than the peer accepts")
+        );
+        assert!(!p.a.is_terminated() && !p.b.is_terminated());
+
+        // Echoing the argument itself fits exactly, and arrives whole.
+        let q = p.a.deliver(&echo, vec![deepest.clone()]).unwrap();
+        let (_, mut eb) = p.run();
+        assert_eq!(eb.len(), 1, "{eb:?}");
+        let Some(Event::Deliver { args, reply, .. }) = eb.pop() else {
+            panic!("{eb:?}")
+        };
+        p.b.resolve(reply.unwrap(), Ok(args[0].clone())).unwrap();
+        let (ea, _) = p.run();
+        assert_eq!(answer(&ea, q), &deepest);
+
+        // The caller's own side refuses a call one level deeper, sending
+        // nothing; a reference at the bottom counts as its descriptor
+        // record (one level), so it tips a 62-deep argument over too.
+        let sent = p.wire.len();
+        for too_deep in [
+            nested(63, Value::int(1u64)),
+            nested(62, Value::Ref(CapRef::Local(LocalId(5)))),
+        ] {
+            let err = p.a.deliver(&echo, vec![too_deep.clone()]).unwrap_err();
+            assert!(err.to_string().contains("nested too deeply"), "{err}");
+            let err = p.a.deliver_only(&echo, vec![too_deep]).unwrap_err();
+            assert!(err.to_string().contains("nested too deeply"), "{err}");
+        }
+        p.run();
+        assert_eq!(p.wire.len(), sent, "nothing may be sent");
+        assert!(!p.a.is_terminated() && !p.b.is_terminated());
+        // A deep local value is refused as well (measured without recursion).
+        let err =
+            p.a.deliver(&echo, vec![nested(5_000, Value::int(1u64))])
+                .unwrap_err();
+        assert!(err.to_string().contains("nested too deeply"), "{err}");
+    }
+}
