@@ -973,10 +973,6 @@
         },
       },
     }, 'Install');
-    if (builtin) {
-      body.append(error);
-      return;
-    }
     body.append(error, h('div', { className: 'dialog-actions' },
       h('button', { type: 'button', className: 'cancel', on: { click: cancel } }, 'Cancel'), install));
     if (rule1 || !pet.value) pet.focus();
