@@ -120,6 +120,13 @@ enum Command {
         /// The wallet's opening balance [default: 0].
         #[arg(long)]
         initial: Option<u64>,
+        /// INSECURE, for interop tests only: also listen on this port (0
+        /// picks one) with tcp-testing-only, which neither encrypts nor
+        /// authenticates, so OCapN implementations without pola's Noise
+        /// framing can reach the served objects; prints `NAME.tcp-testing-only
+        /// URI` lines too. Never use it on a network you do not control.
+        #[arg(long, value_name = "PORT")]
+        insecure_tcp_testing_only: Option<u16>,
     },
     /// Write one export file of a host (its config and store) to stdout,
     /// while it runs or not: `pola export --state DIR > host.pola`.
@@ -316,6 +323,7 @@ fn run() -> anyhow::Result<()> {
             mint,
             wallet_from,
             initial,
+            insecure_tcp_testing_only,
         } => {
             let flags = config::ServeFlags {
                 listen,
@@ -327,7 +335,9 @@ fn run() -> anyhow::Result<()> {
             };
             serve::make_state_dir(&state)?;
             let config = config::resolve(&state, &flags)?;
-            serve::serve(&serve::ServeOptions::from_config(state, &config))
+            let mut options = serve::ServeOptions::from_config(state, &config);
+            options.insecure_tcp_port = insecure_tcp_testing_only;
+            serve::serve(&options)
         }
         Command::Export { state, instance } => host::export(&state, instance.as_deref()),
         Command::Import {

@@ -6,6 +6,15 @@
 //! out). On start-up it prints one line per served object, `NAME URI`, then
 //! a line `ready`, and serves until killed.
 //!
+//! With `--insecure-tcp-testing-only PORT` it also listens with the
+//! `tcp-testing-only` netlayer (no encryption, no authentication), so
+//! OCapN implementations without pola's Noise framing can reach the same
+//! objects; each object then gets a second line, `NAME.tcp-testing-only
+//! URI`, and a warning goes to stderr. The flag is never written to
+//! `pola.toml`: it lasts one run. Every session, over either netlayer,
+//! announces the noise location (the vat's identity), and the insecure
+//! URIs carry the same designator.
+//!
 //! State folder (`--state DIR`, created mode 0700 if missing):
 //! - `DIR/pola.toml`: what is served and where ([`crate::config`]),
 //!   written from the flags on a first start.
@@ -51,8 +60,8 @@ use std::time::Duration;
 use anyhow::{Context as _, Result, anyhow, bail};
 use pola_apps::mint::{kinds as mint_kinds, new_issuer, new_mint};
 use pola_apps::wallet::{Enliven, kinds as wallet_kinds, new_wallet};
-use pola_captp::locator::{SturdyRef, Swiss};
-use pola_netlayer::NoiseNetlayer;
+use pola_captp::locator::{Hints, PeerLocator, SturdyRef, Swiss};
+use pola_netlayer::{Netlayer, NoiseNetlayer, TcpTestingOnly};
 use pola_peer::{Peer, PeerConfig, PeerHandle};
 use pola_vat::persist::Kinds;
 use pola_vat::{Ref, Val, Vat, error};
@@ -82,6 +91,9 @@ pub struct ServeOptions {
     pub caplets: Vec<crate::config::Caplet>,
     /// The bytes of `pola.toml`, carried by exports taken while serving.
     pub config: Option<Vec<u8>>,
+    /// Also listen on this port with the insecure `tcp-testing-only`
+    /// netlayer (for interop tests; never written to `pola.toml`).
+    pub insecure_tcp_port: Option<u16>,
 }
 
 impl ServeOptions {
@@ -97,6 +109,7 @@ impl ServeOptions {
             initial: config.wallet.as_ref().map_or(0, |w| w.initial),
             caplets: config.caplets.clone(),
             config: Some(config.text.clone().into_bytes()),
+            insecure_tcp_port: None,
         }
     }
 }
@@ -125,13 +138,38 @@ pub fn serve(opts: &ServeOptions) -> Result<()> {
             let port = net.local_addr().port();
             net.set_advertised(host, port);
         }
+        // The noise location goes first: it is the one every session
+        // announces, so the tcp-testing-only URIs carry its designator too.
+        let designator = net.location().designator.clone();
+        let mut netlayers: Vec<Arc<dyn Netlayer>> = vec![Arc::new(net)];
+        let mut insecure = None;
+        if let Some(port) = opts.insecure_tcp_port {
+            let mut tcp = TcpTestingOnly::bind_as(&opts.listen, port, designator)
+                .await
+                .with_context(|| format!("listening on {}:{port}", opts.listen))?;
+            let bound = tcp.local_addr()?.port();
+            if let Some(host) = &opts.advertise {
+                tcp.set_advertised(host, bound);
+            }
+            let loc = tcp.location();
+            insecure = Some(PeerLocator::new(
+                loc.transport.clone(),
+                loc.designator.clone(),
+                Hints::Map(loc.hints.clone()),
+            )?);
+            eprintln!(
+                "pola serve: WARNING: also serving UNENCRYPTED and UNAUTHENTICATED on tcp-testing-only at {}:{bound} (--insecure-tcp-testing-only): anyone who can reach that port and read the traffic can use the served objects; for interop tests only",
+                opts.listen
+            );
+            netlayers.push(Arc::new(tcp));
+        }
         let peer_cell: Arc<OnceLock<PeerHandle>> = Arc::new(OnceLock::new());
         let sturdies = crate::sturdy::Count::default();
         let (kinds, sturdy) = kinds(&peer_cell, &sandboxes, &sturdies);
         let backend = store.vat("serve").map_err(|e| anyhow!("{e}"))?;
         let vat = Vat::open("serve", backend, kinds)
             .map_err(|e| anyhow!("{}: {e}", opts.state.join("state.redb").display()))?;
-        let peer = Peer::start(vat.clone(), vec![Arc::new(net)], PeerConfig::default())?;
+        let peer = Peer::start(vat.clone(), netlayers, PeerConfig::default())?;
         let handle = peer.handle();
         let _ = peer_cell.set(handle.clone());
         // Sturdyrefs made by purses in earlier runs (expired ones go).
@@ -199,11 +237,19 @@ pub fn serve(opts: &ServeOptions) -> Result<()> {
             let name = name.as_str();
             let s = swiss.get_or_create(name)?;
             handle.register(s.clone().into_bytes(), object);
+            let swiss = Swiss::new(s.into_bytes());
             let sturdy = SturdyRef {
                 peer: handle.location().clone(),
-                swiss: Swiss::new(s.into_bytes()),
+                swiss: swiss.clone(),
             };
             writeln!(out, "{name} {}", sturdy.to_uri())?;
+            if let Some(tcp) = &insecure {
+                let sturdy = SturdyRef {
+                    peer: tcp.clone(),
+                    swiss,
+                };
+                writeln!(out, "{name}.tcp-testing-only {}", sturdy.to_uri())?;
+            }
         }
         writeln!(out, "ready")?;
         out.flush()?;

@@ -64,8 +64,9 @@ impl ConnId {
 /// What the connection tasks tell the event loop.
 #[derive(Debug)]
 pub enum NetEvent {
-    /// A netlayer accepted an inbound connection (not yet started).
-    Accepted(Connection),
+    /// A netlayer accepted an inbound connection (not yet started); the
+    /// second field is that netlayer's transport name.
+    Accepted(Connection, String),
     /// A dial finished; `token` is the one given to [`spawn_dial`].
     Dialed {
         /// The caller's token.
@@ -426,7 +427,12 @@ pub fn spawn_acceptor(netlayer: Arc<dyn Netlayer>, events: mpsc::Sender<NetEvent
         loop {
             match netlayer.accept().await {
                 Ok(conn) => {
-                    if events.send(NetEvent::Accepted(conn)).await.is_err() {
+                    let transport = netlayer.transport().to_owned();
+                    if events
+                        .send(NetEvent::Accepted(conn, transport))
+                        .await
+                        .is_err()
+                    {
                         return;
                     }
                 }
@@ -510,7 +516,7 @@ mod tests {
         let (mut accepted, mut dialed) = (None, None);
         while accepted.is_none() || dialed.is_none() {
             match erx.recv().await.unwrap() {
-                NetEvent::Accepted(c) => accepted = Some(c),
+                NetEvent::Accepted(c, _) => accepted = Some(c),
                 NetEvent::Dialed {
                     token: 7, result, ..
                 } => dialed = Some(result.unwrap()),

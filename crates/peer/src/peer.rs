@@ -383,7 +383,8 @@ impl std::ops::Deref for Peer {
 
 impl Peer {
     /// Starts serving `vat` on `netlayers` (the first one's location is the
-    /// peer's own locator). Must be called inside a tokio runtime.
+    /// peer's own locator; each session announces the location of the
+    /// netlayer it runs on). Must be called inside a tokio runtime.
     ///
     /// # Errors
     /// No netlayer, or a netlayer location that is not a valid locator.
@@ -399,6 +400,18 @@ impl Peer {
             loc.designator.clone(),
             Hints::Map(loc.hints.clone()),
         )?;
+        let locations = netlayers
+            .iter()
+            .map(|n| n.location())
+            .filter_map(|l| {
+                PeerLocator::new(
+                    l.transport.clone(),
+                    l.designator.clone(),
+                    Hints::Map(l.hints.clone()),
+                )
+                .ok()
+            })
+            .collect();
         let (chan, cmd_rx) = mpsc::unbounded_channel();
         let local = Arc::new(LocalCmds {
             thread: vat.thread_id(),
@@ -420,6 +433,7 @@ impl Peer {
             config,
             netlayers,
             location: location.clone(),
+            locations,
             sessions: HashMap::new(),
             by_peer: HashMap::new(),
             dialing: HashMap::new(),
@@ -573,6 +587,8 @@ struct Core {
     config: PeerConfig,
     netlayers: Vec<Arc<dyn Netlayer>>,
     location: PeerLocator,
+    /// Every netlayer's location that is a valid locator, first one first.
+    locations: Vec<PeerLocator>,
     sessions: HashMap<ConnId, Sess>,
     by_peer: HashMap<PeerKey, ConnId>,
     dialing: HashMap<PeerKey, Vec<Pending>>,
@@ -716,17 +732,19 @@ impl Core {
 
     fn handle_net(&mut self, ev: NetEvent) {
         match ev {
-            NetEvent::Accepted(c) => {
-                self.add_session(c);
+            NetEvent::Accepted(c, transport) => {
+                self.add_session(c, &transport);
             }
-            NetEvent::Dialed { token, result, .. } => {
+            NetEvent::Dialed {
+                token, result, to, ..
+            } => {
                 let Some(key) = self.dial_tokens.remove(&token) else {
                     return;
                 };
                 let waiters = self.dialing.remove(&key).unwrap_or_default();
                 match result {
                     Ok(c) => {
-                        let Some(id) = self.add_session(c) else {
+                        let Some(id) = self.add_session(c, &to.transport) else {
                             waiters
                                 .into_iter()
                                 .for_each(|w| w.fail("cannot start session"));
@@ -786,7 +804,9 @@ impl Core {
         }
     }
 
-    fn add_session(&mut self, c: pola_netlayer::Connection) -> Option<ConnId> {
+    /// Starts a session on `c`, which came through the netlayer of
+    /// `transport` (whose location the session announces).
+    fn add_session(&mut self, c: pola_netlayer::Connection, transport: &str) -> Option<ConnId> {
         // Dropping a refused connection closes it; nothing was read from it.
         let max = self.config.max_sessions;
         if self.sessions.len() >= max {
@@ -835,7 +855,17 @@ impl Core {
             self.io.as_ref(),
         );
         let id = handle.id();
-        let config = SessionConfig::new(self.config.dialect, seed, self.location.clone());
+        // Each session announces the location of the netlayer it runs on
+        // (a peer that dialled our tcp-testing-only address must not be
+        // told a noise location it cannot check); the first netlayer's
+        // location is the peer's own.
+        let announce = self
+            .locations
+            .iter()
+            .find(|l| l.transport() == transport)
+            .unwrap_or(&self.location)
+            .clone();
+        let config = SessionConfig::new(self.config.dialect, seed, announce);
         self.sessions.insert(
             id,
             Sess {
