@@ -523,14 +523,23 @@ impl Desk {
         let me = self.clone();
         let loaded = loaded.clone();
         let made = self.vat.run(move |cx| {
-            let desk = Arc::downgrade(&me);
-            let caps = PageCaps { desk, window, page };
             let p = &loaded.page;
-            let links: Vec<Ref> = (0..p.links.len()).map(|n| cx.spawn(caps.link(n))).collect();
-            let images: Vec<Ref> = (0..p.images.len())
-                .map(|n| cx.spawn(caps.image(n)))
-                .collect();
-            let forms: Vec<Ref> = (0..p.forms.len()).map(|n| cx.spawn(caps.form(n))).collect();
+            let mut mint = |slot: Slot, count: usize| -> Vec<Ref> {
+                (0..count)
+                    .map(|n| {
+                        cx.spawn(PageCap {
+                            desk: Arc::downgrade(&me),
+                            window,
+                            page,
+                            slot,
+                            n,
+                        })
+                    })
+                    .collect()
+            };
+            let links = mint(Slot::Link, p.links.len());
+            let images = mint(Slot::Image, p.images.len());
+            let forms = mint(Slot::Form, p.forms.len());
             let slot = |v: &[Ref], n: usize| {
                 v.get(n)
                     .map_or_else(|| Val::str(""), |r| Val::Ref(r.clone()))
@@ -748,106 +757,59 @@ fn current_page(
 
 /// Whether `r` is an image of `window`'s current page, and which.
 pub(super) fn page_image(cx: &mut Turn<'_>, r: &Ref, window: u64, page: u64) -> Option<usize> {
-    let img = cx.inspect::<PageImage>(r)?;
-    (img.window == window && img.page == page).then_some(img.n)
+    let img = cx.inspect::<PageCap>(r)?;
+    (img.slot == Slot::Image && img.window == window && img.page == page).then_some(img.n)
 }
 
-/// Makes one page's capabilities.
-struct PageCaps {
+/// What a capability of a page stands for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Slot {
+    /// `follow()`.
+    Link,
+    /// Nothing to call: the desk paints it when a view holds it.
+    Image,
+    /// `submit(FIELDS)`.
+    Form,
+}
+
+/// A link, image or form of one page: element `n` of its kind. It works
+/// only while its page is the window's current one.
+struct PageCap {
     desk: Weak<Desk>,
     window: u64,
     page: u64,
-}
-
-impl PageCaps {
-    fn link(&self, n: usize) -> PageLink {
-        PageLink {
-            desk: self.desk.clone(),
-            window: self.window,
-            page: self.page,
-            n,
-        }
-    }
-    fn image(&self, n: usize) -> PageImage {
-        PageImage {
-            window: self.window,
-            page: self.page,
-            n,
-        }
-    }
-    fn form(&self, n: usize) -> PageForm {
-        PageForm {
-            desk: self.desk.clone(),
-            window: self.window,
-            page: self.page,
-            n,
-        }
-    }
-}
-
-/// A link: `follow()`.
-struct PageLink {
-    desk: Weak<Desk>,
-    window: u64,
-    page: u64,
+    slot: Slot,
     n: usize,
 }
 
-impl Object for PageLink {
+impl Object for PageCap {
     fn receive(&self, _cx: &mut Turn<'_>, method: &str, args: Vec<Val>) -> Outcome {
-        if method != "follow" {
-            return Err(error("a link answers only follow()"));
-        }
-        if !args.is_empty() {
-            return Err(error(
-                "follow() takes nothing: a link goes where the page said",
-            ));
-        }
-        let desk = self
-            .desk
-            .upgrade()
-            .ok_or_else(|| error("the desk is closing"))?;
-        desk.follow(self.window, self.page, self.n)?;
-        Ok(Val::Bool(true))
-    }
-}
-
-/// An image: nothing to call; the desk paints it when a view holds it.
-struct PageImage {
-    window: u64,
-    page: u64,
-    n: usize,
-}
-
-impl Object for PageImage {
-    fn receive(&self, _cx: &mut Turn<'_>, _method: &str, _args: Vec<Val>) -> Outcome {
-        Err(error(
-            "an image answers nothing: put it in a view's <'image IMAGE alt> and the desk paints it",
-        ))
-    }
-}
-
-/// A form: `submit(FIELDS)`.
-struct PageForm {
-    desk: Weak<Desk>,
-    window: u64,
-    page: u64,
-    n: usize,
-}
-
-impl Object for PageForm {
-    fn receive(&self, _cx: &mut Turn<'_>, method: &str, args: Vec<Val>) -> Outcome {
-        if method != "submit" {
-            return Err(error("a form answers only submit(fields)"));
-        }
-        let [fields] = args.as_slice() else {
-            return Err(error("submit takes one dictionary of fields"));
+        let desk = || {
+            self.desk
+                .upgrade()
+                .ok_or_else(|| error("the desk is closing"))
         };
-        let desk = self
-            .desk
-            .upgrade()
-            .ok_or_else(|| error("the desk is closing"))?;
-        desk.submit(self.window, self.page, self.n, fields)?;
+        match (self.slot, method, args.as_slice()) {
+            (Slot::Link, "follow", []) => desk()?.follow(self.window, self.page, self.n)?,
+            (Slot::Link, "follow", _) => {
+                return Err(error(
+                    "follow() takes nothing: a link goes where the page said",
+                ));
+            }
+            (Slot::Link, ..) => return Err(error("a link answers only follow()")),
+            (Slot::Form, "submit", [fields]) => {
+                desk()?.submit(self.window, self.page, self.n, fields)?;
+            }
+            (Slot::Form, "submit", _) => {
+                return Err(error("submit takes one dictionary of fields"));
+            }
+            (Slot::Form, ..) => return Err(error("a form answers only submit(fields)")),
+            (Slot::Image, ..) => {
+                return Err(error(
+                    "an image answers nothing: put it in a view's <'image IMAGE alt> and the desk paints it",
+                ));
+            }
+        }
         Ok(Val::Bool(true))
     }
 }
