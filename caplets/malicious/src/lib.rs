@@ -15,6 +15,7 @@ use pola_caplet_sdk::{Caplet, Error, Ref, Reply, Val, caplet, storage};
 pub struct Malicious {
     kept: Option<Ref>,
     hoard: Vec<Vec<u8>>,
+    held: Option<pola_caplet_sdk::Resolver>,
 }
 
 fn outcome(r: Result<(), Error>) -> Val {
@@ -33,6 +34,23 @@ fn names(set: BTreeSet<&'static str>) -> Val {
 fn recurse(n: u64) -> u64 {
     // black_box keeps this a real call, not a loop.
     black_box(recurse(black_box(n.wrapping_add(1)))).wrapping_add(1)
+}
+
+/// One step of the `when` loops: optionally queue 5 big sends on `hang`,
+/// then ping `r` and do it all again once the answer comes.
+fn when_loop(r: Ref, hang: Option<Ref>) {
+    if let Some(h) = hang {
+        let msg = pola_caplet_sdk::encode(&pola_caplet_sdk::message(
+            "eat",
+            vec![Val::bytes(vec![3u8; (1 << 20) - 64])],
+        ));
+        for _ in 0..5 {
+            let _ = black_box(pola_caplet_sys::send_only_bytes(h.handle(), &msg));
+        }
+    }
+    if let Ok(p) = r.send("ping", Vec::new()) {
+        let _ = p.when(move |_me: &mut Malicious, _outcome| when_loop(r, hang));
+    }
 }
 
 impl Caplet for Malicious {
@@ -160,6 +178,34 @@ impl Caplet for Malicious {
                     }
                 }
                 reply.ok(Val::int(accepted))
+            }
+            // Keep the answer's resolver and never settle it.
+            ("keep-answer", _) => self.held = reply.later(),
+            // Hold the vat's CPU forever through `when`: every answer from
+            // `r` asks for another (each notification is a fresh entry).
+            ("when-loop", [Val::Ref(r)]) => {
+                when_loop(*r, None);
+                reply.ok(Val::Bool(true));
+            }
+            // The same, and on every turn queue 5 sends of about 1 MiB on
+            // `hang`, a promise that never settles, so the host keeps them.
+            ("flood-hang", [Val::Ref(hang), Val::Ref(r)]) => {
+                when_loop(*r, Some(*hang));
+                reply.ok(Val::Bool(true));
+            }
+            // Send itself (`me`, its own reference) the same message again,
+            // twice, on every delivery: a queue that doubles each turn.
+            ("self-loop", [Val::Ref(me)]) => {
+                let _ = me.send_only("self-loop", vec![me.val()]);
+                let _ = me.send_only("self-loop", vec![me.val()]);
+                reply.ok(Val::Bool(true));
+            }
+            // Send `n` one-byte atoms in one message (each becomes a value
+            // of several dozen bytes in the host); report the outcome.
+            ("atoms", [Val::Ref(r), n]) => {
+                let n = usize::try_from(n.as_i64().unwrap_or(0)).unwrap_or(0);
+                let atoms = Val::List(vec![Val::Bool(true); n]);
+                reply.ok(outcome(r.send_only("eat", vec![atoms])));
             }
             ("spin", _) => {
                 let mut x = 0u64;

@@ -28,6 +28,7 @@ use crate::abi::{self, Code, REF_LABEL};
 use crate::bounds::Bounds;
 use crate::check::examine;
 use crate::clist::{CList, Entry, Kind};
+use crate::cost;
 use crate::engine::{deterministic, first_line, validate};
 use crate::error::{CallError, LoadError, Problem, SetupError, TrapKind};
 use crate::gate::Gate;
@@ -94,6 +95,17 @@ pub trait Outside: 'static {
     fn attenuate(&mut self, target: &Self::Ref, gate: &Gate) -> Result<Self::Ref, Refused> {
         let _ = (target, gate);
         Err(Refused)
+    }
+
+    /// Whether the embedder wants the running entry stopped: checked at
+    /// every host call the caplet makes; when it says yes, the call fails
+    /// with [`Code::Exhausted`] and the entry ends as
+    /// [`CallError::OutOfFuel`] (its effects discarded, the instance dead).
+    /// This is how an embedder stops a caplet mid-entry (see
+    /// [`crate::vat::Stopper`]); an entry that makes no host call runs on
+    /// until its fuel or wall-clock limit. Defaults to never.
+    fn should_stop(&self) -> bool {
+        false
     }
 }
 
@@ -185,6 +197,41 @@ pub struct Config {
     /// Bounds on a module's shape, checked before compiling it, so that
     /// compiling a module takes bounded time and memory (see [`Bounds`]).
     pub bounds: Bounds,
+    /// Most values (atoms and containers, at every depth) in one message a
+    /// caplet sends, settles or stores; a message over it is refused with
+    /// [`Code::TooLarge`] as it is decoded. One encoded byte can become a
+    /// value of several dozen bytes of host memory, so this, not
+    /// [`Config::max_message_bytes`], bounds what decoding one message may
+    /// allocate. Default 256 Ki (about 12 MiB decoded at most).
+    pub max_message_values: usize,
+    /// Fuel charged per value decoded from a caplet's message, on top of
+    /// the per-byte charge, for the host memory and time decoding costs.
+    /// Default 100 (so one entry can decode at most about 500 000 values
+    /// at the default budget).
+    pub value_fuel: u64,
+    /// A caplet object's sustained CPU budget across its turns
+    /// ([`crate::vat::CapletObject`]): fuel per second of wall time that
+    /// refills its budget. A caplet that spends its budget faster than
+    /// this, for longer than [`Config::fuel_burst`] allows, is stopped.
+    /// Default 1 G (roughly a fifth to a half of one core, depending on
+    /// the code).
+    pub fuel_per_second: u64,
+    /// The most fuel a caplet object may spend at once across its turns:
+    /// its budget when full. Default 5 G (a hundred full entries, some
+    /// seconds of one core).
+    pub fuel_burst: u64,
+    /// Fuel charged to a caplet object's budget for every entry (message
+    /// or notification), on top of what the entry spends, for the vat's
+    /// own work per turn (which fuel does not meter). Default 100 000.
+    pub turn_fuel: u64,
+    /// The most bytes of host memory a caplet object's sends may hold at
+    /// once: each message it sends counts its decoded size
+    /// ([`Config::value_fuel`]'s values plus their bytes) from the send
+    /// until its answer settles (a send-only message: until it is
+    /// delivered or dropped). A caplet over it is stopped. This bounds
+    /// what a caplet can pile up in its vat, for example sends queued on a
+    /// promise that never settles. Default 64 MiB.
+    pub pending_bytes: usize,
 }
 
 impl Default for Config {
@@ -209,6 +256,12 @@ impl Default for Config {
             storage_bytes: 1 << 20,
             storage_copy_fuel: 1,
             bounds: Bounds::default(),
+            max_message_values: 256 << 10,
+            value_fuel: 100,
+            fuel_per_second: 1_000_000_000,
+            fuel_burst: 5_000_000_000,
+            turn_fuel: 100_000,
+            pending_bytes: 64 << 20,
         }
     }
 }
@@ -279,6 +332,8 @@ struct Data<O: Outside> {
     limits: Limits,
     host_call_fuel: u64,
     message_byte_fuel: u64,
+    /// Fuel per value decoded from a caplet's message.
+    value_fuel: u64,
     /// The caplet's storage: committed base and this entry's writes.
     storage: Staging<Grant<O::Ref>>,
     storage_copy_fuel: u64,
@@ -461,6 +516,11 @@ impl<O: Outside> fmt::Debug for CapletModule<O> {
 }
 
 impl<O: Outside> CapletModule<O> {
+    /// The configuration of the [`Sandbox`] that loaded this module.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
     /// A fresh instance with its own memory, c-list and `outside`. Cheap:
     /// the code is compiled already and the memory comes from the pool.
     ///
@@ -481,9 +541,10 @@ impl<O: Outside> CapletModule<O> {
                 hit: false,
             },
             max_message_bytes: self.config.max_message_bytes,
-            limits: message_limits(self.config.max_message_bytes),
+            limits: message_limits(&self.config),
             host_call_fuel: self.config.host_call_fuel,
             message_byte_fuel: self.config.message_byte_fuel,
+            value_fuel: self.config.value_fuel,
             storage: Staging::new(quota(&self.config)),
             storage_copy_fuel: self.config.storage_copy_fuel,
             in_entry: false,
@@ -531,6 +592,8 @@ impl<O: Outside> CapletModule<O> {
             deliver,
             notify,
             fuel: self.config.fuel_per_call,
+            max_fuel: self.config.fuel_per_call,
+            fuel_spent: 0,
             epoch_ticks,
             dead: false,
         })
@@ -546,10 +609,12 @@ fn quota(config: &Config) -> Quota {
     }
 }
 
-fn message_limits(max_bytes: usize) -> Limits {
+fn message_limits(config: &Config) -> Limits {
     let mut l = Limits::default();
-    l.max_len = l.max_len.min(max_bytes);
-    l.max_value_bytes = l.max_value_bytes.min(max_bytes);
+    l.max_len = l.max_len.min(config.max_message_bytes);
+    l.max_value_bytes = l.max_value_bytes.min(config.max_message_bytes);
+    l.max_values = config.max_message_values;
+    l.max_items = l.max_items.min(config.max_message_values);
     l
 }
 
@@ -561,7 +626,12 @@ pub struct CapletInstance<O: Outside> {
     store: Store<Data<O>>,
     deliver: TypedFunc<(i32, i64), i32>,
     notify: Option<TypedFunc<(i64, i32, i32), i32>>,
+    /// Fuel for each entry ([`Config::fuel_per_call`] unless lowered).
     fuel: u64,
+    /// [`Config::fuel_per_call`].
+    max_fuel: u64,
+    /// Fuel spent by every entry so far.
+    fuel_spent: u64,
     /// Wall-clock limit per entry, in epoch ticks (`None`: no limit).
     epoch_ticks: Option<u64>,
     dead: bool,
@@ -601,6 +671,21 @@ impl<O: Outside> CapletInstance<O> {
     /// Whether a trap or quota failure has killed this instance.
     pub fn is_dead(&self) -> bool {
         self.dead
+    }
+
+    /// The fuel every entry of this instance has spent so far (host calls'
+    /// charges included; an entry that ran out counts all it was given).
+    pub fn fuel_spent(&self) -> u64 {
+        self.fuel_spent
+    }
+
+    /// Sets the fuel each later entry gets, at most
+    /// [`Config::fuel_per_call`] (a larger figure is lowered to it). For an
+    /// embedder that keeps a budget across entries, as
+    /// [`crate::vat::CapletObject`] does: an entry given less than the
+    /// usual budget runs out sooner, with [`CallError::OutOfFuel`].
+    pub fn set_fuel_per_entry(&mut self, fuel: u64) {
+        self.fuel = fuel.min(self.max_fuel);
     }
 
     /// The caplet's committed storage: what [`CapletInstance::set_storage`]
@@ -827,6 +912,10 @@ impl<O: Outside> CapletInstance<O> {
         }
         self.store.data_mut().in_entry = true;
         let result = call(&mut self.store);
+        let left = self.store.get_fuel().unwrap_or(0);
+        self.fuel_spent = self
+            .fuel_spent
+            .saturating_add(self.fuel.saturating_sub(left));
         let d = self.store.data_mut();
         d.in_entry = false;
         d.inbound_pending = false;
@@ -979,6 +1068,33 @@ fn range(ptr: i32, len: i32, max: usize) -> Result<std::ops::Range<usize>, Code>
     Ok(start..end)
 }
 
+/// Decodes one message from caplet memory, once (the caplet cannot change
+/// what the host saw), within the message limits, and charges fuel for the
+/// values decoded ([`Config::value_fuel`]). A message with more values
+/// than [`Config::max_message_values`] is [`Code::TooLarge`]; the decoder
+/// stops at the limit, so it never allocates more than the limit allows.
+fn decode_message<O: Outside>(
+    caller: &mut Caller<'_, Data<O>>,
+    ptr: i32,
+    len: i32,
+) -> Result<Value, Code> {
+    let memory = caller.data().memory.ok_or(Code::BadMemory)?;
+    let max = caller.data().max_message_bytes;
+    let r = range(ptr, len, max)?;
+    let (mem, data) = memory.data_and_store_mut(&mut *caller);
+    let bytes = mem.get(r).ok_or(Code::BadMemory)?;
+    let plain = pola_syrup::decode_with(bytes, &data.limits).map_err(|e| match e.kind {
+        pola_syrup::DecodeErrorKind::ValuesLimit | pola_syrup::DecodeErrorKind::ItemsLimit => {
+            Code::TooLarge
+        }
+        _ => Code::BadMessage,
+    })?;
+    let values = u64::try_from(cost::values(&plain)).unwrap_or(u64::MAX);
+    let fuel = values.saturating_mul(caller.data().value_fuel);
+    burn(caller, fuel)?;
+    Ok(plain)
+}
+
 /// Reads one message from caplet memory and turns its `<pola:ref h>`
 /// records into references (going through gates).
 fn read_value<O: Outside>(
@@ -986,14 +1102,8 @@ fn read_value<O: Outside>(
     ptr: i32,
     len: i32,
 ) -> Result<Value<O::Ref>, Code> {
-    let memory = caller.data().memory.ok_or(Code::BadMemory)?;
-    let max = caller.data().max_message_bytes;
-    let r = range(ptr, len, max)?;
-    let (mem, data) = memory.data_and_store_mut(caller);
-    let bytes = mem.get(r).ok_or(Code::BadMemory)?;
-    // Decoded once, here: the caplet cannot change what we saw.
-    let plain = pola_syrup::decode_with(bytes, &data.limits).map_err(|_| Code::BadMessage)?;
-    let Data { clist, outside, .. } = data;
+    let plain = decode_message(caller, ptr, len)?;
+    let Data { clist, outside, .. } = caller.data_mut();
     lift(plain, &mut |h| {
         let e = clist.get(h, Kind::Ref)?;
         match &e.gate {
@@ -1011,13 +1121,8 @@ fn read_stored<O: Outside>(
     ptr: i32,
     len: i32,
 ) -> Result<Value<Grant<O::Ref>>, Code> {
-    let memory = caller.data().memory.ok_or(Code::BadMemory)?;
-    let max = caller.data().max_message_bytes;
-    let r = range(ptr, len, max)?;
-    let (mem, data) = memory.data_and_store_mut(caller);
-    let bytes = mem.get(r).ok_or(Code::BadMemory)?;
-    let plain = pola_syrup::decode_with(bytes, &data.limits).map_err(|_| Code::BadMessage)?;
-    let clist = &data.clist;
+    let plain = decode_message(caller, ptr, len)?;
+    let clist = &caller.data().clist;
     lift(plain, &mut |h| {
         let e = clist.get(h, Kind::Ref)?;
         Ok(match &e.gate {
@@ -1056,11 +1161,12 @@ fn charge<O: Outside>(caller: &mut Caller<'_, Data<O>>, len: i32) -> Result<(), 
 /// takes the rest, so the caplet traps with `OutOfFuel` at its next
 /// instruction.
 fn burn<O: Outside>(caller: &mut Caller<'_, Data<O>>, cost: u64) -> Result<(), Code> {
-    let paid = caller
-        .get_fuel()
-        .ok()
-        .and_then(|fuel| fuel.checked_sub(cost))
-        .is_some_and(|left| caller.set_fuel(left).is_ok());
+    let paid = !caller.data().outside.should_stop()
+        && caller
+            .get_fuel()
+            .ok()
+            .and_then(|fuel| fuel.checked_sub(cost))
+            .is_some_and(|left| caller.set_fuel(left).is_ok());
     if paid {
         return Ok(());
     }

@@ -91,6 +91,17 @@
 //! overflows its stack kills only its own instance ([`CallError`]); the host
 //! and all other instances carry on.
 //!
+//! Across turns: a caplet running as a [`vat::CapletObject`] also has a
+//! budget that spans its entries, a token bucket of fuel
+//! ([`Config::fuel_per_second`], [`Config::fuel_burst`],
+//! [`Config::turn_fuel`]) and the host memory its pending sends hold
+//! ([`Config::pending_bytes`]); over either, the object is stopped for
+//! good (every later message breaks with a plain reason) while its vat
+//! and the other objects in it carry on. The host stops one at will with
+//! a [`vat::Stopper`]. Messages from a caplet are charged by what decoding
+//! them costs ([`Config::value_fuel`] per value, at most
+//! [`Config::max_message_values`] values), not by their bytes alone.
+//!
 //! Costs (release build, 2-core machine, `cargo bench -p pola-sandbox`,
 //! measured before the wall-clock limit added epoch checks to compiled
 //! code):
@@ -111,6 +122,7 @@ pub mod abi;
 mod bounds;
 mod check;
 mod clist;
+mod cost;
 mod engine;
 mod error;
 mod gate;

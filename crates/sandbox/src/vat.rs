@@ -77,14 +77,21 @@
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use pola_syrup::Value;
 use pola_vat::persist::{Kinds, Portrait};
 use pola_vat::{Message, Object, Outcome, Ref, Resolver, Turn, Val, error};
 
+use crate::cost;
 use crate::error::{CallError, LoadError};
 use crate::host::{CapletInstance, CapletModule, Grant, Outside, Refused, Sandbox};
 use crate::storage::StorageMap;
+
+mod budget;
+
+use budget::{Budget, Charge, Control};
+pub use budget::{StopReason, Stopper};
 
 /// A reference as a caplet in a vat holds it: a vat reference, or the
 /// answer of a send made during the current delivery, which becomes a vat
@@ -120,6 +127,10 @@ enum Effect {
         args: Vec<LinkVal>,
         /// The placeholder standing for the answer, if one was asked for.
         answer: Option<u64>,
+        /// The message's decoded size, held against the object's pending
+        /// budget until the answer settles (or, for a send-only, until the
+        /// message is delivered or dropped).
+        charge: Charge,
     },
     Settle {
         resolver: Resolver,
@@ -176,6 +187,9 @@ pub struct VatLink {
     watching: Watching,
     /// The next placeholder number (never reused in one instance).
     next_answer: u64,
+    /// The object's stop flag and pending budget (shared by every
+    /// instance the object uses).
+    control: Arc<Control>,
     /// Resolvers handed to the caplet, by their promise.
     resolvers: BTreeMap<Ref, Resolver>,
 }
@@ -211,6 +225,10 @@ impl Outside for VatLink {
     type Ref = LinkRef;
 
     fn send(&mut self, target: &LinkRef, message: LinkVal) -> Result<LinkRef, Refused> {
+        let charge = self
+            .control
+            .reserve(cost::footprint(&message))
+            .ok_or(Refused)?;
         let (method, args) = split(message)?;
         let n = self.next_answer;
         self.next_answer = n.checked_add(1).ok_or(Refused)?;
@@ -219,19 +237,29 @@ impl Outside for VatLink {
             method,
             args,
             answer: Some(n),
+            charge,
         });
         Ok(LinkRef(Held::Answer(n)))
     }
 
     fn send_only(&mut self, target: &LinkRef, message: LinkVal) -> Result<(), Refused> {
+        let charge = self
+            .control
+            .reserve(cost::footprint(&message))
+            .ok_or(Refused)?;
         let (method, args) = split(message)?;
         self.effects.push(Effect::Send {
             target: target.clone(),
             method,
             args,
             answer: None,
+            charge,
         });
         Ok(())
+    }
+
+    fn should_stop(&self) -> bool {
+        self.control.stopped().is_some()
     }
 
     fn settle(&mut self, resolver: LinkRef, outcome: Result<LinkVal, LinkVal>) {
@@ -294,6 +322,11 @@ struct State {
     module: Option<CapletModule<VatLink>>,
     instance: Option<CapletInstance<VatLink>>,
     watching: Watching,
+    /// The CPU budget across turns; made from the module's configuration
+    /// at the first entry.
+    budget: Option<Budget>,
+    /// The stop flag and the pending budget.
+    control: Arc<Control>,
 }
 
 /// A caplet as a vat object. See the module docs.
@@ -306,6 +339,9 @@ pub struct CapletObject {
     /// The code object, for a persistent caplet.
     code: Option<Ref>,
     policy: Policy,
+    /// The stop flag and pending budget (also in the state; here too so
+    /// that a stopper can be had without the state's lock).
+    control: Arc<Control>,
 }
 
 /// The method that upgrades a persistent caplet object in place:
@@ -360,15 +396,19 @@ impl CapletObject {
         policy: Policy,
         storage: Arc<StorageMap<Grant<LinkRef>>>,
     ) -> Self {
+        let control = Arc::<Control>::default();
         CapletObject {
             state: Arc::new(Mutex::new(State {
                 module,
                 instance: None,
                 watching: Watching::default(),
+                budget: None,
+                control: control.clone(),
             })),
             storage,
             code,
             policy,
+            control,
         }
     }
 
@@ -383,7 +423,11 @@ impl CapletObject {
     /// (same object, same references to it), send it [`UPGRADE`] with an
     /// [`Upgrader`] and the code.
     fn upgraded(&self, code: Ref) -> Self {
-        Self::with(None, Some(code), self.policy, self.storage.clone())
+        let mut next = Self::with(None, Some(code), self.policy, self.storage.clone());
+        // Still the same object: its stoppers and pending sends carry on.
+        next.control = self.control.clone();
+        next.state.lock().unwrap_or_else(|p| p.into_inner()).control = self.control.clone();
+        next
     }
 
     /// The value the caplet stored under `key` (committed), as vat values.
@@ -400,6 +444,69 @@ impl CapletObject {
     pub fn stored_bytes(&self) -> usize {
         self.storage.bytes()
     }
+
+    /// A handle with which the host stops this caplet object at once
+    /// ([`Stopper::stop`]), from any thread. Every behaviour the object
+    /// becomes (storage writes, upgrades) shares it, so take it before
+    /// spawning and keep it as long as the object may need stopping:
+    ///
+    /// ```
+    /// use pola_sandbox::vat::{CapletObject, Policy, StopReason, VatLink};
+    /// use pola_sandbox::{Config, Sandbox};
+    /// use pola_vat::{Val, Vat};
+    ///
+    /// // A caplet that never answers (it keeps every resolver).
+    /// let wasm = wat::parse_str(r#"(module
+    ///     (memory (export "memory") 1)
+    ///     (func (export "pola_deliver") (param i32 i64) (result i32) (i32.const 0)))"#)?;
+    /// let sandbox = Sandbox::<VatLink>::new(Config::default())?;
+    /// let object = CapletObject::new(sandbox.load(&wasm)?, Policy::Persistent);
+    /// let stopper = object.stopper();
+    /// let vat = Vat::new("apps");
+    /// let app = vat.spawn(object);
+    /// let _pending = vat.send(&app, "hello", vec![]);
+    /// // … later, to kill the app or renderer:
+    /// stopper.stop();
+    /// let answer = vat.send(&app, "hello", vec![]);
+    /// assert!(vat.block_on(&answer, std::time::Duration::from_secs(5)).is_err());
+    /// assert_eq!(stopper.stopped(), Some(StopReason::Host));
+    /// vat.shutdown();
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// Inside a turn, `cx.inspect::<CapletObject>(&app)` gives the object
+    /// back, and with it a stopper.
+    pub fn stopper(&self) -> Stopper {
+        Stopper::new(self.control.clone(), Arc::downgrade(&self.state))
+    }
+
+    /// Why this caplet object was stopped (by its budget or its host), if
+    /// it was.
+    pub fn stopped(&self) -> Option<StopReason> {
+        self.control.stopped()
+    }
+
+    /// The decoded bytes of this object's sends still pending (counted
+    /// against [`crate::Config::pending_bytes`]).
+    pub fn pending_bytes(&self) -> usize {
+        self.control.pending()
+    }
+}
+
+/// Drops a stopped object's instance; returns the resolvers of the
+/// promises it held, for the caller to break with the stop's reason.
+fn retire_stopped(st: &mut State) -> Vec<Resolver> {
+    let Some(inst) = st.instance.take() else {
+        return Vec::new();
+    };
+    inst.retire()
+        .effects
+        .into_iter()
+        .filter_map(|e| match e {
+            Effect::Abandon { resolver, .. } | Effect::Settle { resolver, .. } => Some(resolver),
+            Effect::Send { .. } | Effect::When { .. } => None,
+        })
+        .collect()
 }
 
 /// A stored value as vat values (an unbound placeholder or a gated grant,
@@ -598,6 +705,12 @@ fn run(
 ) -> Outcome {
     let mut guard = obj.state.lock().unwrap_or_else(|p| p.into_inner());
     let st = &mut *guard;
+    if let Some(why) = st.control.stopped() {
+        for r in retire_stopped(st) {
+            cx.break_promise(&r, error(why.public_reason()));
+        }
+        return Err(error(why.public_reason()));
+    }
     if st.module.is_none() {
         let code = obj
             .code
@@ -606,10 +719,26 @@ fn run(
             .ok_or_else(|| error("cannot run caplet: its code is unavailable"))?;
         st.module = Some(code.module.clone());
     }
+    // The budget across turns: what this entry may spend.
+    let allowance = {
+        let Some(module) = st.module.as_ref() else {
+            return failed(&CallError::Engine);
+        };
+        let config = module.config();
+        st.control.set_pending_limit(config.pending_bytes);
+        st.budget
+            .get_or_insert_with(|| Budget::new(config))
+            .allowance(Instant::now())
+    };
+    let Some((entry_fuel, limited)) = allowance else {
+        st.control.stop(StopReason::Cpu);
+        return stop_now(st, cx, StopReason::Cpu, Vec::new());
+    };
     if st.instance.as_ref().is_none_or(CapletInstance::is_dead) {
         st.instance = None;
         let link = VatLink {
             watching: st.watching.clone(),
+            control: st.control.clone(),
             ..VatLink::default()
         };
         let Some(module) = st.module.as_ref() else {
@@ -625,8 +754,30 @@ fn run(
     };
     // Every entry starts from the object's committed storage.
     inst.set_storage(obj.storage.clone());
+    inst.set_fuel_per_entry(entry_fuel);
     let first_answer = inst.outside().next_answer;
+    let spent_before = inst.fuel_spent();
     let result = entry(inst, cx);
+    let spent = inst.fuel_spent().saturating_sub(spent_before);
+    if let Some(b) = st.budget.as_mut() {
+        b.spend(spent);
+    }
+    if limited && result == Err(CallError::OutOfFuel) {
+        // Out of fuel because the budget across turns was low.
+        st.control.stop(StopReason::Cpu);
+    }
+    if let Some(why) = st.control.stopped() {
+        // Stopped during this entry (by its budgets or its host): nothing
+        // it did is committed.
+        let effects = match st.instance.take() {
+            Some(inst) => inst.retire().effects,
+            None => Vec::new(),
+        };
+        return stop_now(st, cx, why, effects);
+    }
+    let Some(inst) = st.instance.as_mut() else {
+        return failed(&CallError::Engine);
+    };
     // What the entry committed (the same map if it failed or wrote nothing).
     let stored = inst.storage().clone();
     let (effects, end_answer) = if obj.policy == Policy::PerDelivery {
@@ -664,6 +815,7 @@ fn run(
                     storage: next,
                     code: obj.code.clone(),
                     policy: obj.policy,
+                    control: obj.control.clone(),
                 })?;
             }
             answer.map_or(Ok(Value::undefined()), |p| Ok(Value::Ref(p)))
@@ -698,6 +850,27 @@ fn run(
     answer
 }
 
+/// Ends a stopped object's entry: drops its instance (already taken, its
+/// effects given), breaks every promise it held or settled with the
+/// stop's reason, discards everything else it did, and answers with the
+/// reason.
+fn stop_now(st: &mut State, cx: &mut Turn<'_>, why: StopReason, effects: Vec<Effect>) -> Outcome {
+    let reason = || error(why.public_reason());
+    let mut held = retire_stopped(st);
+    for e in effects {
+        match e {
+            Effect::Abandon { resolver, .. } | Effect::Settle { resolver, .. } => {
+                held.push(resolver);
+            }
+            Effect::Send { .. } | Effect::When { .. } => {}
+        }
+    }
+    for r in held {
+        cx.break_promise(&r, reason());
+    }
+    Ok(Value::Ref(Ref::broken(reason())))
+}
+
 fn apply(cx: &mut Turn<'_>, e: Effect, answers: &mut Answers) {
     match e {
         Effect::Send {
@@ -705,15 +878,28 @@ fn apply(cx: &mut Turn<'_>, e: Effect, answers: &mut Answers) {
             method,
             args,
             answer,
+            charge,
         } => {
             let target = real(answers, target);
             let args = args.into_iter().map(|a| raise(answers, a)).collect();
-            let resolver = answer.map(|n| {
-                let (promise, resolver) = cx.promise();
-                answers.insert(n, promise);
-                resolver
-            });
-            cx.send_message(&target, Message::new(method, args), resolver);
+            let resolver = match answer {
+                Some(n) => {
+                    let (promise, resolver) = cx.promise();
+                    answers.insert(n, promise.clone());
+                    // The message's bytes count until its answer settles
+                    // (or the vat drops the callback with the promise).
+                    cx.when(&promise, move |_, _| {
+                        drop(charge);
+                        Ok(Value::undefined())
+                    });
+                    resolver
+                }
+                // A send-only message counts until it is delivered (the
+                // vat then settles this resolver with the receiver's
+                // outcome, which nobody reads) or dropped with it.
+                None => Resolver::from_fn(move |_| drop(charge)),
+            };
+            cx.send_message(&target, Message::new(method, args), Some(resolver));
         }
         Effect::Settle { resolver, outcome } => {
             let outcome = match outcome {

@@ -5,6 +5,7 @@
 mod attacks;
 mod benign;
 mod bounds;
+mod budget;
 mod determinism;
 mod loader;
 mod quotas;
