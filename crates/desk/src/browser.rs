@@ -33,8 +33,11 @@ pub const NAME: &str = "Browser";
 /// Largest image the desk paints, in pixels on the longer side (larger
 /// ones are scaled down).
 const MAX_IMAGE_SIDE: u32 = 1600;
-/// Largest image the desk decodes, in pixels.
-const MAX_IMAGE_PIXELS: u64 = 40_000_000;
+/// Largest image the desk decodes, in pixels (4 bytes each while decoded;
+/// at most [`IMAGE_WORKERS`] decode at once per page).
+const MAX_IMAGE_PIXELS: u64 = 16_000_000;
+/// Most bytes of re-encoded images the desk keeps for one page.
+const MAX_PAGE_IMAGE_BYTES: usize = 64 << 20;
 /// Images fetched at once for one page.
 const IMAGE_WORKERS: usize = 4;
 /// History entries kept per window.
@@ -51,6 +54,8 @@ pub(super) struct Loaded {
     url: Url,
     page: Page,
     images: Vec<ImageSlot>,
+    /// Bytes of re-encoded images kept (at most [`MAX_PAGE_IMAGE_BYTES`]).
+    image_bytes: std::sync::atomic::AtomicUsize,
 }
 
 /// What a browser window holds besides its pane.
@@ -460,7 +465,12 @@ impl Desk {
                 let images = (0..page.images.len())
                     .map(|_| ImageSlot::default())
                     .collect();
-                Arc::new(Loaded { url, page, images })
+                Arc::new(Loaded {
+                    url,
+                    page,
+                    images,
+                    image_bytes: std::sync::atomic::AtomicUsize::new(0),
+                })
             }
             Err(e) => {
                 let mut inner = self.shared.lock();
@@ -705,6 +715,15 @@ fn fill(loaded: &Loaded, i: usize, web: &WebCap) -> Result<Arc<Vec<u8>>, String>
                 return Err(format!("the site answered {}", f.status));
             }
             reencode(&f.body)
+        })
+        .and_then(|png| {
+            let kept = loaded
+                .image_bytes
+                .fetch_add(png.len(), std::sync::atomic::Ordering::Relaxed);
+            if kept.saturating_add(png.len()) > MAX_PAGE_IMAGE_BYTES {
+                return Err("the page's pictures are too large to show them all".to_owned());
+            }
+            Ok(png)
         })
         .map(Arc::new);
     *slot = Some(done.clone());

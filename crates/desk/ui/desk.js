@@ -562,7 +562,10 @@
         return kids('a', { className: 'v-link', tabIndex: 0, data: { n: n.n }, attrs: { role: 'link' } });
       case 'image':
         if (typeof n.n === 'number') {
-          return h('img', { className: 'v-image', src: `api/images/${win.id}/${n.n}?v=${win.seq}`, alt: String(n.alt ?? '') });
+          const img = h('img', { className: 'v-image', src: `api/images/${win.id}/${n.n}?v=${win.seq}`, alt: String(n.alt ?? '') });
+          // A picture the desk could not fetch or read shows its alt text.
+          img.addEventListener('error', () => img.replaceWith(h('span', { className: 'v-image-alt' }, String(n.alt ?? ''))));
+          return img;
         }
         return h('span', { className: 'v-image-alt' }, String(n.alt ?? ''));
       default:

@@ -592,3 +592,51 @@ fn huge_and_odd_pages_are_bounded_and_refused_in_plain_words() {
     assert!(e.contains("HTML"), "{e}");
     d.stop();
 }
+
+/// A PNG that claims `w`×`h` pixels (and holds none).
+fn bomb(w: u32, h: u32) -> Vec<u8> {
+    let mut ihdr = b"IHDR".to_vec();
+    ihdr.extend_from_slice(&w.to_be_bytes());
+    ihdr.extend_from_slice(&h.to_be_bytes());
+    ihdr.extend_from_slice(&[8, 6, 0, 0, 0]);
+    let mut out = b"\x89PNG\r\n\x1a\n".to_vec();
+    out.extend_from_slice(&13u32.to_be_bytes());
+    out.extend_from_slice(&ihdr);
+    out.extend_from_slice(&crc32fast::hash(&ihdr).to_be_bytes());
+    out
+}
+
+#[test]
+fn hostile_pictures_are_refused_and_the_page_still_shows() {
+    let site = Site::start();
+    site.html(
+        "",
+        "<title>Pictures</title><p>pictures below</p><img src='/huge.png' alt='huge'><img src='/wide.png' alt='wide'><img src='/junk.png' alt='junk'><img src='/ok.png' alt='ok'>",
+    );
+    site.put("huge.png", 200, "image/png", bomb(10_000, 10_000));
+    site.put("wide.png", 200, "image/png", bomb(100_000, 1));
+    site.put(
+        "junk.png",
+        200,
+        "image/png",
+        b"not a picture at all".to_vec(),
+    );
+    site.put("ok.png", 200, "image/png", png(2000, 10));
+    let (_dir, d) = fresh();
+    let w = d.launch("browser");
+    let home = site.url("");
+    go(&d, &w, &home);
+    wait_page(&d, &w, &home, |t| t.iter().any(|s| s == "pictures below"));
+    for n in 0..3 {
+        let r = d.get(&format!("api/images/{w}/{n}"));
+        assert_eq!(r.status, 404, "picture {n}: {}", r.text());
+        let e = r.json()["error"].as_str().unwrap_or("").to_owned();
+        assert!(!e.is_empty() && !e.contains('/'), "picture {n}: {e}");
+    }
+    // A large but sound picture is scaled down to 1 600 pixels a side.
+    let ok = d.get(&format!("api/images/{w}/3"));
+    assert_eq!(ok.status, 200, "{}", ok.text());
+    let img = image::load_from_memory(&ok.body).expect("the desk's PNG");
+    assert_eq!((img.width(), img.height()), (1600, 8));
+    d.stop();
+}
