@@ -716,6 +716,38 @@ impl Session {
         self.tables.sizes()
     }
 
+    /// Bytes of a message the peer has started and not finished (what the
+    /// decoder holds between [`Session::handle_bytes`] calls). A driver
+    /// bounds how long this may stay above zero.
+    pub fn partial_input(&self) -> usize {
+        self.decoder.buffered()
+    }
+
+    /// Whether one side awaits the other: a question of ours is
+    /// unanswered, we listen on one of the peer's promises, or an answer
+    /// the peer asked for is unsettled. A quiet session that awaits
+    /// nothing is idle.
+    pub fn is_waiting(&self) -> bool {
+        self.tables.questions.values().any(|q| !q.settled)
+            || !self.tables.listens.is_empty()
+            || self.tables.answers.values().any(|a| a.resolution.is_none())
+    }
+
+    /// Queues a message that changes nothing (an `op:gc-answers` with no
+    /// positions), so the peer hears from us: a driver sends it to keep a
+    /// quiet session it still needs from being closed as idle. CapTP has no
+    /// ping; releasing nothing is a no-op for the peer.
+    ///
+    /// # Errors
+    /// The terminal error.
+    pub fn keepalive(&mut self) -> InResult<()> {
+        self.check_live()?;
+        self.send(&Op::GcAnswers(OpGcAnswers {
+            positions: Vec::new(),
+        }));
+        Ok(())
+    }
+
     /// The next encoded message to send (one whole Syrup record), if any.
     /// Pending GC reports are batched into one message at the end.
     pub fn poll_transmit(&mut self) -> Option<Vec<u8>> {

@@ -10,7 +10,11 @@
 //!   self-delimiting piece of the byte stream, never split by the join). [`ConnHandle::close`] flushes what is
 //!   queued, shuts the sending half (FIN) and then lets the reader drain
 //!   until the peer closes or a short linger passes, so the peer sees a
-//!   clean end of stream rather than a reset.
+//!   clean end of stream rather than a reset. Closing is bounded: what
+//!   is still unwritten [`CLOSE_GRACE`] after the close is dropped, so a
+//!   peer that stopped reading cannot hold a writer (and its socket) for
+//!   ever. [`ConnHandle::abort_with`] drops what is queued and sends one
+//!   last message (an `op:abort`) if the peer reads it in time.
 //!
 //! The tasks make no protocol decisions; the event loop owns every session.
 //! Invariant: after [`NetEvent::Closed`] for a connection, no further event
@@ -32,6 +36,12 @@ use tokio::sync::mpsc;
 
 /// How long a closing connection keeps draining input before giving up.
 pub const CLOSE_LINGER: Duration = Duration::from_millis(500);
+
+/// Once a connection is closing, how long its writer may still take to
+/// flush what is queued (or, after [`ConnHandle::abort_with`], to finish
+/// the write under way and send the last message); a peer that does not
+/// read by then is cut off without them.
+pub const CLOSE_GRACE: Duration = Duration::from_secs(2);
 
 /// How long a dial may take before it counts as failed.
 pub const DIAL_TIMEOUT: Duration = Duration::from_secs(10);
@@ -108,6 +118,50 @@ pub struct ConnHandle {
     max_queued: usize,
     /// Read on the vat's own thread (see the `io` module).
     on_vat: bool,
+    stop: Arc<Stop>,
+}
+
+/// Tells the writer task the connection is closing: from then on its
+/// writes have a deadline, and `last` (if set) replaces what is queued.
+#[derive(Default)]
+struct Stop {
+    notify: tokio::sync::Notify,
+    deadline: Mutex<Option<tokio::time::Instant>>,
+    last: Mutex<Option<Vec<u8>>>,
+}
+
+impl Stop {
+    fn begin(&self) {
+        let mut d = self.deadline.lock().unwrap_or_else(|p| p.into_inner());
+        if d.is_none() {
+            *d = Some(tokio::time::Instant::now() + CLOSE_GRACE);
+        }
+        drop(d);
+        self.notify.notify_one();
+    }
+
+    fn deadline(&self) -> Option<tokio::time::Instant> {
+        *self.deadline.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn take_last(&self) -> Option<Vec<u8>> {
+        self.last.lock().unwrap_or_else(|p| p.into_inner()).take()
+    }
+
+    /// Runs `work` to its end, or until the closing deadline passes
+    /// (`None`).
+    async fn bounded<T>(&self, work: impl Future<Output = T>) -> Option<T> {
+        let mut work = std::pin::pin!(work);
+        loop {
+            if let Some(d) = self.deadline() {
+                return tokio::time::timeout_at(d, work).await.ok();
+            }
+            tokio::select! {
+                r = &mut work => return Some(r),
+                () = self.notify.notified() => {}
+            }
+        }
+    }
 }
 
 impl std::fmt::Debug for ConnHandle {
@@ -217,11 +271,23 @@ impl ConnHandle {
         self.queued.load(Ordering::Acquire)
     }
 
-    /// Flushes queued messages, then closes politely. Idempotent.
+    /// Flushes queued messages, then closes politely; what is not written
+    /// within [`CLOSE_GRACE`] is dropped. Idempotent.
     pub fn close(&self) {
         if !self.closing.swap(true, Ordering::AcqRel) {
             let _ = self.tx.send(Outgoing::Close);
         }
+        self.stop.begin();
+    }
+
+    /// Gives up on a peer that is not reading: drops every queued message
+    /// not yet started, lets the write under way finish and then sends
+    /// `last` (a whole message: our `op:abort`), both within
+    /// [`CLOSE_GRACE`], and closes. If the peer does not read in time it
+    /// is cut off without `last`: the stream never carries part of one.
+    pub fn abort_with(&self, last: Vec<u8>) {
+        *self.stop.last.lock().unwrap_or_else(|p| p.into_inner()) = Some(last);
+        self.close();
     }
 
     /// Whether [`ConnHandle::close`] was called.
@@ -291,18 +357,44 @@ pub(crate) fn spawn_connection_on(
     let task_idle = idle.clone();
     let (tx, mut rx) = mpsc::unbounded_channel::<Outgoing>();
     let closing = Arc::new(AtomicBool::new(false));
+    let stop = Arc::new(Stop::default());
+    let task_stop = stop.clone();
     // Set once the writer has shut our sending half; the reader then only
     // drains (no more events) and gives up after the linger.
     let (shut_tx, shut_rx) = tokio::sync::watch::channel(false);
 
     tokio::spawn(async move {
+        let stop = task_stop;
         let take = || task_idle.lock().unwrap_or_else(|p| p.into_inner()).take();
         let put = |w: Writer| *task_idle.lock().unwrap_or_else(|p| p.into_inner()) = Some(w);
+        // Whether the stream ends at a message boundary (a write cut off by
+        // the deadline leaves part of a message on it).
+        let mut whole = true;
         'serve: while let Some(out) = rx.recv().await {
+            if stop
+                .last
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .is_some()
+            {
+                // Aborting: what is queued is dropped, unwritten.
+                if let Outgoing::InFlight(write, _) = out {
+                    match stop.bounded(write).await {
+                        Some((w, Ok(()))) => put(w),
+                        _ => whole = false,
+                    }
+                }
+                writer_queued.store(0, Ordering::Release);
+                while rx.try_recv().is_ok() {}
+                break;
+            }
             let mut m = match out {
                 Outgoing::Close => break,
                 Outgoing::InFlight(write, len) => {
-                    let (w, sent) = write.await;
+                    let Some((w, sent)) = stop.bounded(write).await else {
+                        whole = false;
+                        break;
+                    };
                     put(w);
                     writer_queued.fetch_sub(len, Ordering::AcqRel);
                     if sent.is_err() {
@@ -335,14 +427,21 @@ pub(crate) fn spawn_connection_on(
             let Some(mut writer) = take() else {
                 break;
             };
-            let sent = writer.send(&m).await;
+            let Some(sent) = stop.bounded(writer.send(&m)).await else {
+                // Cut off mid-write: the writer is dropped (closed).
+                whole = false;
+                break;
+            };
             put(writer);
             writer_queued.fetch_sub(m.len(), Ordering::AcqRel);
             if sent.is_err() || close_after {
                 break 'serve;
             }
             if let Some(Outgoing::InFlight(write, len)) = next {
-                let (w, sent) = write.await;
+                let Some((w, sent)) = stop.bounded(write).await else {
+                    whole = false;
+                    break;
+                };
                 put(w);
                 writer_queued.fetch_sub(len, Ordering::AcqRel);
                 if sent.is_err() {
@@ -351,7 +450,10 @@ pub(crate) fn spawn_connection_on(
             }
         }
         if let Some(mut writer) = take() {
-            let _ = writer.close().await;
+            if let Some(last) = stop.take_last().filter(|_| whole) {
+                let _ = stop.bounded(writer.send(&last)).await;
+            }
+            let _ = stop.bounded(writer.close()).await;
         }
         match on_vat {
             Some((io, token)) => io.release(token),
@@ -374,6 +476,7 @@ pub(crate) fn spawn_connection_on(
         queued,
         max_queued,
         on_vat,
+        stop,
     }
 }
 

@@ -69,6 +69,20 @@ pub struct PeerConfig {
     pub max_queued_bytes: usize,
     /// How long a connection may take to send a valid `op:start-session`.
     pub handshake_timeout: Duration,
+    /// How long an established session may stay silent (nothing arrives)
+    /// while it is idle: neither side awaits the other and we hold none of
+    /// the peer's references. It is then aborted ("idle for too long").
+    /// A session on which we hold the peer's references is kept: we send
+    /// an empty `op:gc-answers` after half this silence, so a peer with
+    /// the same rule keeps it too.
+    pub idle_timeout: Duration,
+    /// How long one incoming message may take from its first byte to its
+    /// last; a peer that stalls or trickles a started message is aborted
+    /// ("message too slow"). With the default message size cap (8 MiB) the
+    /// default asks a sender of the largest message for about 140 KiB/s.
+    /// (Over noise a partly received frame is not seen here: a peer that
+    /// stalls inside one counts as silent.)
+    pub message_timeout: Duration,
     /// The most the vat's thread polls its sockets before it sleeps, when
     /// it reads them itself (plain TCP). The window adapts between zero
     /// (no traffic) and this; zero turns polling off. See the README's
@@ -78,7 +92,8 @@ pub struct PeerConfig {
 
 impl Default for PeerConfig {
     /// The current CapTP text, 1024 sessions, 16 MiB queued per
-    /// connection, 30 s to start a session.
+    /// connection, 30 s to start a session, 10 minutes idle, 60 s per
+    /// message.
     fn default() -> Self {
         PeerConfig {
             dialect: Dialect::Current,
@@ -86,6 +101,8 @@ impl Default for PeerConfig {
             max_sessions_per_source: 64,
             max_queued_bytes: conn::DEFAULT_MAX_QUEUED,
             handshake_timeout: Duration::from_secs(30),
+            idle_timeout: Duration::from_secs(600),
+            message_timeout: Duration::from_secs(60),
             spin_max: crate::io::SPIN_MAX,
         }
     }
@@ -123,6 +140,20 @@ impl PeerConfig {
     #[must_use]
     pub fn with_handshake_timeout(mut self, t: Duration) -> Self {
         self.handshake_timeout = t;
+        self
+    }
+
+    /// An idle session is closed after `t` of silence.
+    #[must_use]
+    pub fn with_idle_timeout(mut self, t: Duration) -> Self {
+        self.idle_timeout = t;
+        self
+    }
+
+    /// One incoming message must arrive whole within `t` of its first byte.
+    #[must_use]
+    pub fn with_message_timeout(mut self, t: Duration) -> Self {
+        self.message_timeout = t;
         self
     }
 
@@ -453,7 +484,15 @@ impl Peer {
             runtime: tokio::runtime::Handle::current(),
             finished: false,
         };
-        let tick = (core.config.handshake_timeout / 4).max(Duration::from_millis(10));
+        let tick = [
+            core.config.handshake_timeout,
+            core.config.idle_timeout,
+            core.config.message_timeout,
+        ]
+        .into_iter()
+        .min()
+        .map_or(Duration::from_secs(1), |t| t / 4)
+        .max(Duration::from_millis(10));
         let core = Arc::new(Mutex::new(core));
         // Incoming bytes are handled where they are read (the vat's own
         // thread, or a connection's reader task) as they arrive: decoded,
@@ -569,6 +608,12 @@ struct Sess {
     net_closed: bool,
     cleaned: bool,
     created: Instant,
+    /// When bytes last arrived.
+    heard: Instant,
+    /// When the message now partly received started arriving.
+    partial_since: Option<Instant>,
+    /// When we last sent a keepalive.
+    poked: Instant,
     /// The peer the netlayer authenticated, if it authenticates.
     verified: Option<Location>,
     /// The remote address the per-source limit counts by.
@@ -670,6 +715,7 @@ async fn run(
             _ = tick.tick() => {
                 let mut c = lock(&core);
                 c.expire_handshakes();
+                c.expire_quiet();
                 c.pump();
             }
             else => break None,
@@ -778,6 +824,12 @@ impl Core {
             NetEvent::Bytes(id, bytes) => {
                 if let Some(s) = self.sessions.get_mut(&id) {
                     let _ = s.session.handle_bytes(&bytes);
+                    let now = Instant::now();
+                    s.heard = now;
+                    s.partial_since = match s.session.partial_input() {
+                        0 => None,
+                        _ => Some(s.partial_since.unwrap_or(now)),
+                    };
                     self.dirty.insert(id);
                 }
             }
@@ -806,6 +858,35 @@ impl Core {
 
     /// Starts a session on `c`, which came through the netlayer of
     /// `transport` (whose location the session announces).
+    /// After the handshake: aborts sessions that are idle past
+    /// [`PeerConfig::idle_timeout`] or slower than
+    /// [`PeerConfig::message_timeout`] on a message, and keeps the quiet
+    /// ones we hold references on alive.
+    fn expire_quiet(&mut self) {
+        let (idle, slow) = (self.config.idle_timeout, self.config.message_timeout);
+        for (id, s) in &mut self.sessions {
+            if s.peer.is_none() || s.session.is_terminated() {
+                continue;
+            }
+            if s.partial_since.is_some_and(|t| t.elapsed() > slow) {
+                let _ = s.session.abort("message too slow");
+                self.dirty.insert(*id);
+                continue;
+            }
+            let silent = s.heard.elapsed();
+            if s.session.table_sizes().imports > 0 {
+                if silent >= idle / 2 && s.poked.elapsed() >= idle / 2 {
+                    s.poked = Instant::now();
+                    let _ = s.session.keepalive();
+                    self.dirty.insert(*id);
+                }
+            } else if silent > idle && s.partial_since.is_none() && !s.session.is_waiting() {
+                let _ = s.session.abort("idle for too long");
+                self.dirty.insert(*id);
+            }
+        }
+    }
+
     fn add_session(&mut self, c: pola_netlayer::Connection, transport: &str) -> Option<ConnId> {
         // Dropping a refused connection closes it; nothing was read from it.
         let max = self.config.max_sessions;
@@ -882,6 +963,9 @@ impl Core {
                 net_closed: false,
                 cleaned: false,
                 created: Instant::now(),
+                heard: Instant::now(),
+                partial_since: None,
+                poked: Instant::now(),
                 verified,
                 source,
             },
@@ -1555,9 +1639,14 @@ impl Core {
             if refused {
                 // The peer is not reading what we owe it: give up on it
                 // rather than queue without bound.
+                // Our op:abort goes after the write under way if the peer
+                // reads it within the close grace; else it is cut off.
                 let _ = s.session.abort("peer is not reading");
-                while s.session.poll_transmit().is_some() {}
-                s.conn.close();
+                let mut last = Vec::new();
+                while let Some(m) = s.session.poll_transmit() {
+                    last.extend_from_slice(&m);
+                }
+                s.conn.abort_with(last);
                 self.dirty.insert(id);
             }
             owed |= defer_gc && s.session.has_pending_gc();

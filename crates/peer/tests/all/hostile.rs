@@ -9,10 +9,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use pola_captp::Dialect;
+use pola_captp::QuestionPosition;
 use pola_captp::locator::{Hints, PeerLocator, SturdyRef, Swiss};
 use pola_captp::session::{CapRef, Event, Session, SessionConfig};
 use pola_netlayer::TcpTestingOnly;
-use pola_peer::test_peer::{self, ECHO};
+use pola_peer::test_peer::{self, ECHO, PROMISE_RESOLVER};
 use pola_peer::{Peer, PeerConfig};
 use pola_syrup::{Decoder, Value};
 use pola_vat::Vat;
@@ -360,5 +361,311 @@ fn inbound_connections_cannot_lock_out_our_own_dials() {
     );
     drop(held);
     other.stop();
+    victim.stop();
+}
+
+/// Opens a session with the victim by hand (the captp engine signs our
+/// `op:start-session`) and reads until it is established.
+fn open_session(victim: &Victim, name: &str, seed: u8) -> (TcpStream, Session) {
+    let mut s = TcpStream::connect(victim.addr()).unwrap();
+    let me = PeerLocator::new("tcp-testing-only", name, Hints::Absent).unwrap();
+    let mut client = Session::new(SessionConfig::new(Dialect::Current, [seed; 32], me));
+    while let Some(m) = client.poll_transmit() {
+        s.write_all(&m).unwrap();
+    }
+    s.set_read_timeout(Some(T)).unwrap();
+    let mut buf = [0u8; 4096];
+    loop {
+        let n = s.read(&mut buf).unwrap();
+        assert!(n > 0, "closed before the session opened");
+        client.handle_bytes(&buf[..n]).unwrap();
+        while let Some(ev) = client.poll_event() {
+            if matches!(ev, Event::Established { .. }) {
+                return (s, client);
+            }
+        }
+    }
+}
+
+/// The reason of an `op:abort`.
+fn abort_reason(v: &Value) -> Option<&str> {
+    let r = v.as_record()?;
+    (r.label.as_symbol()? == "op:abort").then(|| r.fields.first()?.as_str())?
+}
+
+/// Whether the victim still lists a session (ended or not) with `name`.
+fn has_session(victim: &Victim, name: &str) -> bool {
+    let stats = victim.rt.block_on(victim.peer.stats()).unwrap();
+    stats
+        .sessions
+        .iter()
+        .any(|s| s.peer.as_ref().is_some_and(|p| p.designator() == name))
+}
+
+#[test]
+fn a_quiet_session_is_closed_once_idle_and_says_why() {
+    let idle = Duration::from_millis(300);
+    let victim = Victim::new(PeerConfig::default().with_idle_timeout(idle));
+    let (mut s, _client) = open_session(&victim, "quiet", 11);
+    let opened = Instant::now();
+    // The peer finished the handshake and says nothing more.
+    let got = read_all_values(&mut s);
+    let waited = opened.elapsed();
+    assert_eq!(
+        got.last().and_then(abort_reason),
+        Some("idle for too long"),
+        "{got:?}"
+    );
+    assert!(
+        waited >= idle,
+        "closed after {waited:?}, before the timeout"
+    );
+    assert!(waited < T, "never closed");
+    // The slot is given back, and others are still served.
+    let start = Instant::now();
+    while has_session(&victim, "quiet") {
+        assert!(start.elapsed() < T, "the idle session is still listed");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    victim.still_serves();
+    victim.stop();
+}
+
+/// Sends what `client` queued and reads until question `q` is answered.
+fn answer_of(
+    s: &mut TcpStream,
+    client: &mut Session,
+    q: QuestionPosition,
+) -> Result<Value<CapRef>, Value<CapRef>> {
+    while let Some(m) = client.poll_transmit() {
+        s.write_all(&m).unwrap();
+    }
+    let mut buf = [0u8; 4096];
+    loop {
+        while let Some(ev) = client.poll_event() {
+            if let Event::Answer { question, result } = ev
+                && question == q
+            {
+                return result;
+            }
+        }
+        let n = s.read(&mut buf).unwrap();
+        assert!(n > 0, "closed before the answer");
+        client.handle_bytes(&buf[..n]).unwrap();
+    }
+}
+
+#[test]
+fn a_session_the_peer_awaits_is_not_idle() {
+    let idle = Duration::from_millis(200);
+    let victim = Victim::new(PeerConfig::default().with_idle_timeout(idle));
+    let (mut s, mut client) = open_session(&victim, "waiting", 12);
+    // A promise on the victim that nothing resolves, and a message sent to
+    // it: the victim hosts an answer we wait for, so our silence is not
+    // idleness.
+    let maker = client
+        .fetch(&Swiss::new(PROMISE_RESOLVER.as_bytes().to_vec()))
+        .unwrap();
+    let pair = client.deliver(&CapRef::Question(maker), vec![]).unwrap();
+    let Ok(Value::List(pair)) = answer_of(&mut s, &mut client, pair) else {
+        panic!("not a pair")
+    };
+    let Some(Value::Ref(promise)) = pair.first().cloned() else {
+        panic!("no promise in {pair:?}")
+    };
+    let q = client.deliver(&promise, vec![Value::sym("hi")]).unwrap();
+    while let Some(m) = client.poll_transmit() {
+        s.write_all(&m).unwrap();
+    }
+    std::thread::sleep(idle * 6);
+    assert!(has_session(&victim, "waiting"), "closed while we waited");
+    // Settle it (through the resolver): the victim owes nothing any more,
+    // and once we have the answer and are quiet, we are idle.
+    let Some(Value::Ref(resolver)) = pair.get(1).cloned() else {
+        panic!("no resolver in {pair:?}")
+    };
+    client
+        .deliver_only(&resolver, vec![Value::sym("fulfill"), Value::int(5i64)])
+        .unwrap();
+    // The message queued on the promise breaks (5 is not a reference).
+    let broken = answer_of(&mut s, &mut client, q);
+    assert!(broken.is_err(), "{broken:?}");
+    let got = read_all_values(&mut s);
+    assert_eq!(
+        got.last().and_then(abort_reason),
+        Some("idle for too long"),
+        "{got:?}"
+    );
+    victim.stop();
+}
+
+#[test]
+fn a_session_holding_the_peers_references_is_kept_alive() {
+    // Both sides close idle sessions after 300 ms; the client holds a far
+    // reference to the server's echo, so it pokes the server while quiet
+    // and the same reference still works long after.
+    let idle = Duration::from_millis(300);
+    let server = Victim::new(PeerConfig::default().with_idle_timeout(idle));
+    let client = Victim::new(PeerConfig::default().with_idle_timeout(idle));
+    let _g = client.rt.enter();
+    let echo = client.peer.enliven(SturdyRef {
+        peer: server.peer.location().clone(),
+        swiss: Swiss::new(ECHO.as_bytes().to_vec()),
+    });
+    let call = |n: i64| {
+        let a = client.vat.send(&echo, "", vec![Value::int(n)]);
+        client.vat.block_on(&a, T)
+    };
+    assert_eq!(call(1).unwrap(), Value::List(vec![Value::int(1i64)]));
+    std::thread::sleep(idle * 6);
+    assert_eq!(
+        call(2).unwrap(),
+        Value::List(vec![Value::int(2i64)]),
+        "the far reference broke: the session was closed as idle"
+    );
+    drop(_g);
+    server.stop();
+    client.stop();
+}
+
+#[test]
+fn a_message_that_stalls_or_trickles_is_cut_off() {
+    let slow = Duration::from_millis(500);
+    let victim = Victim::new(
+        PeerConfig::default()
+            .with_message_timeout(slow)
+            .with_idle_timeout(Duration::from_secs(60)),
+    );
+    // A message of 4 KiB, of which half arrives, then nothing.
+    let message = text(&format!(
+        "<op:deliver <desc:export 0> [\"{}\"] f f>",
+        "x".repeat(4096)
+    ));
+    let (mut s, _c) = open_session(&victim, "staller", 14);
+    s.write_all(&message[..2048]).unwrap();
+    let started = Instant::now();
+    let got = read_all_values(&mut s);
+    assert_eq!(
+        got.last().and_then(abort_reason),
+        Some("message too slow"),
+        "{got:?}"
+    );
+    assert!(started.elapsed() >= slow);
+
+    // The same message a byte every 20 ms: bytes keep coming, so the
+    // session is never silent, but the message is not done in time.
+    let (s, _c) = open_session(&victim, "trickler", 15);
+    let mut w = s.try_clone().unwrap();
+    let trickle = std::thread::spawn(move || {
+        for b in &message {
+            if w.write_all(std::slice::from_ref(b)).is_err() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    });
+    let mut s = s;
+    let started = Instant::now();
+    let got = read_all_values(&mut s);
+    assert_eq!(
+        got.last().and_then(abort_reason),
+        Some("message too slow"),
+        "{got:?}"
+    );
+    assert!(started.elapsed() >= slow);
+    assert!(started.elapsed() < T);
+    drop(s);
+    trickle.join().unwrap();
+    victim.still_serves();
+    victim.stop();
+}
+
+#[test]
+fn a_peer_that_stops_reading_gets_an_abort_when_it_reads_again_and_its_slot_back() {
+    let victim = Victim::new(PeerConfig::default().with_max_queued_bytes(256 * 1024));
+    let (s, mut client) = open_session(&victim, "deaf", 16);
+    let q = client.fetch(&Swiss::new(ECHO.as_bytes().to_vec())).unwrap();
+    let payload = Value::Bytes(vec![0x55u8; 64 * 1024].into());
+    let mut writer = s.try_clone().unwrap();
+    let flood = std::thread::spawn(move || {
+        for _ in 0..2000 {
+            if client
+                .deliver(&CapRef::Question(q), vec![payload.clone()])
+                .is_err()
+            {
+                return;
+            }
+            while let Some(m) = client.poll_transmit() {
+                if writer.write_all(&m).is_err() {
+                    return;
+                }
+            }
+        }
+    });
+    // Wait until the victim gives up on us...
+    let start = Instant::now();
+    loop {
+        let stats = victim.rt.block_on(victim.peer.stats()).unwrap();
+        let ended = stats
+            .sessions
+            .iter()
+            .any(|s| s.terminated && s.peer.as_ref().is_some_and(|p| p.designator() == "deaf"));
+        if ended {
+            break;
+        }
+        assert!(start.elapsed() < T, "the deaf session is still alive");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    // ...then read again at once: the stream ends with its op:abort.
+    let mut s = s;
+    let got = read_all_values(&mut s);
+    assert_eq!(
+        got.last().and_then(abort_reason),
+        Some("peer is not reading"),
+        "{} values, the last {:?}",
+        got.len(),
+        got.last().map(label)
+    );
+    drop(s);
+    flood.join().unwrap();
+    victim.still_serves();
+    victim.stop();
+}
+
+#[test]
+fn a_peer_that_never_reads_again_is_dropped_without_holding_its_slot() {
+    let victim = Victim::new(PeerConfig::default().with_max_queued_bytes(256 * 1024));
+    let (s, mut client) = open_session(&victim, "gone", 17);
+    let q = client.fetch(&Swiss::new(ECHO.as_bytes().to_vec())).unwrap();
+    let payload = Value::Bytes(vec![0x55u8; 64 * 1024].into());
+    let mut writer = s.try_clone().unwrap();
+    let flood = std::thread::spawn(move || {
+        for _ in 0..2000 {
+            if client
+                .deliver(&CapRef::Question(q), vec![payload.clone()])
+                .is_err()
+            {
+                return;
+            }
+            while let Some(m) = client.poll_transmit() {
+                if writer.write_all(&m).is_err() {
+                    return;
+                }
+            }
+        }
+    });
+    // We keep the socket open and never read: the victim must still let
+    // go of the session (its writer gives up after the close grace).
+    let start = Instant::now();
+    while has_session(&victim, "gone") || start.elapsed() < Duration::from_millis(100) {
+        assert!(
+            start.elapsed() < T,
+            "the session of a peer that never reads is held"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    flood.join().unwrap();
+    drop(s);
+    victim.still_serves();
     victim.stop();
 }
