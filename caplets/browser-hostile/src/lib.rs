@@ -29,6 +29,9 @@
 //!   answers, shows a view holding `STALE-RENDERER` and follows the second
 //!   link (its page is gone by then: both must fail, and it cannot
 //!   report);
+//! - `red-team:spin-turns`: re-enters itself for ever, one turn at a time
+//!   (`image.read` on its first image, and again from each answer): no
+//!   single turn is long, so only a budget across its turns stops it;
 //! - `red-team:exfiltrate`: collects the page's text and tries to send it
 //!   through every channel it has: storage, each image, each link
 //!   (`follow(text)`), and last each form (`submit` with the text in every
@@ -533,6 +536,19 @@ impl Hostile {
         self.draw();
     }
 
+    fn spin_turns(&mut self) {
+        let Some(image) = self.images.first().copied() else {
+            self.untried("spin turns", "the page has no image");
+            return self.draw();
+        };
+        fn again(image: Ref) {
+            let _ = view::ask(image, "read", Vec::new(), move |_: &mut Hostile, _| {
+                again(image);
+            });
+        }
+        again(image);
+    }
+
     fn follow_first(&mut self) {
         let (Some(first), second) = (self.links.first().copied(), self.links.get(1).copied())
         else {
@@ -697,6 +713,8 @@ impl Hostile {
             self.memory();
         } else if all.contains("red-team:follow-first") {
             self.follow_first();
+        } else if all.contains("red-team:spin-turns") {
+            self.spin_turns();
         } else if all.contains("red-team:exfiltrate") {
             self.exfiltrate();
         } else {

@@ -19,7 +19,7 @@ use std::sync::{Arc, Mutex, Weak};
 use pola_browser::{Limits, Page, Submission};
 use pola_powerbox::caps::{Sites, WebCap, WebOptions};
 use pola_sandbox::CapletModule;
-use pola_sandbox::vat::{CapletObject, Policy, VatLink};
+use pola_sandbox::vat::{CapletObject, Policy, Stopper, VatLink};
 use pola_vat::{Object, Outcome, Ref, Turn, Val, error};
 use serde_json::{Value as Json, json};
 use url::Url;
@@ -79,6 +79,8 @@ pub(super) struct BrowserState {
     typed: Vec<url::Origin>,
     web: WebCap,
     current: Option<Arc<Loaded>>,
+    /// Stops the current page's renderer (when the page goes).
+    stopper: Option<Stopper>,
 }
 
 impl BrowserState {
@@ -96,6 +98,16 @@ impl BrowserState {
             typed: Vec::new(),
             web: web_cap(&[]),
             current: None,
+            stopper: None,
+        }
+    }
+
+    /// Stops the renderer of the page being left, at once: its pending
+    /// callbacks and loops end with it (its capabilities are already dead
+    /// by the page number).
+    pub(super) fn stop_renderer(&mut self) {
+        if let Some(s) = self.stopper.take() {
+            s.stop();
         }
     }
 
@@ -108,6 +120,8 @@ impl BrowserState {
             "back": self.at > 0 && !self.history.is_empty(),
             "forward": self.at + 1 < self.history.len(),
             "truncated": self.current.as_ref().is_some_and(|c| c.page.truncated),
+            // The current renderer stopped by its budget, in plain words.
+            "renderer_stopped": self.stopper.as_ref().and_then(Stopper::stopped).map(|r| r.public_reason()),
         })
     }
 }
@@ -389,6 +403,7 @@ impl Desk {
             }
             b.nav += 1;
             b.page += 1;
+            b.stop_renderer();
             b.current = None;
             b.loading = true;
             b.error = None;
@@ -508,6 +523,7 @@ impl Desk {
                 return Err(DeskError::bad("overtaken by a newer navigation"));
             }
             b.page += 1;
+            b.stop_renderer();
             b.loading = false;
             b.error = None;
             b.url = loaded.url.to_string();
@@ -564,7 +580,9 @@ impl Desk {
                 window,
                 page: Some(page),
             });
-            let renderer = cx.spawn(CapletObject::new(module, Policy::Persistent));
+            let object = CapletObject::new(module, Policy::Persistent);
+            let stopper = object.stopper();
+            let renderer = cx.spawn(object);
             {
                 let mut inner = me.shared.lock();
                 let Some(w) = inner
@@ -572,9 +590,13 @@ impl Desk {
                     .get_mut(&window)
                     .filter(|w| w.browser.as_ref().is_some_and(|b| b.page == page))
                 else {
+                    stopper.stop();
                     return Ok(Val::null());
                 };
                 w.caplet = renderer.clone();
+                if let Some(b) = w.browser.as_mut() {
+                    b.stopper = Some(stopper);
+                }
             }
             let mut env = BTreeMap::new();
             env.insert(Val::str("tree"), tree);

@@ -1226,6 +1226,10 @@ impl Desk {
             (w, offers)
         };
         drop(offers);
+        let mut w = w;
+        if let Some(b) = w.browser.as_mut() {
+            b.stop_renderer();
+        }
         if let Some(p) = w.prompt {
             p.resolver.settle_now(Err(error("the window was closed")));
         }

@@ -367,6 +367,7 @@
       if (this.title.textContent !== title) this.title.textContent = title;
       this.frame.classList.toggle('loading', !!b.loading);
       this.pageState.textContent = b.loading ? 'Loading…' : b.error ? `Could not open the page: ${b.error}`
+        : b.renderer_stopped ? `The renderer was stopped (${b.renderer_stopped.replace(/^this caplet was stopped: /, '')}): choose another renderer or reload.`
         : b.truncated ? 'This page was too large: only its beginning is shown.' : '';
     }
 

@@ -465,6 +465,28 @@ fn a_renderer_that_spins_or_grows_is_stopped_and_the_browser_goes_on() {
     // A bystander app still answers.
     let nw = d.launch(&notes);
     d.wait_view(&nw, "the notes app", |t| !t.is_empty());
+    // A renderer that re-enters itself turn after turn (no turn is long)
+    // is stopped by its budget across turns, while the desk answers.
+    site.html(
+        "turns",
+        "<title>turns</title><p>red-team:spin-turns</p><img src='/pic.png' alt='pic'>",
+    );
+    site.put("pic.png", 200, "image/png", png(4, 4));
+    go(&d, &w, &site.url("turns"));
+    let start = Instant::now();
+    while chrome(&d, &w)["renderer_stopped"].is_null() {
+        assert!(
+            start.elapsed() < PATIENCE,
+            "the spinning renderer was never stopped"
+        );
+        d.click(&nw, "nothing-here");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let why = chrome(&d, &w)["renderer_stopped"]
+        .as_str()
+        .unwrap_or("")
+        .to_owned();
+    assert!(why.contains("CPU budget"), "{why}");
     go(&d, &w, &site.url("memory"));
     let lines = report(&d, &w, &site.url("memory"));
     assert!(
