@@ -78,6 +78,7 @@
 #![forbid(unsafe_code)]
 
 pub mod crypto;
+pub mod dialects;
 pub mod handoff;
 pub mod ids;
 pub mod locator;
@@ -87,9 +88,9 @@ pub mod wire;
 pub use ids::{
     AnswerPosition, ExportPosition, ImportPosition, LocalId, Position, QuestionPosition,
 };
-pub use wire::{Dialect, WireError};
+pub use wire::{Dialect, Forms, WireError};
 
 pub use session::{
-    CapRef, Event, LocalTarget, Misuse, PeerVerified, ProjectKind, Reply, Session, SessionConfig,
-    SessionError, Settlement, TableSizes, Violation,
+    CapRef, Event, Learned, LocalTarget, Misuse, PeerVerified, ProjectKind, Reply, Session,
+    SessionConfig, SessionError, Settlement, TableSizes, Violation,
 };

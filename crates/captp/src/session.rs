@@ -41,8 +41,8 @@ use crate::ids::{
 };
 use crate::locator::{PeerLocator, Swiss};
 use crate::wire::{
-    Desc, Dialect, Op, OpAbort, OpDeliver, OpDeliverOnly, OpGcAnswers, OpGcExports, OpGetOrIndex,
-    OpListen, OpStartSession, OpUntag, Projection, WireError,
+    Desc, Dialect, Forms, Op, OpAbort, OpDeliver, OpDeliverOnly, OpGcAnswers, OpGcExports,
+    OpGetOrIndex, OpListen, OpStartSession, OpUntag, Projection, WireError,
 };
 
 /// The CapTP version both sides must announce.
@@ -468,6 +468,9 @@ enum ExportTarget {
     Promise(LocalId),
     /// One of our internal resolvers (for a question or a listen).
     Resolver(Awaited),
+    /// The resolver sent with fire-and-forget messages while the peer's
+    /// dialect is unknown; it ignores what it is told.
+    Sink,
 }
 
 struct ExportEntry {
@@ -607,6 +610,8 @@ impl Tables {
 /// peer's identity return [`Misuse::NotOpen`] until [`Event::Established`].
 pub struct Session {
     dialect: Dialect,
+    /// What the peer has shown of its dialect (for the learning dialects).
+    learned: Learned,
     keys: SessionKeys,
     our_id: PublicId,
     our_location: PeerLocator,
@@ -645,6 +650,7 @@ impl Session {
         let our_id = keys.public().public_id();
         let mut s = Session {
             dialect: config.dialect,
+            learned: Learned::default(),
             our_id,
             our_location: config.our_location,
             max_depth: config.limits.max_depth,
@@ -736,15 +742,18 @@ impl Session {
     /// Queues a message that changes nothing (an `op:gc-answers` with no
     /// positions), so the peer hears from us: a driver sends it to keep a
     /// quiet session it still needs from being closed as idle. CapTP has no
-    /// ping; releasing nothing is a no-op for the peer.
+    /// ping; releasing nothing is a no-op for the peer. Sends nothing
+    /// while no GC label is known to be safe (see [`crate::dialects`]).
     ///
     /// # Errors
     /// The terminal error.
     pub fn keepalive(&mut self) -> InResult<()> {
         self.check_live()?;
-        self.send(&Op::GcAnswers(OpGcAnswers {
-            positions: Vec::new(),
-        }));
+        if self.gc_labels_known() {
+            self.send(&Op::GcAnswers(OpGcAnswers {
+                positions: Vec::new(),
+            }));
+        }
         Ok(())
     }
 
@@ -772,9 +781,18 @@ impl Session {
     }
 
     /// Whether GC reports are waiting to be sent.
+    ///
+    /// Under [`Dialect::Auto`], reports wait (and this is `false`) until the
+    /// peer has shown which GC labels it writes.
     pub fn has_pending_gc(&self) -> bool {
         !self.is_terminated()
+            && self.gc_labels_known()
             && (!self.pending_gc_exports.is_empty() || !self.pending_gc_answers.is_empty())
+    }
+
+    /// Whether we know which GC labels the peer decodes.
+    fn gc_labels_known(&self) -> bool {
+        self.dialect != Dialect::Auto || self.learned.gc_plural.is_some()
     }
 
     /// The next event for the local side, if any.
@@ -824,11 +842,79 @@ impl Session {
     }
 
     fn send(&mut self, op: &Op) {
+        let forms = self.forms();
+        if let Op::DeliverOnly(d) = op
+            && !self.fire_and_forget_known()
+        {
+            // Neither `op:deliver-only` nor `op:deliver … false false` is
+            // safe yet (each crashes a decoder of the other dialect): send
+            // a resolver that ignores the reply, which both decode.
+            let sink = self.tables.export(ExportTarget::Sink);
+            let op = Op::Deliver(OpDeliver {
+                to: d.to.clone(),
+                args: d.args.clone(),
+                answer_pos: None,
+                // As a promise: a resolver no other implementation would
+                // send, so a learning pola peer knows us by it.
+                resolve_me: Some(Desc::ImportPromise(sink.into())),
+            });
+            self.outgoing
+                .push_back(pola_syrup::encode(&op.to_value_in(forms)));
+            return;
+        }
         self.outgoing
-            .push_back(pola_syrup::encode(&op.to_value(self.dialect)));
+            .push_back(pola_syrup::encode(&op.to_value_in(forms)));
+    }
+
+    /// The forms we write now: fixed for [`Dialect::Current`] and
+    /// [`Dialect::TestSuite`]; for the learning dialects, what the peer
+    /// has shown, else the dialect's initial forms.
+    pub fn forms(&self) -> Forms {
+        let start = self.dialect.forms();
+        match self.dialect {
+            Dialect::Current | Dialect::TestSuite => start,
+            Dialect::Auto | Dialect::AutoSuite => Forms {
+                deliver_only: self.learned.deliver_only.unwrap_or(start.deliver_only),
+                listen_wants_partial: self
+                    .learned
+                    .listen_wants_partial
+                    .unwrap_or(start.listen_wants_partial),
+                gc_plural: self.learned.gc_plural.unwrap_or(start.gc_plural),
+            },
+        }
+    }
+
+    /// What the peer has shown of its dialect so far (learned by every
+    /// session, used only by the learning dialects).
+    pub fn learned(&self) -> Learned {
+        self.learned
+    }
+
+    /// Whether the peer may be sent `op:get`, `op:index` and `op:untag`:
+    /// not in the suite's dialects (it errors on labels it does not know),
+    /// nor to a learning session's peer that wrote `op:deliver-only`.
+    fn projections_understood(&self) -> bool {
+        match self.dialect {
+            Dialect::Current => true,
+            Dialect::TestSuite | Dialect::AutoSuite => false,
+            Dialect::Auto => self.learned.deliver_only != Some(true),
+        }
+    }
+
+    /// Whether we know how to write fire-and-forget to this peer.
+    fn fire_and_forget_known(&self) -> bool {
+        match self.dialect {
+            Dialect::Current | Dialect::TestSuite => true,
+            Dialect::Auto | Dialect::AutoSuite => self.learned.deliver_only.is_some(),
+        }
     }
 
     fn flush_gc(&mut self) {
+        if !self.gc_labels_known() {
+            // No GC label is safe yet (each crashes a decoder of the other
+            // dialect): the reports wait until the peer shows its labels.
+            return;
+        }
         if !self.pending_gc_exports.is_empty() {
             let entries = std::mem::take(&mut self.pending_gc_exports)
                 .into_iter()
@@ -956,7 +1042,11 @@ impl Session {
     }
 
     fn handle_value(&mut self, v: Value) -> InResult<()> {
+        let shape = Shape::of(&v);
         let op = Op::parse(v)?;
+        if !matches!(self.phase, Phase::Aborted(_)) {
+            self.learned.learn(shape);
+        }
         match (&self.phase, op) {
             (Phase::Aborted(e), _) => Err(e.clone()),
             (_, Op::Abort(a)) => {
@@ -1028,7 +1118,9 @@ impl Session {
                 ExportTarget::Bootstrap => CapRef::Bootstrap,
                 ExportTarget::Object(id) => CapRef::Local(id),
                 ExportTarget::Promise(id) => CapRef::LocalPromise(id),
-                ExportTarget::Resolver(_) => return Err(Violation::UnsupportedReference),
+                ExportTarget::Resolver(_) | ExportTarget::Sink => {
+                    return Err(Violation::UnsupportedReference);
+                }
             },
             Desc::ImportObject(p) => {
                 seen.push((ImportPosition(p.0), false));
@@ -1199,6 +1291,19 @@ impl Session {
                 self.resolver_called(awaited, args);
                 if let Some(r) = reply {
                     self.settle(r, Ok(Value::undefined()));
+                }
+                Ok(())
+            }
+            Err(ExportTarget::Sink) => {
+                // Told how a fire-and-forget message went: nothing waits.
+                for a in &args {
+                    self.discard(a);
+                }
+                match reply {
+                    // Never answered, so two sinks cannot talk for ever.
+                    Some(Reply(ReplyTo::Resolver(r))) => self.release_import(r),
+                    Some(r) => self.settle(r, Ok(Value::undefined())),
+                    None => {}
                 }
                 Ok(())
             }
@@ -1600,7 +1705,10 @@ impl Session {
     }
 
     /// Sends `args` to `target` without asking for an answer
-    /// (`op:deliver-only`, or `op:deliver … false false` per dialect).
+    /// (`op:deliver-only` or `op:deliver … false false`, per the peer's
+    /// dialect; while a learning dialect does not know it yet, `op:deliver
+    /// … false` with a resolver that ignores the reply: see
+    /// [`crate::dialects`]).
     ///
     /// # Errors
     /// As [`Session::deliver`].
@@ -1623,7 +1731,7 @@ impl Session {
     /// decode these operations).
     pub fn project(&mut self, target: &CapRef, kind: ProjectKind) -> InResult<QuestionPosition> {
         self.check_live()?;
-        if self.dialect == Dialect::TestSuite {
+        if !self.projections_understood() {
             return Err(Misuse::NotInDialect.into());
         }
         let receiver = self.target_desc(target)?;
@@ -2051,6 +2159,99 @@ impl Session {
         }
         self.tables.parked.insert(verified.gift_id, ticket);
         Ok(None)
+    }
+}
+
+/// What a peer has shown of its dialect by what it sent (DIGEST section
+/// 15); `None` where it has not shown it yet.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Learned {
+    /// `Some(true)` once it sent `op:deliver-only`; `Some(false)` once it
+    /// sent an `op:deliver` without a resolver, a two-field `op:listen` or a
+    /// plural GC label (all of the current text, which has no
+    /// `op:deliver-only`), or a learning pola peer's fire-and-forget (an
+    /// `op:deliver` with no answer position and a promise as its resolver:
+    /// such a peer decodes every form, and is written the current text's).
+    pub deliver_only: Option<bool>,
+    /// Whether its `op:listen` has the `wants-partial` field.
+    pub listen_wants_partial: Option<bool>,
+    /// Whether its GC labels are plural; `Some(false)` also once it sent
+    /// `op:deliver-only` (no peer that writes it knows the plural labels).
+    pub gc_plural: Option<bool>,
+}
+
+/// The parts of a message's shape that tell its dialect.
+#[derive(Clone, Copy)]
+enum Shape {
+    DeliverOnly,
+    Deliver { resolver: bool, pola: bool },
+    Listen { fields: usize },
+    Gc { plural: bool },
+    Other,
+}
+
+impl Shape {
+    fn of(v: &Value) -> Shape {
+        let Some(r) = v.as_record() else {
+            return Shape::Other;
+        };
+        match r.label.as_symbol() {
+            Some("op:deliver-only") => Shape::DeliverOnly,
+            Some("op:deliver") => {
+                let resolver = r.fields.get(3);
+                Shape::Deliver {
+                    resolver: resolver != Some(&Value::Bool(false)),
+                    pola: r.fields.get(2) == Some(&Value::Bool(false))
+                        && resolver
+                            .and_then(Value::as_record)
+                            .and_then(|d| d.label.as_symbol())
+                            == Some("desc:import-promise"),
+                }
+            }
+            Some("op:listen") => Shape::Listen {
+                fields: r.fields.len(),
+            },
+            Some("op:gc-exports" | "op:gc-answers") => Shape::Gc { plural: true },
+            Some("op:gc-export" | "op:gc-answer") => Shape::Gc { plural: false },
+            _ => Shape::Other,
+        }
+    }
+}
+
+impl Learned {
+    /// Notes what a well-formed message shows. The first sign of each form
+    /// decides it: a peer that wrote a form decodes it.
+    fn learn(&mut self, shape: Shape) {
+        let current = |l: &mut Learned| {
+            l.deliver_only.get_or_insert(false);
+        };
+        match shape {
+            Shape::DeliverOnly => {
+                self.deliver_only.get_or_insert(true);
+                self.gc_plural.get_or_insert(false);
+            }
+            Shape::Deliver {
+                resolver: false, ..
+            } => current(self),
+            Shape::Deliver { pola: true, .. } => {
+                current(self);
+                self.gc_plural.get_or_insert(true);
+                self.listen_wants_partial.get_or_insert(false);
+            }
+            Shape::Deliver { .. } | Shape::Other => {}
+            Shape::Listen { fields } => {
+                self.listen_wants_partial.get_or_insert(fields == 3);
+                if fields == 2 {
+                    current(self);
+                }
+            }
+            Shape::Gc { plural } => {
+                self.gc_plural.get_or_insert(plural);
+                if plural {
+                    current(self);
+                }
+            }
+        }
     }
 }
 

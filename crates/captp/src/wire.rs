@@ -21,17 +21,70 @@ use crate::ids::Position;
 use crate::locator::PeerLocator;
 
 /// Which variant of the protocol a session emits (DIGEST section 15). Every
-/// variant is always accepted on input.
+/// variant is always accepted on input; see [`crate::dialects`] for how the
+/// learning ones decide.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
 pub enum Dialect {
-    /// The public OCapN test suite's dialect (main branch): fire-and-forget is
+    /// Learn each form from what the peer sends, so that a peer of either
+    /// dialect understands us without being told. Until the peer shows its
+    /// form: fire-and-forget as `op:deliver … false <resolver>` (a resolver
+    /// that ignores what it is told, a form every dialect decodes),
+    /// `op:listen` with three fields, plural GC labels.
+    #[default]
+    Auto,
+    /// Like [`Dialect::Auto`], but until the peer shows its GC labels they
+    /// are singular, as in both branches of the public OCapN test suite
+    /// (pola's test peer).
+    AutoSuite,
+    /// Always the public OCapN test suite's main branch: fire-and-forget is
     /// `op:deliver-only`, `op:listen` has three fields, GC labels are
     /// singular (`op:gc-export`, `op:gc-answer`).
     TestSuite,
-    /// The current draft text: fire-and-forget is `op:deliver … false
-    /// false`, `op:listen` has two fields, GC labels are plural.
-    #[default]
+    /// Always the current draft text: fire-and-forget is `op:deliver …
+    /// false false`, `op:listen` has two fields, GC labels are plural.
     Current,
+}
+
+impl Dialect {
+    /// The forms written before anything is learned from the peer (for
+    /// [`Dialect::Auto`] and [`Dialect::AutoSuite`], fire-and-forget is
+    /// then not written as such at all: see [`Dialect::Auto`]).
+    pub fn forms(self) -> Forms {
+        match self {
+            Dialect::Auto => Forms {
+                deliver_only: false,
+                listen_wants_partial: true,
+                gc_plural: true,
+            },
+            Dialect::AutoSuite => Forms {
+                deliver_only: false,
+                listen_wants_partial: true,
+                gc_plural: false,
+            },
+            Dialect::TestSuite => Forms {
+                deliver_only: true,
+                listen_wants_partial: true,
+                gc_plural: false,
+            },
+            Dialect::Current => Forms {
+                deliver_only: false,
+                listen_wants_partial: false,
+                gc_plural: true,
+            },
+        }
+    }
+}
+
+/// How each form that differs between the dialects is written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Forms {
+    /// Fire-and-forget as `<op:deliver-only to args>`; else `<op:deliver
+    /// to args false false>`.
+    pub deliver_only: bool,
+    /// `op:listen` with its third field, `wants-partial`.
+    pub listen_wants_partial: bool,
+    /// Plural GC labels (`op:gc-exports`, `op:gc-answers`); else singular.
+    pub gc_plural: bool,
 }
 
 /// A message or descriptor that does not have the shape the protocol
@@ -459,13 +512,18 @@ impl Op {
         }
     }
 
-    /// Builds the record in `dialect`.
-    ///
-    /// In [`Dialect::Current`] an [`OpDeliverOnly`] is written as
-    /// `op:deliver … false false`; in [`Dialect::TestSuite`] an [`OpDeliver`]
-    /// with neither answer position nor resolver is written as
-    /// `op:deliver-only` (the suite cannot decode the other form).
+    /// Builds the record in `dialect`'s initial [`Forms`].
     pub fn to_value(&self, dialect: Dialect) -> Value {
+        self.to_value_in(dialect.forms())
+    }
+
+    /// Builds the record in `forms`.
+    ///
+    /// Without `deliver_only` an [`OpDeliverOnly`] is written as
+    /// `op:deliver … false false`; with it an [`OpDeliver`] with neither
+    /// answer position nor resolver is written as `op:deliver-only` (the
+    /// suite's main branch cannot decode the other form).
+    pub fn to_value_in(&self, forms: Forms) -> Value {
         let pos = |p: &Position| Value::int(p.0);
         let list = |items: &[Value<Desc>]| lower(Value::List(items.to_vec()));
         match self {
@@ -479,8 +537,7 @@ impl Op {
                 ],
             ),
             Op::Deliver(d) => {
-                if dialect == Dialect::TestSuite && d.answer_pos.is_none() && d.resolve_me.is_none()
-                {
+                if forms.deliver_only && d.answer_pos.is_none() && d.resolve_me.is_none() {
                     return Value::record("op:deliver-only", vec![d.to.to_value(), list(&d.args)]);
                 }
                 Value::record(
@@ -495,11 +552,9 @@ impl Op {
                     ],
                 )
             }
-            Op::DeliverOnly(d) => match dialect {
-                Dialect::TestSuite => {
-                    Value::record("op:deliver-only", vec![d.to.to_value(), list(&d.args)])
-                }
-                Dialect::Current => Value::record(
+            Op::DeliverOnly(d) => match forms.deliver_only {
+                true => Value::record("op:deliver-only", vec![d.to.to_value(), list(&d.args)]),
+                false => Value::record(
                     "op:deliver",
                     vec![
                         d.to.to_value(),
@@ -511,7 +566,7 @@ impl Op {
             },
             Op::Listen(l) => {
                 let mut f = vec![l.to.to_value(), l.listener.to_value()];
-                if dialect == Dialect::TestSuite {
+                if forms.listen_wants_partial {
                     f.push(Value::Bool(l.wants_partial));
                 }
                 Value::record("op:listen", f)
@@ -535,9 +590,10 @@ impl Op {
                 ],
             ),
             Op::GcExports(g) => Value::record(
-                match dialect {
-                    Dialect::TestSuite => "op:gc-export",
-                    Dialect::Current => "op:gc-exports",
+                if forms.gc_plural {
+                    "op:gc-exports"
+                } else {
+                    "op:gc-export"
                 },
                 vec![
                     Value::List(g.entries.iter().map(|(p, _)| pos(p)).collect()),
@@ -545,9 +601,10 @@ impl Op {
                 ],
             ),
             Op::GcAnswers(g) => Value::record(
-                match dialect {
-                    Dialect::TestSuite => "op:gc-answer",
-                    Dialect::Current => "op:gc-answers",
+                if forms.gc_plural {
+                    "op:gc-answers"
+                } else {
+                    "op:gc-answer"
                 },
                 vec![Value::List(g.positions.iter().map(pos).collect())],
             ),

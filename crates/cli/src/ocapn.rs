@@ -1,7 +1,9 @@
 //! `pola ocapn test-peer` and `pola call`: OCapN from the command line.
 //!
 //! - [`test_peer`] hosts the objects the public OCapN test suite expects, on
-//!   `tcp-testing-only` at 127.0.0.1, speaking the suite's dialect; it prints
+//!   `tcp-testing-only` at 127.0.0.1, speaking the suite's dialect (either
+//!   branch: its GC labels, and fire-and-forget as the suite shows it,
+//!   `pola_captp::Dialect::AutoSuite`); it prints
 //!   its `ocapn://` locator as the first line of stdout and serves until
 //!   killed.
 //! - [`call`] enlivens a sturdyref URI, sends it one message and prints the

@@ -55,7 +55,9 @@ use crate::test_peer::Enliven;
 #[derive(Clone, Debug)]
 #[non_exhaustive]
 pub struct PeerConfig {
-    /// What our sessions emit (everything is accepted either way).
+    /// What our sessions emit (everything is accepted either way); the
+    /// default, [`Dialect::Auto`], learns each peer's forms from what it
+    /// sends (see `pola_captp::dialects`).
     pub dialect: Dialect,
     /// Most connections at once; further inbound connections are closed
     /// at once. An eighth of them (at least one) is kept for connections we
@@ -91,12 +93,12 @@ pub struct PeerConfig {
 }
 
 impl Default for PeerConfig {
-    /// The current CapTP text, 1024 sessions, 16 MiB queued per
+    /// Understood by a peer of either dialect ([`Dialect::Auto`]), 1024 sessions, 16 MiB queued per
     /// connection, 30 s to start a session, 10 minutes idle, 60 s per
     /// message.
     fn default() -> Self {
         PeerConfig {
-            dialect: Dialect::Current,
+            dialect: Dialect::Auto,
             max_sessions: 1024,
             max_sessions_per_source: 64,
             max_queued_bytes: conn::DEFAULT_MAX_QUEUED,
@@ -109,10 +111,11 @@ impl Default for PeerConfig {
 }
 
 impl PeerConfig {
-    /// Speak the public OCapN test suite's dialect (`op:deliver-only`,
-    /// three-field `op:listen`, singular GC labels).
+    /// For the public OCapN test suite, either branch: learn the form of
+    /// fire-and-forget from the suite, three-field `op:listen`, singular GC
+    /// labels ([`Dialect::AutoSuite`]).
     pub fn test_suite() -> Self {
-        PeerConfig::default().with_dialect(Dialect::TestSuite)
+        PeerConfig::default().with_dialect(Dialect::AutoSuite)
     }
 
     /// At most `n` connections at once.

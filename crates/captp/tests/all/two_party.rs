@@ -128,6 +128,7 @@ fn call_and_answer_then_gc_frees_both_sides() {
         let (gce, gca) = match d {
             Dialect::TestSuite => ("op:gc-export", "op:gc-answer"),
             Dialect::Current => ("op:gc-exports", "op:gc-answers"),
+            Dialect::Auto | Dialect::AutoSuite => unreachable!("forced dialects only"),
         };
         assert!(labels.iter().any(|l| l == gce), "{labels:?}");
         assert!(labels.iter().any(|l| l == gca), "{labels:?}");
@@ -306,12 +307,14 @@ fn listen_on_an_imported_promise_and_resolve() {
         let want = match d {
             Dialect::TestSuite => "op:listen/3",
             Dialect::Current => "op:listen/2",
+            Dialect::Auto | Dialect::AutoSuite => unreachable!("forced dialects only"),
         };
         assert!(p.labels(true).iter().any(|l| l == want));
         // Fire-and-forget resolutions use the dialect's form.
         let ff = match d {
             Dialect::TestSuite => "op:deliver-only",
             Dialect::Current => "op:deliver/4",
+            Dialect::Auto | Dialect::AutoSuite => unreachable!("forced dialects only"),
         };
         assert!(
             p.labels(false).iter().any(|l| l == ff),
@@ -527,6 +530,7 @@ fn deferred_gc_reports_ride_with_the_next_message() {
         let gca = match d {
             Dialect::TestSuite => "op:gc-answer",
             Dialect::Current => "op:gc-answers",
+            Dialect::Auto | Dialect::AutoSuite => unreachable!("forced dialects only"),
         };
         assert_eq!(crate::sim::label(&second), gca);
         // b holds the fetch's answer and now the call's; the report frees

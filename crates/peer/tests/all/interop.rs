@@ -1,6 +1,7 @@
 //! Two and three pola peers over `tcp-testing-only` on 127.0.0.1: deliver,
 //! deliver-only, pipelining, listen, sturdyrefs, GC, session reuse and a
-//! three-peer handoff, each in both dialects.
+//! three-peer handoff, each in both dialects and with the learning
+//! default against each (both ways).
 
 use std::sync::{Arc, Mutex, mpsc};
 use std::time::{Duration, Instant};
@@ -14,7 +15,19 @@ use pola_syrup::Value;
 use pola_vat::{Ref, Val, Vat, error_message, from_fn};
 
 const T: Duration = Duration::from_secs(10);
-const DIALECTS: [Dialect; 2] = [Dialect::Current, Dialect::TestSuite];
+/// (a's dialect, b's dialect): each forced dialect with itself, and the
+/// learning default against itself and against each forced one, both ways
+/// (a peer of either dialect must understand the default unprompted).
+const DIALECTS: [(Dialect, Dialect); 8] = [
+    (Dialect::Current, Dialect::Current),
+    (Dialect::TestSuite, Dialect::TestSuite),
+    (Dialect::Auto, Dialect::Auto),
+    (Dialect::Auto, Dialect::TestSuite),
+    (Dialect::TestSuite, Dialect::Auto),
+    (Dialect::Auto, Dialect::Current),
+    (Dialect::Current, Dialect::Auto),
+    (Dialect::AutoSuite, Dialect::Auto),
+];
 
 struct Node {
     vat: Vat,
@@ -82,7 +95,7 @@ fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
 fn fetch_and_deliver() {
     let rt = rt();
     for d in DIALECTS {
-        let (a, b) = (Node::new(&rt, d), Node::suite(&rt, d));
+        let (a, b) = (Node::new(&rt, d.0), Node::suite(&rt, d.1));
         let echo = a.peer.enliven(b.sturdy(ECHO));
         let args = vec![
             Value::str("foo"),
@@ -110,7 +123,7 @@ fn fetch_and_deliver() {
 fn unknown_swiss_number_breaks() {
     let rt = rt();
     for d in DIALECTS {
-        let (a, b) = (Node::new(&rt, d), Node::suite(&rt, d));
+        let (a, b) = (Node::new(&rt, d.0), Node::suite(&rt, d.1));
         let nothing = a.peer.enliven(b.sturdy("no-such-object"));
         let err = a.vat.block_on(&nothing, T).unwrap_err();
         assert_eq!(error_message(err.reason().unwrap()), Some("no such object"));
@@ -123,7 +136,7 @@ fn unknown_swiss_number_breaks() {
 fn deliver_only_arrives() {
     let rt = rt();
     for d in DIALECTS {
-        let (a, b) = (Node::new(&rt, d), Node::new(&rt, d));
+        let (a, b) = (Node::new(&rt, d.0), Node::new(&rt, d.1));
         let (tx, rx) = mpsc::channel::<Val>();
         let tx = Mutex::new(tx);
         let inbox = b.vat.spawn(from_fn(move |_cx, method, args| {
@@ -156,7 +169,7 @@ fn deliver_only_arrives() {
 fn pipelined_car_factory() {
     let rt = rt();
     for d in DIALECTS {
-        let (a, b) = (Node::new(&rt, d), Node::suite(&rt, d));
+        let (a, b) = (Node::new(&rt, d.0), Node::suite(&rt, d.1));
         // Nothing is awaited until the very end: every send goes to a
         // promise for the previous answer.
         let builder = a.peer.enliven(b.sturdy(CAR_FACTORY_BUILDER));
@@ -184,7 +197,7 @@ fn pipelined_car_factory() {
 fn listen_to_remote_promise() {
     let rt = rt();
     for d in DIALECTS {
-        let (a, b) = (Node::new(&rt, d), Node::suite(&rt, d));
+        let (a, b) = (Node::new(&rt, d.0), Node::suite(&rt, d.1));
         let maker = a.peer.enliven(b.sturdy(PROMISE_RESOLVER));
         for (verb, ok) in [("fulfill", true), ("break", false)] {
             let pair = a.vat.send(&maker, "", vec![]);
@@ -212,7 +225,7 @@ fn listen_to_remote_promise() {
 fn remote_calls_back_into_local_object() {
     let rt = rt();
     for d in DIALECTS {
-        let (a, b) = (Node::new(&rt, d), Node::suite(&rt, d));
+        let (a, b) = (Node::new(&rt, d.0), Node::suite(&rt, d.1));
         // The greeter (on B) says "Hello" to an object on A and wants an
         // answer; A's object answers, and B releases what it held.
         let (tx, rx) = mpsc::channel::<Val>();
@@ -247,7 +260,7 @@ fn remote_calls_back_into_local_object() {
 fn gc_frees_both_sides() {
     let rt = rt();
     for d in DIALECTS {
-        let (a, b) = (Node::new(&rt, d), Node::suite(&rt, d));
+        let (a, b) = (Node::new(&rt, d.0), Node::suite(&rt, d.1));
         let echo = a.peer.enliven(b.sturdy(ECHO));
         let mine = a.vat.spawn(from_fn(|_, _, _| Ok(Value::null())));
         // The same local object four times in one message, then in four.
@@ -286,7 +299,7 @@ fn gc_frees_both_sides() {
 fn one_session_per_peer_pair_both_ways() {
     let rt = rt();
     for d in DIALECTS {
-        let (a, b) = (Node::suite(&rt, d), Node::suite(&rt, d));
+        let (a, b) = (Node::suite(&rt, d.0), Node::suite(&rt, d.1));
         let echo = a.peer.enliven(b.sturdy(ECHO));
         let car = a.peer.enliven(b.sturdy(CAR_FACTORY_BUILDER));
         a.vat.block_on(&a.vat.send(&echo, "", vec![]), T).unwrap();
@@ -314,7 +327,11 @@ fn three_party_handoff() {
         // A holds a reference to an object on C and passes it to B's
         // greeter; B must reach C directly (a handoff certificate from A,
         // withdrawn at C), not through A.
-        let (a, b, c) = (Node::new(&rt, d), Node::suite(&rt, d), Node::new(&rt, d));
+        let (a, b, c) = (
+            Node::new(&rt, d.0),
+            Node::suite(&rt, d.1),
+            Node::new(&rt, d.0),
+        );
         let (tx, rx) = mpsc::channel::<Val>();
         let tx = Mutex::new(tx);
         let carol = c.vat.spawn(from_fn(move |_cx, method, args| {
@@ -373,7 +390,7 @@ fn unreachable_peer_breaks_enliven() {
 fn abort_breaks_far_references() {
     let rt = rt();
     for d in DIALECTS {
-        let (a, b) = (Node::new(&rt, d), Node::suite(&rt, d));
+        let (a, b) = (Node::new(&rt, d.0), Node::suite(&rt, d.1));
         let echo = a.peer.enliven(b.sturdy(ECHO));
         let Value::Ref(echo) = a.vat.block_on(&echo, T).unwrap() else {
             panic!("not a ref")
