@@ -2,23 +2,30 @@
 # Runs the public OCapN test suite against pola's test peer over
 # tcp-testing-only and prints the pass/fail count.
 #
-#   scripts/ocapn-conformance.sh SUITE_DIR [extra test_runner.py args...]
+#   scripts/ocapn-conformance.sh SUITE_DIR [SUITE_DIR...] [extra test_runner.py args...]
 #
-# SUITE_DIR is a checkout of github.com/ocapn/ocapn-test-suite (CI cannot fetch
-# it; run this by hand). Python >= 3.10 with `cryptography` and `stem` is
-# needed: set OCAPN_PYTHON to such an interpreter, or the script makes a venv
-# in SUITE_DIR/.venv and pip-installs them there.
+# Each SUITE_DIR is a checkout of github.com/ocapn/ocapn-test-suite (CI cannot
+# fetch it; run this by hand), e.g. its `main` branch and its
+# `remove-op-deliver-only` branch: every one runs against the same test peer
+# (one process, one invocation), and the script fails if any test of any of
+# them fails. Python >= 3.10 with `cryptography` and `stem` is needed: set
+# OCAPN_PYTHON to such an interpreter, or the script makes a venv in the first
+# SUITE_DIR/.venv and pip-installs them there.
 # Environment: PORT (default: a free port), CARGO_TARGET_DIR (as usual),
 # POLA_BIN (skip the build and use this binary), POLA_PEER_TRACE=1 (the peer
 # logs every message it sends and every session event to its stderr).
 set -euo pipefail
 
 if [[ $# -lt 1 || ! -f "$1/test_runner.py" ]]; then
-    echo "usage: $0 SUITE_DIR [test_runner.py args...]  (SUITE_DIR must hold test_runner.py)" >&2
+    echo "usage: $0 SUITE_DIR [SUITE_DIR...] [test_runner.py args...]  (each SUITE_DIR must hold test_runner.py)" >&2
     exit 2
 fi
-suite_dir=$(cd "$1" && pwd)
-shift
+suites=()
+while [[ $# -gt 0 && -f "$1/test_runner.py" ]]; do
+    suites+=("$(cd "$1" && pwd)")
+    shift
+done
+suite_dir=${suites[0]}
 repo=$(cd "$(dirname "$0")/.." && pwd)
 
 # 1. Python with the suite's dependencies.
@@ -72,19 +79,27 @@ fi
 cat <&3 >/dev/null &
 echo "== test peer at $locator (pid $peer_pid)" >&2
 
-# 4. Run the suite.
-set +e
-(cd "$suite_dir" && "$python" test_runner.py "$locator" -v "$@") 2>&1 | tee "$workdir/suite.log"
-status=${PIPESTATUS[0]}
-set -e
+# 4. Run each suite against the same peer.
+status=0
+summary=()
+for suite in "${suites[@]}"; do
+    branch=$(git -C "$suite" rev-parse --abbrev-ref HEAD 2>/dev/null || echo "?")
+    echo "== suite $suite ($branch)" >&2
+    set +e
+    (cd "$suite" && "$python" test_runner.py "$locator" -v "$@") 2>&1 | tee "$workdir/suite.log"
+    one=${PIPESTATUS[0]}
+    set -e
+    [[ $one -eq 0 ]] || status=$one
 
-# 5. Summarise: unittest prints "Ran N tests" and "FAILED (failures=a, errors=b)".
-ran=$(sed -n 's/^Ran \([0-9]*\) tests\{0,1\}.*/\1/p' "$workdir/suite.log" | tail -1)
-failures=$(sed -n 's/.*failures=\([0-9]*\).*/\1/p' "$workdir/suite.log" | tail -1)
-errors=$(sed -n 's/.*errors=\([0-9]*\).*/\1/p' "$workdir/suite.log" | tail -1)
-ran=${ran:-0}; failures=${failures:-0}; errors=${errors:-0}
-passed=$((ran - failures - errors))
-echo "== OCapN test suite: $passed/$ran pass ($failures failures, $errors errors)"
+    # Summarise: unittest prints "Ran N tests" and "FAILED (failures=a, errors=b)".
+    ran=$(sed -n 's/^Ran \([0-9]*\) tests\{0,1\}.*/\1/p' "$workdir/suite.log" | tail -1)
+    failures=$(sed -n 's/.*failures=\([0-9]*\).*/\1/p' "$workdir/suite.log" | tail -1)
+    errors=$(sed -n 's/.*errors=\([0-9]*\).*/\1/p' "$workdir/suite.log" | tail -1)
+    ran=${ran:-0}; failures=${failures:-0}; errors=${errors:-0}
+    passed=$((ran - failures - errors))
+    summary+=("== OCapN test suite ($branch): $passed/$ran pass ($failures failures, $errors errors)")
+done
+printf '%s\n' "${summary[@]}"
 if [[ -s "$workdir/peer.log" ]]; then
     cp "$workdir/peer.log" "${TMPDIR:-/tmp}/ocapn-test-peer.log"
     echo "== test peer log (last 20 lines; all of it in ${TMPDIR:-/tmp}/ocapn-test-peer.log):" >&2
