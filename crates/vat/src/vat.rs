@@ -33,6 +33,10 @@ const MAX_HOPS: u32 = 100_000;
 /// the [`Waiter`]'s sources) while the vat stays busy (fairness and
 /// batching).
 pub const BATCH: u32 = 128;
+/// Default most events waiting in a vat's own queue, and most messages
+/// waiting on one of its pending promises, before a send made by one of
+/// its turns is refused ([`Vat::set_queue_limit`]).
+pub const DEFAULT_QUEUE_LIMIT: usize = 1 << 20;
 
 /// A post to a vat, held back until the turn that made it commits.
 type StagedPost = (Arc<VatShared>, Event);
@@ -233,6 +237,8 @@ pub(crate) struct VatShared {
     roots: Mutex<BTreeMap<String, u64>>,
     /// Why the vat stopped, if its store failed.
     storage_error: Mutex<Option<String>>,
+    /// See [`Vat::set_queue_limit`].
+    queue_limit: std::sync::atomic::AtomicUsize,
 }
 
 impl VatShared {
@@ -437,6 +443,7 @@ impl Vat {
             slots: Mutex::new(IdMap::default()),
             roots: Mutex::new(roots),
             storage_error: Mutex::new(None),
+            queue_limit: std::sync::atomic::AtomicUsize::new(DEFAULT_QUEUE_LIMIT),
         });
         let mut persist = persist;
         if let Some(p) = &mut persist {
@@ -667,6 +674,23 @@ impl Vat {
             }
             Err(_) => Err("the vat stopped".into()),
         }
+    }
+
+    /// Bounds the vat's queue: once `limit` events wait in it, a message
+    /// routed to an object of this vat by one of its own turns (or
+    /// forwarded there from a promise that resolved) is refused, and so is
+    /// any message to a pending promise of this vat that already holds
+    /// `limit` of them: its answer breaks with "vat queue full", and a
+    /// message sent without an answer is dropped. One object sending to
+    /// itself (or to its neighbours) without end thus costs a bounded
+    /// queue, and the vat keeps serving everyone else in turn. Messages
+    /// posted from outside to an object are not refused here: their
+    /// senders are held back by their own means (the network's
+    /// backpressure). Default [`DEFAULT_QUEUE_LIMIT`]; at least 1.
+    pub fn set_queue_limit(&self, limit: usize) {
+        self.shared
+            .queue_limit
+            .store(limit.max(1), Ordering::Relaxed);
     }
 
     /// Stops the vat after the events already posted, breaks every promise
@@ -1759,9 +1783,14 @@ impl VatCore {
             self.break_answer(resolver, error("promise forwarding cycle"));
             return;
         }
+        let limit = self.shared.queue_limit.load(Ordering::Relaxed);
         match &target.0 {
             RefInner::Object(slot) => {
                 if slot.vat.id == self.shared.id {
+                    if self.queue.len() >= limit {
+                        self.break_answer(resolver, error("vat queue full"));
+                        return;
+                    }
                     self.queue.push_back(Event::Deliver {
                         target,
                         msg,
@@ -1797,7 +1826,13 @@ impl VatCore {
                 }
                 match self.pending_entry(slot) {
                     None => self.break_answer(resolver, error("promise can never settle")),
-                    Some(PromiseState::Pending { queued, .. }) => queued.push((msg, resolver)),
+                    Some(PromiseState::Pending { queued, .. }) => {
+                        if queued.len() >= limit {
+                            self.break_answer(resolver, error("vat queue full"));
+                        } else {
+                            queued.push((msg, resolver));
+                        }
+                    }
                     Some(PromiseState::Resolved(Ok(Val::Ref(next)))) => {
                         let next = next.clone();
                         self.work.push_back(Work::Send {

@@ -8,6 +8,7 @@ mod gaps;
 mod patterns;
 mod persist;
 mod pipelining;
+mod quota;
 mod remote;
 mod support;
 mod turns;
