@@ -1,12 +1,14 @@
 //! Fuzzes the caplet host calls (`pola_sandbox`): a real instance of a
 //! small caplet that replays a byte script of host calls, with arbitrary
 //! pointers, lengths and handles, across several deliveries,
-//! notifications, a revocation and fresh instances.
+//! notifications, an outside world that turns to refusing, and fresh
+//! instances.
 //!
 //! Input: steps `[kind, len, script…]`. Kind 0 delivers the script with an
-//! answer (the message also carries a plain reference, a gated one and a
-//! second plain one, before the script), 1 delivers it send-only, 2 notifies the oldest
-//! pending `when` with it (fulfilled or broken), 3 revokes the gate, 4
+//! answer (the message also carries three references, before the
+//! script), 1 delivers it send-only, 2 notifies the oldest pending `when`
+//! with it (fulfilled or broken), 3 makes the outside world refuse (or
+//! accept again) every send and `when`, 4
 //! replaces the instance with a fresh one that keeps the committed
 //! storage (as a vat does). The caplet reads its message, skips to the
 //! first `:` (past the Syrup byte string's length) and runs the rest as
@@ -14,9 +16,7 @@
 //!
 //! Oracle: no panic; every reference the caplet passes out, targets or
 //! settles is one the host gave it (a reference, an answer, a forwarder),
-//! never a resolver passed as a reference; after the revocation the gated
-//! reference is never used again (neither as a target nor in a message);
-//! every resolver handed in is settled at most once, and all of them are
+//! never a resolver passed as a reference; every resolver handed in is settled at most once, and all of them are
 //! settled by the time the instance is gone; the c-list and the storage
 //! stay within their limits.
 #![no_main]
@@ -25,7 +25,7 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::OnceLock;
 
 use libfuzzer_sys::fuzz_target;
-use pola_sandbox::{CapletModule, Config, Gate, Grant, Outside, Refused, Revoker, Sandbox};
+use pola_sandbox::{CapletModule, Config, Outside, Refused, Sandbox};
 use pola_syrup::Value;
 
 /// The replaying caplet. Handles are random per instance, so it learns
@@ -182,21 +182,21 @@ const REPLAY: &str = r#"(module
   (func (export "pola_notify") (param $tag i64) (param $broken i32) (param $len i32) (result i32)
     (call $run (local.get $len))))"#;
 
-/// References: plain objects below 100, the gated one is `GATED`,
-/// resolvers from 1 000, answers and forwarders from 10 000.
-const GATED: u32 = 2;
+/// References: objects below 100, resolvers from 1 000, answers from
+/// 10 000.
 const RESOLVERS: u32 = 1_000;
 const MADE: u32 = 10_000;
 
 #[derive(Default)]
 struct World {
-    /// References the caplet may hold: given, answers, forwarders.
+    /// References the caplet may hold: given, answers.
     known: BTreeSet<u32>,
     /// Resolvers handed in, and whether settled.
     resolvers: BTreeMap<u32, bool>,
     whens: VecDeque<i64>,
     next: u32,
-    revoked: bool,
+    /// Refuse every send and `when`.
+    refusing: bool,
 }
 
 impl World {
@@ -209,7 +209,6 @@ impl World {
             !(RESOLVERS..MADE).contains(r),
             "a resolver passed as a reference: {r}"
         );
-        assert!(!(self.revoked && *r == GATED), "the revoked grant was used");
     }
 
     fn check_value(&self, v: &Value<u32>) {
@@ -230,12 +229,18 @@ impl Outside for World {
     fn send(&mut self, target: &u32, message: Value<u32>) -> Result<u32, Refused> {
         self.check_ref(target);
         self.check_value(&message);
+        if self.refusing {
+            return Err(Refused);
+        }
         Ok(self.fresh())
     }
 
     fn send_only(&mut self, target: &u32, message: Value<u32>) -> Result<(), Refused> {
         self.check_ref(target);
         self.check_value(&message);
+        if self.refusing {
+            return Err(Refused);
+        }
         Ok(())
     }
 
@@ -254,18 +259,12 @@ impl Outside for World {
 
     fn when(&mut self, promise: &u32, tag: i64) -> Result<(), Refused> {
         self.check_ref(promise);
-        if self.whens.len() < 64 {
+        if !self.refusing && self.whens.len() < 64 {
             self.whens.push_back(tag);
             Ok(())
         } else {
             Err(Refused)
         }
-    }
-
-    fn attenuate(&mut self, target: &u32, gate: &Gate) -> Result<u32, Refused> {
-        assert!(gate.is_open(), "a forwarder asked for through a shut gate");
-        self.check_ref(target);
-        Ok(self.fresh())
     }
 }
 
@@ -294,14 +293,13 @@ fn module() -> &'static CapletModule<World> {
 
 fn world() -> World {
     let mut w = World::default();
-    w.known.extend([1, GATED, 3]);
+    w.known.extend([1, 2, 3]);
     w
 }
 
 fuzz_target!(|data: &[u8]| {
     let module = module();
     let limits = module.config().clone();
-    let (gate, revoker): (Gate, Revoker) = Gate::new();
     let mut caplet = module.instantiate(world()).expect("an instance");
     let mut rest = data;
     let mut next_resolver = RESOLVERS;
@@ -324,12 +322,12 @@ fuzz_target!(|data: &[u8]| {
                 // References first, so the caplet learns their handles
                 // before the script's `:`.
                 let message = Value::List(vec![
-                    Value::Ref(Grant::Plain(1)),
-                    Value::Ref(Grant::Revocable(GATED, gate.clone())),
-                    Value::Ref(Grant::Plain(3)),
+                    Value::Ref(1),
+                    Value::Ref(2),
+                    Value::Ref(3),
                     Value::bytes(script.to_vec()),
                 ]);
-                let _ = caplet.deliver_granting(message, resolver);
+                let _ = caplet.deliver(message, resolver);
             }
             2 => {
                 let Some(tag) = caplet.outside_mut().whens.pop_front() else {
@@ -340,8 +338,8 @@ fuzz_target!(|data: &[u8]| {
                 let _ = caplet.notify(tag, outcome);
             }
             3 => {
-                revoker.revoke();
-                caplet.outside_mut().revoked = true;
+                let w = caplet.outside_mut();
+                w.refusing = !w.refusing;
             }
             _ => {
                 // A fresh instance with the committed storage, as a vat
@@ -352,9 +350,9 @@ fuzz_target!(|data: &[u8]| {
                     &mut caplet,
                     module.instantiate(world()).expect("an instance"),
                 );
-                let revoked = old.outside().revoked;
+                let refusing = old.outside().refusing;
                 let w = retire(old);
-                caplet.outside_mut().revoked = revoked;
+                caplet.outside_mut().refusing = refusing;
                 caplet.outside_mut().next = w.next;
                 caplet.set_storage(storage);
             }

@@ -114,7 +114,10 @@ pub enum Code {
     /// The handle exists but is of the wrong kind (a resolver used as a
     /// reference or the reverse).
     WrongKind = -2,
-    /// The grant behind the handle was revoked.
+    /// Reserved (kept so that numbers never change meaning): this host no
+    /// longer returns it. A revocable grant is a reference to a revocable
+    /// forwarder, and a revoked one breaks the messages sent through it
+    /// (in a vat, with the reason "revoked").
     Revoked = -3,
     /// `(ptr, len)` is not inside the caplet's memory.
     BadMemory = -4,
@@ -126,7 +129,7 @@ pub enum Code {
     /// The c-list is full.
     CListFull = -7,
     /// The host refused the operation (for example a send to a broken
-    /// reference, or passing a gated reference where no forwarder exists).
+    /// reference).
     Refused = -8,
     /// `read` was called with no message pending or with the wrong length.
     NoMessage = -9,

@@ -7,7 +7,7 @@
 //!   instance, finds no entry (a typed error) instead of someone else's
 //!   object.
 //! - The table never holds more than its configured number of entries.
-//! - A plain (ungated) reference has at most one handle at a time: handing
+//! - A reference has at most one handle at a time: handing
 //!   the caplet the same reference again gives the same handle, so a
 //!   caplet's c-list does not grow with repeated deliveries, and equal
 //!   handles mean the same reference.
@@ -17,7 +17,6 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::hash::{BuildHasher, BuildHasherDefault, Hasher};
 
 use crate::abi::Code;
-use crate::gate::Gate;
 
 /// What a c-list entry may be used for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -28,12 +27,13 @@ pub(crate) enum Kind {
     Resolver,
 }
 
-/// One entry: the host reference, its kind, and an optional revocation gate.
+/// One entry: the host reference and its kind. Revocation is not the
+/// c-list's business: a revocable grant is a reference to a revocable
+/// forwarder (in a vat, [`pola_vat::patterns::revocable`]).
 #[derive(Debug)]
 pub(crate) struct Entry<R> {
     pub(crate) cap: R,
     pub(crate) kind: Kind,
-    pub(crate) gate: Option<Gate>,
 }
 
 /// Keys are already spread out (random base), so a multiply suffices.
@@ -98,27 +98,24 @@ impl<R: Ord + Clone> CList<R> {
     }
 
     /// How many new entries handing over these references would take
-    /// (plain references already held, and repeats, take none).
-    pub(crate) fn needed<'a>(&self, refs: impl IntoIterator<Item = (&'a R, bool)>) -> usize
+    /// (references already held, and repeats, take none).
+    pub(crate) fn needed<'a>(&self, refs: impl IntoIterator<Item = &'a R>) -> usize
     where
         R: 'a,
     {
         let mut fresh = BTreeSet::new();
-        let mut gated = 0usize;
-        for (r, is_gated) in refs {
-            if is_gated {
-                gated = gated.saturating_add(1);
-            } else if !self.reverse.contains_key(r) {
+        for r in refs {
+            if !self.reverse.contains_key(r) {
                 fresh.insert(r);
             }
         }
-        fresh.len().saturating_add(gated)
+        fresh.len()
     }
 
-    /// Adds an entry and returns its handle. A plain reference already in
-    /// the table keeps its handle.
+    /// Adds an entry and returns its handle. A reference already in the
+    /// table keeps its handle.
     pub(crate) fn insert(&mut self, entry: Entry<R>) -> Result<u64, Code> {
-        let plain = entry.kind == Kind::Ref && entry.gate.is_none();
+        let plain = entry.kind == Kind::Ref;
         if plain && let Some(h) = self.reverse.get(&entry.cap) {
             return Ok(*h);
         }
@@ -137,15 +134,12 @@ impl<R: Ord + Clone> CList<R> {
         Ok(h)
     }
 
-    /// The entry for a handle of the expected kind, checked against its gate.
+    /// The entry for a handle of the expected kind.
     pub(crate) fn get(&self, handle: i64, kind: Kind) -> Result<&Entry<R>, Code> {
         let h = u64::try_from(handle).map_err(|_| Code::UnknownHandle)?;
         let e = self.map.get(&h).ok_or(Code::UnknownHandle)?;
         if e.kind != kind {
             return Err(Code::WrongKind);
-        }
-        if e.gate.as_ref().is_some_and(|g| !g.is_open()) {
-            return Err(Code::Revoked);
         }
         Ok(e)
     }
@@ -201,7 +195,6 @@ mod tests {
         Entry {
             cap,
             kind: Kind::Ref,
-            gate: None,
         }
     }
 
@@ -230,12 +223,12 @@ mod tests {
     }
 
     #[test]
-    fn same_plain_reference_same_handle() {
+    fn same_reference_same_handle() {
         let mut c = CList::new(2);
         let a = c.insert(entry(1)).unwrap();
         assert_eq!(c.insert(entry(1)).unwrap(), a);
         assert_eq!(c.len(), 1);
-        assert_eq!(c.needed([(&1, false), (&2, false), (&2, false)]), 1);
+        assert_eq!(c.needed([&1, &2, &2]), 1);
         c.take(a as i64).unwrap();
         let b = c.insert(entry(1)).unwrap();
         assert_ne!(a, b, "a dropped handle is never handed out again");
@@ -265,21 +258,5 @@ mod tests {
         c.take(a as i64).unwrap();
         assert!(!c.rebind(&5, 7));
         assert_eq!(c.len(), 0);
-    }
-
-    #[test]
-    fn revoked_gate_closes_entry() {
-        let (gate, revoker) = Gate::new();
-        let mut c = CList::new(2);
-        let h = c
-            .insert(Entry {
-                cap: 1u32,
-                kind: Kind::Ref,
-                gate: Some(gate),
-            })
-            .unwrap();
-        assert!(c.get(h as i64, Kind::Ref).is_ok());
-        revoker.revoke();
-        assert_eq!(c.get(h as i64, Kind::Ref).unwrap_err(), Code::Revoked);
     }
 }

@@ -27,7 +27,10 @@
 //!   instructions per function and in all, functions, locals, …), checked
 //!   in linear time before compiling, so that compiling a module takes
 //!   bounded time and memory.
-//! - [`Gate`] / [`Revoker`]: revocable grants at the c-list.
+//! - Revocation: one mechanism for the whole project, the vat's revocable
+//!   forwarders ([`vat::grant`], [`pola_vat::patterns::revocable`]). A
+//!   revocable grant is a reference to a forwarder; the sandbox keeps no
+//!   revocation state of its own.
 //! - [`StorageMap`]: a caplet's storage, its persistent state (keys to
 //!   values with references); writes are staged per entry and applied
 //!   only when the entry succeeds (see [`abi`], "Storage").
@@ -125,7 +128,6 @@ mod clist;
 mod cost;
 mod engine;
 mod error;
-mod gate;
 mod host;
 mod storage;
 pub mod vat;
@@ -133,6 +135,5 @@ pub mod vat;
 pub use bounds::Bounds;
 pub use check::{Item, Measures, Report, check, check_with};
 pub use error::{CallError, Exceeded, Limit, LoadError, Problem, SetupError, TrapKind};
-pub use gate::{Gate, Revoker};
-pub use host::{CapletInstance, CapletModule, Config, Grant, Outside, Refused, Sandbox};
+pub use host::{CapletInstance, CapletModule, Config, Outside, Refused, Sandbox};
 pub use storage::StorageMap;

@@ -85,7 +85,7 @@ use pola_vat::{Message, Object, Outcome, Ref, Resolver, Turn, Val, error};
 
 use crate::cost;
 use crate::error::{CallError, LoadError};
-use crate::host::{CapletInstance, CapletModule, Grant, Outside, Refused, Sandbox};
+use crate::host::{CapletInstance, CapletModule, Outside, Refused, Sandbox};
 use crate::storage::StorageMap;
 
 mod budget;
@@ -294,8 +294,6 @@ impl Outside for VatLink {
         });
         Ok(())
     }
-    // `attenuate` keeps its refusing default: inside a vat, grants are vat
-    // forwarders (see `grant`), which can be passed on as they are.
 }
 
 /// How many instances a [`CapletObject`] uses.
@@ -333,9 +331,8 @@ struct State {
 #[derive(Clone)]
 pub struct CapletObject {
     state: Arc<Mutex<State>>,
-    /// The committed storage (references are plain vat references only:
-    /// a caplet in a vat holds no gated grants).
-    storage: Arc<StorageMap<Grant<LinkRef>>>,
+    /// The committed storage (its references are vat references).
+    storage: Arc<StorageMap<LinkRef>>,
     /// The code object, for a persistent caplet.
     code: Option<Ref>,
     policy: Policy,
@@ -394,7 +391,7 @@ impl CapletObject {
         module: Option<CapletModule<VatLink>>,
         code: Option<Ref>,
         policy: Policy,
-        storage: Arc<StorageMap<Grant<LinkRef>>>,
+        storage: Arc<StorageMap<LinkRef>>,
     ) -> Self {
         let control = Arc::<Control>::default();
         CapletObject {
@@ -509,26 +506,21 @@ fn retire_stopped(st: &mut State) -> Vec<Resolver> {
         .collect()
 }
 
-/// A stored value as vat values (an unbound placeholder or a gated grant,
-/// which a vat caplet's committed storage never holds, would read as
-/// broken).
-fn to_vat(v: Value<Grant<LinkRef>>) -> Val {
-    v.try_map_refs::<Ref, std::convert::Infallible>(&mut |g| {
-        Ok(Value::Ref(match g {
-            Grant::Plain(LinkRef(Held::Vat(r))) => r,
-            Grant::Plain(LinkRef(Held::Answer(_))) => Ref::broken(reason("unbound answer")),
-            Grant::Revocable(..) => Ref::broken(reason("gated grant")),
+/// A stored value as vat values (an unbound placeholder, which a vat
+/// caplet's committed storage never holds, would read as broken).
+fn to_vat(v: Value<LinkRef>) -> Val {
+    v.try_map_refs::<Ref, std::convert::Infallible>(&mut |r| {
+        Ok(Value::Ref(match r {
+            LinkRef(Held::Vat(r)) => r,
+            LinkRef(Held::Answer(_)) => Ref::broken(reason("unbound answer")),
         }))
     })
     .unwrap_or_else(|e| match e {})
 }
 
 /// A vat value as stored.
-fn to_stored(v: Val) -> Value<Grant<LinkRef>> {
-    v.try_map_refs::<Grant<LinkRef>, std::convert::Infallible>(&mut |r| {
-        Ok(Value::Ref(Grant::Plain(LinkRef::vat(r))))
-    })
-    .unwrap_or_else(|e| match e {})
+fn to_stored(v: Val) -> Value<LinkRef> {
+    lower(v)
 }
 
 fn policy_name(p: Policy) -> &'static str {
@@ -804,8 +796,8 @@ fn run(
                 if end_answer > first_answer {
                     // Answers stored in this delivery name their promises.
                     Arc::make_mut(&mut next).rebind(&mut |g| match g {
-                        Grant::Plain(r @ LinkRef(Held::Answer(_))) => {
-                            Some(Grant::Plain(LinkRef::vat(real(&answers, r.clone()))))
+                        r @ LinkRef(Held::Answer(_)) => {
+                            Some(LinkRef::vat(real(&answers, r.clone())))
                         }
                         _ => None,
                     });

@@ -210,3 +210,72 @@ fn pending_whens_of_a_caplet_are_bounded() {
     assert_eq!(last, 0, "the last delivery's whens were all refused");
     vat.shutdown();
 }
+
+/// Records the arguments of every `take` it receives.
+struct Taker(std::sync::Arc<std::sync::Mutex<Vec<Val>>>);
+impl Object for Taker {
+    fn receive(&self, _cx: &mut Turn<'_>, _m: &str, a: Vec<Val>) -> Outcome {
+        self.0.lock().unwrap().extend(a);
+        Ok(Val::Bool(true))
+    }
+}
+
+/// One revocation mechanism: a grant is a vat revocable forwarder, and
+/// revoking it reaches every copy at once, wherever the caplet put it: in
+/// its memory, in another object's hands, in its storage (read back by a
+/// fresh instance after a trap).
+#[test]
+fn a_revoked_grant_is_dead_wherever_the_caplet_put_it() {
+    let vat = Vat::new("caplets");
+    let counter = vat.spawn(Counter(0));
+    let taken = std::sync::Arc::default();
+    let taker = vat.spawn(Taker(std::sync::Arc::clone(&taken)));
+    let bad = vat.spawn(CapletObject::new(vat_caplet(MALICIOUS), Policy::Persistent));
+    let c = counter.clone();
+    let pair = vat.run(move |cx| {
+        let (fwd, revoker) = grant(cx, c);
+        Ok(Val::List(vec![Val::Ref(fwd), Val::Ref(revoker)]))
+    });
+    let pair = vat.block_on(&pair, T).unwrap();
+    let fwd = pair.as_list().unwrap()[0].clone();
+    let revoker = pair.as_list().unwrap()[1].as_ref().unwrap().clone();
+    let ask = |target: &pola_vat::Ref, m: &'static str, args: Vec<Val>| {
+        let r = vat.send(target, m, args);
+        vat.block_on(&r, T)
+    };
+    assert_eq!(
+        ask(&bad, "keep", vec![fwd.clone()]).unwrap(),
+        Val::Bool(true)
+    );
+    assert_eq!(
+        ask(&bad, "sput", vec![Val::str("g"), fwd.clone()]).unwrap(),
+        Val::str("ok")
+    );
+    assert_eq!(
+        ask(&bad, "pass-kept", vec![Val::Ref(taker)]).unwrap(),
+        Val::str("ok")
+    );
+    // The taker got the forwarder (a turn later).
+    let passed = loop {
+        if let Some(v) = taken.lock().unwrap().first().cloned() {
+            break v.as_ref().unwrap().clone();
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    assert_eq!(ask(&passed, "increment", vec![]).unwrap(), Val::int(1i64));
+
+    ask(&revoker, "revoke", vec![]).unwrap();
+    // The third party's copy: broken with "revoked".
+    let reason = ask(&passed, "increment", vec![]).unwrap_err();
+    assert!(format!("{reason:?}").contains("revoked"), "{reason:?}");
+    // The caplet's copy in memory: its send goes nowhere.
+    assert_eq!(ask(&bad, "use-kept", vec![]).unwrap(), Val::str("ok"));
+    // The stored copy, read back by a fresh instance after a trap.
+    assert!(ask(&bad, "panic", vec![]).is_err());
+    let stored = ask(&bad, "sget", vec![Val::str("g")]).unwrap();
+    let reason = ask(stored.as_ref().unwrap(), "increment", vec![]).unwrap_err();
+    assert!(format!("{reason:?}").contains("revoked"), "{reason:?}");
+    // Only the one use before revocation reached the counter.
+    assert_eq!(ask(&counter, "increment", vec![]).unwrap(), Val::int(2i64));
+    vat.shutdown();
+}

@@ -6,7 +6,7 @@ use std::cell::RefCell;
 use std::collections::{BTreeMap, VecDeque};
 use std::rc::Rc;
 
-use pola_sandbox::{CallError, CapletInstance, CapletModule, Gate, Outside, Refused};
+use pola_sandbox::{CallError, CapletInstance, CapletModule, Outside, Refused};
 use pola_syrup::Value;
 
 /// A reference in the test world.
@@ -20,7 +20,9 @@ pub enum TRef {
     Promise(u32),
     /// A promise's resolver.
     Resolver(u32),
-    /// A revocable forwarder made by `attenuate`.
+    /// A revocable forwarder (`World::revocable`): forwards to its target
+    /// until revoked, then breaks every message with "revoked". The test
+    /// world's model of the vat's `pola_vat::patterns::revocable`.
     Fwd(u32),
 }
 
@@ -51,7 +53,8 @@ pub struct World {
     next: u32,
     promises: BTreeMap<u32, PState>,
     queue: VecDeque<Event>,
-    forwarders: BTreeMap<u32, (TRef, Gate)>,
+    /// Forwarders: target, and whether still open.
+    forwarders: BTreeMap<u32, (TRef, bool)>,
     /// Every message a native object received: (object id, message).
     pub received: Vec<(u32, TVal)>,
     /// Counter of native object 0.
@@ -62,6 +65,22 @@ impl World {
     fn fresh(&mut self) -> u32 {
         self.next += 1;
         self.next
+    }
+
+    /// A revocable forwarder to `target`.
+    pub fn revocable(&mut self, target: TRef) -> TRef {
+        let f = self.fresh();
+        self.forwarders.insert(f, (target, true));
+        TRef::Fwd(f)
+    }
+
+    /// Revokes a forwarder made by `revocable`, for every holder at once.
+    pub fn revoke(&mut self, fwd: &TRef) {
+        if let TRef::Fwd(f) = fwd
+            && let Some((_, open)) = self.forwarders.get_mut(f)
+        {
+            *open = false;
+        }
     }
 
     /// A new pending promise; returns its id.
@@ -173,13 +192,6 @@ impl Outside for Link {
             None => return Err(Refused),
         }
         Ok(())
-    }
-
-    fn attenuate(&mut self, target: &TRef, gate: &Gate) -> Result<TRef, Refused> {
-        let mut w = self.world.borrow_mut();
-        let f = w.fresh();
-        w.forwarders.insert(f, (target.clone(), gate.clone()));
-        Ok(TRef::Fwd(f))
     }
 }
 
@@ -297,7 +309,7 @@ impl Driver {
                 let mut w = self.world.borrow_mut();
                 let fwd = w.forwarders.get(&f).cloned();
                 match fwd {
-                    Some((t, gate)) if gate.is_open() => w.queue.push_back(Event::Deliver {
+                    Some((t, true)) => w.queue.push_back(Event::Deliver {
                         target: t,
                         msg,
                         answer,
