@@ -1289,8 +1289,17 @@ impl Session {
             }
             Err(ExportTarget::Resolver(awaited)) => {
                 self.resolver_called(awaited, args);
-                if let Some(r) = reply {
-                    self.settle(r, Ok(Value::undefined()));
+                match reply {
+                    // A learning pola peer's sink (a promise as the
+                    // resolver of a fire-and-forget message) wants no
+                    // word back: release it without a message.
+                    Some(Reply(ReplyTo::Resolver(r)))
+                        if self.import_is_promise(r) == Some(true) =>
+                    {
+                        self.release_import(r);
+                    }
+                    Some(r) => self.settle(r, Ok(Value::undefined())),
+                    None => {}
                 }
                 Ok(())
             }
