@@ -220,4 +220,6 @@ pub use refs::{
 };
 pub use settle::{Settled, WaitError, listen_external, settled};
 pub use turn::{FnObject, Object, ResolverObject, Turn, from_fn};
-pub use vat::{BATCH, Collected, OpenError, Vat, Waiter, Wake, batch_posts, wait};
+pub use vat::{
+    BATCH, Collected, DEFAULT_QUEUE_LIMIT, OpenError, Vat, Waiter, Wake, batch_posts, wait,
+};
