@@ -1,0 +1,61 @@
+//! `pola call` against `pola ocapn test-peer`, two real processes: an echo
+//! at the depth limit answers with a clear error instead of a reply its
+//! caller's decoder would refuse.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::io::{BufRead as _, BufReader};
+use std::process::{Command, Stdio};
+
+use common::{POLA, pola};
+use pola_captp::locator::{PeerLocator, SturdyRef, Swiss};
+use pola_peer::test_peer::ECHO;
+
+/// Kills the child on drop.
+struct Kill(std::process::Child);
+
+impl Drop for Kill {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A value `depth` lists deep.
+fn nested(depth: usize) -> String {
+    format!("{}1{}", "[".repeat(depth), "]".repeat(depth))
+}
+
+#[test]
+fn an_echo_one_level_too_deep_fails_with_a_clear_error() {
+    let mut child = Command::new(POLA)
+        .args(["ocapn", "test-peer", "--port", "0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let out = child.stdout.take().unwrap();
+    let _child = Kill(child);
+    let mut line = String::new();
+    BufReader::new(out).read_line(&mut line).unwrap();
+    let echo = SturdyRef {
+        peer: PeerLocator::from_uri(line.trim()).unwrap(),
+        swiss: Swiss::new(ECHO.as_bytes().to_vec()),
+    }
+    .to_uri();
+    // `<op:deliver to [arg] …>` holds the argument two levels down: 62 is
+    // the deepest argument a 64-deep message can carry.
+    let (code, out, err) = pola(&["call", &echo, "", &nested(62)]);
+    // The echo answers with the list of its arguments: 63 deep, one level
+    // more than fits: the test peer breaks the answer instead.
+    assert_ne!(code, 0, "{out}");
+    assert!(
+        err.contains("result nested deeper than the peer accepts"),
+        "{err}"
+    );
+    // One level less fits, both ways.
+    let (code, out, err) = pola(&["call", &echo, "", &nested(61)]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out.trim(), format!("[{}]", nested(61)));
+}
