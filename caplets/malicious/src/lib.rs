@@ -49,7 +49,11 @@ fn when_loop(r: Ref, hang: Option<Ref>) {
         }
     }
     if let Ok(p) = r.send("ping", Vec::new()) {
+        // Drop the answer's handle once watched, so the c-list never
+        // fills and the loop can run for ever.
+        let h = p.as_ref();
         let _ = p.when(move |_me: &mut Malicious, _outcome| when_loop(r, hang));
+        let _ = h.drop_ref();
     }
 }
 
