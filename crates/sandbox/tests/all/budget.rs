@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use pola_sandbox::vat::{CapletObject, Policy, StopReason, Stopper, VatLink};
 use pola_sandbox::{CapletModule, Config, Outside, Refused, Sandbox};
-use pola_sandbox_guests::{ECHO, MALICIOUS};
+use pola_sandbox_guests::{BENIGN, ECHO, MALICIOUS};
 use pola_syrup::Value;
 use pola_vat::{Object, Outcome, Ref, Turn, Val, Vat, WaitError, error_message};
 
@@ -353,4 +353,75 @@ fn decoding_is_charged_by_values_and_capped() {
         "atoms: 1 000 cost {fuel_small} fuel, 100 000 cost {fuel_big}; 5 x {over} refused, RSS grew {} MiB",
         grew >> 20
     );
+}
+
+#[test]
+fn a_memoryless_caplet_that_sends_to_itself_is_stopped_too() {
+    let (malicious, _) = modules();
+    let vat = Vat::new("self-loop-per-delivery");
+    let object = CapletObject::new(malicious.clone(), Policy::PerDelivery);
+    let stopper = object.stopper();
+    let bad = vat.spawn(object);
+    let _ = vat.send(&bad, "self-loop", vec![Val::Ref(bad.clone())]);
+    let (slowest, _) = bystander_until_stopped(&vat, &stopper);
+    assert!(
+        slowest < Duration::from_secs(5),
+        "bystander waited {slowest:?}"
+    );
+    let why = stopper.stopped().unwrap();
+    assert_answers_stopped(&vat, &bad, why);
+    shutdown_promptly(&vat);
+}
+
+/// The inverse: ordinary use at the default budget is never stopped (a
+/// thousand messages answered one after another, and a burst of a
+/// thousand at once).
+#[test]
+fn ordinary_use_at_the_default_budget_is_not_stopped() {
+    let mut c = Config::default();
+    c.max_instances = 4;
+    let sb = Sandbox::<VatLink>::new(c).unwrap();
+    let echo = sb.load(ECHO).unwrap();
+    let vat = Vat::new("ordinary");
+    let object = CapletObject::new(echo, Policy::Persistent);
+    let stopper = object.stopper();
+    let app = vat.spawn(object);
+    for i in 0..1_000i64 {
+        let r = vat.send(&app, "add", vec![Val::int(i), Val::int(1i64)]);
+        assert_eq!(vat.block_on(&r, T).unwrap(), Val::int(i + 1));
+    }
+    let burst: Vec<_> = (0..1_000i64)
+        .map(|i| vat.send(&app, "add", vec![Val::int(i), Val::int(2i64)]))
+        .collect();
+    for (i, r) in (0..).zip(burst) {
+        assert_eq!(vat.block_on(&r, T).unwrap(), Val::int(i + 2i64));
+    }
+    assert_eq!(stopper.stopped(), None);
+    assert_eq!(stopper.pending_bytes(), 0);
+    // A caplet that sends and waits for the answers: each send's bytes
+    // count until its answer settles, then are given back.
+    let benign = sb.load(BENIGN).unwrap();
+    let object = CapletObject::new(benign, Policy::Persistent);
+    let sender = object.stopper();
+    let app = vat.spawn(object);
+    let pinger = vat.spawn(Pinger(Arc::default()));
+    for _ in 0..200 {
+        let r = vat.send(
+            &app,
+            "call",
+            vec![Val::Ref(pinger.clone()), Val::sym("ping")],
+        );
+        assert_eq!(vat.block_on(&r, T).unwrap(), Val::Bool(true));
+    }
+    let t = Instant::now();
+    while sender.pending_bytes() != 0 {
+        assert!(
+            t.elapsed() < T,
+            "{} bytes still pending",
+            sender.pending_bytes()
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert_eq!(sender.stopped(), None);
+    shutdown_promptly(&vat);
 }
