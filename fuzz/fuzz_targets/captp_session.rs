@@ -1,6 +1,7 @@
 //! Fuzzes a CapTP session with a hostile peer's bytes.
 //!
-//! The first input byte picks the dialect and whether the session is first
+//! The first input byte picks the dialect (bits 0 and 7: the two forced
+//! ones and the two learning ones) and whether the session is first
 //! opened with a genuine, correctly signed `op:start-session` from a real
 //! peer session (so the fuzzer reaches every op after the handshake, not
 //! only the handshake check); the rest is fed as the peer's byte stream, in
@@ -21,10 +22,11 @@ libfuzzer_sys::fuzz_target!(|data: &[u8]| {
     let Some((&mode, rest)) = data.split_first() else {
         return;
     };
-    let dialect = if mode & 1 == 0 {
-        Dialect::Current
-    } else {
-        Dialect::TestSuite
+    let dialect = match (mode & 1, mode >> 7) {
+        (0, 0) => Dialect::Current,
+        (_, 0) => Dialect::TestSuite,
+        (0, _) => Dialect::Auto,
+        _ => Dialect::AutoSuite,
     };
     let Some(mut us) = session(dialect, 1, "us") else {
         return;
