@@ -884,14 +884,22 @@ fn apply(cx: &mut Turn<'_>, e: Effect, answers: &mut Answers) {
                         drop(charge);
                         Ok(Value::undefined())
                     });
-                    resolver
+                    Some(resolver)
                 }
-                // A send-only message counts until it is delivered (the
-                // vat then settles this resolver with the receiver's
-                // outcome, which nobody reads) or dropped with it.
-                None => Resolver::from_fn(move |_| drop(charge)),
+                // A message to another vat leaves this one when its session
+                // takes it (and must stay a send-only on the wire): it
+                // counts no longer.
+                None if target.remote_target().is_some() => {
+                    drop(charge);
+                    None
+                }
+                // A send-only message in this vat counts until it is
+                // delivered (the vat then settles this resolver with the
+                // receiver's outcome, which nobody reads) or dropped with
+                // it (for instance queued on a promise that never settles).
+                None => Some(Resolver::from_fn(move |_| drop(charge))),
             };
-            cx.send_message(&target, Message::new(method, args), Some(resolver));
+            cx.send_message(&target, Message::new(method, args), resolver);
         }
         Effect::Settle { resolver, outcome } => {
             let outcome = match outcome {

@@ -27,7 +27,8 @@ fn range(ptr: i32, len: i32, max: usize) -> Result<std::ops::Range<usize>, Code>
 /// Decodes one message from caplet memory, once (the caplet cannot change
 /// what the host saw), within the message limits, and charges fuel for the
 /// values decoded ([`Config::value_fuel`](crate::Config::value_fuel)). A message with more values
-/// than [`Config::max_message_values`](crate::Config::max_message_values) is [`Code::TooLarge`](crate::abi::Code::TooLarge); the decoder
+/// than [`crate::Config::max_message_values`] is [`Code::TooLarge`]; the
+/// decoder
 /// stops at the limit, so it never allocates more than the limit allows.
 fn decode_message<O: Outside>(
     caller: &mut Caller<'_, Data<O>>,

@@ -46,13 +46,14 @@ pub struct Config {
     /// host calls it makes; this bounds time spent anywhere, including an
     /// [`Outside`](crate::Outside) that blocks. It is enforced by epoch interruption: a
     /// ticker thread per [`Sandbox`](crate::Sandbox) advances the engine's epoch every
-    /// [`Config::epoch_tick`](crate::Config::epoch_tick), and the caplet traps with
-    /// [`CallError::TimedOut`](crate::CallError::TimedOut) at the first function entry or loop back-edge
+    /// [`Config::epoch_tick`], and the caplet traps with
+    /// [`crate::CallError::TimedOut`] at the first function entry or loop
+    /// back-edge
     /// after the deadline. A host call in progress is not interrupted: a
     /// blocking `Outside` delays the stop until it returns. The limit is
     /// rounded up to whole ticks. Default 1 s.
     pub wall_time_per_call: Option<std::time::Duration>,
-    /// Granularity of [`Config::wall_time_per_call`](crate::Config::wall_time_per_call). Default 10 ms.
+    /// Granularity of [`Config::wall_time_per_call`]. Default 10 ms.
     pub epoch_tick: std::time::Duration,
     /// Longest storage key, in bytes. Default 256.
     pub storage_key_bytes: usize,
@@ -73,9 +74,10 @@ pub struct Config {
     pub bounds: Bounds,
     /// Most values (atoms and containers, at every depth) in one message a
     /// caplet sends, settles or stores; a message over it is refused with
-    /// [`Code::TooLarge`](crate::abi::Code::TooLarge) as it is decoded. One encoded byte can become a
+    /// [`crate::abi::Code::TooLarge`] as it is decoded. One encoded byte
+    /// can become a
     /// value of several dozen bytes of host memory, so this, not
-    /// [`Config::max_message_bytes`](crate::Config::max_message_bytes), bounds what decoding one message may
+    /// [`Config::max_message_bytes`], bounds what decoding one message may
     /// allocate. Default 256 Ki (about 12 MiB decoded at most).
     pub max_message_values: usize,
     /// Fuel charged per value decoded from a caplet's message, on top of
@@ -86,7 +88,7 @@ pub struct Config {
     /// A caplet object's sustained CPU budget across its turns
     /// ([`crate::vat::CapletObject`]): fuel per second of wall time that
     /// refills its budget. A caplet that spends its budget faster than
-    /// this, for longer than [`Config::fuel_burst`](crate::Config::fuel_burst) allows, is stopped.
+    /// this, for longer than [`Config::fuel_burst`] allows, is stopped.
     /// Default 1 G (roughly a fifth to a half of one core, depending on
     /// the code).
     pub fuel_per_second: u64,
@@ -99,12 +101,13 @@ pub struct Config {
     /// own work per turn (which fuel does not meter). Default 100 000.
     pub turn_fuel: u64,
     /// The most bytes of host memory a caplet object's sends may hold at
-    /// once: each message it sends counts its decoded size
-    /// ([`Config::value_fuel`](crate::Config::value_fuel)'s values plus their bytes) from the send
-    /// until its answer settles (a send-only message: until it is
-    /// delivered or dropped). A caplet over it is stopped. This bounds
-    /// what a caplet can pile up in its vat, for example sends queued on a
-    /// promise that never settles. Default 64 MiB.
+    /// once: each message it sends counts its decoded size (its values, as
+    /// for [`Config::value_fuel`], plus their
+    /// bytes) from the send until its answer settles (a send-only message:
+    /// until it is delivered or dropped; to another vat: until its session
+    /// takes it). A caplet over it is stopped. This bounds what a caplet
+    /// can pile up in its vat, for example sends queued on a promise that
+    /// never settles. Default 64 MiB.
     pub pending_bytes: usize,
 }
 

@@ -52,7 +52,7 @@ impl<O: Outside> CapletModule<O> {
     /// the code is compiled already and the memory comes from the pool.
     ///
     /// # Errors
-    /// [`CallError::Busy`](crate::CallError::Busy) when every pool slot is in use; a trap or quota
+    /// [`CallError::Busy`] when every pool slot is in use; a trap or quota
     /// failure if the module's start-up code fails.
     pub fn instantiate(&self, outside: O) -> Result<CapletInstance<O>, CallError> {
         let engine = self.pre.module().engine();
@@ -153,9 +153,9 @@ pub struct CapletInstance<O: Outside> {
     store: Store<Data<O>>,
     deliver: TypedFunc<(i32, i64), i32>,
     notify: Option<TypedFunc<(i64, i32, i32), i32>>,
-    /// Fuel for each entry ([`Config::fuel_per_call`](crate::Config::fuel_per_call) unless lowered).
+    /// Fuel for each entry ([`Config::fuel_per_call`] unless lowered).
     fuel: u64,
-    /// [`Config::fuel_per_call`](crate::Config::fuel_per_call).
+    /// [`Config::fuel_per_call`].
     max_fuel: u64,
     /// Fuel spent by every entry so far.
     fuel_spent: u64,
@@ -207,15 +207,15 @@ impl<O: Outside> CapletInstance<O> {
     }
 
     /// Sets the fuel each later entry gets, at most
-    /// [`Config::fuel_per_call`](crate::Config::fuel_per_call) (a larger figure is lowered to it). For an
+    /// [`Config::fuel_per_call`] (a larger figure is lowered to it). For an
     /// embedder that keeps a budget across entries, as
     /// [`crate::vat::CapletObject`] does: an entry given less than the
-    /// usual budget runs out sooner, with [`CallError::OutOfFuel`](crate::CallError::OutOfFuel).
+    /// usual budget runs out sooner, with [`CallError::OutOfFuel`].
     pub fn set_fuel_per_entry(&mut self, fuel: u64) {
         self.fuel = fuel.min(self.max_fuel);
     }
 
-    /// The caplet's committed storage: what [`CapletInstance::set_storage`](crate::CapletInstance::set_storage)
+    /// The caplet's committed storage: what [`CapletInstance::set_storage`]
     /// gave (empty for a new instance), with the writes of every successful entry since applied. A
     /// failed entry (trap, quota, failure code) changes nothing here, and
     /// this stays readable after the instance died, to hand to a fresh one.
@@ -271,13 +271,13 @@ impl<O: Outside> CapletInstance<O> {
     /// passed the reference to.
     ///
     /// # Errors
-    /// - [`CallError::Dead`](crate::CallError::Dead) if an earlier call killed the instance;
-    /// - [`CallError::ReservedLabel`](crate::CallError::ReservedLabel), [`CallError::MessageTooLarge`](crate::CallError::MessageTooLarge),
-    ///   [`CallError::CListFull`](crate::CallError::CListFull) before the caplet runs;
-    /// - [`CallError::OutOfFuel`](crate::CallError::OutOfFuel), [`CallError::MemoryLimit`](crate::CallError::MemoryLimit),
-    ///   [`CallError::StackOverflow`](crate::CallError::StackOverflow), [`CallError::Trap`](crate::CallError::Trap): the caplet was
+    /// - [`CallError::Dead`] if an earlier call killed the instance;
+    /// - [`CallError::ReservedLabel`], [`CallError::MessageTooLarge`],
+    ///   [`CallError::CListFull`] before the caplet runs;
+    /// - [`CallError::OutOfFuel`], [`CallError::MemoryLimit`],
+    ///   [`CallError::StackOverflow`], [`CallError::Trap`]: the caplet was
     ///   stopped and the instance is now dead;
-    /// - [`CallError::CapletFailed`](crate::CallError::CapletFailed) if the caplet returned a failure code.
+    /// - [`CallError::CapletFailed`] if the caplet returned a failure code.
     pub fn deliver(
         &mut self,
         message: Value<O::Ref>,
@@ -359,8 +359,8 @@ impl<O: Outside> CapletInstance<O> {
     /// tag)` settled: `Ok(value)` or `Err(reason)`.
     ///
     /// # Errors
-    /// [`CallError::NoNotify`](crate::CallError::NoNotify) if the caplet has no `pola_notify` entry
-    /// point; otherwise as for [`CapletInstance::deliver`](crate::CapletInstance::deliver).
+    /// [`CallError::NoNotify`] if the caplet has no `pola_notify` entry
+    /// point; otherwise as for [`CapletInstance::deliver`].
     pub fn notify(
         &mut self,
         tag: i64,

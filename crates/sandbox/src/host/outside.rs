@@ -46,7 +46,8 @@ pub trait Outside: 'static {
     }
 
     /// The caplet asks to hear when `promise` settles: arrange for
-    /// [`CapletInstance::notify`](crate::CapletInstance::notify) to be called with `tag` later (never from
+    /// [`crate::CapletInstance::notify`] to be called with `tag` later
+    /// (never from
     /// inside this call). The default refuses.
     ///
     /// # Errors
@@ -59,7 +60,8 @@ pub trait Outside: 'static {
     /// Whether the embedder wants the running entry stopped: checked at
     /// every host call the caplet makes; when it says yes, the call fails
     /// with [`Code::Exhausted`](crate::abi::Code::Exhausted) and the entry ends as
-    /// [`CallError::OutOfFuel`](crate::CallError::OutOfFuel) (its effects discarded, the instance dead).
+    /// [`crate::CallError::OutOfFuel`] (its effects discarded, the
+    /// instance dead).
     /// This is how an embedder stops a caplet mid-entry (see
     /// [`crate::vat::Stopper`]); an entry that makes no host call runs on
     /// until its fuel or wall-clock limit. Defaults to never.
