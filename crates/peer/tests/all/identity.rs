@@ -115,15 +115,20 @@ fn sends_from_inside_a_vat_keep_their_order() {
     let direct: Vec<i64> = got.iter().copied().filter(|n| n % 3 != 0).collect();
     let expect: Vec<i64> = (0..=300).filter(|n| n % 3 != 0).collect();
     assert_eq!(direct, expect, "direct sends reordered");
-    let piped: Vec<i64> = got
+    // Each pipelined send goes through a promise of its own: E-order
+    // orders messages on one reference, not across references, so these
+    // may arrive in any order (each waits for its own `self` answer), but
+    // every one arrives once.
+    let mut piped: Vec<i64> = got
         .iter()
         .copied()
         .filter(|n| n % 3 == 0 && *n > 0)
         .collect();
+    piped.sort_unstable();
     assert_eq!(
         piped,
         (1..=100).map(|k| k * 3).collect::<Vec<_>>(),
-        "pipelined sends reordered"
+        "pipelined sends lost or repeated"
     );
 
     rt.block_on(a.shutdown());
