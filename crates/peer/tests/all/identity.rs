@@ -63,8 +63,9 @@ fn same_import_received_twice_gives_equal_refs() {
 }
 
 /// Sends made inside vat A go out through the vat-thread path (queued on
-/// the vat's thread, written by its idle hook): they still arrive in the
-/// order sent, including ones pipelined on answers not yet back.
+/// the vat's thread, written by its idle hook): sends on one reference
+/// still arrive in the order sent, and ones pipelined on answers not yet
+/// back all arrive.
 #[test]
 fn sends_from_inside_a_vat_keep_their_order() {
     let rt = tokio::runtime::Runtime::new().unwrap();
