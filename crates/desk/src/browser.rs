@@ -259,10 +259,7 @@ impl Desk {
         let url = typed_url(text)?;
         {
             let mut inner = self.shared.lock();
-            let w = inner
-                .windows
-                .get_mut(&window)
-                .ok_or_else(|| DeskError::missing("that window is closed"))?;
+            let w = browser_window(&mut inner.windows, window)?;
             let b = Self::browser_mut(w)?;
             let origin = url.origin();
             if !b.typed.contains(&origin) {
@@ -283,10 +280,7 @@ impl Desk {
     pub fn history(self: &Arc<Self>, window: u64, step: i64) -> R<()> {
         let url = {
             let mut inner = self.shared.lock();
-            let w = inner
-                .windows
-                .get_mut(&window)
-                .ok_or_else(|| DeskError::missing("that window is closed"))?;
+            let w = browser_window(&mut inner.windows, window)?;
             let b = Self::browser_mut(w)?;
             let to = i64::try_from(b.at).unwrap_or(0) + step;
             let to = usize::try_from(to)
@@ -310,10 +304,7 @@ impl Desk {
         let (id, _) = self.renderers.module(id)?;
         let current = {
             let mut inner = self.shared.lock();
-            let w = inner
-                .windows
-                .get_mut(&window)
-                .ok_or_else(|| DeskError::missing("that window is closed"))?;
+            let w = browser_window(&mut inner.windows, window)?;
             let b = Self::browser_mut(w)?;
             b.renderer = id;
             if b.loading { None } else { b.current.clone() }
@@ -388,10 +379,7 @@ impl Desk {
     ) -> R<()> {
         let (nav, web) = {
             let mut inner = self.shared.lock();
-            let w = inner
-                .windows
-                .get_mut(&window)
-                .ok_or_else(|| DeskError::missing("that window is closed"))?;
+            let w = browser_window(&mut inner.windows, window)?;
             let b = Self::browser_mut(w)?;
             if from.is_some_and(|p| p != b.page) {
                 return Err(DeskError::bad(GONE));
@@ -514,10 +502,7 @@ impl Desk {
     fn present(self: &Arc<Self>, window: u64, nav: Option<u64>, loaded: &Arc<Loaded>) -> R<()> {
         let (page, renderer) = {
             let mut inner = self.shared.lock();
-            let w = inner
-                .windows
-                .get_mut(&window)
-                .ok_or_else(|| DeskError::missing("that window is closed"))?;
+            let w = browser_window(&mut inner.windows, window)?;
             let b = Self::browser_mut(w)?;
             if nav.is_some_and(|n| n != b.nav) {
                 return Err(DeskError::bad("overtaken by a newer navigation"));
@@ -779,6 +764,14 @@ fn reencode(bytes: &[u8]) -> Result<Vec<u8>, String> {
     img.write_to(&mut std::io::Cursor::new(&mut out), image::ImageFormat::Png)
         .map_err(|_| "the image could not be encoded".to_owned())?;
     Ok(out)
+}
+
+/// Browser window `window`, or why not.
+fn browser_window(windows: &mut BTreeMap<u64, Window>, window: u64) -> R<&mut Window> {
+    windows
+        .get_mut(&window)
+        .filter(|w| w.browser.is_some())
+        .ok_or_else(|| DeskError::missing("that window is closed, or not a browser"))
 }
 
 /// The refusal of a capability of a page that is no longer shown.
