@@ -229,7 +229,8 @@ impl Desk {
 
     /// Sends the page the browser chrome of `window` (before any view
     /// of the page it names, on the same channel).
-    fn chrome_changed(&self, window: u64, b: &BrowserState) {
+    fn chrome_changed(&self, window: u64, w: &Window) {
+        let Some(b) = &w.browser else { return };
         let msg = json!({"type": "browser", "window": window.to_string(), "browser": b.json()});
         let _ = self.shared.events.send(msg.to_string());
     }
@@ -313,8 +314,8 @@ impl Desk {
             Some(loaded) => self.present(window, None, &loaded),
             None => {
                 let inner = self.shared.lock();
-                if let Some(b) = inner.windows.get(&window).and_then(|w| w.browser.as_ref()) {
-                    self.chrome_changed(window, b);
+                if let Some(w) = inner.windows.get(&window) {
+                    self.chrome_changed(window, w);
                 }
                 Ok(())
             }
@@ -412,12 +413,7 @@ impl Desk {
             }
             let (nav, web) = (b.nav, b.web.clone());
             let shown = format!("Opening {url} …");
-            self.chrome_changed(
-                window,
-                w.browser
-                    .as_ref()
-                    .ok_or_else(|| DeskError::internal("browser"))?,
-            );
+            self.chrome_changed(window, w);
             self.own_view(w, window, &[&shown]);
             // The old renderer gets no more events.
             w.caplet = Ref::broken(error(GONE));
@@ -486,7 +482,7 @@ impl Desk {
                 b.loading = false;
                 b.error = Some(e.clone());
                 let shown = format!("Could not open {url}");
-                self.chrome_changed(window, w.browser.as_ref().unwrap_or_else(|| unreachable!()));
+                self.chrome_changed(window, w);
                 self.own_view(w, window, &[&shown, &e]);
                 return;
             }
@@ -522,12 +518,7 @@ impl Desk {
             };
             b.current = Some(loaded.clone());
             let (page, renderer) = (b.page, b.renderer);
-            self.chrome_changed(
-                window,
-                w.browser
-                    .as_ref()
-                    .ok_or_else(|| DeskError::internal("browser"))?,
-            );
+            self.chrome_changed(window, w);
             (page, renderer)
         };
         let (_, module) = self.renderers.module(renderer)?;
@@ -639,9 +630,8 @@ impl Desk {
         );
         if let Some(b) = w.browser.as_mut() {
             b.error = Some(format!("the renderer failed: {why}"));
-            let b = &*b;
-            self.chrome_changed(window, b);
         }
+        self.chrome_changed(window, w);
     }
 
     /// Fetches the images of a page in the background (a few at a time),
