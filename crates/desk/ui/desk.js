@@ -332,10 +332,19 @@
         this.address.addEventListener('keydown', (ev) => {
           if (ev.key === 'Enter') {
             ev.preventDefault();
-            this.address.dataset.editing = '';
-            go('navigate', { url: this.address.value });
-            // As browsers do: the page, not the address, has the focus now.
-            this.address.blur();
+            const typed = this.address.value;
+            api(`api/windows/${this.id}/navigate`, { url: typed })
+              .then(() => {
+                this.say('');
+                this.address.dataset.editing = '';
+                // As browsers do: the page, not the address, has the focus now.
+                this.address.blur();
+              })
+              .catch((e) => {
+                // What was typed stays, with the reason right under it.
+                this.address.value = typed;
+                this.pageState.textContent = `Not opened: ${e.message}.`;
+              });
           }
         });
         this.address.addEventListener('input', () => { this.address.dataset.editing = '1'; });
@@ -366,7 +375,9 @@
       const title = b.title ? `${this.pet} — ${b.title}` : this.pet;
       if (this.title.textContent !== title) this.title.textContent = title;
       this.frame.classList.toggle('loading', !!b.loading);
-      this.pageState.textContent = b.loading ? 'Loading…' : b.error ? `Could not open the page: ${b.error}`
+      // Errors are said in the pane, in the desk's words; this line is for
+      // the page's state.
+      this.pageState.textContent = b.loading ? 'Loading…' : b.error ? ''
         : b.renderer_stopped ? `The renderer was stopped (${b.renderer_stopped.replace(/^this caplet was stopped: /, '')}): choose another renderer or reload.`
         : b.truncated ? 'This page was too large: only its beginning is shown.' : '';
     }
