@@ -125,7 +125,6 @@ pub mod abi;
 mod bounds;
 mod check;
 mod clist;
-mod cost;
 mod engine;
 mod error;
 mod host;

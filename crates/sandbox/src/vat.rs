@@ -83,7 +83,6 @@ use pola_syrup::Value;
 use pola_vat::persist::{Kinds, Portrait};
 use pola_vat::{Message, Object, Outcome, Ref, Resolver, Turn, Val, error};
 
-use crate::cost;
 use crate::error::{CallError, LoadError};
 use crate::host::{CapletInstance, CapletModule, Outside, Refused, Sandbox};
 use crate::storage::StorageMap;
@@ -227,7 +226,7 @@ impl Outside for VatLink {
     fn send(&mut self, target: &LinkRef, message: LinkVal) -> Result<LinkRef, Refused> {
         let charge = self
             .control
-            .reserve(cost::footprint(&message))
+            .reserve(message.footprint())
             .ok_or(Refused)?;
         let (method, args) = split(message)?;
         let n = self.next_answer;
@@ -245,7 +244,7 @@ impl Outside for VatLink {
     fn send_only(&mut self, target: &LinkRef, message: LinkVal) -> Result<(), Refused> {
         let charge = self
             .control
-            .reserve(cost::footprint(&message))
+            .reserve(message.footprint())
             .ok_or(Refused)?;
         let (method, args) = split(message)?;
         self.effects.push(Effect::Send {

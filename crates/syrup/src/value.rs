@@ -287,6 +287,63 @@ impl<R> Value<R> {
         }
     }
 
+    /// The number of values in this one, counting every atom and container
+    /// at every depth (a reference counts as one). Walks with its own
+    /// stack, so a deep value cannot exhaust the caller's.
+    pub fn count(&self) -> usize {
+        let mut count = 0usize;
+        self.walk(&mut |_| count = count.saturating_add(1));
+        count
+    }
+
+    /// Roughly the bytes of memory this value occupies once decoded: a
+    /// fixed size per value (the enum itself, plus its share of the
+    /// collection holding it: a vector slot, a B-tree node's key and value,
+    /// a record's box) and the bytes of its strings, symbols, byte strings
+    /// and big integers.
+    ///
+    /// A Syrup value's encoded size says little about this: one input byte
+    /// (`t`) becomes one in-memory value of several dozen bytes. Hosts
+    /// charge what a stranger's value costs them by this measure.
+    pub fn footprint(&self) -> usize {
+        let per_value = std::mem::size_of::<Value<R>>().saturating_mul(2);
+        let mut bytes = 0usize;
+        self.walk(&mut |v| {
+            let own = match v {
+                Value::Bytes(b) => b.len(),
+                Value::String(s) | Value::Symbol(s) => s.len(),
+                Value::Int(Int::Big(b)) => usize::try_from(b.bits() / 8).unwrap_or(usize::MAX),
+                _ => 0,
+            };
+            bytes = bytes.saturating_add(per_value).saturating_add(own);
+        });
+        bytes
+    }
+
+    /// Visits every value at every depth, containers before their
+    /// contents, without recursing.
+    fn walk<'a>(&'a self, f: &mut impl FnMut(&'a Value<R>)) {
+        let mut stack = vec![self];
+        while let Some(v) = stack.pop() {
+            f(v);
+            match v {
+                Value::List(items) => stack.extend(items.iter()),
+                Value::Set(items) => stack.extend(items.iter()),
+                Value::Dict(d) => {
+                    for (k, v) in d {
+                        stack.push(k);
+                        stack.push(v);
+                    }
+                }
+                Value::Record(r) => {
+                    stack.push(&r.label);
+                    stack.extend(r.fields.iter());
+                }
+                _ => {}
+            }
+        }
+    }
+
     /// Whether this value holds any reference, at any depth.
     pub fn has_refs(&self) -> bool {
         match self {

@@ -10,7 +10,6 @@ use super::instance::{handle_i64, has_reserved_label, stage_inbound};
 use super::outside::Outside;
 use crate::abi::{self, Code, REF_LABEL};
 use crate::clist::{Entry, Kind};
-use crate::cost;
 use crate::error::CallError;
 
 /// Checks `(ptr, len)` against the caplet's memory and the message limit.
@@ -46,7 +45,7 @@ fn decode_message<O: Outside>(
         }
         _ => Code::BadMessage,
     })?;
-    let values = u64::try_from(cost::values(&plain)).unwrap_or(u64::MAX);
+    let values = u64::try_from(plain.count()).unwrap_or(u64::MAX);
     let fuel = values.saturating_mul(caller.data().value_fuel);
     burn(caller, fuel)?;
     Ok(plain)

@@ -3,5 +3,6 @@
 #![allow(clippy::unwrap_used)]
 
 mod attacks;
+mod cost;
 mod props;
 mod zoo;
