@@ -18,6 +18,10 @@
 //!            resolve / drop_import ...
 //! ```
 //!
+//! What spans the sessions of one peer (admission, one session per peer,
+//! crossed hellos, timeouts, handoff routing) is the sans-IO
+//! [`endpoint::Endpoint`].
+//!
 //! Main types: [`Session`], [`SessionConfig`], [`Event`], [`CapRef`],
 //! [`LocalTarget`], [`Reply`], [`wire::Op`], [`locator::PeerLocator`],
 //! [`locator::SturdyRef`].
@@ -79,6 +83,7 @@
 
 pub mod crypto;
 pub mod dialects;
+pub mod endpoint;
 pub mod handoff;
 pub mod ids;
 pub mod locator;
