@@ -323,20 +323,21 @@ pub fn spawn_connection_with(
     max_queued: usize,
     sink: Option<BytesSink>,
 ) -> ConnHandle {
-    spawn_connection_on(conn, events, max_queued, sink, None)
+    spawn_connection_on(ConnId::fresh(), conn, events, max_queued, sink, None)
 }
 
 /// Like [`spawn_connection_with`]; with `io` (and a sink), a reader that
 /// can be read directly is read on the vat's own thread instead of a
-/// runtime task (see the `io` module).
+/// runtime task (see the `io` module). `id` names it (fresh from
+/// [`ConnId::fresh`]).
 pub(crate) fn spawn_connection_on(
+    id: ConnId,
     conn: Connection,
     events: mpsc::Sender<NetEvent>,
     max_queued: usize,
     sink: Option<BytesSink>,
     io: Option<&crate::io::VatIo>,
 ) -> ConnHandle {
-    let id = ConnId::fresh();
     let queued = Arc::new(AtomicUsize::new(0));
     let writer_queued = queued.clone();
     let Connection {

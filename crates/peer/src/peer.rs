@@ -32,6 +32,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use pola_captp::crypto::SessionId;
+use pola_captp::endpoint::{self, Activity, Decision, Endpoint, EndpointConfig, Opening, PeerKey};
 use pola_captp::handoff::SignedGive;
 use pola_captp::locator::{Hints, PeerLocator, SturdyRef, Swiss};
 use pola_captp::session::{
@@ -460,6 +461,7 @@ impl Peer {
         for n in &netlayers {
             conn::spawn_acceptor(n.clone(), net_tx.clone());
         }
+        let endpoint = Endpoint::new(endpoint_config(&config));
         let core = Core {
             vat: vat.clone(),
             tx: tx.clone(),
@@ -469,10 +471,9 @@ impl Peer {
             location: location.clone(),
             locations,
             sessions: HashMap::new(),
-            by_peer: HashMap::new(),
+            endpoint,
             dialing: HashMap::new(),
             dial_tokens: HashMap::new(),
-            by_session_id: HashMap::new(),
             locals: HashMap::new(),
             local_of: HashMap::new(),
             next_local: 1,
@@ -491,6 +492,7 @@ impl Peer {
             core.config.handshake_timeout,
             core.config.idle_timeout,
             core.config.message_timeout,
+            core.endpoint.config().settle_grace,
         ]
         .into_iter()
         .min()
@@ -551,10 +553,19 @@ impl Peer {
     }
 }
 
-type PeerKey = (String, String);
-
 fn key_of(loc: &PeerLocator) -> PeerKey {
-    (loc.transport().to_owned(), loc.designator().to_owned())
+    PeerKey::of(loc)
+}
+
+/// The endpoint's limits and deadlines, from the peer's.
+fn endpoint_config(config: &PeerConfig) -> EndpointConfig {
+    let mut e = EndpointConfig::default();
+    e.max_sessions = config.max_sessions;
+    e.max_sessions_per_source = config.max_sessions_per_source;
+    e.handshake_timeout = config.handshake_timeout;
+    e.idle_timeout = config.idle_timeout;
+    e.message_timeout = config.message_timeout;
+    e
 }
 
 fn location_of(loc: &PeerLocator) -> Location {
@@ -610,17 +621,8 @@ struct Sess {
     pending: Vec<Pending>,
     net_closed: bool,
     cleaned: bool,
-    created: Instant,
-    /// When bytes last arrived.
-    heard: Instant,
-    /// When the message now partly received started arriving.
-    partial_since: Option<Instant>,
-    /// When we last sent a keepalive.
-    poked: Instant,
     /// The peer the netlayer authenticated, if it authenticates.
     verified: Option<Location>,
-    /// The remote address the per-source limit counts by.
-    source: Option<std::net::IpAddr>,
 }
 
 struct LocalEntry {
@@ -638,10 +640,12 @@ struct Core {
     /// Every netlayer's location that is a valid locator, first one first.
     locations: Vec<PeerLocator>,
     sessions: HashMap<ConnId, Sess>,
-    by_peer: HashMap<PeerKey, ConnId>,
+    /// Admission, the session serving each peer, crossed hellos and
+    /// duplicates, deadlines, sessions by Session ID.
+    endpoint: Endpoint<ConnId>,
+    /// Work waiting for a dial in flight (no connection yet).
     dialing: HashMap<PeerKey, Vec<Pending>>,
     dial_tokens: HashMap<u64, PeerKey>,
-    by_session_id: HashMap<SessionId, ConnId>,
     locals: HashMap<LocalId, LocalEntry>,
     local_of: HashMap<Ref, LocalId>,
     next_local: u64,
@@ -717,8 +721,7 @@ async fn run(
             }
             _ = tick.tick() => {
                 let mut c = lock(&core);
-                c.expire_handshakes();
-                c.expire_quiet();
+                c.expire();
                 c.pump();
             }
             else => break None,
@@ -782,7 +785,7 @@ impl Core {
     fn handle_net(&mut self, ev: NetEvent) {
         match ev {
             NetEvent::Accepted(c, transport) => {
-                self.add_session(c, &transport);
+                let _ = self.add_session(c, &transport, None);
             }
             NetEvent::Dialed {
                 token, result, to, ..
@@ -792,31 +795,23 @@ impl Core {
                 };
                 let waiters = self.dialing.remove(&key).unwrap_or_default();
                 match result {
-                    Ok(c) => {
-                        let Some(id) = self.add_session(c, &to.transport) else {
-                            waiters
-                                .into_iter()
-                                .for_each(|w| w.fail("cannot start session"));
-                            return;
-                        };
-                        match self.by_peer.get(&key).copied() {
-                            Some(existing) if existing != id => {
-                                // Someone connected meanwhile: use theirs.
-                                for w in waiters {
-                                    self.with_session_id(existing, w);
-                                }
-                                if let Some(s) = self.sessions.get_mut(&id) {
-                                    let _ = s.session.abort("duplicate session");
-                                }
-                            }
-                            _ => {
-                                self.by_peer.insert(key, id);
-                                if let Some(s) = self.sessions.get_mut(&id) {
-                                    s.pending.extend(waiters);
-                                }
+                    Ok(c) => match self.add_session(c, &to.transport, Some(key)) {
+                        Ok(id) => {
+                            if let Some(s) = self.sessions.get_mut(&id) {
+                                s.pending.extend(waiters);
                             }
                         }
-                    }
+                        // The peer dialled us meanwhile (the new connection
+                        // is dropped before a word is sent): use its session.
+                        Err(Some(existing)) => {
+                            for w in waiters {
+                                self.with_session_id(existing, w);
+                            }
+                        }
+                        Err(None) => waiters
+                            .into_iter()
+                            .for_each(|w| w.fail("cannot start session")),
+                    },
                     Err(_) => {
                         for w in waiters {
                             w.fail("cannot reach peer");
@@ -827,12 +822,8 @@ impl Core {
             NetEvent::Bytes(id, bytes) => {
                 if let Some(s) = self.sessions.get_mut(&id) {
                     let _ = s.session.handle_bytes(&bytes);
-                    let now = Instant::now();
-                    s.heard = now;
-                    s.partial_since = match s.session.partial_input() {
-                        0 => None,
-                        _ => Some(s.partial_since.unwrap_or(now)),
-                    };
+                    let partial = s.session.partial_input() > 0;
+                    self.endpoint.heard(id, Instant::now(), partial);
                     self.dirty.insert(id);
                 }
             }
@@ -848,97 +839,86 @@ impl Core {
         }
     }
 
-    /// Aborts connections that have not started a session in time.
-    fn expire_handshakes(&mut self) {
-        let limit = self.config.handshake_timeout;
-        for (id, s) in &mut self.sessions {
-            if s.peer.is_none() && !s.session.is_terminated() && s.created.elapsed() > limit {
-                let _ = s.session.abort("no op:start-session in time");
-                self.dirty.insert(*id);
+    /// Applies the endpoint's deadlines: handshakes, idle or slow sessions
+    /// (a quiet one we hold references on is kept alive instead), and the
+    /// settle grace of a second session with a peer.
+    fn expire(&mut self) {
+        let sessions = &self.sessions;
+        let decisions = self
+            .endpoint
+            .expire(Instant::now(), |c| match sessions.get(&c) {
+                Some(s) => Activity {
+                    holds_peer_refs: s.session.table_sizes().imports > 0,
+                    awaiting_peer: s.session.is_waiting(),
+                },
+                None => Activity::default(),
+            });
+        self.apply(decisions);
+    }
+
+    /// Carries out what the endpoint decided.
+    fn apply(&mut self, decisions: Vec<Decision<ConnId>>) {
+        for d in decisions {
+            match d {
+                Decision::Abort {
+                    conn,
+                    reason,
+                    hand_over_to,
+                } => {
+                    let moved = match self.sessions.get_mut(&conn) {
+                        Some(s) => {
+                            let _ = s.session.abort(reason);
+                            std::mem::take(&mut s.pending)
+                        }
+                        None => Vec::new(),
+                    };
+                    self.dirty.insert(conn);
+                    for p in moved {
+                        match hand_over_to {
+                            Some(to) => self.with_session_id(to, p),
+                            None => p.fail("session ended"),
+                        }
+                    }
+                }
+                Decision::Serve { conn, .. } => {
+                    let pending = self
+                        .sessions
+                        .get_mut(&conn)
+                        .map(|s| std::mem::take(&mut s.pending))
+                        .unwrap_or_default();
+                    for p in pending {
+                        self.run_pending(conn, p);
+                    }
+                    self.dirty.insert(conn);
+                }
+                Decision::Keepalive { conn } => {
+                    if let Some(s) = self.sessions.get_mut(&conn) {
+                        let _ = s.session.keepalive();
+                        self.dirty.insert(conn);
+                    }
+                }
+                _ => {}
             }
         }
     }
 
     /// Starts a session on `c`, which came through the netlayer of
-    /// `transport` (whose location the session announces).
-    /// After the handshake: aborts sessions that are idle past
-    /// [`PeerConfig::idle_timeout`] or slower than
-    /// [`PeerConfig::message_timeout`] on a message, and keeps the quiet
-    /// ones we hold references on alive.
-    fn expire_quiet(&mut self) {
-        let (idle, slow) = (self.config.idle_timeout, self.config.message_timeout);
-        for (id, s) in &mut self.sessions {
-            if s.peer.is_none() || s.session.is_terminated() {
-                continue;
-            }
-            if s.partial_since.is_some_and(|t| t.elapsed() > slow) {
-                let _ = s.session.abort("message too slow");
-                self.dirty.insert(*id);
-                continue;
-            }
-            let silent = s.heard.elapsed();
-            if s.session.table_sizes().imports > 0 {
-                if silent >= idle / 2 && s.poked.elapsed() >= idle / 2 {
-                    s.poked = Instant::now();
-                    let _ = s.session.keepalive();
-                    self.dirty.insert(*id);
-                }
-            } else if silent > idle && s.partial_since.is_none() && !s.session.is_waiting() {
-                let _ = s.session.abort("idle for too long");
-                self.dirty.insert(*id);
-            }
-        }
-    }
-
-    fn add_session(&mut self, c: pola_netlayer::Connection, transport: &str) -> Option<ConnId> {
-        // Dropping a refused connection closes it; nothing was read from it.
-        let max = self.config.max_sessions;
-        if self.sessions.len() >= max {
-            return None;
-        }
-        let source = c.source.map(source_key);
-        if c.direction == Direction::Inbound {
-            let reserved = (max / 8).max(1).min(max.saturating_sub(1));
-            let inbound = self
-                .sessions
-                .values()
-                .filter(|s| s.conn.direction() == Direction::Inbound)
-                .count();
-            if inbound >= max - reserved {
-                return None;
-            }
-            if let Some(src) = source {
-                let from_source = self
-                    .sessions
-                    .values()
-                    .filter(|s| s.source == Some(src) && s.conn.direction() == Direction::Inbound)
-                    .count();
-                if from_source >= self.config.max_sessions_per_source {
-                    return None;
-                }
-            }
-        }
+    /// `transport` (whose location the session announces), if the endpoint
+    /// admits it (`dialled`: the peer we dialled). `Err(Some(s))`: we
+    /// dialled a peer that session `s` serves meanwhile. A refused
+    /// connection is dropped, which closes it; nothing was read from or
+    /// written to it.
+    fn add_session(
+        &mut self,
+        c: pola_netlayer::Connection,
+        transport: &str,
+        dialled: Option<PeerKey>,
+    ) -> Result<ConnId, Option<ConnId>> {
         let mut seed = [0u8; 32];
         if getrandom::fill(&mut seed).is_err() {
             // Without randomness there is no safe key; drop the connection.
-            return None;
+            return Err(None);
         }
-        // An authenticating netlayer (noise) names the peer it verified;
-        // the location the peer announces must then agree with it.
-        let verified = pola_netlayer::noise::verified_peer(&c).map(|k| Location {
-            transport: pola_netlayer::noise::TRANSPORT.to_owned(),
-            designator: k.to_designator(),
-            hints: Default::default(),
-        });
-        let _rt = self.runtime.enter();
-        let handle = conn::spawn_connection_on(
-            c,
-            self.net_tx.clone(),
-            self.config.max_queued_bytes,
-            self.sink.clone(),
-            self.io.as_ref(),
-        );
-        let id = handle.id();
         // Each session announces the location of the netlayer it runs on
         // (a peer that dialled our tcp-testing-only address must not be
         // told a noise location it cannot check); the first netlayer's
@@ -949,12 +929,42 @@ impl Core {
             .find(|l| l.transport() == transport)
             .unwrap_or(&self.location)
             .clone();
+        let opening = Opening {
+            direction: match c.direction {
+                Direction::Inbound => endpoint::Direction::Inbound,
+                Direction::Outbound => endpoint::Direction::Outbound,
+            },
+            source: c.source,
+            dialled,
+        };
         let config = SessionConfig::new(self.config.dialect, seed, announce);
+        let id = ConnId::fresh();
+        let admitted = match self.endpoint.admit(id, opening, config, Instant::now()) {
+            Ok(a) => a,
+            Err(endpoint::Refused::AlreadyConnected(s)) => return Err(Some(s)),
+            Err(_) => return Err(None),
+        };
+        // An authenticating netlayer (noise) names the peer it verified;
+        // the location the peer announces must then agree with it.
+        let verified = pola_netlayer::noise::verified_peer(&c).map(|k| Location {
+            transport: pola_netlayer::noise::TRANSPORT.to_owned(),
+            designator: k.to_designator(),
+            hints: Default::default(),
+        });
+        let _rt = self.runtime.enter();
+        let handle = conn::spawn_connection_on(
+            id,
+            c,
+            self.net_tx.clone(),
+            self.config.max_queued_bytes,
+            self.sink.clone(),
+            self.io.as_ref(),
+        );
         self.sessions.insert(
             id,
             Sess {
                 conn: handle,
-                session: Session::new(config),
+                session: admitted.session,
                 peer: None,
                 session_id: None,
                 imports: HashMap::new(),
@@ -965,16 +975,12 @@ impl Core {
                 pending: Vec::new(),
                 net_closed: false,
                 cleaned: false,
-                created: Instant::now(),
-                heard: Instant::now(),
-                partial_since: None,
-                poked: Instant::now(),
                 verified,
-                source,
             },
         );
         self.dirty.insert(id);
-        Some(id)
+        self.apply(admitted.decisions);
+        Ok(id)
     }
 
     fn handle_cmd(&mut self, cmd: Cmd) -> Option<oneshot::Sender<()>> {
@@ -1490,7 +1496,7 @@ impl Core {
     /// Runs `action` on the session with `peer`, dialling it if needed.
     fn with_peer(&mut self, peer: &PeerLocator, action: Pending) {
         let key = key_of(peer);
-        if let Some(id) = self.by_peer.get(&key).copied()
+        if let Some(id) = self.endpoint.route(&key)
             && self.is_live(id)
         {
             self.with_session_id(id, action);
@@ -1661,6 +1667,8 @@ impl Core {
                 }
                 if self.sessions.get(&id).is_some_and(|s| s.net_closed) {
                     self.sessions.remove(&id);
+                    let decisions = self.endpoint.removed(id);
+                    self.apply(decisions);
                 }
             }
         }
@@ -1670,8 +1678,9 @@ impl Core {
     }
 
     fn cleanup(&mut self, id: ConnId) {
-        self.by_peer.retain(|_, c| *c != id);
-        self.by_session_id.retain(|_, c| *c != id);
+        // A session held for the same peer may take this one's place.
+        let decisions = self.endpoint.ended(id);
+        self.apply(decisions);
         let Some(s) = self.sessions.get_mut(&id) else {
             return;
         };
@@ -1822,7 +1831,7 @@ impl Core {
             Event::WithdrawGift { request, reply } => {
                 // Messages may be pipelined on the withdrawal's answer.
                 let local = self.answer_promise(id, reply.as_ref());
-                let gifter = self.by_session_id.get(&request.give().session).copied();
+                let gifter = self.endpoint.by_session_id(&request.give().session);
                 let Some(g) = gifter.filter(|g| self.is_live(*g)) else {
                     self.finish_gift(id, reply, local, Err(error("unknown gifter session")));
                     return;
@@ -1940,64 +1949,19 @@ impl Core {
             self.dirty.insert(id);
             return;
         }
-        let direction = match self.sessions.get_mut(&id) {
+        match self.sessions.get_mut(&id) {
             Some(s) => {
                 s.peer = Some(peer_location);
                 s.session_id = Some(session_id);
-                s.conn.direction()
             }
             None => return,
-        };
-        self.by_session_id.insert(session_id, id);
-        let other = self.by_peer.get(&key).copied().filter(|o| *o != id);
-        if let Some(other) = other {
-            let crossed = direction == Direction::Inbound
-                && self.sessions.get(&other).is_some_and(|o| {
-                    o.peer.is_none()
-                        && o.conn.direction() == Direction::Outbound
-                        && !o.session.is_terminated()
-                });
-            if crossed {
-                // Crossed hellos: keep the connection whose side has the
-                // higher Public Identifier (DIGEST section 7).
-                let ours_on_outbound = self.sessions.get(&other).map(|o| *o.session.public_id());
-                if ours_on_outbound.is_some_and(|x| x.0 < peer_id.0) {
-                    let moved = match self.sessions.get_mut(&other) {
-                        Some(o) => {
-                            let _ = o.session.abort("Crossed hellos mitigated");
-                            std::mem::take(&mut o.pending)
-                        }
-                        None => Vec::new(),
-                    };
-                    self.dirty.insert(other);
-                    self.by_peer.insert(key, id);
-                    if let Some(s) = self.sessions.get_mut(&id) {
-                        s.pending.extend(moved);
-                    }
-                } else {
-                    if let Some(s) = self.sessions.get_mut(&id) {
-                        let _ = s.session.abort("Crossed hellos mitigated");
-                    }
-                    self.dirty.insert(id);
-                    return;
-                }
-            } else {
-                // An established session with the same peer already exists
-                // (typically one the peer is closing while it reconnects):
-                // the newest wins the index; the old one ends on its own.
-                self.by_peer.insert(key, id);
-            }
-        } else {
-            self.by_peer.insert(key, id);
         }
-        let pending = self
-            .sessions
-            .get_mut(&id)
-            .map(|s| std::mem::take(&mut s.pending))
-            .unwrap_or_default();
-        for p in pending {
-            self.run_pending(id, p);
-        }
+        // One session per peer, crossed hellos and duplicates: the
+        // endpoint's rule (see `pola_captp::endpoint`).
+        let decisions = self
+            .endpoint
+            .established(id, key, peer_id, session_id, Instant::now());
+        self.apply(decisions);
         self.dirty.insert(id);
     }
 }
@@ -2038,22 +2002,6 @@ fn project(v: Val, kind: &ProjectKind) -> Outcome {
         ProjectKind::Untag(tag) => match v.as_record_labelled("desc:tagged") {
             Some([Value::Symbol(t), payload]) if t == tag => Ok(payload.clone()),
             _ => Err(error("wrong tag")),
-        },
-    }
-}
-
-/// The address a source is counted by: an IPv4 address, or an IPv6 /64
-/// (one host usually holds a whole /64).
-fn source_key(ip: std::net::IpAddr) -> std::net::IpAddr {
-    match ip {
-        std::net::IpAddr::V4(_) => ip,
-        std::net::IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-            Some(v4) => std::net::IpAddr::V4(v4),
-            None => {
-                let mut seg = v6.segments();
-                seg[4..].fill(0);
-                std::net::IpAddr::V6(seg.into())
-            }
         },
     }
 }
