@@ -81,6 +81,7 @@
 //!   caller-supplied seed.
 #![forbid(unsafe_code)]
 
+pub mod budget;
 pub mod crypto;
 pub mod dialects;
 pub mod endpoint;

@@ -32,6 +32,7 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use bytes::Bytes;
 use pola_syrup::{Decoder, Limits, Value};
 
+use crate::budget::{ENTRY_COST, MemoryPool, OverBudget};
 use crate::crypto::{CryptoError, PublicId, PublicKey, SessionId, SessionKeys, my_location};
 use crate::handoff::{
     GiftId, HandoffGive, HandoffReceive, SignedGive, SignedReceive, VerifiedGive, VerifiedReceive,
@@ -301,6 +302,10 @@ pub enum SessionError {
     /// Caller misuse (never caused by peer data); the session is unharmed.
     #[error("misuse: {0}")]
     Misuse(Misuse),
+    /// The peer made us hold more memory than a budget allows (see
+    /// [`crate::budget`]).
+    #[error("{0}")]
+    OverBudget(OverBudget),
 }
 
 /// A command the local side should not have issued.
@@ -371,6 +376,11 @@ pub struct SessionConfig {
     pub limits: Limits,
     /// Most entries the peer may create in our answer or import tables.
     pub max_table_entries: usize,
+    /// Most bytes of ours the peer may hold (see [`crate::budget`]).
+    /// Default 64 MiB.
+    pub max_held_bytes: usize,
+    /// The budget shared with other sessions, if any.
+    pub pool: Option<MemoryPool>,
 }
 
 impl SessionConfig {
@@ -389,6 +399,8 @@ impl SessionConfig {
             our_location,
             limits,
             max_table_entries: 1 << 16,
+            max_held_bytes: 64 << 20,
+            pool: None,
         }
     }
 }
@@ -493,6 +505,9 @@ struct QuestionEntry {
 
 struct AnswerEntry {
     resolution: Option<Settlement>,
+    /// Bytes charged to this answer: its settlement, or until it settles
+    /// the arguments of messages pipelined on it.
+    cost: usize,
     /// Resolvers the peer exported, to notify on settlement.
     waiting: Vec<ImportPosition>,
 }
@@ -629,6 +644,14 @@ pub struct Session {
     /// Local objects with an [`Event::ExportDropped`] in `events` (at most
     /// one each), so a new export of one can withdraw it.
     drops_queued: BTreeSet<LocalId>,
+    /// Bytes charged to answers (the sum of their `cost`).
+    answer_bytes: usize,
+    /// Bytes of the values in `events`.
+    event_bytes: usize,
+    max_held: usize,
+    pool: Option<MemoryPool>,
+    /// What `pool` has been charged for this session.
+    charged: usize,
 }
 
 impl std::fmt::Debug for Session {
@@ -663,8 +686,16 @@ impl Session {
             pending_gc_exports: BTreeMap::new(),
             pending_gc_answers: BTreeSet::new(),
             drops_queued: BTreeSet::new(),
+            answer_bytes: 0,
+            event_bytes: 0,
+            max_held: config.max_held_bytes,
+            pool: config.pool,
+            charged: 0,
             keys,
         };
+        if let Some(pool) = &s.pool {
+            pool.join();
+        }
         let start = Op::StartSession(OpStartSession {
             captp_version: CAPTP_VERSION.to_owned(),
             session_pubkey: *s.keys.public(),
@@ -727,6 +758,64 @@ impl Session {
     /// bounds how long this may stay above zero.
     pub fn partial_input(&self) -> usize {
         self.decoder.buffered()
+    }
+
+    /// Bytes of ours the peer makes this session hold: answers' values,
+    /// queued events, table entries and a partial message (see
+    /// [`crate::budget`]).
+    pub fn held(&self) -> usize {
+        let entries = self
+            .tables
+            .imports
+            .len()
+            .saturating_add(self.tables.answers.len());
+        self.answer_bytes
+            .saturating_add(self.event_bytes)
+            .saturating_add(entries.saturating_mul(ENTRY_COST))
+            .saturating_add(self.decoder.buffered())
+    }
+
+    /// Updates the shared pool with what this session holds, then checks
+    /// both budgets.
+    fn check_budget(&mut self) -> InResult<()> {
+        let held = self.held();
+        if let Some(pool) = &self.pool {
+            pool.recharge(self.charged, held);
+            self.charged = held;
+        }
+        if held > self.max_held {
+            return Err(SessionError::OverBudget(OverBudget::Session {
+                held,
+                limit: self.max_held,
+            }));
+        }
+        if let Some(pool) = &self.pool
+            && pool.used() > pool.limit()
+            && held > pool.fair_share()
+        {
+            return Err(SessionError::OverBudget(OverBudget::Shared {
+                held,
+                share: pool.fair_share(),
+                limit: pool.limit(),
+            }));
+        }
+        Ok(())
+    }
+
+    /// Gives back to the pool what it was charged for this session, and
+    /// stops drawing on it.
+    fn leave_pool(&mut self) {
+        if let Some(pool) = self.pool.take() {
+            pool.recharge(self.charged, 0);
+            pool.leave();
+        }
+        self.charged = 0;
+    }
+
+    /// Queues an event, charging the values it carries.
+    fn push_event(&mut self, e: Event) {
+        self.event_bytes = self.event_bytes.saturating_add(event_cost(&e));
+        self.events.push_back(e);
     }
 
     /// Whether one side awaits the other: a question of ours is
@@ -798,6 +887,9 @@ impl Session {
     /// The next event for the local side, if any.
     pub fn poll_event(&mut self) -> Option<Event> {
         let e = self.events.pop_front();
+        if let Some(e) = &e {
+            self.event_bytes = self.event_bytes.saturating_sub(event_cost(e));
+        }
         if let Some(Event::ExportDropped { local }) = &e {
             self.drops_queued.remove(local);
         }
@@ -808,7 +900,7 @@ impl Session {
     /// any more (unless it was told already and has not polled it yet).
     fn queue_drop(&mut self, id: LocalId) {
         if self.drops_queued.insert(id) {
-            self.events.push_back(Event::ExportDropped { local: id });
+            self.push_event(Event::ExportDropped { local: id });
         }
     }
 
@@ -946,9 +1038,15 @@ impl Session {
         self.decoder.feed(bytes);
         loop {
             match self.decoder.next_value() {
-                Ok(None) => return Ok(()),
+                Ok(None) => {
+                    // A message still arriving counts too.
+                    if let Err(e) = self.check_budget() {
+                        return Err(self.fail(e));
+                    }
+                    return Ok(());
+                }
                 Ok(Some(v)) => {
-                    if let Err(e) = self.handle_value(v) {
+                    if let Err(e) = self.handle_value(v).and_then(|()| self.check_budget()) {
                         return Err(self.fail(e));
                     }
                     self.check_live()?;
@@ -987,7 +1085,10 @@ impl Session {
     /// As [`Session::handle_bytes`].
     pub fn handle_message(&mut self, message: Value) -> InResult<()> {
         self.check_live()?;
-        match self.handle_value(message) {
+        match self
+            .handle_value(message)
+            .and_then(|()| self.check_budget())
+        {
             Ok(()) => self.check_live(),
             Err(e) => Err(self.fail(e)),
         }
@@ -1020,14 +1121,14 @@ impl Session {
         let tables = std::mem::take(&mut self.tables);
         for (q, e) in tables.questions {
             if !e.settled {
-                self.events.push_back(Event::Answer {
+                self.push_event(Event::Answer {
                     question: q,
                     result: Err(broken.clone()),
                 });
             }
         }
         for awaited in tables.listens {
-            self.events.push_back(Event::PromiseSettled {
+            self.push_event(Event::PromiseSettled {
                 promise: awaited,
                 result: Err(broken.clone()),
             });
@@ -1036,9 +1137,12 @@ impl Session {
             self.events
                 .push_back(Event::GiftWithdrawalBroken { ticket });
         }
-        self.events.push_back(Event::Aborted { reason, by_peer });
+        self.push_event(Event::Aborted { reason, by_peer });
         self.phase = Phase::Aborted(err);
         self.decoder = Decoder::new();
+        // The tables are gone: so is what they held.
+        self.answer_bytes = 0;
+        self.leave_pool();
     }
 
     fn handle_value(&mut self, v: Value) -> InResult<()> {
@@ -1057,7 +1161,7 @@ impl Session {
             }
             (Phase::AwaitingStartSession, Op::StartSession(s)) => {
                 let peer = PeerVerified::check(s, &self.our_id)?;
-                self.events.push_back(Event::Established {
+                self.push_event(Event::Established {
                     peer_location: peer.location.clone(),
                     peer_id: peer.id,
                     session_id: peer.session_id,
@@ -1183,6 +1287,7 @@ impl Session {
             a,
             AnswerEntry {
                 resolution: None,
+                cost: 0,
                 waiting,
             },
         );
@@ -1215,11 +1320,12 @@ impl Session {
                 }
                 for a in drop {
                     if let Some(entry) = self.tables.answers.remove(&a) {
+                        self.answer_bytes = self.answer_bytes.saturating_sub(entry.cost);
                         for r in entry.waiting {
                             self.release_import(r);
                         }
                     }
-                    self.events.push_back(Event::AnswerDropped { answer: a });
+                    self.push_event(Event::AnswerDropped { answer: a });
                 }
                 Ok(())
             }
@@ -1274,9 +1380,19 @@ impl Session {
             (None, Some(r)) => Some(Reply(ReplyTo::Resolver(r))),
             (None, None) => None,
         };
+        if let Ok(LocalTarget::Answer(a)) = target
+            && let Some(e) = self.tables.answers.get_mut(&a)
+            && e.resolution.is_none()
+        {
+            // Pipelined on an answer not settled yet: the local side keeps
+            // the message until it settles.
+            let cost = args.iter().map(Value::footprint).sum::<usize>();
+            e.cost = e.cost.saturating_add(cost);
+            self.answer_bytes = self.answer_bytes.saturating_add(cost);
+        }
         match target {
             Ok(t) => {
-                self.events.push_back(Event::Deliver {
+                self.push_event(Event::Deliver {
                     target: t,
                     args,
                     reply,
@@ -1370,7 +1486,7 @@ impl Session {
             }
             return;
         }
-        self.events.push_back(match awaited {
+        self.push_event(match awaited {
             Awaited::Question(question) => Event::Answer { question, result },
             Awaited::Import(promise) => Event::PromiseSettled { promise, result },
         });
@@ -1390,7 +1506,7 @@ impl Session {
         let method = args.first().and_then(Value::as_symbol).map(str::to_owned);
         match (method.as_deref(), args.as_slice()) {
             (Some("fetch"), [_, swiss]) => match Swiss::from_value(swiss) {
-                Ok(swiss) => self.events.push_back(Event::Fetch { swiss, reply }),
+                Ok(swiss) => self.push_event(Event::Fetch { swiss, reply }),
                 Err(_) => self.settle_opt(reply, Err(Value::error("bad swiss number"))),
             },
             (Some("deposit-gift"), [_, id, Value::Ref(r)]) => {
@@ -1414,9 +1530,7 @@ impl Session {
             }
             (Some("withdraw-gift"), [_]) => match withdraw {
                 Some(r) => match self.verify_withdraw(r) {
-                    Ok(request) => self
-                        .events
-                        .push_back(Event::WithdrawGift { request, reply }),
+                    Ok(request) => self.push_event(Event::WithdrawGift { request, reply }),
                     Err(_) => self.settle_opt(reply, Err(Value::error("handoff rejected"))),
                 },
                 None => self.settle_opt(reply, Err(Value::error("bad withdraw-gift"))),
@@ -1429,7 +1543,7 @@ impl Session {
     /// Refuses (returns `false`) when the gift table is full.
     fn deposit(&mut self, id: GiftId, target: CapRef) -> bool {
         if let Some(ticket) = self.tables.parked.remove(&id) {
-            self.events.push_back(Event::GiftReady { ticket, target });
+            self.push_event(Event::GiftReady { ticket, target });
             return true;
         }
         if !self.tables.gifts.contains_key(&id) && self.tables.gifts.len() >= self.max_entries {
@@ -1512,7 +1626,7 @@ impl Session {
                     self.settle(reply, r);
                 }
             }
-            Ok(target) => self.events.push_back(Event::Listen {
+            Ok(target) => self.push_event(Event::Listen {
                 target,
                 reply,
                 wants_partial: l.wants_partial,
@@ -1538,7 +1652,7 @@ impl Session {
         self.open_answer(a, Vec::new());
         let reply = Reply(ReplyTo::Answer(a));
         match target {
-            Some(Ok(receiver)) => self.events.push_back(Event::Project {
+            Some(Ok(receiver)) => self.push_event(Event::Project {
                 receiver,
                 kind,
                 reply,
@@ -1832,7 +1946,7 @@ impl Session {
         match checked {
             Ok(()) => {
                 self.settle(reply, result);
-                Ok(())
+                self.check_budget().map_err(|e| self.fail(e))
             }
             Err(m) => {
                 let reason = match m {
@@ -1857,6 +1971,16 @@ impl Session {
             ReplyTo::Resolver(r) => vec![r],
             ReplyTo::Answer(a) => match self.tables.answers.get_mut(&a) {
                 Some(e) if e.resolution.is_none() => {
+                    // What was pipelined on it goes to the local side now;
+                    // the settlement stays until the peer releases it.
+                    let cost = match &result {
+                        Ok(v) | Err(v) => v.footprint(),
+                    };
+                    self.answer_bytes = self
+                        .answer_bytes
+                        .saturating_sub(e.cost)
+                        .saturating_add(cost);
+                    e.cost = cost;
                     e.resolution = Some(result.clone());
                     std::mem::take(&mut e.waiting)
                 }
@@ -2322,4 +2446,21 @@ fn nesting<R>(v: &Value<R>, at: usize, cap: usize, ref_depth: &dyn Fn(&R) -> usi
 /// `false` means abort the outbound one. The peer reaches the same verdict.
 pub fn crossed_hellos_keep_outbound(our_outbound: &PublicId, their_inbound: &PublicId) -> bool {
     our_outbound.0 > their_inbound.0
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        self.leave_pool();
+    }
+}
+
+/// The bytes of the values an event carries (see [`crate::budget`]).
+fn event_cost(e: &Event) -> usize {
+    match e {
+        Event::Deliver { args, .. } => args.iter().map(Value::footprint).sum(),
+        Event::Answer { result, .. } | Event::PromiseSettled { result, .. } => match result {
+            Ok(v) | Err(v) => v.footprint(),
+        },
+        _ => 0,
+    }
 }

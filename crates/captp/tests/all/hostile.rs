@@ -11,7 +11,7 @@ use pola_syrup::Value;
 use crate::sim::{loc, session};
 
 /// A raw peer: its start-session bytes, signed properly unless told not to.
-fn start_bytes(seed: u8, sign_with: u8, version: &str) -> Vec<u8> {
+pub(crate) fn start_bytes(seed: u8, sign_with: u8, version: &str) -> Vec<u8> {
     let keys = SessionKeys::from_seed([seed; 32]);
     let other = SessionKeys::from_seed([sign_with; 32]);
     let l = loc("mallory");
@@ -24,15 +24,15 @@ fn start_bytes(seed: u8, sign_with: u8, version: &str) -> Vec<u8> {
     pola_syrup::encode(&op.to_value(Dialect::Current))
 }
 
-fn enc(v: Value) -> Vec<u8> {
+pub(crate) fn enc(v: Value) -> Vec<u8> {
     pola_syrup::encode(&v)
 }
 
-fn desc(label: &str, n: i64) -> Value {
+pub(crate) fn desc(label: &str, n: i64) -> Value {
     Value::record(label, vec![Value::int(n)])
 }
 
-fn deliver(to: Value, args: Vec<Value>, answer: Value, resolver: Value) -> Vec<u8> {
+pub(crate) fn deliver(to: Value, args: Vec<Value>, answer: Value, resolver: Value) -> Vec<u8> {
     enc(Value::record(
         "op:deliver",
         vec![to, Value::List(args), answer, resolver],

@@ -2,6 +2,7 @@
 //! simulator, hostile peers feeding raw bytes, and property tests.
 #![allow(clippy::unwrap_used)]
 
+mod budget;
 mod dialects;
 mod export_race;
 mod gc_model;
