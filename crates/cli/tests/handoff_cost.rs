@@ -115,6 +115,7 @@ impl Counting {
             direction: c.direction,
             remote: c.remote,
             source: c.source,
+            authenticated: c.authenticated,
         }
     }
 }
@@ -125,6 +126,9 @@ impl Netlayer for Counting {
     }
     fn location(&self) -> &Location {
         self.inner.location()
+    }
+    fn authenticates(&self) -> bool {
+        self.inner.authenticates()
     }
     fn connect<'a>(&'a self, to: &'a Location) -> BoxFuture<'a, Result<Connection, NetError>> {
         Box::pin(async move {

@@ -17,9 +17,16 @@
 //!   design**; it exists to talk to the public OCapN test suite.
 //! - [`memory::MemoryNetwork`]: an in-process network of netlayers over
 //!   `tokio::io::duplex` pipes, for tests.
+//! - [`noise::NoiseNetlayer`]: encrypted and mutually authenticated; the
+//!   designator is the peer's public key.
 //!
-//! An encrypted, authenticated netlayer (Noise) plugs in beside these by
-//! implementing [`Netlayer`], [`MessageReader`] and [`MessageWriter`].
+//! # Authentication
+//! A netlayer that verifies who is at the far end says so with
+//! [`Netlayer::authenticates`] and hands the verified identity over as an
+//! [`Authenticated`] in [`Connection::authenticated`]. That type can only be
+//! made inside this crate, so an identity always comes from a netlayer's own
+//! check, never from text a peer sent ([`Connection::remote`] is for logs).
+//! The layer above compares it with the location the peer announces.
 //!
 //! ```text
 //!   pola-peer ──connect(Location)──▶ dyn Netlayer ──▶ Connection
@@ -289,6 +296,62 @@ pub trait MessageWriter: Send {
     fn close(&mut self) -> BoxFuture<'_, Result<(), NetError>>;
 }
 
+/// The identity a netlayer verified for the far end of a connection: the
+/// transport and the designator the peer proved it owns (for `noise`, its
+/// public key).
+///
+/// Only netlayers in this crate can make one (the constructor is
+/// crate-private), and it cannot be cloned: code elsewhere can move an
+/// identity from the connection that carries it to a wrapper of that
+/// connection, but never forge one for a peer nobody verified. A netlayer
+/// written in another crate therefore cannot authenticate: its connections
+/// carry no identity and its [`Netlayer::authenticates`] answers `false`. An
+/// authenticating netlayer is added to this crate, beside `noise`, so that
+/// every claim of identity is reviewed in one place. (Were an outside
+/// netlayer to answer `true` anyway, a peer would refuse every location
+/// announced on its transport: it fails closed.)
+#[derive(Debug, PartialEq, Eq)]
+pub struct Authenticated {
+    transport: String,
+    designator: String,
+}
+
+impl Authenticated {
+    /// The identity a netlayer of `transport` verified; only netlayers in
+    /// this crate may call it, right after their own check.
+    pub(crate) fn verified(transport: &str, designator: String) -> Self {
+        Authenticated {
+            transport: transport.to_owned(),
+            designator,
+        }
+    }
+
+    /// The transport of the netlayer that verified the peer.
+    pub fn transport(&self) -> &str {
+        &self.transport
+    }
+
+    /// The designator the peer proved it owns.
+    pub fn designator(&self) -> &str {
+        &self.designator
+    }
+
+    /// Whether `transport` and `designator` name this peer (the test for a
+    /// location a peer announces; hints take no part).
+    pub fn names(&self, transport: &str, designator: &str) -> bool {
+        self.transport == transport && self.designator == designator
+    }
+
+    /// The verified peer as location data, without hints.
+    pub fn location(&self) -> Location {
+        Location {
+            transport: self.transport.clone(),
+            designator: self.designator.clone(),
+            hints: BTreeMap::new(),
+        }
+    }
+}
+
 /// One connection between two peers, split into its two halves.
 pub struct Connection {
     /// Bytes from the peer.
@@ -297,12 +360,18 @@ pub struct Connection {
     pub writer: Box<dyn MessageWriter>,
     /// Who dialled.
     pub direction: Direction,
-    /// A human-readable description of the remote end (for logs only; it
-    /// authenticates nothing).
+    /// A human-readable description of the remote end, for logs only:
+    /// nothing may be concluded from it about who the peer is (that is
+    /// [`Connection::authenticated`]).
     pub remote: String,
     /// The remote IP address, when the netlayer has one (for per-source
     /// limits; like `remote`, it authenticates nothing).
     pub source: Option<std::net::IpAddr>,
+    /// Who the netlayer verified the peer to be: `Some` on every connection
+    /// of a netlayer that [`authenticates`](Netlayer::authenticates),
+    /// `None` on the others. Only this crate can make a value to put here;
+    /// a wrapper of a connection passes its value on.
+    pub authenticated: Option<Authenticated>,
 }
 
 impl fmt::Debug for Connection {
@@ -310,11 +379,17 @@ impl fmt::Debug for Connection {
         f.debug_struct("Connection")
             .field("direction", &self.direction)
             .field("remote", &self.remote)
+            .field("authenticated", &self.authenticated)
             .finish_non_exhaustive()
     }
 }
 
 impl Connection {
+    /// Who the netlayer verified the peer to be (see the field).
+    pub fn authenticated(&self) -> Option<&Authenticated> {
+        self.authenticated.as_ref()
+    }
+
     /// Ends the connection politely: shuts down our sending half, then reads
     /// and discards incoming bytes until the peer closes or `linger`
     /// elapses. Closing a TCP socket with unread bytes makes the kernel send
@@ -346,6 +421,16 @@ pub trait Netlayer: Send + Sync {
 
     /// Where this netlayer can be reached (our own peer locator's data).
     fn location(&self) -> &Location;
+
+    /// Whether this netlayer verifies who is at the far end: if `true`,
+    /// every connection it makes or accepts carries
+    /// [`Connection::authenticated`], and a location a peer announces on
+    /// this transport is to be believed only when it names that identity.
+    /// `false` for plain transports. Only netlayers in this crate can make
+    /// the identity (see [`Authenticated`]). There is no default, so that a
+    /// netlayer wrapping another (to count or delay its bytes) says it too,
+    /// usually by asking the one it wraps.
+    fn authenticates(&self) -> bool;
 
     /// Opens a connection to the peer at `to`.
     ///

@@ -109,6 +109,7 @@ pub fn connection_pair(framing: Framing) -> (Connection, Connection) {
             direction: Direction::Outbound,
             remote: "memory".to_owned(),
             source: None,
+            authenticated: None,
         },
         Connection {
             reader: Box::new(StreamReader::new(br, framing)),
@@ -116,6 +117,7 @@ pub fn connection_pair(framing: Framing) -> (Connection, Connection) {
             direction: Direction::Inbound,
             remote: "memory".to_owned(),
             source: None,
+            authenticated: None,
         },
     )
 }
@@ -127,6 +129,10 @@ impl Netlayer for MemoryNetlayer {
 
     fn location(&self) -> &Location {
         &self.location
+    }
+
+    fn authenticates(&self) -> bool {
+        false
     }
 
     fn connect<'a>(&'a self, to: &'a Location) -> BoxFuture<'a, Result<Connection, NetError>> {

@@ -105,6 +105,7 @@ impl TcpTestingOnly {
             direction,
             remote,
             source,
+            authenticated: None,
         })
     }
 }
@@ -121,6 +122,10 @@ impl Netlayer for TcpTestingOnly {
 
     fn location(&self) -> &Location {
         &self.location
+    }
+
+    fn authenticates(&self) -> bool {
+        false
     }
 
     fn connect<'a>(&'a self, to: &'a Location) -> BoxFuture<'a, Result<Connection, NetError>> {

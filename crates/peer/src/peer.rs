@@ -31,6 +31,7 @@ use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use pola_captp::budget::MemoryPool;
 use pola_captp::crypto::SessionId;
 use pola_captp::endpoint::{self, Activity, Decision, Endpoint, EndpointConfig, Opening, PeerKey};
 use pola_captp::handoff::SignedGive;
@@ -70,6 +71,14 @@ pub struct PeerConfig {
     /// Most bytes queued for one connection's writer; a peer that stops
     /// reading past this has its session aborted.
     pub max_queued_bytes: usize,
+    /// Most bytes of ours one peer's session may hold (answers it keeps,
+    /// messages it pipelines, values waiting for the vat), measured
+    /// decoded; over it the session is aborted. See `pola_captp::budget`.
+    pub max_held_bytes: usize,
+    /// Most bytes all sessions together may hold. When it is spent, a
+    /// session that grows beyond its fair share (this divided by the
+    /// sessions) is aborted; modest sessions go on.
+    pub max_held_bytes_total: usize,
     /// How long a connection may take to send a valid `op:start-session`.
     pub handshake_timeout: Duration,
     /// How long an established session may stay silent (nothing arrives)
@@ -103,6 +112,8 @@ impl Default for PeerConfig {
             max_sessions: 1024,
             max_sessions_per_source: 64,
             max_queued_bytes: conn::DEFAULT_MAX_QUEUED,
+            max_held_bytes: 64 << 20,
+            max_held_bytes_total: 1 << 30,
             handshake_timeout: Duration::from_secs(30),
             idle_timeout: Duration::from_secs(600),
             message_timeout: Duration::from_secs(60),
@@ -135,6 +146,13 @@ impl PeerConfig {
 
     /// At most `bytes` queued for one connection's writer.
     #[must_use]
+    pub fn with_held_budget(mut self, per_session: usize, total: usize) -> Self {
+        self.max_held_bytes = per_session;
+        self.max_held_bytes_total = total;
+        self
+    }
+
+    /// Sets [`PeerConfig::max_queued_bytes`].
     pub fn with_max_queued_bytes(mut self, bytes: usize) -> Self {
         self.max_queued_bytes = bytes;
         self
@@ -230,6 +248,8 @@ pub struct SessionStats {
     pub terminated: bool,
     /// The session's own table sizes.
     pub tables: TableSizes,
+    /// Bytes of ours the peer makes the session hold.
+    pub held_bytes: usize,
     /// Import positions with a live far reference in a vat.
     pub live_imports: usize,
     /// Our questions still waiting for an answer.
@@ -250,6 +270,8 @@ pub struct PeerStats {
     pub exported_locals: usize,
     /// Objects registered under Swiss numbers.
     pub sturdyrefs: usize,
+    /// Bytes all sessions hold, as charged to the shared budget.
+    pub held_bytes: usize,
 }
 
 /// A cheap, cloneable handle on a running peer (usable from any thread).
@@ -462,7 +484,9 @@ impl Peer {
             conn::spawn_acceptor(n.clone(), net_tx.clone());
         }
         let endpoint = Endpoint::new(endpoint_config(&config));
+        let pool = MemoryPool::new(config.max_held_bytes_total);
         let core = Core {
+            pool,
             vat: vat.clone(),
             tx: tx.clone(),
             net_tx,
@@ -631,6 +655,8 @@ struct LocalEntry {
 }
 
 struct Core {
+    /// The budget all sessions' held bytes draw on.
+    pool: MemoryPool,
     vat: Vat,
     tx: CmdTx,
     net_tx: mpsc::Sender<NetEvent>,
@@ -937,20 +963,18 @@ impl Core {
             source: c.source,
             dialled,
         };
-        let config = SessionConfig::new(self.config.dialect, seed, announce);
+        let mut config = SessionConfig::new(self.config.dialect, seed, announce);
+        config.max_held_bytes = self.config.max_held_bytes;
+        config.pool = Some(self.pool.clone());
         let id = ConnId::fresh();
         let admitted = match self.endpoint.admit(id, opening, config, Instant::now()) {
             Ok(a) => a,
             Err(endpoint::Refused::AlreadyConnected(s)) => return Err(Some(s)),
             Err(_) => return Err(None),
         };
-        // An authenticating netlayer (noise) names the peer it verified;
-        // the location the peer announces must then agree with it.
-        let verified = pola_netlayer::noise::verified_peer(&c).map(|k| Location {
-            transport: pola_netlayer::noise::TRANSPORT.to_owned(),
-            designator: k.to_designator(),
-            hints: Default::default(),
-        });
+        // An authenticating netlayer names the peer it verified; the
+        // location the peer announces must then agree with it.
+        let verified = c.authenticated().map(pola_netlayer::Authenticated::location);
         let _rt = self.runtime.enter();
         let handle = conn::spawn_connection_on(
             id,
@@ -1088,6 +1112,7 @@ impl Core {
                     direction: s.conn.direction(),
                     terminated: s.session.is_terminated(),
                     tables: s.session.table_sizes(),
+                    held_bytes: s.session.held(),
                     live_imports: s
                         .imports
                         .values()
@@ -1100,6 +1125,7 @@ impl Core {
                 .collect(),
             exported_locals: self.locals.len(),
             sturdyrefs: self.sturdy.len(),
+            held_bytes: self.pool.used(),
         }
     }
 
@@ -1919,6 +1945,28 @@ impl Core {
         }
     }
 
+    /// Whether a connection whose netlayer verified `verified` (or no one)
+    /// may announce `announced` as its peer's location.
+    ///
+    /// On an authenticated connection the location must be the verified
+    /// identity, or the peer could claim another peer's locator. On any
+    /// other it must be on a transport one of our netlayers serves without
+    /// authenticating: a tcp-testing-only connection claiming a `noise`
+    /// locator (or one of a transport we cannot check at all) would
+    /// otherwise be handed the fetches, Swiss numbers included, meant for
+    /// that peer, as sessions are found by the location they announce.
+    fn may_announce(&self, verified: Option<&Location>, announced: &PeerLocator) -> bool {
+        match verified {
+            Some(v) => {
+                v.transport == announced.transport() && v.designator == announced.designator()
+            }
+            None => self
+                .netlayers
+                .iter()
+                .any(|n| n.transport() == announced.transport() && !n.authenticates()),
+        }
+    }
+
     fn established(
         &mut self,
         id: ConnId,
@@ -1927,19 +1975,10 @@ impl Core {
         session_id: SessionId,
     ) {
         let key = key_of(&peer_location);
-        // On an authenticated connection the announced location must be the
-        // authenticated peer's, or it could claim another peer's locator.
-        // And only an authenticated connection may announce a location on
-        // an authenticating transport: a tcp-testing-only connection
-        // claiming a `noise` locator would otherwise be handed the fetches
-        // (Swiss numbers) meant for that peer.
-        let impostor = self.sessions.get(&id).is_some_and(|s| match &s.verified {
-            Some(v) => {
-                v.transport != peer_location.transport()
-                    || v.designator != peer_location.designator()
-            }
-            None => peer_location.transport() == pola_netlayer::noise::TRANSPORT,
-        });
+        let impostor = self
+            .sessions
+            .get(&id)
+            .is_some_and(|s| !self.may_announce(s.verified.as_ref(), &peer_location));
         if impostor {
             if let Some(s) = self.sessions.get_mut(&id) {
                 let _ = s

@@ -23,7 +23,7 @@
 //! - **Authentication.** The dialler refuses a responder that does not prove
 //!   the key named in the locator ([`NoiseError::WrongResponder`]); the
 //!   responder verifies the dialler's signature after the last handshake
-//!   message and reports the key ([`Authenticated::peer`]).
+//!   message and reports the key ([`NoiseConnection::peer`]).
 //! - **Forward secrecy.** Session keys come from ephemeral X25519 keys
 //!   (the `ee` DH, and the per-handshake "static" keys too); the Ed25519
 //!   identity key only signs, so stealing it later decrypts no recorded
@@ -54,11 +54,13 @@
 //! location a peer announces in `op:start-session` has transport `noise`
 //! and the verified key as designator, aborting the session otherwise;
 //! otherwise an authenticated peer could claim another's locator.
-//! The verified key is in [`Authenticated::peer`] (from
+//! The verified key is in [`NoiseConnection::peer`] (from
 //! [`NoiseNetlayer::connect_authenticated`] /
 //! [`NoiseNetlayer::accept_authenticated`]) and, through the generic
-//! [`Netlayer`] trait, in [`Connection::remote`] as `<designator>@<ip:port>`
-//! ([`verified_peer`] parses it).
+//! [`Netlayer`] trait, in [`Connection::authenticated`] as an
+//! [`Authenticated`] (transport `noise`, the key's designator), which only
+//! this crate can make. [`Connection::remote`] (`<designator>@<ip:port>`) is
+//! for logs and proves nothing.
 
 pub mod error;
 pub mod handshake;
@@ -77,7 +79,7 @@ use tokio::task::JoinHandle;
 pub use error::{IdentityError, NoiseError, Role, Stage, noise_error};
 pub use identity::{Identity, PeerKey};
 
-use crate::{BoxFuture, Connection, Direction, Location, NetError, Netlayer};
+use crate::{Authenticated, BoxFuture, Connection, Direction, Location, NetError, Netlayer};
 use handshake::{ACK_LEN, SYN_LEN, SYNACK_LEN};
 use transport::{NoiseReader, NoiseWriter};
 
@@ -112,8 +114,10 @@ impl Default for NoiseConfig {
 
 /// An authenticated connection and what the handshake established.
 #[derive(Debug)]
-pub struct Authenticated {
-    /// The encrypted connection (its `remote` is `<designator>@<ip:port>`).
+pub struct NoiseConnection {
+    /// The encrypted connection (its [`Connection::authenticated`] names
+    /// [`NoiseConnection::peer`]; its `remote`, for logs, is
+    /// `<designator>@<ip:port>`).
     pub connection: Connection,
     /// The peer's verified identity key.
     pub peer: PeerKey,
@@ -123,7 +127,7 @@ pub struct Authenticated {
     pub encoding: u16,
 }
 
-impl Authenticated {
+impl NoiseConnection {
     /// The peer's location data without hints: transport `noise`, its
     /// verified designator.
     pub fn peer_location(&self) -> Location {
@@ -133,14 +137,6 @@ impl Authenticated {
             hints: BTreeMap::new(),
         }
     }
-}
-
-/// The verified peer key of a connection made by a [`NoiseNetlayer`], read
-/// from its `remote` (`<designator>@<ip:port>`). `None` for other
-/// connections.
-pub fn verified_peer(connection: &Connection) -> Option<PeerKey> {
-    let (designator, _) = connection.remote.split_once('@')?;
-    PeerKey::from_designator(designator).ok()
 }
 
 /// In-flight inbound handshake counts (global and per source IP).
@@ -218,7 +214,7 @@ pub struct NoiseNetlayer {
     local_addr: SocketAddr,
     config: NoiseConfig,
     slots: SharedSlots,
-    incoming: tokio::sync::Mutex<mpsc::Receiver<Authenticated>>,
+    incoming: tokio::sync::Mutex<mpsc::Receiver<NoiseConnection>>,
     acceptor: JoinHandle<()>,
 }
 
@@ -315,7 +311,7 @@ impl NoiseNetlayer {
     /// is not a key, I/O, or a [`NoiseError`] (see [`noise_error`]):
     /// [`NoiseError::WrongResponder`] for a man in the middle,
     /// [`NoiseError::HandshakeTimeout`], and the other handshake failures.
-    pub async fn connect_authenticated(&self, to: &Location) -> Result<Authenticated, NetError> {
+    pub async fn connect_authenticated(&self, to: &Location) -> Result<NoiseConnection, NetError> {
         let (host, port, expected) = parse_location(to)?;
         let timeout = self.config.handshake_timeout;
         let work = async {
@@ -338,7 +334,7 @@ impl NoiseNetlayer {
     ///
     /// # Errors
     /// [`NetError::Closed`] if the listener stopped.
-    pub async fn accept_authenticated(&self) -> Result<Authenticated, NetError> {
+    pub async fn accept_authenticated(&self) -> Result<NoiseConnection, NetError> {
         self.incoming
             .lock()
             .await
@@ -360,7 +356,7 @@ fn finish(
     addr: SocketAddr,
     established: handshake::Established,
     direction: Direction,
-) -> Result<Authenticated, NetError> {
+) -> Result<NoiseConnection, NetError> {
     let cipher = Arc::new(established.transport);
     // Out of the runtime, like tcp-testing-only: the reader can then be
     // driven by the vat's own thread. The writer stays registered: it
@@ -372,8 +368,12 @@ fn finish(
         direction,
         remote: format!("{}@{addr}", established.peer),
         source: Some(addr.ip()),
+        authenticated: Some(Authenticated::verified(
+            TRANSPORT,
+            established.peer.to_designator(),
+        )),
     };
-    Ok(Authenticated {
+    Ok(NoiseConnection {
         connection,
         peer: established.peer,
         addr,
@@ -386,7 +386,7 @@ async fn accept_loop(
     identity: Arc<Identity>,
     config: NoiseConfig,
     slots: SharedSlots,
-    tx: mpsc::Sender<Authenticated>,
+    tx: mpsc::Sender<NoiseConnection>,
 ) {
     loop {
         let (stream, addr) = match listener.accept().await {
@@ -424,7 +424,7 @@ async fn respond(
     mut stream: TcpStream,
     addr: SocketAddr,
     identity: &Identity,
-) -> Result<Authenticated, NetError> {
+) -> Result<NoiseConnection, NetError> {
     let _ = stream.set_nodelay(true);
     let syn = transport::read_handshake(&mut stream, Stage::Syn, SYN_LEN).await?;
     let (state, synack) = handshake::respond(identity, &syn)?;
@@ -441,6 +441,10 @@ impl Netlayer for NoiseNetlayer {
 
     fn location(&self) -> &Location {
         &self.location
+    }
+
+    fn authenticates(&self) -> bool {
+        true
     }
 
     fn connect<'a>(&'a self, to: &'a Location) -> BoxFuture<'a, Result<Connection, NetError>> {

@@ -16,6 +16,9 @@ async fn dial_by_designator() {
     assert_eq!(out.direction, Direction::Outbound);
     assert_eq!(inb.direction, Direction::Inbound);
     assert_eq!(inb.remote, "alice");
+    // A plain transport vouches for no one, whatever `remote` says.
+    assert!(!bob.authenticates());
+    assert!(inb.authenticated().is_none() && out.authenticated().is_none());
     out.writer.send(b"hi bob").await.unwrap();
     assert_eq!(
         read_exactly(inb.reader.as_mut(), 6).await.unwrap(),

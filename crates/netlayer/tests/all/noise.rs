@@ -9,9 +9,8 @@ use std::time::{Duration, Instant};
 use pola_netlayer::noise::handshake::{self, SYN_LEN};
 use pola_netlayer::noise::{
     Identity, IdentityError, NoiseConfig, NoiseError, PeerKey, Role, Stage, noise_error,
-    verified_peer,
 };
-use pola_netlayer::{Direction, Location, NetError, Netlayer, NoiseNetlayer};
+use pola_netlayer::{Connection, Direction, Location, NetError, Netlayer, NoiseNetlayer};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
 
@@ -83,6 +82,12 @@ async fn happy_path_both_ways_with_large_messages() {
     assert_eq!(inb.connection.direction, Direction::Inbound);
     assert_eq!(verified_peer(&inb.connection), Some(client.public_key()));
     assert_eq!(verified_peer(&out.connection), Some(server.public_key()));
+    // The identity names the peer's own locator (hints aside), no other.
+    let auth = inb.connection.authenticated().unwrap();
+    assert_eq!(auth.location(), inb.peer_location());
+    assert!(auth.names("noise", &client.location().designator));
+    assert!(!auth.names("noise", &server.location().designator));
+    assert!(!auth.names("tcp-testing-only", &client.location().designator));
 
     let (mut a, mut b) = (out.connection, inb.connection);
     // 3 MiB + change: many Noise frames per message, both directions at once.
@@ -114,6 +119,13 @@ async fn happy_path_both_ways_with_large_messages() {
     assert!(b.reader.recv().await.unwrap().is_none());
 }
 
+/// The key a connection's netlayer verified, if it is a `noise` identity.
+fn verified_peer(connection: &Connection) -> Option<PeerKey> {
+    let auth = connection.authenticated()?;
+    assert_eq!(auth.transport(), "noise");
+    Some(PeerKey::from_designator(auth.designator()).unwrap())
+}
+
 #[tokio::test]
 async fn works_through_the_netlayer_trait() {
     let server: Box<dyn Netlayer> = Box::new(bind().await);
@@ -122,7 +134,10 @@ async fn works_through_the_netlayer_trait() {
     let (out, inb) = tokio::join!(client.connect(&to), server.accept());
     let (mut out, mut inb) = (out.unwrap(), inb.unwrap());
     let client_key = PeerKey::from_designator(&client.location().designator).unwrap();
+    let server_key = PeerKey::from_designator(&server.location().designator).unwrap();
+    assert!(client.authenticates() && server.authenticates());
     assert_eq!(verified_peer(&inb), Some(client_key));
+    assert_eq!(verified_peer(&out), Some(server_key));
     out.writer.send(b"<op:abort \"x\">").await.unwrap();
     let got = read_exactly(inb.reader.as_mut(), 14).await.unwrap();
     assert_eq!(got, b"<op:abort \"x\">");

@@ -38,6 +38,9 @@ async fn messages_flow_both_ways_and_end_cleanly() {
     let (mut out, mut inb) = (out.unwrap(), inb.unwrap());
     assert_eq!(out.direction, Direction::Outbound);
     assert_eq!(inb.direction, Direction::Inbound);
+    // tcp-testing-only authenticates no one.
+    assert!(!server.authenticates());
+    assert!(out.authenticated().is_none() && inb.authenticated().is_none());
 
     out.writer.send(b"<10'op:abort3\"bye>").await.unwrap();
     let got = read_exactly(inb.reader.as_mut(), 18).await.unwrap();

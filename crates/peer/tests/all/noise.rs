@@ -155,6 +155,15 @@ fn announced_location_must_be_the_authenticated_key() {
     let claimed = loc(&alice);
     let got = announce(&rt, &mallory, victim.location(), claimed);
     assert!(got.is_err(), "impostor accepted");
+    // Her own key under another transport's name: refused too.
+    let mut other = mallory.location().clone();
+    other.transport = "tcp-testing-only".into();
+    let other =
+        PeerLocator::new(other.transport, other.designator, Hints::Map(other.hints)).unwrap();
+    assert!(
+        announce(&rt, &mallory, victim.location(), other).is_err(),
+        "a noise identity announced as a tcp-testing-only one"
+    );
     // Claiming her own locator is fine.
     let own = loc(&mallory);
     assert_eq!(announce(&rt, &mallory, victim.location(), own), Ok(()));
@@ -242,4 +251,89 @@ fn unauthenticated_connection_cannot_claim_a_noise_identity() {
         !got_fetch,
         "the impostor received the victim's Swiss number"
     );
+}
+
+/// Connects to `port` over plain TCP and runs a CapTP session announcing
+/// `claimed`; the task answers whether a `fetch` (a Swiss number) ever
+/// arrived. The channel says the peer's start message arrived.
+fn claim_over_tcp(
+    rt: &tokio::runtime::Runtime,
+    port: u16,
+    claimed: PeerLocator,
+) -> (tokio::task::JoinHandle<bool>, std::sync::mpsc::Receiver<()>) {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let (announced_tx, announced_rx) = std::sync::mpsc::channel();
+    let task = rt.spawn(async move {
+        let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .unwrap();
+        let mut sess = Session::new(SessionConfig::new(Dialect::Current, [9u8; 32], claimed));
+        let mut buf = vec![0u8; 65536];
+        let mut got_fetch = false;
+        loop {
+            while let Some(b) = sess.poll_transmit() {
+                if s.write_all(&b).await.is_err() {
+                    return got_fetch;
+                }
+            }
+            while let Some(e) = sess.poll_event() {
+                match e {
+                    Event::Established { .. } => {
+                        let _ = announced_tx.send(());
+                    }
+                    Event::Fetch { .. } => got_fetch = true,
+                    _ => {}
+                }
+            }
+            match tokio::time::timeout(Duration::from_secs(3), s.read(&mut buf)).await {
+                Ok(Ok(n)) if n > 0 => {
+                    let _ = sess.handle_bytes(&buf[..n]);
+                }
+                _ => return got_fetch,
+            }
+        }
+    });
+    (task, announced_rx)
+}
+
+/// A peer with only tcp-testing-only cannot check a `noise` key, nor the
+/// designator of a transport it does not know (here a made-up `onion`): an
+/// unauthenticated connection announcing such a locator must be refused,
+/// or a later sturdyref to that peer would find the impostor's session
+/// (sessions are found by announced location) and hand it the Swiss
+/// number, where it should fail for want of a netlayer.
+#[test]
+fn unauthenticated_connection_cannot_claim_a_transport_we_cannot_check() {
+    use pola_netlayer::TcpTestingOnly;
+
+    let rt = rt();
+    let _in_rt = rt.enter();
+    let tcp = rt.block_on(TcpTestingOnly::bind("127.0.0.1", 0)).unwrap();
+    let port: u16 = tcp.location().hints["port"].parse().unwrap();
+    let vat = Vat::new("caller");
+    let caller = Peer::start(vat.clone(), vec![Arc::new(tcp)], PeerConfig::default()).unwrap();
+    let key = Identity::generate().unwrap().public_key().to_designator();
+    for transport in ["noise", "onion"] {
+        let claimed =
+            PeerLocator::new(transport, key.clone(), Hints::Map(Default::default())).unwrap();
+        let (attacker, announced) = claim_over_tcp(&rt, port, claimed.clone());
+        // The caller's start message arrives either way; then give it time
+        // to settle before looking the claimed peer up.
+        let _ = announced.recv_timeout(Duration::from_secs(2));
+        std::thread::sleep(Duration::from_millis(200));
+        let far = caller.handle().enliven(SturdyRef {
+            peer: claimed,
+            swiss: Swiss::new(&b"the victim's secret"[..]),
+        });
+        let answer = vat.send(&far, "get", vec![]);
+        let got = vat.block_on(&answer, T);
+        assert!(got.is_err(), "{transport}: answered {got:?}");
+        let got_fetch = rt.block_on(attacker).unwrap();
+        assert!(
+            !got_fetch,
+            "{transport}: the impostor received the Swiss number"
+        );
+    }
+    rt.block_on(caller.shutdown());
+    vat.shutdown();
 }

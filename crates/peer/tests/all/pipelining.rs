@@ -61,6 +61,9 @@ impl Netlayer for Gated {
     fn location(&self) -> &Location {
         self.inner.location()
     }
+    fn authenticates(&self) -> bool {
+        self.inner.authenticates()
+    }
     fn connect<'a>(&'a self, to: &'a Location) -> BoxFuture<'a, Result<Connection, NetError>> {
         Box::pin(async move { Ok(self.wrap(self.inner.connect(to).await?)) })
     }
