@@ -144,7 +144,8 @@ impl PeerConfig {
         self
     }
 
-    /// At most `bytes` queued for one connection's writer.
+    /// Sets [`PeerConfig::max_held_bytes`] and
+    /// [`PeerConfig::max_held_bytes_total`].
     #[must_use]
     pub fn with_held_budget(mut self, per_session: usize, total: usize) -> Self {
         self.max_held_bytes = per_session;
@@ -152,7 +153,8 @@ impl PeerConfig {
         self
     }
 
-    /// Sets [`PeerConfig::max_queued_bytes`].
+    /// At most `bytes` queued for one connection's writer.
+    #[must_use]
     pub fn with_max_queued_bytes(mut self, bytes: usize) -> Self {
         self.max_queued_bytes = bytes;
         self

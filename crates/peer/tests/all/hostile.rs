@@ -669,3 +669,93 @@ fn a_peer_that_never_reads_again_is_dropped_without_holding_its_slot() {
     victim.still_serves();
     victim.stop();
 }
+
+/// A value of `n` one-byte atoms: small on the wire, big once decoded.
+fn atoms(n: usize) -> Value<CapRef> {
+    Value::List(vec![Value::Bool(true); n])
+}
+
+/// Calls echo with big arguments and keeps every answer (never sends
+/// `op:gc-answers`) until the victim aborts; returns its reason.
+fn keep_answers_until_cut(s: &mut TcpStream, client: &mut Session, calls: usize) -> String {
+    let fetch = client.fetch(&Swiss::new(ECHO.as_bytes().to_vec())).unwrap();
+    let echo = CapRef::Question(fetch);
+    for _ in 0..calls {
+        // ~1 MiB decoded, 16 KiB on the wire.
+        client.deliver(&echo, vec![atoms(16 << 10)]).unwrap();
+        while let Some(m) = client.poll_transmit() {
+            if s.write_all(&m).is_err() {
+                break;
+            }
+        }
+    }
+    let got = read_all_values(s);
+    got.last()
+        .and_then(abort_reason)
+        .unwrap_or("(no abort)")
+        .to_owned()
+}
+
+/// Waits until the victim's sessions hold no bytes (they were all given
+/// back), or fails.
+fn wait_held_zero(victim: &Victim) {
+    let start = Instant::now();
+    loop {
+        let held = victim.rt.block_on(victim.peer.stats()).unwrap().held_bytes;
+        if held == 0 {
+            return;
+        }
+        assert!(start.elapsed() < T, "{held} bytes still held");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn a_peer_that_keeps_its_answers_is_cut_at_its_memory_budget() {
+    let victim = Victim::new(PeerConfig::default().with_held_budget(8 << 20, 64 << 20));
+    let (mut s, mut client) = open_session(&victim, "hoarder", 21);
+    let reason = keep_answers_until_cut(&mut s, &mut client, 40);
+    assert!(
+        reason.starts_with("over memory budget"),
+        "not cut for memory: {reason}"
+    );
+    wait_held_zero(&victim);
+    victim.still_serves();
+    victim.stop();
+}
+
+#[test]
+fn many_hoarders_share_one_budget_and_a_modest_peer_is_spared() {
+    let victim = Victim::new(PeerConfig::default().with_held_budget(64 << 20, 16 << 20));
+    // A modest session that keeps one small answer throughout.
+    let (mut ms, mut modest) = open_session(&victim, "modest", 30);
+    let fetch = modest.fetch(&Swiss::new(ECHO.as_bytes().to_vec())).unwrap();
+    let q = modest
+        .deliver(&CapRef::Question(fetch), vec![atoms(16)])
+        .unwrap();
+    assert!(answer_of(&mut ms, &mut modest, q).is_ok());
+    let hoarders: Vec<_> = (0..6u8)
+        .map(|i| {
+            let (s, c) = open_session(&victim, &format!("hoarder{i}"), 40 + i);
+            std::thread::spawn(move || {
+                let (mut s, mut c) = (s, c);
+                keep_answers_until_cut(&mut s, &mut c, 40)
+            })
+        })
+        .collect();
+    for h in hoarders {
+        let reason = h.join().unwrap();
+        assert!(
+            reason.starts_with("over shared memory budget"),
+            "not cut for memory: {reason}"
+        );
+    }
+    // The modest peer is still served on its own session.
+    let q = modest
+        .deliver(&CapRef::Question(fetch), vec![atoms(16)])
+        .unwrap();
+    assert!(answer_of(&mut ms, &mut modest, q).is_ok());
+    drop(ms);
+    wait_held_zero(&victim);
+    victim.stop();
+}
