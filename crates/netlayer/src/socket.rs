@@ -11,7 +11,7 @@
 //!   through the runtime registers the first time it waits and stays so;
 //! - a writer registers the first time the socket's send buffer is full
 //!   (a connection that carries bulk data) and stays so, or from the start
-//!   if the netlayer asks (see [`split`]).
+//!   if the netlayer asks (see `split`).
 //!
 //! Readiness is cleared the way tokio expects: a read or write that finds
 //! the socket not ready runs inside the registration's `try_io`, so the

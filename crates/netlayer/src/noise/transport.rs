@@ -408,7 +408,7 @@ impl<W> Channel<W> {
 /// When the socket is idle, `send` seals the message and writes it at once
 /// (one write, as many frames as the message needs). If the socket cannot
 /// take it all, the rest goes to a writer task, and messages sent while it
-/// writes are buffered as plaintext (at most [`MAX_PENDING`] bytes; beyond
+/// writes are buffered as plaintext (at most 256 KiB; beyond
 /// that `send` waits) and later sealed together into as few frames as fit,
 /// written with one write: fewer AEAD calls, headers and syscalls exactly
 /// when the link is the bottleneck. Merging is sound because a Noise
