@@ -504,7 +504,10 @@ struct QuestionEntry {
 }
 
 struct AnswerEntry {
-    resolution: Option<Settlement>,
+    /// Whether the local side has settled it. The settlement itself is
+    /// not kept here: the local side holds it (in its promise for the
+    /// answer) and answers later listens on a settled answer.
+    settled: bool,
     /// Bytes charged to this answer: its settlement, or until it settles
     /// the arguments of messages pipelined on it.
     cost: usize,
@@ -825,7 +828,7 @@ impl Session {
     pub fn is_waiting(&self) -> bool {
         self.tables.questions.values().any(|q| !q.settled)
             || !self.tables.listens.is_empty()
-            || self.tables.answers.values().any(|a| a.resolution.is_none())
+            || self.tables.answers.values().any(|a| !a.settled)
     }
 
     /// Queues a message that changes nothing (an `op:gc-answers` with no
@@ -1286,7 +1289,7 @@ impl Session {
         self.tables.answers.insert(
             a,
             AnswerEntry {
-                resolution: None,
+                settled: false,
                 cost: 0,
                 waiting,
             },
@@ -1382,7 +1385,7 @@ impl Session {
         };
         if let Ok(LocalTarget::Answer(a)) = target
             && let Some(e) = self.tables.answers.get_mut(&a)
-            && e.resolution.is_none()
+            && !e.settled
         {
             // Pipelined on an answer not settled yet: the local side keeps
             // the message until it settles.
@@ -1610,22 +1613,15 @@ impl Session {
         self.hold_internal(listener);
         let reply = Reply(ReplyTo::Resolver(listener));
         match target {
-            Ok(LocalTarget::Answer(a)) => {
-                let resolution =
-                    self.tables
-                        .answers
-                        .get_mut(&a)
-                        .and_then(|e| match &e.resolution {
-                            Some(r) => Some(r.clone()),
-                            None => {
-                                e.waiting.push(listener);
-                                None
-                            }
-                        });
-                if let Some(r) = resolution {
-                    self.settle(reply, r);
-                }
-            }
+            Ok(LocalTarget::Answer(a)) => match self.tables.answers.get_mut(&a) {
+                Some(e) if !e.settled => e.waiting.push(listener),
+                // Settled: the local side holds the settlement.
+                _ => self.push_event(Event::Listen {
+                    target: LocalTarget::Answer(a),
+                    reply,
+                    wants_partial: l.wants_partial,
+                }),
+            },
             Ok(target) => self.push_event(Event::Listen {
                 target,
                 reply,
@@ -1970,7 +1966,7 @@ impl Session {
         let resolvers = match reply.0 {
             ReplyTo::Resolver(r) => vec![r],
             ReplyTo::Answer(a) => match self.tables.answers.get_mut(&a) {
-                Some(e) if e.resolution.is_none() => {
+                Some(e) if !e.settled => {
                     // What was pipelined on it goes to the local side now;
                     // the settlement stays until the peer releases it.
                     let cost = match &result {
@@ -1981,7 +1977,7 @@ impl Session {
                         .saturating_sub(e.cost)
                         .saturating_add(cost);
                     e.cost = cost;
-                    e.resolution = Some(result.clone());
+                    e.settled = true;
                     std::mem::take(&mut e.waiting)
                 }
                 _ => Vec::new(),
@@ -2437,15 +2433,6 @@ fn nesting<R>(v: &Value<R>, at: usize, cap: usize, ref_depth: &dyn Fn(&R) -> usi
         }
     }
     deepest
-}
-
-/// Crossed hellos (DIGEST section 7): we dialled a peer while it dialled us.
-/// `our_outbound` is our Public Identifier on our outbound connection,
-/// `their_inbound` the peer's on its (our inbound) connection. Returns
-/// whether to keep our outbound connection (and abort the inbound one);
-/// `false` means abort the outbound one. The peer reaches the same verdict.
-pub fn crossed_hellos_keep_outbound(our_outbound: &PublicId, their_inbound: &PublicId) -> bool {
-    our_outbound.0 > their_inbound.0
 }
 
 impl Drop for Session {

@@ -302,7 +302,7 @@ fn a_deposited_gift_outlives_the_gifters_reference() {
 
 #[test]
 fn crossed_hellos_pick_the_same_survivor_on_both_sides() {
-    use pola_captp::session::crossed_hellos_keep_outbound;
+    use pola_captp::endpoint::crossed_hellos_keep_outbound;
     let x = *crate::sim::session(Dialect::Current, 1, "a").public_id();
     let y = *crate::sim::session(Dialect::Current, 2, "b").public_id();
     // Peer 1's outbound connection is peer 2's inbound one and vice versa:

@@ -4,6 +4,7 @@
 
 mod budget;
 mod dialects;
+mod endpoint;
 mod export_race;
 mod gc_model;
 mod handoff;
