@@ -33,7 +33,9 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use pola_captp::budget::MemoryPool;
 use pola_captp::crypto::SessionId;
-use pola_captp::endpoint::{self, Activity, Decision, Endpoint, EndpointConfig, Opening, PeerKey};
+use pola_captp::endpoint::{
+    self, Activity, Decision, Endpoint, EndpointConfig, Opening, PeerKey, SourceCap,
+};
 use pola_captp::handoff::SignedGive;
 use pola_captp::locator::{Hints, PeerLocator, SturdyRef, Swiss};
 use pola_captp::session::{
@@ -67,7 +69,13 @@ pub struct PeerConfig {
     pub max_sessions: usize,
     /// Most inbound connections from one source address (an IPv6 source
     /// counts by its /64) at once, so one host cannot take every slot.
+    /// Every user behind one NAT address counts as that one source.
     pub max_sessions_per_source: usize,
+    /// Whether a source may borrow free slots past
+    /// `max_sessions_per_source`, taken back when a source under its cap
+    /// finds none free (for many users behind one NAT address; see
+    /// `pola_captp::endpoint` for the trade-off). Default: strict.
+    pub source_cap: SourceCap,
     /// Most bytes queued for one connection's writer; a peer that stops
     /// reading past this has its session aborted.
     pub max_queued_bytes: usize,
@@ -111,6 +119,7 @@ impl Default for PeerConfig {
             dialect: Dialect::Auto,
             max_sessions: 1024,
             max_sessions_per_source: 64,
+            source_cap: SourceCap::Strict,
             max_queued_bytes: conn::DEFAULT_MAX_QUEUED,
             max_held_bytes: 64 << 20,
             max_held_bytes_total: 1 << 30,
@@ -150,6 +159,13 @@ impl PeerConfig {
     pub fn with_held_budget(mut self, per_session: usize, total: usize) -> Self {
         self.max_held_bytes = per_session;
         self.max_held_bytes_total = total;
+        self
+    }
+
+    /// Whether the per-source cap is strict or lends free slots.
+    #[must_use]
+    pub fn with_source_cap(mut self, cap: SourceCap) -> Self {
+        self.source_cap = cap;
         self
     }
 
@@ -588,6 +604,7 @@ fn endpoint_config(config: &PeerConfig) -> EndpointConfig {
     let mut e = EndpointConfig::default();
     e.max_sessions = config.max_sessions;
     e.max_sessions_per_source = config.max_sessions_per_source;
+    e.source_cap = config.source_cap;
     e.handshake_timeout = config.handshake_timeout;
     e.idle_timeout = config.idle_timeout;
     e.message_timeout = config.message_timeout;

@@ -337,6 +337,59 @@ fn one_host_cannot_take_every_slot() {
 }
 
 #[test]
+fn adaptive_cap_lends_free_slots_to_one_address_and_takes_them_back() {
+    use pola_captp::endpoint::SourceCap;
+    let victim = Victim::new(
+        PeerConfig::default()
+            .with_max_sessions(16)
+            .with_max_sessions_per_source(3)
+            .with_source_cap(SourceCap::Adaptive),
+    );
+    // Many users behind one address (127.0.0.2) take every inbound slot
+    // (16 less the 2 kept for the victim's dials), well past their cap of 3.
+    let mut nat: Vec<TcpStream> = (0..14)
+        .map(|_| connect_from(&victim, "127.0.0.2"))
+        .collect();
+    wait_for_sessions(&victim, 14);
+    // A 15th user there finds no free slot: refused, nothing sent.
+    let mut refused = connect_from(&victim, "127.0.0.2");
+    assert!(read_all_values(&mut refused).is_empty(), "no 15th");
+    // Another address is under its cap: it takes a borrowed slot back.
+    let mut other = connect_from(&victim, "127.0.0.3");
+    other.set_read_timeout(Some(T)).unwrap();
+    let mut buf = [0u8; 1];
+    other.read_exact(&mut buf).unwrap();
+    let mut reclaimed = Vec::new();
+    for (i, s) in nat.iter_mut().enumerate() {
+        s.set_read_timeout(Some(Duration::from_millis(100)))
+            .unwrap();
+        let mut d = Decoder::new();
+        let mut chunk = [0u8; 4096];
+        let start = Instant::now();
+        // Each has our op:start-session; the reclaimed one an op:abort too.
+        while start.elapsed() < Duration::from_secs(1) {
+            match s.read(&mut chunk) {
+                Ok(0) => break,
+                Ok(n) => d.feed(&chunk[..n]),
+                Err(_) => break,
+            }
+        }
+        while let Ok(Some(v)) = d.next_value() {
+            if label(&v) == Some("op:abort") {
+                reclaimed.push((i, v));
+            }
+        }
+    }
+    assert_eq!(reclaimed.len(), 1, "{reclaimed:?}");
+    let why = &reclaimed[0].1.as_record().unwrap().fields[0];
+    assert_eq!(why, &Value::str("slot reclaimed for another source"));
+    // And a well-behaved client from a third address is served.
+    victim.still_serves();
+    drop(nat);
+    victim.stop();
+}
+
+#[test]
 fn inbound_connections_cannot_lock_out_our_own_dials() {
     let victim = Victim::new(PeerConfig::default().with_max_sessions(4));
     // Every inbound slot taken (three, from three hosts)...
