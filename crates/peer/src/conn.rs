@@ -1,24 +1,28 @@
 //! Connection plumbing: tasks that move bytes between a netlayer
 //! [`Connection`] and the peer's event loop.
 //!
-//! Each connection gets two tasks:
-//! - a *reader* that forwards every incoming chunk to the event loop as
-//!   [`NetEvent::Bytes`] (or hands it to a [`BytesSink`] on its own task)
-//!   and ends with one [`NetEvent::Closed`];
-//! - a *writer* that sends the messages queued on its [`ConnHandle`] in
-//!   order, joining those queued together into one write (a message is a
-//!   self-delimiting piece of the byte stream, never split by the join). [`ConnHandle::close`] flushes what is
-//!   queued, shuts the sending half (FIN) and then lets the reader drain
-//!   until the peer closes or a short linger passes, so the peer sees a
-//!   clean end of stream rather than a reset. Closing is bounded: what
-//!   is still unwritten [`CLOSE_GRACE`] after the close is dropped, so a
-//!   peer that stopped reading cannot hold a writer (and its socket) for
-//!   ever. [`ConnHandle::abort_with`] drops what is queued and sends one
-//!   last message (an `op:abort`) if the peer reads it in time.
+//! Each connection gets a *reader* and a *writer*:
+//! - the reader hands every incoming chunk, then the end, to the peer's
+//!   one [`Ingress`], on the thread that read it: a runtime task here, or
+//!   the vat's own thread for sockets the vat reads itself (the `io`
+//!   module); either way that is the only path bytes take into the peer;
+//! - the writer sends the messages queued on its [`ConnHandle`] in order
+//!   (from the calling thread when nothing is queued, else from its task),
+//!   joining those queued together into one write (a message is a
+//!   self-delimiting piece of the byte stream, never split by the join).
+//!   [`ConnHandle::close`] flushes what is queued, shuts the sending half
+//!   (FIN) and then lets the reader drain until the peer closes or a short
+//!   linger passes, so the peer sees a clean end of stream rather than a
+//!   reset. Closing is bounded: what is still unwritten [`CLOSE_GRACE`]
+//!   after the close is dropped, so a peer that stopped reading cannot hold
+//!   a writer (and its socket) for ever. [`ConnHandle::abort_with`] drops
+//!   what is queued and sends one last message (an `op:abort`) if the peer
+//!   reads it in time.
 //!
-//! The tasks make no protocol decisions; the event loop owns every session.
-//! Invariant: after [`NetEvent::Closed`] for a connection, no further event
-//! for it is sent.
+//! The tasks make no protocol decisions; the peer's core owns every
+//! session. Invariant (upheld by both readers): a connection's input reaches
+//! the ingress in order, one call at a time, and after its
+//! [`Input::Closed`] nothing more of it does.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -46,9 +50,8 @@ pub const CLOSE_GRACE: Duration = Duration::from_secs(2);
 /// How long a dial may take before it counts as failed.
 pub const DIAL_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Capacity of the event queue from connection tasks to the event loop.
-/// A full queue stops the readers (TCP backpressure), so a fast sender
-/// cannot grow the loop's memory.
+/// Capacity of the event queue from the acceptors and dials to the event
+/// loop. A full queue stops the acceptors.
 pub const EVENT_QUEUE: usize = 256;
 
 /// Default cap on bytes queued for one connection's writer. A peer that
@@ -71,7 +74,8 @@ impl ConnId {
     }
 }
 
-/// What the connection tasks tell the event loop.
+/// What the acceptors and dials tell the event loop (what arrives on a
+/// connection goes to its [`Ingress`] instead).
 #[derive(Debug)]
 pub enum NetEvent {
     /// A netlayer accepted an inbound connection (not yet started); the
@@ -86,11 +90,23 @@ pub enum NetEvent {
         /// The connection, or why not.
         result: Result<Connection, NetError>,
     },
-    /// Bytes arrived on a connection.
-    Bytes(ConnId, Bytes),
-    /// The connection ended (clean end of stream: `None`).
-    Closed(ConnId, Option<NetError>),
 }
+
+/// What a connection's reader hands to the [`Ingress`].
+#[derive(Debug)]
+pub enum Input {
+    /// Bytes arrived, in order.
+    Bytes(Bytes),
+    /// The connection ended (clean end of stream: `None`); the last input.
+    Closed(Option<NetError>),
+}
+
+/// The one way what arrives on a connection enters the peer: every reader
+/// (a runtime task, or the vat's own thread) calls it on its own thread
+/// with each chunk as it arrives, then once with [`Input::Closed`]. The
+/// reader reads on only after the call returns: that is the
+/// backpressure.
+pub type Ingress = Arc<dyn Fn(ConnId, Input) + Send + Sync>;
 
 type Writer = Box<dyn MessageWriter>;
 
@@ -296,46 +312,21 @@ impl ConnHandle {
     }
 }
 
-/// Takes incoming bytes on the reader's own task (see
-/// [`spawn_connection_with`]).
-pub type BytesSink = Arc<dyn Fn(ConnId, Bytes) + Send + Sync>;
-
-/// Starts the reader and writer tasks for `conn`, reporting to `events`,
-/// with at most `max_queued` bytes waiting for the writer. Must be called
-/// inside a tokio runtime.
-pub fn spawn_connection(
-    conn: Connection,
-    events: mpsc::Sender<NetEvent>,
-    max_queued: usize,
-) -> ConnHandle {
-    spawn_connection_with(conn, events, max_queued, None)
+/// Starts the reader and writer for `conn`, handing what arrives to
+/// `ingress`, with at most `max_queued` bytes waiting for the writer. Must
+/// be called inside a tokio runtime.
+pub fn spawn_connection(conn: Connection, ingress: Ingress, max_queued: usize) -> ConnHandle {
+    spawn_connection_on(ConnId::fresh(), conn, ingress, max_queued, None)
 }
 
-/// Like [`spawn_connection`], but with a `sink` every incoming chunk goes
-/// to it, called on the reader's task as the chunk arrives, instead of to
-/// `events` as [`NetEvent::Bytes`] (one task hand-off less per chunk; the
-/// reader reads on only after the sink returns, which is the
-/// backpressure). [`NetEvent::Closed`] still goes to `events`, after the
-/// last chunk was given to the sink.
-pub fn spawn_connection_with(
-    conn: Connection,
-    events: mpsc::Sender<NetEvent>,
-    max_queued: usize,
-    sink: Option<BytesSink>,
-) -> ConnHandle {
-    spawn_connection_on(ConnId::fresh(), conn, events, max_queued, sink, None)
-}
-
-/// Like [`spawn_connection_with`]; with `io` (and a sink), a reader that
-/// can be read directly is read on the vat's own thread instead of a
-/// runtime task (see the `io` module). `id` names it (fresh from
-/// [`ConnId::fresh`]).
+/// Like [`spawn_connection`]; with `io`, a reader that can be read
+/// directly is read on the vat's own thread instead of a runtime task (see
+/// the `io` module). `id` names it (fresh from [`ConnId::fresh`]).
 pub(crate) fn spawn_connection_on(
     id: ConnId,
     conn: Connection,
-    events: mpsc::Sender<NetEvent>,
+    ingress: Ingress,
     max_queued: usize,
-    sink: Option<BytesSink>,
     io: Option<&crate::io::VatIo>,
 ) -> ConnHandle {
     let queued = Arc::new(AtomicUsize::new(0));
@@ -347,12 +338,12 @@ pub(crate) fn spawn_connection_on(
         ..
     } = conn;
     // Read on the vat's thread if we can; else on a runtime task below.
-    let (reader, on_vat) = match (io, &sink) {
-        (Some(io), Some(sink)) => match io.register(id, reader, sink.clone(), events.clone()) {
+    let (reader, on_vat) = match io {
+        Some(io) => match io.register(id, reader, ingress.clone()) {
             Ok(token) => (None, Some((io.clone(), token))),
             Err(reader) => (Some(reader), None),
         },
-        _ => (Some(reader), None),
+        None => (Some(reader), None),
     };
     let idle = Arc::new(Mutex::new(Some(writer)));
     let task_idle = idle.clone();
@@ -361,7 +352,7 @@ pub(crate) fn spawn_connection_on(
     let stop = Arc::new(Stop::default());
     let task_stop = stop.clone();
     // Set once the writer has shut our sending half; the reader then only
-    // drains (no more events) and gives up after the linger.
+    // drains (no more input) and gives up after the linger.
     let (shut_tx, shut_rx) = tokio::sync::watch::channel(false);
 
     tokio::spawn(async move {
@@ -466,7 +457,7 @@ pub(crate) fn spawn_connection_on(
 
     let on_vat = reader.is_none();
     if let Some(reader) = reader {
-        spawn_reader(reader, id, events, sink, shut_rx);
+        spawn_reader(reader, id, ingress, shut_rx);
     }
     ConnHandle {
         id,
@@ -481,14 +472,13 @@ pub(crate) fn spawn_connection_on(
     }
 }
 
-/// The runtime reader task: forwards chunks (to `sink`, or as
-/// [`NetEvent::Bytes`]) until the end, only drains once the writer has shut
-/// the connection, and reports [`NetEvent::Closed`] last.
+/// The runtime reader task: hands chunks to `ingress` until the end, only
+/// drains once the writer has shut the connection, and reports
+/// [`Input::Closed`] last.
 fn spawn_reader(
     mut reader: Box<dyn MessageReader>,
     id: ConnId,
-    reader_events: mpsc::Sender<NetEvent>,
-    sink: Option<BytesSink>,
+    ingress: Ingress,
     mut shut_rx: tokio::sync::watch::Receiver<bool>,
 ) {
     tokio::spawn(async move {
@@ -500,12 +490,7 @@ fn spawn_reader(
                 r = reader.recv() => match r {
                     Ok(Some(chunk)) => {
                         if !shut {
-                            match &sink {
-                                Some(sink) => sink(id, chunk),
-                                None => {
-                                    let _ = reader_events.send(NetEvent::Bytes(id, chunk)).await;
-                                }
-                            }
+                            ingress(id, Input::Bytes(chunk));
                         }
                     }
                     Ok(None) => break None,
@@ -520,7 +505,7 @@ fn spawn_reader(
                 () = &mut deadline, if shut => break None,
             }
         };
-        let _ = reader_events.send(NetEvent::Closed(id, end)).await;
+        ingress(id, Input::Closed(end));
     });
 }
 
@@ -576,8 +561,8 @@ mod tests {
         let y = net.netlayer("y").unwrap();
         let to = y.location().clone();
         let (cx, cy) = tokio::join!(x.connect(&to), y.accept());
-        let (etx, _erx) = mpsc::channel(EVENT_QUEUE);
-        let hx = spawn_connection(cx.unwrap(), etx, 1 << 20);
+        let (ingress, _inputs) = channel_ingress();
+        let hx = spawn_connection(cx.unwrap(), ingress, 1 << 20);
         let _never_reads = cy.unwrap();
         // The in-memory pipe holds 256 KiB; the cap 1 MiB more. Far less
         // than 64 MiB must be accepted before the cap refuses.
@@ -596,12 +581,23 @@ mod tests {
     use super::*;
     use pola_netlayer::{MemoryNetwork, TcpTestingOnly};
 
-    async fn collect(rx: &mut mpsc::Receiver<NetEvent>, id: ConnId) -> (Vec<u8>, Option<NetError>) {
+    type Inputs = mpsc::UnboundedReceiver<(ConnId, Input)>;
+
+    /// An ingress that queues what it is handed, for the test to read.
+    fn channel_ingress() -> (Ingress, Inputs) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let ingress: Ingress = Arc::new(move |id, input| {
+            let _ = tx.send((id, input));
+        });
+        (ingress, rx)
+    }
+
+    async fn collect(rx: &mut Inputs, id: ConnId) -> (Vec<u8>, Option<NetError>) {
         let mut got = Vec::new();
         loop {
             match rx.recv().await.unwrap() {
-                NetEvent::Bytes(i, b) if i == id => got.extend_from_slice(&b),
-                NetEvent::Closed(i, e) if i == id => return (got, e),
+                (i, Input::Bytes(b)) if i == id => got.extend_from_slice(&b),
+                (i, Input::Closed(e)) if i == id => return (got, e),
                 other => panic!("unexpected {other:?}"),
             }
         }
@@ -627,10 +623,10 @@ mod tests {
                 other => panic!("unexpected {other:?}"),
             }
         }
-        let (a_tx, mut a_rx) = mpsc::channel(EVENT_QUEUE);
-        let (b_tx, mut b_rx) = mpsc::channel(EVENT_QUEUE);
-        let a = spawn_connection(dialed.unwrap(), a_tx, DEFAULT_MAX_QUEUED);
-        let b = spawn_connection(accepted.unwrap(), b_tx, DEFAULT_MAX_QUEUED);
+        let (a_in, mut a_rx) = channel_ingress();
+        let (b_in, mut b_rx) = channel_ingress();
+        let a = spawn_connection(dialed.unwrap(), a_in, DEFAULT_MAX_QUEUED);
+        let b = spawn_connection(accepted.unwrap(), b_in, DEFAULT_MAX_QUEUED);
         assert_eq!(a.direction(), Direction::Outbound);
         assert_eq!(b.direction(), Direction::Inbound);
         for i in 0..100u8 {
@@ -655,13 +651,13 @@ mod tests {
         let y = net.netlayer("y").unwrap();
         let to = y.location().clone();
         let (cx, cy) = tokio::join!(x.connect(&to), y.accept());
-        let (etx, mut erx) = mpsc::channel(EVENT_QUEUE);
-        let hx = spawn_connection(cx.unwrap(), etx, DEFAULT_MAX_QUEUED);
+        let (ingress, mut inputs) = channel_ingress();
+        let hx = spawn_connection(cx.unwrap(), ingress, DEFAULT_MAX_QUEUED);
         let _keep_open = cy.unwrap();
         hx.close();
         let started = tokio::time::Instant::now();
-        match erx.recv().await.unwrap() {
-            NetEvent::Closed(id, None) => assert_eq!(id, hx.id()),
+        match inputs.recv().await.unwrap() {
+            (id, Input::Closed(None)) => assert_eq!(id, hx.id()),
             other => panic!("unexpected {other:?}"),
         }
         assert!(started.elapsed() >= CLOSE_LINGER / 2);

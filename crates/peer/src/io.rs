@@ -1,28 +1,34 @@
-//! Reading connections on the vat's own thread.
+//! The peer's driver on its vat's thread, and reading connections there.
 //!
-//! A vat joined to a peer sleeps in `epoll` (through mio) on the sockets
-//! of its sessions instead of parking its thread (a [`Waiter`], see
-//! `pola-vat`). When a message arrives, the vat's thread itself reads it,
-//! decodes it and queues the delivery, and the turn runs right after. A
+//! A peer attaches one [`Driver`] to its vat (see `pola-vat`). Its
+//! `on_idle` runs the session work the vat's thread queued (sends through
+//! far references, answers the vat settled: [`VatSide`]). For the one peer
+//! a vat sleeps in (the first on that vat), it also holds a reactor: the
+//! vat sleeps in `epoll` (through mio) on the sockets of its sessions
+//! instead of parking its thread. When a message arrives, the vat's thread
+//! itself reads it, hands it to the peer's [`Ingress`] (decoded, turned
+//! into vat deliveries), and the turn runs right after. A
 //! round trip then wakes one thread on each side, as a raw TCP ping-pong
 //! does, instead of a runtime task first and the vat second. Writes already
 //! leave from the thread that makes them ([`crate::conn::ConnHandle`]).
 //!
 //! Only readers that can be read without the runtime take this path
 //! ([`MessageReader::direct`]: the TCP-based netlayers, tcp-testing-only
-//! and noise); the others (in-memory) keep their runtime reader task.
-//! Dials, accepts, handshakes, timers and the drain of a closing
-//! connection stay on the runtime. While the vat is busy it still looks at
-//! its sockets every [`pola_vat::BATCH`] events ([`Waiter::poll_now`]).
+//! and noise); the others (in-memory), and every connection of a second
+//! peer on the same vat, keep their runtime reader task, which hands
+//! bytes to the same [`Ingress`]. Dials, accepts, handshakes, timers and
+//! the drain of a closing connection stay on the runtime. While the vat is
+//! busy it still runs the queued work and looks at its sockets every
+//! [`pola_vat::BATCH`] events ([`Driver::poll_now`]).
 //!
 //! Invariants (upheld here):
 //! - a registered reader is touched by one thread at a time: the vat's
 //!   thread while it reads ([`Entry::Busy`]), or whoever removes it from
-//!   the table; the sink is called with no lock held;
+//!   the table; the ingress is called with no lock held;
 //! - a socket is deregistered before its reader is dropped or handed back,
 //!   so a reused descriptor number is never mistaken for it;
-//! - after the end of a connection is reported ([`NetEvent::Closed`]) no
-//!   more bytes of it go to the sink.
+//! - after the end of a connection is reported ([`Input::Closed`]) no
+//!   more bytes of it go to the ingress.
 
 use std::collections::HashMap;
 use std::os::fd::RawFd;
@@ -32,11 +38,10 @@ use std::time::Duration;
 
 use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Registry, Token};
-use pola_netlayer::{MessageReader, NetError, ReadNow};
-use pola_vat::{Vat, Waiter, Wake};
-use tokio::sync::mpsc;
+use pola_netlayer::{MessageReader, ReadNow};
+use pola_vat::{Driver, Vat, Wake};
 
-use crate::conn::{BytesSink, CLOSE_LINGER, ConnId, NetEvent};
+use crate::conn::{CLOSE_LINGER, ConnId, Ingress, Input};
 
 /// Queued events beyond which a busy vat reads only [`SIP`] bytes per
 /// connection each time it looks at its sockets.
@@ -66,17 +71,25 @@ struct IoShared {
     next: AtomicUsize,
     runtime: tokio::runtime::Handle,
     /// Sessions hold GC reports back for their next message; if none comes
-    /// within [`GC_DELAY`] of the vat going idle, `on_quiet` sends them.
+    /// within [`GC_DELAY`] of the vat going idle, [`VatSide::quiet`] sends
+    /// them.
     gc_owed: AtomicBool,
-    on_quiet: Mutex<Option<QuietHook>>,
-    /// The vat's thread has dropped the waiter (the vat stopped): nothing
-    /// reads registered sockets any more; new ones are refused.
+    /// The vat's thread has dropped the reactor (the vat stopped, or the
+    /// peer is gone): nothing reads registered sockets any more; new ones
+    /// are refused.
     dead: AtomicBool,
 }
 
-/// Run on the vat's thread when it has been idle for [`GC_DELAY`] with GC
-/// reports owed.
-pub(crate) type QuietHook = Box<dyn FnMut() + Send>;
+/// What the peer does on its vat's thread, called by its driver.
+pub(crate) trait VatSide: Send + 'static {
+    /// Runs the session work the vat's thread queued. `false` once the
+    /// peer is gone.
+    fn run_queued(&mut self) -> bool;
+
+    /// GC reports are owed and the vat has been quiet for [`GC_DELAY`]:
+    /// send them.
+    fn quiet(&mut self);
+}
 
 /// How long GC reports may wait for a message to ride with.
 pub(crate) const GC_DELAY: Duration = Duration::from_millis(2);
@@ -85,8 +98,7 @@ struct Reg {
     id: ConnId,
     reader: Box<dyn MessageReader>,
     fd: RawFd,
-    sink: BytesSink,
-    events: mpsc::Sender<NetEvent>,
+    ingress: Ingress,
 }
 
 enum Entry {
@@ -98,53 +110,47 @@ enum Entry {
 }
 
 impl VatIo {
-    /// Makes `vat` wait on its sockets. `None` if the vat already has a
-    /// waiter (another peer on the same vat), if there is no tokio runtime
-    /// to hand closing connections to, or if the OS refuses an `epoll`
-    /// instance: the peer then reads on runtime tasks as before.
-    pub(crate) fn install(vat: &Vat, spin_max: Duration) -> Option<VatIo> {
-        let runtime = tokio::runtime::Handle::try_current().ok()?;
-        let vat_thread = vat.thread_id()?;
-        let poll = Poll::new().ok()?;
-        let waker = Arc::new(mio::Waker::new(poll.registry(), WAKE).ok()?);
-        let registry = poll.registry().try_clone().ok()?;
-        let shared = Arc::new(IoShared {
-            registry,
-            conns: Mutex::new(HashMap::new()),
-            next: AtomicUsize::new(1),
-            runtime,
-            gc_owed: AtomicBool::new(false),
-            on_quiet: Mutex::new(None),
-            dead: AtomicBool::new(false),
-        });
-        // A post the vat makes to itself while reading needs no wake-up: it
-        // is queued, and the vat looks at its queue as soon as `wait`
-        // returns.
-        let wake: Wake = Arc::new(move || {
-            if std::thread::current().id() != vat_thread {
-                let _ = waker.wake();
-            }
-        });
-        let waiter = IoWaiter {
-            poll,
-            events: Events::with_capacity(64),
-            shared: shared.clone(),
-            ready: Vec::new(),
-            spin: Duration::ZERO,
-            spin_max,
+    /// Attaches the peer's driver to `vat`, running `side`'s work there.
+    /// The driver also makes the vat sleep on the peer's sockets (and
+    /// `Some` is returned) unless the vat already sleeps in another
+    /// driver (another peer on the same vat), there is no tokio runtime to
+    /// hand closing connections to, or the OS refuses an `epoll` instance:
+    /// the peer's connections are then read on runtime tasks.
+    pub(crate) fn attach(vat: &Vat, spin_max: Duration, side: impl VatSide) -> Option<VatIo> {
+        let Some((reactor, wake)) = Reactor::new(vat, spin_max) else {
+            let _ = vat.attach(
+                PeerDriver {
+                    side,
+                    reactor: None,
+                },
+                None,
+            );
+            return None;
         };
-        vat.set_waiter(waiter, wake).then_some(VatIo { shared })
+        let shared = reactor.shared.clone();
+        let driver = PeerDriver {
+            side,
+            reactor: Some(reactor),
+        };
+        match vat.attach(driver, Some(wake)) {
+            Ok(()) => Some(VatIo { shared }),
+            Err(mut driver) => {
+                // Dropped unused: marks the reactor dead.
+                driver.reactor = None;
+                let _ = vat.attach(driver, None);
+                None
+            }
+        }
     }
 
-    /// Hands `reader` to the vat's thread: what arrives goes to `sink` on
-    /// that thread, the end of stream to `events`. Gives the reader back if
+    /// Hands `reader` to the vat's thread: what arrives, then the end of
+    /// stream, goes to `ingress` on that thread. Gives the reader back if
     /// it cannot be read directly or the socket cannot be registered.
     pub(crate) fn register(
         &self,
         id: ConnId,
         mut reader: Box<dyn MessageReader>,
-        sink: BytesSink,
-        events: mpsc::Sender<NetEvent>,
+        ingress: Ingress,
     ) -> Result<usize, Box<dyn MessageReader>> {
         let Some(fd) = reader.direct().map(|d| d.fd()) else {
             return Err(reader);
@@ -154,8 +160,7 @@ impl VatIo {
             id,
             reader,
             fd,
-            sink,
-            events,
+            ingress,
         };
         // In the table before the socket can report, so the first event
         // finds it; not at all once the vat has stopped.
@@ -177,16 +182,6 @@ impl VatIo {
             return Err(reg.reader);
         }
         Ok(token)
-    }
-
-    /// Sets what runs when GC reports are owed and the vat has been idle
-    /// for [`GC_DELAY`].
-    pub(crate) fn set_on_quiet(&self, hook: QuietHook) {
-        *self
-            .shared
-            .on_quiet
-            .lock()
-            .unwrap_or_else(|p| p.into_inner()) = Some(hook);
     }
 
     /// Some session holds GC reports back (called on the vat's thread).
@@ -264,7 +259,7 @@ impl IoShared {
                     break;
                 }
             };
-            (reg.sink)(reg.id, bytes);
+            (reg.ingress)(reg.id, Input::Bytes(bytes));
             more = !last;
             // Closed locally meanwhile: no more bytes for the session.
             if last || self.released(token) {
@@ -276,7 +271,7 @@ impl IoShared {
         if let Some(end) = end {
             drop(conns);
             self.deregister(&reg);
-            report_closed(&self.runtime, reg.events, reg.id, end);
+            (reg.ingress)(reg.id, Input::Closed(end));
             return false;
         }
         if release {
@@ -300,7 +295,7 @@ impl IoShared {
         let Reg {
             id,
             mut reader,
-            events,
+            ingress,
             ..
         } = reg;
         self.runtime.spawn(async move {
@@ -316,25 +311,8 @@ impl IoShared {
             let end = tokio::time::timeout(CLOSE_LINGER, drain)
                 .await
                 .unwrap_or(None);
-            let _ = events.send(NetEvent::Closed(id, end)).await;
+            ingress(id, Input::Closed(end));
         });
-    }
-}
-
-/// Reports a connection's end to the event loop, from any thread.
-fn report_closed(
-    runtime: &tokio::runtime::Handle,
-    events: mpsc::Sender<NetEvent>,
-    id: ConnId,
-    end: Option<NetError>,
-) {
-    match events.try_send(NetEvent::Closed(id, end)) {
-        Ok(()) | Err(mpsc::error::TrySendError::Closed(_)) => {}
-        Err(mpsc::error::TrySendError::Full(ev)) => {
-            runtime.spawn(async move {
-                let _ = events.send(ev).await;
-            });
-        }
     }
 }
 
@@ -352,7 +330,7 @@ const SPIN_START: Duration = Duration::from_micros(10);
 /// of microseconds, more than a whole round trip's work. The window grows
 /// while messages keep arriving soon after the vat goes idle and shrinks to
 /// nothing when they stop, so an idle vat does not burn a CPU.
-struct IoWaiter {
+struct Reactor {
     poll: Poll,
     events: Events,
     shared: Arc<IoShared>,
@@ -364,11 +342,52 @@ struct IoWaiter {
     spin_max: Duration,
 }
 
-impl IoWaiter {
+impl Reactor {
+    /// A reactor for `vat`'s thread, and the `Wake` that rings it; `None`
+    /// without a runtime, or if the OS refuses.
+    fn new(vat: &Vat, spin_max: Duration) -> Option<(Reactor, Wake)> {
+        let runtime = tokio::runtime::Handle::try_current().ok()?;
+        let vat_thread = vat.thread_id()?;
+        let poll = Poll::new().ok()?;
+        let waker = Arc::new(mio::Waker::new(poll.registry(), WAKE).ok()?);
+        let registry = poll.registry().try_clone().ok()?;
+        let shared = Arc::new(IoShared {
+            registry,
+            conns: Mutex::new(HashMap::new()),
+            next: AtomicUsize::new(1),
+            runtime,
+            gc_owed: AtomicBool::new(false),
+            dead: AtomicBool::new(false),
+        });
+        // A post the vat makes to itself while reading needs no wake-up: it
+        // is queued, and the vat looks at its queue as soon as `wait`
+        // returns.
+        let wake: Wake = Arc::new(move || {
+            if std::thread::current().id() != vat_thread {
+                let _ = waker.wake();
+            }
+        });
+        let reactor = Reactor {
+            poll,
+            events: Events::with_capacity(64),
+            shared,
+            ready: Vec::new(),
+            spin: Duration::ZERO,
+            spin_max,
+        };
+        Some((reactor, wake))
+    }
+
+    /// Whether sockets are registered (being read, or waiting to be).
+    fn has_connections(&self) -> bool {
+        !self.shared.lock().is_empty()
+    }
+
     /// Polls without sleeping until something arrives or the spin window
-    /// passes; then, if nothing came, sleeps. Adapts the window. `Err` if
+    /// passes; then, if nothing came, sleeps (sending owed GC reports
+    /// through `side` if the sleep ran out). Adapts the window. `Err` if
     /// the poll failed.
-    fn poll_adaptive(&mut self) -> std::io::Result<()> {
+    fn poll_adaptive(&mut self, side: &mut impl VatSide) -> std::io::Result<()> {
         let started = std::time::Instant::now();
         // Polling pays only for sockets this thread reads itself.
         let direct = !self.shared.lock().is_empty();
@@ -392,14 +411,7 @@ impl IoWaiter {
         if self.events.is_empty() {
             if owed {
                 self.shared.gc_owed.store(false, Ordering::Relaxed);
-                let mut hook = self
-                    .shared
-                    .on_quiet
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner());
-                if let Some(hook) = hook.as_mut() {
-                    hook();
-                }
+                side.quiet();
             }
             return Ok(());
         }
@@ -421,7 +433,7 @@ impl IoWaiter {
     }
 }
 
-impl IoWaiter {
+impl Reactor {
     /// Reads the connections whose sockets reported, and those left over,
     /// up to `budget` chunks of at most `max` bytes each.
     fn dispatch(&mut self, budget: usize, max: usize) {
@@ -445,11 +457,13 @@ impl IoWaiter {
     }
 }
 
-impl Waiter for IoWaiter {
-    fn wait(&mut self) {
+impl Reactor {
+    /// Sleeps until a socket or the waker reports (after the adaptive
+    /// poll), then reads what reported.
+    fn wait(&mut self, side: &mut impl VatSide) {
         // With reads left over, only look for news; else wait for some.
         let polled = if self.ready.is_empty() {
-            self.poll_adaptive()
+            self.poll_adaptive(side)
         } else {
             self.poll.poll(&mut self.events, Some(Duration::ZERO))
         };
@@ -461,6 +475,7 @@ impl Waiter for IoWaiter {
         self.dispatch(READS_PER_WAKE, usize::MAX);
     }
 
+    /// Reads a little of what the sockets have, without blocking.
     fn poll_now(&mut self, backlog: usize) {
         if self
             .poll
@@ -480,10 +495,10 @@ impl Waiter for IoWaiter {
     }
 }
 
-/// The vat has stopped: its sockets will never be read again. Each
-/// registered connection is reported closed (its session ends), and later
-/// connections are read on runtime tasks.
-impl Drop for IoWaiter {
+/// The vat has stopped, or the peer is gone: the sockets will never be
+/// read here again. Each registered connection is reported closed (its
+/// session ends), and later connections are read on runtime tasks.
+impl Drop for Reactor {
     fn drop(&mut self) {
         let regs: Vec<Reg> = {
             let mut conns = self.shared.lock();
@@ -498,7 +513,35 @@ impl Drop for IoWaiter {
         };
         for reg in regs {
             self.shared.deregister(&reg);
-            report_closed(&self.shared.runtime, reg.events, reg.id, None);
+            (reg.ingress)(reg.id, Input::Closed(None));
+        }
+    }
+}
+
+/// The peer's driver on its vat: `side`'s queued work, and the reactor if
+/// the vat sleeps in this driver.
+struct PeerDriver<S> {
+    side: S,
+    reactor: Option<Reactor>,
+}
+
+impl<S: VatSide> Driver for PeerDriver<S> {
+    fn on_idle(&mut self) -> bool {
+        // Once the peer is gone the driver goes too, but not while it still
+        // reads connections (they are being closed and drained).
+        self.side.run_queued() || self.reactor.as_ref().is_some_and(Reactor::has_connections)
+    }
+
+    fn poll_now(&mut self, backlog: usize) {
+        self.side.run_queued();
+        if let Some(r) = &mut self.reactor {
+            r.poll_now(backlog);
+        }
+    }
+
+    fn wait(&mut self) {
+        if let Some(r) = &mut self.reactor {
+            r.wait(&mut self.side);
         }
     }
 }

@@ -15,15 +15,18 @@
 //! it. Work that starts on the vat's own thread (a message sent through a
 //! far reference, an answer or listen result the vat settled, a dropped
 //! import) is queued there and done on that thread when the vat goes idle
-//! (a vat idle hook): the message is encoded and written to the socket
-//! directly, with no wake-up of another thread. Incoming bytes are handled
-//! on the connection's reader task as they arrive (no hand-off to the event
-//! loop's task), and the vat deliveries one chunk makes are posted as one
-//! batch after the core is unlocked, so the vat wakes once and finds the
-//! core free. Everything else (accepts, dials, the public API, timers) runs
-//! on the peer's tokio task. A write starts on the calling thread when
-//! nothing is queued for the connection; all messages one step produces
-//! leave in one write.
+//! (by the peer's `pola_vat::Driver` on the vat): the message is encoded
+//! and written to the socket directly, with no wake-up of another thread.
+//! The same driver makes the vat sleep in `epoll` on its sessions' sockets
+//! (for the first peer on a vat) and read them on its own thread; other
+//! connections are read on runtime tasks. Either reader hands what it reads
+//! to the peer's one ingress, on its own thread, as it arrives (no hand-off
+//! to the event loop's task), and the vat deliveries one chunk makes are
+//! posted as one batch after the core is unlocked, so the vat wakes at most
+//! once and finds the core free. Everything else (accepts, dials, the
+//! public API, timers) runs on the peer's tokio task. A write starts on the
+//! calling thread when nothing is queued for the connection; all messages
+//! one step produces leave in one write.
 //!
 //! A second established session with a peer that already has one (not a
 //! crossed hello, which is resolved by the OCapN rule) takes over the

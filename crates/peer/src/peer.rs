@@ -2,6 +2,7 @@
 //!
 //! ```text
 //!   netlayer ─accept/dial─► conn tasks ──NetEvent──┐
+//!   readers (vat thread or tasks) ──Ingress────────┤
 //!                                                  ▼
 //!   vat threads ──Cmd (far refs, resolvers)──► event loop (Core) ── owns ──► Session per connection
 //!        ▲                                         │
@@ -47,7 +48,7 @@ use pola_syrup::Value;
 use pola_vat::{Outcome, Ref, Resolver, Val, Vat, error, listen_external};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::conn::{self, ConnHandle, ConnId, NetEvent};
+use crate::conn::{self, ConnHandle, ConnId, Input, NetEvent};
 use crate::message::{args_from_message, message_from_args};
 use crate::remote::{
     Cmd, CmdTx, ImportRemote, LocalCmds, LocalQueue, OutTarget, QuestionRemote, SturdyRemote,
@@ -503,7 +504,7 @@ impl Peer {
         }
         let endpoint = Endpoint::new(endpoint_config(&config));
         let pool = MemoryPool::new(config.max_held_bytes_total);
-        let core = Core {
+        let mut core = Core {
             pool,
             vat: vat.clone(),
             tx: tx.clone(),
@@ -525,8 +526,9 @@ impl Peer {
             next_token: 1,
             dirty: BTreeSet::new(),
             reroute_depth: 0,
-            sink: None,
-            io: crate::io::VatIo::install(&vat, spin_max),
+            // Replaced below, once the core has its place.
+            ingress: Arc::new(|_, _| {}),
+            io: None,
             runtime: tokio::runtime::Handle::current(),
             finished: false,
         };
@@ -540,43 +542,21 @@ impl Peer {
         .min()
         .map_or(Duration::from_secs(1), |t| t / 4)
         .max(Duration::from_millis(10));
-        let core = Arc::new(Mutex::new(core));
-        // Incoming bytes are handled where they are read (the vat's own
-        // thread, or a connection's reader task) as they arrive: decoded,
-        // turned into vat deliveries, answers settled.
-        let sink_core = Arc::downgrade(&core);
-        let sink: conn::BytesSink = Arc::new(move |id, bytes| {
-            on_core(&sink_core, |c| {
-                c.handle_net(NetEvent::Bytes(id, bytes));
-                c.pump();
-            });
+        let core = Arc::new_cyclic(|me| {
+            core.ingress = ingress_to(me.clone());
+            Mutex::new(core)
         });
-        lock(&core).sink = Some(sink);
-        // GC reports held back for a message to ride with go out alone once
-        // the vat has been quiet for a moment.
-        if let Some(io) = lock(&core).io.clone() {
-            let quiet_core = Arc::downgrade(&core);
-            io.set_on_quiet(Box::new(move || on_core(&quiet_core, Core::flush_gc)));
-        }
         // The session work a vat thread asks for (sends through far refs,
-        // answers it settled) runs on that thread when the vat goes idle:
-        // no wake-up of the event loop on the way out.
-        let weak = Arc::downgrade(&core);
-        let hook_local = local.clone();
-        vat.add_idle_hook(move || {
-            if hook_local.is_empty() {
-                return weak.strong_count() > 0;
-            }
-            let Some(core) = weak.upgrade() else {
-                return false;
-            };
-            // A bug in one command must not stop the vat-side path for
-            // good (its queue would then only grow): keep the hook.
-            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                lock(&core).drain_local(&hook_local);
-            }));
-            true
-        });
+        // answers it settled) runs on that thread when the vat goes idle,
+        // by the peer's driver on the vat: no wake-up of the event loop on
+        // the way out. The driver also makes the vat sleep on the sockets
+        // it reads, if no other peer's does.
+        let side = OnVat {
+            core: Arc::downgrade(&core),
+            local: local.clone(),
+        };
+        let io = crate::io::VatIo::attach(&vat, spin_max, side);
+        lock(&core).io = io;
         let task = tokio::spawn(run(core, local, cmd_rx, net_rx, tick));
         Ok(Peer {
             handle: PeerHandle { tx, vat, location },
@@ -620,6 +600,48 @@ fn location_of(loc: &PeerLocator) -> Location {
             .entries()
             .map(|(k, v)| (k.to_owned(), v.to_owned()))
             .collect(),
+    }
+}
+
+/// The one path what arrives on a connection takes into the core, from
+/// whichever thread read it (the vat's own, or a connection's reader
+/// task): bytes are decoded, turned into vat deliveries and answers as
+/// they arrive; the end of a connection ends its session.
+fn ingress_to(core: Weak<Mutex<Core>>) -> conn::Ingress {
+    Arc::new(move |id, input| {
+        on_core(&core, |c| {
+            c.handle_input(id, input);
+            c.pump();
+        });
+    })
+}
+
+/// The peer's work on its vat's thread (see the `io` module).
+struct OnVat {
+    core: Weak<Mutex<Core>>,
+    local: Arc<LocalCmds>,
+}
+
+impl crate::io::VatSide for OnVat {
+    fn run_queued(&mut self) -> bool {
+        if self.local.is_empty() {
+            return self.core.strong_count() > 0;
+        }
+        let Some(core) = self.core.upgrade() else {
+            return false;
+        };
+        // A bug in one command must not stop the vat-side path for good
+        // (its queue would then only grow): keep going.
+        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            lock(&core).drain_local(&self.local);
+        }));
+        true
+    }
+
+    /// GC reports held back for a message to ride with go out alone once
+    /// the vat has been quiet for a moment.
+    fn quiet(&mut self) {
+        on_core(&self.core, Core::flush_gc);
     }
 }
 
@@ -700,9 +722,8 @@ struct Core {
     next_token: u64,
     dirty: BTreeSet<ConnId>,
     reroute_depth: u8,
-    /// Where connection readers hand incoming bytes (set right after the
-    /// core is shared).
-    sink: Option<conn::BytesSink>,
+    /// Where connection readers hand what arrives.
+    ingress: conn::Ingress,
     /// The vat's own reactor, when the vat waits on its sockets (see the
     /// `io` module); `None`: every connection is read on a runtime task.
     io: Option<crate::io::VatIo>,
@@ -716,7 +737,7 @@ struct Core {
 /// Runs `f` on the core, if the peer still exists and has not finished,
 /// from outside the event loop (a vat's thread, a reader task). The vat
 /// deliveries it makes go out as one batch once the core is unlocked (the
-/// vat wakes once and finds the core free for its idle hook); a panic in it
+/// vat wakes once and finds the core free for its driver); a panic in it
 /// is contained, not passed to the caller's thread.
 fn on_core(core: &Weak<Mutex<Core>>, f: impl FnOnce(&mut Core)) {
     let Some(core) = core.upgrade() else {
@@ -739,8 +760,9 @@ fn lock(c: &Mutex<Core>) -> std::sync::MutexGuard<'_, Core> {
 }
 
 /// The event loop: network events, commands from other threads, timers.
-/// The core is locked only between awaits; the vat's idle hook locks it
-/// too, to process commands from the vat's own thread.
+/// The core is locked only between awaits; the peer's driver on the vat
+/// locks it too, to process commands from the vat's own thread, and so do
+/// the connections' readers.
 async fn run(
     core: Arc<Mutex<Core>>,
     local: Arc<LocalCmds>,
@@ -773,7 +795,7 @@ async fn run(
         }
     };
     let mut c = lock(&core);
-    // Commands the vat queued and its hook has not run yet still go out
+    // Commands the vat queued and its driver has not run yet still go out
     // (in order) before the sessions end; later ones are refused.
     for cmd in local.close() {
         let _ = c.handle_cmd(cmd);
@@ -783,7 +805,7 @@ async fn run(
 
 impl Core {
     /// Runs the commands the vat's thread queued, in order, and sends what
-    /// they produced (called on the vat's thread by its idle hook).
+    /// they produced (called on the vat's thread by the peer's driver).
     fn drain_local(&mut self, local: &LocalCmds) {
         loop {
             let cmds = local.take();
@@ -864,24 +886,28 @@ impl Core {
                     }
                 }
             }
-            NetEvent::Bytes(id, bytes) => {
-                if let Some(s) = self.sessions.get_mut(&id) {
-                    let _ = s.session.handle_bytes(&bytes);
-                    let partial = s.session.partial_input() > 0;
-                    self.endpoint.heard(id, Instant::now(), partial);
-                    self.dirty.insert(id);
-                }
+        }
+    }
+
+    /// What arrived on connection `id` (see [`ingress_to`]).
+    fn handle_input(&mut self, id: ConnId, input: Input) {
+        let Some(s) = self.sessions.get_mut(&id) else {
+            return;
+        };
+        match input {
+            Input::Bytes(bytes) => {
+                let _ = s.session.handle_bytes(&bytes);
+                let partial = s.session.partial_input() > 0;
+                self.endpoint.heard(id, Instant::now(), partial);
             }
-            NetEvent::Closed(id, _) => {
-                if let Some(s) = self.sessions.get_mut(&id) {
-                    s.net_closed = true;
-                    if !s.session.is_terminated() {
-                        let _ = s.session.abort("connection closed");
-                    }
-                    self.dirty.insert(id);
+            Input::Closed(_) => {
+                s.net_closed = true;
+                if !s.session.is_terminated() {
+                    let _ = s.session.abort("connection closed");
                 }
             }
         }
+        self.dirty.insert(id);
     }
 
     /// Applies the endpoint's deadlines: handshakes, idle or slow sessions
@@ -998,9 +1024,8 @@ impl Core {
         let handle = conn::spawn_connection_on(
             id,
             c,
-            self.net_tx.clone(),
+            self.ingress.clone(),
             self.config.max_queued_bytes,
-            self.sink.clone(),
             self.io.as_ref(),
         );
         self.sessions.insert(

@@ -77,7 +77,8 @@ pub(crate) enum OutTarget {
 }
 
 /// Commands a vat thread queued for the session driver, processed on that
-/// same thread by the vat's idle hook (no wake-up of the event loop).
+/// same thread by the peer's driver on the vat (no wake-up of the event
+/// loop).
 pub(crate) struct LocalCmds {
     /// The vat thread whose commands go here.
     pub(crate) thread: Option<std::thread::ThreadId>,
@@ -114,8 +115,8 @@ impl LocalCmds {
     }
 }
 
-/// Sends commands to the peer: from the vat's own thread into the queue its
-/// idle hook drains (same thread, in order), from anywhere else (and API
+/// Sends commands to the peer: from the vat's own thread into the queue the
+/// peer's driver drains (same thread, in order), from anywhere else (and API
 /// commands always) through the event loop's channel.
 #[derive(Clone)]
 pub(crate) struct CmdTx {

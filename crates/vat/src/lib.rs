@@ -108,12 +108,16 @@
 //!    own imports coming back by downcasting [`Ref::remote_target`] (a
 //!    `Remote` is `Any`).
 //!
-//! 4. **Running on the vat's thread.** [`Vat::add_idle_hook`] runs a
-//!    closure on the vat's thread, outside any turn, whenever the vat runs
-//!    out of events. A session driver that queues what its `Remote`s and
-//!    resolvers ask for while on the vat's thread ([`Vat::thread_id`]) and
-//!    drains that queue in the hook sends without waking any other thread
-//!    (pola-peer does this).
+//! 4. **Running on the vat's thread.** A [`Driver`] attached with
+//!    [`Vat::attach`] runs on the vat's thread, outside any turn: its
+//!    `on_idle` whenever the vat runs out of events, its `poll_now` every
+//!    [`BATCH`] events while the vat stays busy, and, for the one driver
+//!    attached with a [`Wake`], its `wait` instead of parking the thread.
+//!    A session driver that queues what its `Remote`s and resolvers ask
+//!    for while on the vat's thread ([`Vat::thread_id`]) and drains that
+//!    queue in `on_idle` sends without waking any other thread; one that
+//!    sleeps in `wait` on its sockets reads what arrives on the vat's
+//!    thread too (pola-peer does both).
 //!
 //! A message's method is a Syrup symbol; the empty name `""` means *no
 //! method symbol* (an argument list only, as OCapN allows; see
@@ -221,5 +225,5 @@ pub use refs::{
 pub use settle::{Settled, WaitError, listen_external, settled};
 pub use turn::{FnObject, Object, ResolverObject, Turn, from_fn};
 pub use vat::{
-    BATCH, Collected, DEFAULT_QUEUE_LIMIT, OpenError, Vat, Waiter, Wake, batch_posts, wait,
+    BATCH, Collected, DEFAULT_QUEUE_LIMIT, Driver, OpenError, Vat, Wake, batch_posts, wait,
 };

@@ -29,8 +29,8 @@ use crate::turn::{Callback, Delta, Entry, Listener, Object, Turn, Work};
 /// Forwarding hops after which a message or listener is assumed to be in a
 /// promise cycle and is broken.
 const MAX_HOPS: u32 = 100_000;
-/// Turns between flushes of the outbox and checks of the inbox (and of
-/// the [`Waiter`]'s sources) while the vat stays busy (fairness and
+/// Turns between flushes of the outbox and checks of the inbox (and
+/// [`Driver::poll_now`] calls) while the vat stays busy (fairness and
 /// batching).
 pub const BATCH: u32 = 128;
 /// Default most events waiting in a vat's own queue, and most messages
@@ -41,40 +41,68 @@ pub const DEFAULT_QUEUE_LIMIT: usize = 1 << 20;
 /// A post to a vat, held back until the turn that made it commits.
 type StagedPost = (Arc<VatShared>, Event);
 
-/// Work a vat runs on its own thread when it is about to sleep; `false`
-/// removes it.
-type IdleHook = Box<dyn FnMut() -> bool + Send>;
-
-/// How a vat's thread waits when it has nothing to do.
+/// Work a vat's thread does beside its turns: the one seam through which
+/// a driver (a session driver that owns sockets, say) runs on that thread.
+///
+/// The vat calls an attached driver ([`Vat::attach`]) outside any turn, at
+/// three moments:
+/// - [`on_idle`](Driver::on_idle) when it has run out of events, before
+///   it sleeps, and once more when it shuts down: the work queued for the
+///   vat's thread (a session driver encodes and writes the sends its far
+///   references queued while the vat ran them);
+/// - [`poll_now`](Driver::poll_now) every [`BATCH`] events while it stays
+///   busy, so a vat that never runs out of work still does that work and
+///   still hears its sockets;
+/// - [`wait`](Driver::wait) to sleep, on the one driver it sleeps in.
 ///
 /// By default an idle vat parks its thread and a post to its inbox unparks
-/// it. A driver that owns sockets can make the vat wait on them instead
-/// ([`Vat::set_waiter`]): the vat's thread then sleeps in the driver's
-/// `wait` (say, in `epoll`), the driver handles what arrives on the same
-/// thread (posting deliveries to the vat without waking anyone), and
-/// another thread's post wakes it with the matching [`Wake`]. One thread
-/// wake-up per incoming message instead of two.
-pub trait Waiter: Send + 'static {
-    /// Blocks until the [`Wake`] given with this waiter is called, or until
-    /// it has done work that may have posted to the vat. Returning early
-    /// is fine (the vat checks its inbox and calls again). Runs outside
-    /// any turn; what it posts to its own vat is queued, not woken for.
-    fn wait(&mut self);
+/// it. A driver attached with a [`Wake`] becomes the one the vat sleeps
+/// in: the thread then sleeps in its `wait` (say, in `epoll` on its
+/// sockets), it handles what arrives on the same thread (posting
+/// deliveries to the vat without waking anyone), and another thread's post
+/// wakes it with that `Wake`: one thread wake-up per incoming message
+/// instead of two.
+///
+/// Several drivers may attach to one vat (several peers serving one vat):
+/// all of them get `on_idle` and `poll_now`, the one the vat sleeps in
+/// first, then the others in the order they attached; at most one is the
+/// one the vat sleeps in (the first attached with a `Wake`; a later one
+/// asking for that is given back by [`Vat::attach`]).
+///
+/// What a driver posts to its own vat is queued without waking anyone and
+/// processed right after the driver returns. A driver whose `on_idle`
+/// returns `false`, or that panics in any of its methods, is detached and
+/// dropped on the vat's thread; if it was the one the vat slept in, the
+/// vat parks again and another driver may take that place. Drivers are
+/// dropped on the vat's thread when the vat stops, after their last
+/// `on_idle`. A driver must not block for long outside `wait`: the vat
+/// runs no turn meanwhile.
+pub trait Driver: Send + 'static {
+    /// The vat has run out of events and is about to sleep (or is shutting
+    /// down): do the work queued for its thread. `false` detaches this
+    /// driver (it is dropped).
+    fn on_idle(&mut self) -> bool;
 
-    /// Does what `wait` would find to do now, without blocking, and little
-    /// of it. A vat that never runs out of work (a job that keeps sending
-    /// to itself, a steady stream from other vats) calls this every
-    /// [`BATCH`] events, so what the waiter watches is not starved.
-    /// `backlog` is how many events are queued: a waiter should take the
-    /// less the longer it is (what it takes only piles up, and what it
-    /// leaves pushes back on whoever sends it). The default does nothing.
+    /// The vat stays busy and gives the driver a moment, every [`BATCH`]
+    /// events: do a little of what `on_idle` and `wait` would do, without
+    /// blocking. `backlog` is how many events are queued: a driver should
+    /// take in the less the longer it is (what it takes only piles up, and
+    /// what it leaves pushes back on whoever sends it). The default does
+    /// nothing.
     fn poll_now(&mut self, backlog: usize) {
         let _ = backlog;
     }
+
+    /// Called only on the driver the vat sleeps in (attached with a
+    /// [`Wake`]): blocks until that `Wake` is called, or until it has done
+    /// work that may have posted to the vat. Returning early is fine (the
+    /// vat checks its inbox and calls again). The default returns at once,
+    /// so a driver attached with a `Wake` must provide it.
+    fn wait(&mut self) {}
 }
 
-/// Wakes a vat blocked in its [`Waiter`]; called by whichever thread
-/// posts to a sleeping vat.
+/// Wakes a vat sleeping in its [`Driver::wait`]; called by whichever
+/// thread posts to a sleeping vat.
 pub type Wake = Arc<dyn Fn() + Send + Sync>;
 
 thread_local! {
@@ -147,9 +175,10 @@ pub(crate) enum Event {
         f: Box<dyn for<'t> FnOnce(&mut Turn<'t>) -> Outcome + Send>,
         result: Option<Resolver>,
     },
-    SetWaiter {
-        waiter: Box<dyn Waiter>,
-        wake: Wake,
+    Attach {
+        driver: Box<dyn Driver>,
+        /// Set if the driver is the one the vat sleeps in.
+        wake: Option<Wake>,
     },
     Collect {
         migrate: bool,
@@ -219,14 +248,13 @@ pub(crate) struct VatShared {
     sleeping: AtomicBool,
     thread: OnceLock<Thread>,
     join: Mutex<Option<JoinHandle<()>>>,
-    hooks: Mutex<Vec<IdleHook>>,
-    has_hooks: AtomicBool,
-    /// Claimed by the first [`Vat::set_waiter`].
-    waiter_claimed: AtomicBool,
-    /// The installed waiter's wake function; set on the vat's thread before
-    /// it first sleeps in that waiter, so a poster that sees `sleeping`
-    /// also sees which way to wake it.
-    wake: OnceLock<Wake>,
+    /// Whether a driver holds (or is on its way to) the place the vat
+    /// sleeps in ([`Vat::attach`] with a [`Wake`]); released when it goes.
+    sleeper_claimed: AtomicBool,
+    /// How to wake the vat's thread while it sleeps in its driver; set and
+    /// cleared on the vat's thread while it is awake, so a poster that sees
+    /// `sleeping` also sees which way to wake it (`None`: unpark).
+    wake: Mutex<Option<Wake>>,
     /// Whether the vat keeps its persistent objects in a [`Backend`].
     persistent: bool,
     /// The slot of every persistent object that is alive in memory (made
@@ -338,7 +366,8 @@ impl VatShared {
         self.has_mail.store(true, Ordering::SeqCst);
         drop(inbox);
         if self.sleeping.swap(false, Ordering::SeqCst) {
-            if let Some(wake) = self.wake.get() {
+            let wake = self.wake.lock().unwrap_or_else(|p| p.into_inner()).clone();
+            if let Some(wake) = wake {
                 wake();
             } else if let Some(t) = self.thread.get() {
                 t.unpark();
@@ -435,10 +464,8 @@ impl Vat {
             sleeping: AtomicBool::new(false),
             thread: OnceLock::new(),
             join: Mutex::new(None),
-            hooks: Mutex::new(Vec::new()),
-            has_hooks: AtomicBool::new(false),
-            waiter_claimed: AtomicBool::new(false),
-            wake: OnceLock::new(),
+            sleeper_claimed: AtomicBool::new(false),
+            wake: Mutex::new(None),
             persistent: persist.is_some(),
             slots: Mutex::new(IdMap::default()),
             roots: Mutex::new(roots),
@@ -516,44 +543,36 @@ impl Vat {
         self.shared.thread.get().map(Thread::id)
     }
 
-    /// Registers `hook` to run on this vat's thread, outside any turn, each
-    /// time the vat has run out of events and is about to sleep (and every
-    /// few hundred events while it stays busy, and once more when it shuts
-    /// down); returning `false` removes it.
+    /// Attaches `driver`: from the next time the vat looks for work, its
+    /// thread runs the driver beside its turns (see [`Driver`]). With
+    /// `wake`, the driver asks to be the one the vat sleeps in, woken by
+    /// `wake` when another thread posts to it; if another attached driver
+    /// holds that place, `driver` is given back unattached (`Err`), and the
+    /// caller may attach it without a `Wake`. Without one, it always
+    /// attaches.
     ///
-    /// This is how a session driver does its work on the vat's own thread
-    /// (see the crate docs on the `Remote` seam): a [`Remote`] called by the
-    /// vat queues its command without waking another thread, and the hook
-    /// processes the queue (encoding, writing to the network) before the
-    /// vat sleeps. A hook must not block for long: the vat runs no turn
-    /// while it runs. Whatever it posts to this vat (deliveries,
-    /// resolutions) is processed right after it returns.
+    /// This is how a session driver works on the vat's own thread (see the
+    /// crate docs on the `Remote` seam): a [`Remote`] called by the vat
+    /// queues its command without waking another thread, and the driver
+    /// processes the queue (encoding, writing to the network) in
+    /// `on_idle` before the vat sleeps, then sleeps in `epoll` on its
+    /// sockets and reads them in `wait`.
+    ///
+    /// # Errors
+    /// `driver`, given back, when it asked for a `wake` and another
+    /// driver is the one the vat sleeps in.
     ///
     /// [`Remote`]: crate::Remote
-    pub fn add_idle_hook(&self, hook: impl FnMut() -> bool + Send + 'static) {
-        self.shared
-            .hooks
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .push(Box::new(hook));
-        self.shared.has_hooks.store(true, Ordering::SeqCst);
-        // Let a sleeping vat run it once (it may have work queued already).
-        self.shared.post_batch(Vec::new());
-    }
-
-    /// Makes the vat's thread wait in `waiter` when idle, woken by `wake`
-    /// (see [`Waiter`]). Takes effect before the vat next sleeps. Only the
-    /// first call on a vat succeeds; later ones return `false` and change
-    /// nothing.
-    pub fn set_waiter(&self, waiter: impl Waiter, wake: Wake) -> bool {
-        if self.shared.waiter_claimed.swap(true, Ordering::SeqCst) {
-            return false;
+    #[allow(clippy::result_large_err)]
+    pub fn attach<D: Driver>(&self, driver: D, wake: Option<Wake>) -> Result<(), D> {
+        if wake.is_some() && self.shared.sleeper_claimed.swap(true, Ordering::SeqCst) {
+            return Err(driver);
         }
-        self.shared.post(Event::SetWaiter {
-            waiter: Box::new(waiter),
+        self.shared.post(Event::Attach {
+            driver: Box::new(driver),
             wake,
         });
-        true
+        Ok(())
     }
 
     /// Moves `object` into this vat and returns a reference to it. Messages
@@ -926,8 +945,10 @@ struct VatCore {
     survivors: usize,
     /// Events handled since the last sweep.
     events: usize,
-    /// Where the thread waits when idle (`None`: `thread::park`).
-    waiter: Option<Box<dyn Waiter>>,
+    /// The driver the thread sleeps in when idle (`None`: `thread::park`).
+    sleeper: Option<Box<dyn Driver>>,
+    /// The other attached drivers, in the order they attached.
+    drivers: Vec<Box<dyn Driver>>,
     /// The store of a persistent vat.
     persist: Option<std::cell::RefCell<Persist>>,
     /// Effects leaving a persistent vat, waiting for their turns to be
@@ -959,7 +980,8 @@ impl VatCore {
             inserts: 0,
             survivors: 0,
             events: 0,
-            waiter: None,
+            sleeper: None,
+            drivers: Vec::new(),
         }
     }
 
@@ -991,21 +1013,20 @@ impl VatCore {
                     since = 0;
                     self.flush();
                     self.maybe_sweep();
-                    self.run_hooks();
-                    self.poll_waiter();
+                    self.poll_drivers();
                     self.pull_inbox();
                 }
                 continue;
             }
             self.flush();
-            // Hooks first: a session driver's writes should not wait for
+            // Drivers first: a session driver's writes should not wait for
             // the sweep.
-            self.run_hooks();
+            self.idle_drivers();
             if self.maybe_sweep() || self.idle_sweep() {
                 continue;
             }
             // While mail keeps coming the vat never sleeps; `since` keeps
-            // counting, so the waiter still gets its turn every BATCH
+            // counting, so the drivers still get their turn every BATCH
             // events above.
             if !self.pull_inbox() {
                 since = 0;
@@ -1014,30 +1035,38 @@ impl VatCore {
         }
     }
 
-    /// Lets the waiter (if any) do a little of its work without blocking.
-    fn poll_waiter(&mut self) {
+    /// Gives every driver a moment while the vat stays busy; drops those
+    /// that panic.
+    fn poll_drivers(&mut self) {
         let backlog = self.queue.len();
-        if let Some(w) = &mut self.waiter {
-            w.poll_now(backlog);
+        if let Some(d) = &mut self.sleeper
+            && catch_unwind(AssertUnwindSafe(|| d.poll_now(backlog))).is_err()
+        {
+            self.drop_sleeper();
         }
+        self.drivers
+            .retain_mut(|d| catch_unwind(AssertUnwindSafe(|| d.poll_now(backlog))).is_ok());
     }
 
-    /// Runs the idle hooks (outside any turn), dropping those that ask to
-    /// go. A panicking hook is dropped too.
-    fn run_hooks(&mut self) {
-        if !self.shared.has_hooks.load(Ordering::Acquire) {
-            return;
+    /// Runs every driver's `on_idle`, dropping those that ask to go or
+    /// panic.
+    fn idle_drivers(&mut self) {
+        if let Some(d) = &mut self.sleeper
+            && !catch_unwind(AssertUnwindSafe(|| d.on_idle())).unwrap_or(false)
+        {
+            self.drop_sleeper();
         }
-        let mut hooks =
-            std::mem::take(&mut *self.shared.hooks.lock().unwrap_or_else(|p| p.into_inner()));
-        hooks.retain_mut(|h| catch_unwind(AssertUnwindSafe(&mut *h)).unwrap_or(false));
-        let mut shared = self.shared.hooks.lock().unwrap_or_else(|p| p.into_inner());
-        // Hooks added while these ran go after them.
-        hooks.append(&mut shared);
-        *shared = hooks;
-        if shared.is_empty() {
-            self.shared.has_hooks.store(false, Ordering::Release);
-        }
+        self.drivers
+            .retain_mut(|d| catch_unwind(AssertUnwindSafe(|| d.on_idle())).unwrap_or(false));
+    }
+
+    /// Detaches the driver the vat sleeps in: from now on the vat parks,
+    /// and another driver may take the place.
+    fn drop_sleeper(&mut self) {
+        *self.shared.wake.lock().unwrap_or_else(|p| p.into_inner()) = None;
+        let gone = self.sleeper.take();
+        self.shared.sleeper_claimed.store(false, Ordering::SeqCst);
+        let _ = catch_unwind(AssertUnwindSafe(move || drop(gone)));
     }
 
     fn pull_inbox(&mut self) -> bool {
@@ -1060,8 +1089,13 @@ impl VatCore {
             self.shared.sleeping.store(false, Ordering::SeqCst);
             return;
         }
-        match &mut self.waiter {
-            Some(w) => w.wait(),
+        match &mut self.sleeper {
+            Some(d) => {
+                if catch_unwind(AssertUnwindSafe(|| d.wait())).is_err() {
+                    self.shared.sleeping.store(false, Ordering::SeqCst);
+                    self.drop_sleeper();
+                }
+            }
             None => std::thread::park(),
         }
         self.shared.sleeping.store(false, Ordering::SeqCst);
@@ -1329,13 +1363,15 @@ impl VatCore {
                 me,
             } => self.run_turn(me, |cx| cb(cx, outcome), Some(result)),
             Event::Run { f, result } => self.run_turn(None, f, result),
-            Event::SetWaiter { waiter, wake } => {
-                // Wake first: once `sleeping` is set for the new waiter, a
-                // poster must find the way to wake it.
-                if self.shared.wake.set(wake).is_ok() {
-                    self.waiter = Some(waiter);
+            Event::Attach { driver, wake } => match wake {
+                // Set while the thread is awake: once `sleeping` is set for
+                // the new driver, a poster finds the way to wake it.
+                Some(wake) => {
+                    *self.shared.wake.lock().unwrap_or_else(|p| p.into_inner()) = Some(wake);
+                    self.sleeper = Some(driver);
                 }
-            }
+                None => self.drivers.push(driver),
+            },
             Event::Collect { migrate, reply } => {
                 let _ = reply.send(self.collect(migrate));
             }
@@ -2183,11 +2219,19 @@ impl VatCore {
         }
         // Last chance for a session driver to send what the above queued
         // (breakages of answers it is waiting for).
-        self.run_hooks();
+        self.idle_drivers();
         for ev in queued {
             ev.abandon(&reason);
         }
         self.objects.clear();
+        // The drivers go now, on this thread (a socket driver ends the
+        // sessions nothing will read any more).
+        if self.sleeper.is_some() {
+            self.drop_sleeper();
+        }
+        for d in std::mem::take(&mut self.drivers) {
+            let _ = catch_unwind(AssertUnwindSafe(move || drop(d)));
+        }
     }
 }
 

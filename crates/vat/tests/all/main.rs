@@ -3,6 +3,7 @@
 
 mod broken;
 mod cross_vat;
+mod driver;
 mod fifo;
 mod gaps;
 mod patterns;
@@ -12,5 +13,4 @@ mod quota;
 mod remote;
 mod support;
 mod turns;
-mod waiter;
 mod when;
