@@ -7,6 +7,7 @@
 //! | [`ImportPosition`] | the peer | a slot in the peer's export table that we import |
 //! | [`AnswerPosition`] | the peer | an answer position the peer chose on us |
 //! | [`LocalId`] | the local side (vat) | an opaque name for one of our objects |
+//! | [`GiftTicket`] | the local side (peer) | names a withdrawal parked until its gift is deposited |
 //! | [`Position`] | nobody in particular | a position as written on the wire, before the session knows whose it is |
 
 use std::fmt;
@@ -82,3 +83,12 @@ impl From<AnswerPosition> for Position {
 /// local side (the vat). The session never interprets it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct LocalId(pub u64);
+
+/// A ticket the local side chooses when it redeems a gift
+/// ([`Session::redeem_gift`](crate::Session::redeem_gift)): a withdrawal
+/// that must wait for its gift is parked under it, and the session hands it
+/// back in [`Event::GiftReady`](crate::Event::GiftReady) or
+/// [`Event::GiftWithdrawalBroken`](crate::Event::GiftWithdrawalBroken). The
+/// session never interprets it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct GiftTicket(pub u64);

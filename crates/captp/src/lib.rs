@@ -92,7 +92,7 @@ pub mod session;
 pub mod wire;
 
 pub use ids::{
-    AnswerPosition, ExportPosition, ImportPosition, LocalId, Position, QuestionPosition,
+    AnswerPosition, ExportPosition, GiftTicket, ImportPosition, LocalId, Position, QuestionPosition,
 };
 pub use wire::{Dialect, Forms, WireError};
 

@@ -233,12 +233,27 @@ impl fmt::Display for PeerLocator {
     }
 }
 
-/// A Swiss number: an unguessable bearer secret naming one object on a peer.
+/// Random bytes in a Swiss number minted by [`Swiss::from_entropy`] (256
+/// bits; OCapN asks for at least 128).
+pub const SWISS_ENTROPY_BYTES: usize = 32;
+
+/// A Swiss number: an unguessable bearer secret naming one object on a peer
+/// (whoever presents it to the peer's bootstrap object gets the object).
 ///
-/// Bytes internally; remembers whether the sender wrote it as a String (the
-/// Locators text) or a byte array (CapTP `fetch`, the suite), so an echo
-/// keeps the sender's type.
-#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+/// The one Swiss-number type of pola: the wire form, the URI form, what a
+/// peer mints and what its sturdyref table is keyed by. Bytes internally;
+/// it remembers whether the sender wrote it as a String (the Locators text)
+/// or a byte array (CapTP `fetch`, the suite), so an echo keeps the sender's
+/// type. That form takes no part in equality, hashing or order: the same
+/// bytes name the same object.
+///
+/// Minted numbers ([`Swiss::from_entropy`]) are URL-safe base64 text, so
+/// they fit a `/s/<swiss>` path segment unescaped; on the wire they travel
+/// as the bytes of that text.
+///
+/// A secret: `Debug` prints only its length, and equality compares every
+/// byte whatever the first difference (see the `PartialEq` impl).
+#[derive(Clone)]
 pub struct Swiss {
     bytes: Bytes,
     written_as_string: bool,
@@ -251,8 +266,65 @@ impl fmt::Debug for Swiss {
     }
 }
 
+/// Compares the secret bytes (not the form) without stopping at the first
+/// difference, so the time a comparison takes does not tell a guesser how
+/// much of a guess was right. (A peer's lookup is a hash-map probe keyed
+/// with a per-process random hash, so a guess reaches this comparison only
+/// against entries that share its hash bucket; this closes the rest.)
+impl PartialEq for Swiss {
+    fn eq(&self, other: &Swiss) -> bool {
+        let (a, b) = (&self.bytes[..], &other.bytes[..]);
+        if a.len() != b.len() {
+            return false;
+        }
+        let diff = a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y));
+        std::hint::black_box(diff) == 0
+    }
+}
+
+impl Eq for Swiss {}
+
+impl std::hash::Hash for Swiss {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.bytes.hash(state);
+    }
+}
+
+/// By bytes (an ordinary, early-out comparison: for sorting, not for
+/// checking a secret).
+impl Ord for Swiss {
+    fn cmp(&self, other: &Swiss) -> std::cmp::Ordering {
+        self.bytes.cmp(&other.bytes)
+    }
+}
+
+impl PartialOrd for Swiss {
+    fn partial_cmp(&self, other: &Swiss) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl From<Bytes> for Swiss {
+    fn from(bytes: Bytes) -> Self {
+        Swiss::new(bytes)
+    }
+}
+
+impl From<Vec<u8>> for Swiss {
+    fn from(bytes: Vec<u8>) -> Self {
+        Swiss::new(bytes)
+    }
+}
+
+impl From<&'static [u8]> for Swiss {
+    fn from(bytes: &'static [u8]) -> Self {
+        Swiss::new(bytes)
+    }
+}
+
 impl Swiss {
-    /// A Swiss number written as a byte array.
+    /// A Swiss number written as a byte array (e.g. the test suite's ASCII
+    /// numbers, or one read from a store).
     pub fn new(bytes: impl Into<Bytes>) -> Self {
         Swiss {
             bytes: bytes.into(),
@@ -260,18 +332,22 @@ impl Swiss {
         }
     }
 
+    /// A fresh Swiss number from `entropy`, which the caller takes from a
+    /// cryptographic RNG (this crate does no I/O; `pola-peer` mints from
+    /// the OS RNG): its URL-safe base64 text without padding, 43
+    /// characters.
+    pub fn from_entropy(entropy: &[u8; SWISS_ENTROPY_BYTES]) -> Self {
+        Swiss::new(base64url(entropy).into_bytes())
+    }
+
     /// The secret bytes.
     pub fn bytes(&self) -> &Bytes {
         &self.bytes
     }
 
-    /// Constant-time-ish comparison of the secret bytes (ignores the form).
-    pub fn matches(&self, other: &Swiss) -> bool {
-        let (a, b) = (&self.bytes[..], &other.bytes[..]);
-        if a.len() != b.len() {
-            return false;
-        }
-        a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    /// The number as text, if it is UTF-8 (minted ones always are).
+    pub fn as_text(&self) -> Option<&str> {
+        std::str::from_utf8(&self.bytes).ok()
     }
 
     /// The Syrup form in the sender's type.
@@ -300,6 +376,25 @@ impl Swiss {
             )),
         }
     }
+}
+
+/// URL-safe base64 without padding (RFC 4648 section 5).
+fn base64url(data: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
+    for chunk in data.chunks(3) {
+        let b = [
+            chunk.first().copied().unwrap_or(0),
+            chunk.get(1).copied().unwrap_or(0),
+            chunk.get(2).copied().unwrap_or(0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..=chunk.len() {
+            let idx = (n >> (18 - 6 * i)) & 63;
+            out.push(char::from(ALPHABET[idx as usize]));
+        }
+    }
+    out
 }
 
 /// `<ocapn-sturdyref <ocapn-peer …> swiss-num>`: a peer plus a Swiss number.
@@ -634,7 +729,60 @@ mod tests {
     fn swiss_debug_hides_secret() {
         let s = Swiss::new(&b"secret"[..]);
         assert!(!format!("{s:?}").contains("secret"));
-        assert!(s.matches(&Swiss::from_value::<pola_syrup::NoRef>(&Value::str("secret")).unwrap()));
-        assert!(!s.matches(&Swiss::new(&b"secreT"[..])));
+        let minted = Swiss::from_entropy(&[7; SWISS_ENTROPY_BYTES]);
+        let text = minted.as_text().unwrap();
+        assert!(!format!("{minted:?}").contains(&text[..8]));
+    }
+
+    #[test]
+    fn swiss_equality_is_by_bytes_whatever_the_form() {
+        use std::collections::HashSet;
+        let s = Swiss::new(&b"secret"[..]);
+        let as_string = Swiss::from_value::<pola_syrup::NoRef>(&Value::str("secret")).unwrap();
+        assert_eq!(s, as_string);
+        assert_ne!(s, Swiss::new(&b"secreT"[..]));
+        assert_ne!(s, Swiss::new(&b"secret\0"[..]));
+        assert_ne!(s, Swiss::new(&b""[..]));
+        // One key in a table, whichever form it came in; the form survives.
+        let set: HashSet<Swiss> = [s, as_string.clone()].into_iter().collect();
+        assert_eq!(set.len(), 1);
+        assert_eq!(
+            as_string.to_value::<pola_syrup::NoRef>(),
+            Value::str("secret")
+        );
+    }
+
+    #[test]
+    fn base64url_known_answers() {
+        assert_eq!(base64url(b""), "");
+        assert_eq!(base64url(b"f"), "Zg");
+        assert_eq!(base64url(b"fo"), "Zm8");
+        assert_eq!(base64url(b"foo"), "Zm9v");
+        assert_eq!(base64url(b"foob"), "Zm9vYg");
+        assert_eq!(base64url(&[0xfb, 0xff]), "-_8");
+    }
+
+    #[test]
+    fn minted_numbers_are_long_url_safe_text() {
+        let a = Swiss::from_entropy(&[0xff; SWISS_ENTROPY_BYTES]);
+        let b = Swiss::from_entropy(&[0xfe; SWISS_ENTROPY_BYTES]);
+        assert_ne!(a, b);
+        let text = a.as_text().unwrap();
+        assert_eq!(text.len(), 43); // 256 bits
+        assert!(
+            text.bytes()
+                .all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_')
+        );
+        // Sent as bytes; its URI form needs no escapes.
+        assert_eq!(
+            a.to_value::<pola_syrup::NoRef>(),
+            Value::Bytes(a.bytes().clone())
+        );
+        let uri = SturdyRef {
+            peer: tcp(),
+            swiss: a.clone(),
+        }
+        .to_uri();
+        assert!(uri.contains(&format!("/s/{text}")), "{uri}");
     }
 }

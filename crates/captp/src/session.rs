@@ -38,7 +38,7 @@ use crate::handoff::{
     GiftId, HandoffGive, HandoffReceive, SignedGive, SignedReceive, VerifiedGive, VerifiedReceive,
 };
 use crate::ids::{
-    AnswerPosition, ExportPosition, ImportPosition, LocalId, Position, QuestionPosition,
+    AnswerPosition, ExportPosition, GiftTicket, ImportPosition, LocalId, Position, QuestionPosition,
 };
 use crate::locator::{PeerLocator, Swiss};
 use crate::wire::{
@@ -214,14 +214,14 @@ pub enum Event {
     /// A gift that a parked withdrawal waited for has been deposited.
     GiftReady {
         /// The ticket given to [`Session::redeem_gift`].
-        ticket: u64,
+        ticket: GiftTicket,
         /// The gift; settle the withdrawal's reply with it.
         target: CapRef,
     },
     /// A parked withdrawal can never complete (this session ended).
     GiftWithdrawalBroken {
         /// The ticket given to [`Session::redeem_gift`].
-        ticket: u64,
+        ticket: GiftTicket,
     },
     /// The session ended. Every pending question has been broken (an
     /// [`Event::Answer`] with `Err` was queued for each before this), and
@@ -542,7 +542,7 @@ struct Tables {
     gifts: BTreeMap<GiftId, CapRef>,
     /// How many gifts hold each local object (kept in step with `gifts`).
     gift_holds: BTreeMap<LocalId, usize>,
-    parked: BTreeMap<GiftId, u64>,
+    parked: BTreeMap<GiftId, GiftTicket>,
     used_handoff_counts: BTreeSet<u64>,
     next_handoff_count: u64,
     listens: BTreeSet<ImportPosition>,
@@ -2261,7 +2261,7 @@ impl Session {
     pub fn redeem_gift(
         &mut self,
         request: VerifiedReceive,
-        ticket: u64,
+        ticket: GiftTicket,
     ) -> InResult<Option<CapRef>> {
         let peer = self.open_peer()?;
         let signed = &request.signed_give;
@@ -2280,7 +2280,11 @@ impl Session {
         self.take_gift(verified, ticket)
     }
 
-    fn take_gift(&mut self, verified: VerifiedGive, ticket: u64) -> InResult<Option<CapRef>> {
+    fn take_gift(
+        &mut self,
+        verified: VerifiedGive,
+        ticket: GiftTicket,
+    ) -> InResult<Option<CapRef>> {
         if let Some(t) = self.tables.gifts.remove(&verified.gift_id) {
             self.count_hold(&t, false);
             self.release_if_unheld(&t);

@@ -26,8 +26,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::{Context as _, Result, anyhow, bail};
+use pola_captp::locator::Swiss;
 use pola_netlayer::Identity;
-use pola_peer::swiss::SwissNumber;
+use pola_peer::swiss::random_swiss;
 use pola_store::{Store, StoreError};
 use sha2::{Digest as _, Sha256};
 
@@ -211,18 +212,20 @@ pub struct SwissTable {
 }
 
 impl SwissTable {
-    /// The Swiss number (as its hex text) of served object `name`; a new
-    /// one is made and stored durably before this returns.
+    /// The Swiss number of served object `name`; a new one is made and
+    /// stored durably before this returns. (Stored as hex text, and that
+    /// text is the number: the form older hosts gave out.)
     ///
     /// # Errors
     /// A bad name, a stored row that is not a Swiss number, the OS RNG or
     /// the store failed.
-    pub fn get_or_create(&mut self, name: &str) -> Result<String> {
+    pub fn get_or_create(&mut self, name: &str) -> Result<Swiss> {
         let row = format!("{SWISS}{name}");
         if let Some(bytes) = self.store.host_get(&row).map_err(|e| anyhow!("{e}"))? {
             return String::from_utf8(bytes)
                 .ok()
                 .filter(|h| swiss_hex_ok(h))
+                .map(|h| Swiss::new(h.into_bytes()))
                 .ok_or_else(|| {
                     anyhow!(
                         "{}: the Swiss number of {name} is damaged",
@@ -230,12 +233,12 @@ impl SwissTable {
                     )
                 });
         }
-        let fresh = SwissNumber::random().map_err(|e| anyhow!("OS RNG failed: {e}"))?;
-        let hex = crate::hex::encode(fresh.as_bytes());
+        let fresh = random_swiss().map_err(|e| anyhow!("OS RNG failed: {e}"))?;
+        let hex = crate::hex::encode(fresh.bytes());
         self.store
             .host_put(&row, Some(hex.as_bytes()))
             .map_err(|e| anyhow!("{e}"))?;
-        Ok(hex)
+        Ok(Swiss::new(hex.into_bytes()))
     }
 }
 

@@ -60,7 +60,7 @@ use std::time::Duration;
 use anyhow::{Context as _, Result, anyhow, bail};
 use pola_apps::mint::{kinds as mint_kinds, new_issuer, new_mint};
 use pola_apps::wallet::{Enliven, kinds as wallet_kinds, new_wallet};
-use pola_captp::locator::{Hints, PeerLocator, SturdyRef, Swiss};
+use pola_captp::locator::{Hints, PeerLocator, SturdyRef};
 use pola_netlayer::{Netlayer, NoiseNetlayer, TcpTestingOnly};
 use pola_peer::{Peer, PeerConfig, PeerHandle};
 use pola_vat::persist::Kinds;
@@ -235,18 +235,17 @@ pub fn serve(opts: &ServeOptions) -> Result<()> {
         let mut out = std::io::stdout().lock();
         for (name, object) in served {
             let name = name.as_str();
-            let s = swiss.get_or_create(name)?;
-            handle.register(s.clone().into_bytes(), object);
-            let swiss = Swiss::new(s.into_bytes());
+            let number = swiss.get_or_create(name)?;
+            handle.register(number.clone(), object);
             let sturdy = SturdyRef {
                 peer: handle.location().clone(),
-                swiss: swiss.clone(),
+                swiss: number.clone(),
             };
             writeln!(out, "{name} {}", sturdy.to_uri())?;
             if let Some(tcp) = &insecure {
                 let sturdy = SturdyRef {
                     peer: tcp.clone(),
-                    swiss,
+                    swiss: number,
                 };
                 writeln!(out, "{name}.tcp-testing-only {}", sturdy.to_uri())?;
             }

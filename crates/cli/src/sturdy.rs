@@ -16,9 +16,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{anyhow, bail};
 use pola_apps::mint::SturdyMaker;
-use pola_captp::locator::{SturdyRef, Swiss};
+use pola_captp::locator::SturdyRef;
 use pola_peer::PeerHandle;
-use pola_peer::swiss::SwissNumber;
+use pola_peer::swiss::random_swiss;
 use pola_store::Store;
 use pola_vat::{Val, Vat, error};
 
@@ -85,13 +85,12 @@ fn maker_with_cap(peer: Arc<OnceLock<PeerHandle>>, count: Count, cap: usize) -> 
                 "this host keeps at most {cap} sturdyrefs; revoke some first"
             )));
         }
-        let swiss = SwissNumber::random().map_err(|_| error("no randomness"))?;
-        let bytes = swiss.as_bytes().to_vec();
-        cx.set_root(&root_name(&bytes, expires), Some(target))?;
-        peer.register_until(bytes.clone(), target.clone(), expires.and_then(at_time));
+        let swiss = random_swiss().map_err(|_| error("no randomness"))?;
+        cx.set_root(&root_name(swiss.bytes(), expires), Some(target))?;
+        peer.register_until(swiss.clone(), target.clone(), expires.and_then(at_time));
         Ok(SturdyRef {
             peer: peer.location().clone(),
-            swiss: Swiss::new(bytes),
+            swiss,
         }
         .to_uri())
     })
@@ -227,7 +226,7 @@ pub fn revoke(
         format!("revoked the URI of served object {name}: the next start gives it a new one")
     };
     if let Some((peer, _)) = live {
-        peer.revoke(&swiss);
+        peer.revoke(&sturdy.swiss);
         // The peer applies it on its own loop: wait for that (a stats
         // request is answered after every command before it), so a fetch
         // made once this returns is refused.

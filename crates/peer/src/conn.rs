@@ -74,6 +74,11 @@ impl ConnId {
     }
 }
 
+/// Names one dial, chosen by whoever starts it ([`spawn_dial`]) and handed
+/// back in [`NetEvent::Dialed`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct DialToken(pub u64);
+
 /// What the acceptors and dials tell the event loop (what arrives on a
 /// connection goes to its [`Ingress`] instead).
 #[derive(Debug)]
@@ -84,7 +89,7 @@ pub enum NetEvent {
     /// A dial finished; `token` is the one given to [`spawn_dial`].
     Dialed {
         /// The caller's token.
-        token: u64,
+        token: DialToken,
         /// Where we dialled.
         to: Location,
         /// The connection, or why not.
@@ -539,7 +544,7 @@ pub fn spawn_acceptor(netlayer: Arc<dyn Netlayer>, events: mpsc::Sender<NetEvent
 pub fn spawn_dial(
     netlayer: Arc<dyn Netlayer>,
     to: Location,
-    token: u64,
+    token: DialToken,
     events: mpsc::Sender<NetEvent>,
 ) {
     tokio::spawn(async move {
@@ -611,14 +616,21 @@ mod tests {
             Arc::new(TcpTestingOnly::bind("127.0.0.1", 0).await.unwrap());
         let (etx, mut erx) = mpsc::channel(EVENT_QUEUE);
         spawn_acceptor(tcp_b.clone(), etx.clone());
-        spawn_dial(tcp_a.clone(), tcp_b.location().clone(), 7, etx.clone());
+        spawn_dial(
+            tcp_a.clone(),
+            tcp_b.location().clone(),
+            DialToken(7),
+            etx.clone(),
+        );
 
         let (mut accepted, mut dialed) = (None, None);
         while accepted.is_none() || dialed.is_none() {
             match erx.recv().await.unwrap() {
                 NetEvent::Accepted(c, _) => accepted = Some(c),
                 NetEvent::Dialed {
-                    token: 7, result, ..
+                    token: DialToken(7),
+                    result,
+                    ..
                 } => dialed = Some(result.unwrap()),
                 other => panic!("unexpected {other:?}"),
             }

@@ -42,18 +42,19 @@ use pola_captp::locator::{Hints, PeerLocator, SturdyRef, Swiss};
 use pola_captp::session::{
     CapRef, Event, LocalTarget, ProjectKind, Reply, Session, SessionConfig, Settlement, TableSizes,
 };
-use pola_captp::{AnswerPosition, Dialect, ImportPosition, LocalId, QuestionPosition};
+use pola_captp::{AnswerPosition, Dialect, GiftTicket, ImportPosition, LocalId, QuestionPosition};
 use pola_netlayer::{Direction, Location, Netlayer};
 use pola_syrup::Value;
 use pola_vat::{Outcome, Ref, Resolver, Val, Vat, error, listen_external};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::conn::{self, ConnHandle, ConnId, Input, NetEvent};
+use crate::conn::{self, ConnHandle, ConnId, DialToken, Input, NetEvent};
 use crate::message::{args_from_message, message_from_args};
 use crate::remote::{
-    Cmd, CmdTx, ImportRemote, LocalCmds, LocalQueue, OutTarget, QuestionRemote, SturdyRemote,
+    Cmd, CmdTx, ImportGeneration, ImportRemote, LocalCmds, LocalQueue, OutTarget, QuestionRemote,
+    SturdyRemote, WaitToken,
 };
-use crate::swiss::{SturdyTable, SwissNumber};
+use crate::swiss::{SturdyTable, random_swiss};
 use crate::test_peer::Enliven;
 
 /// How a peer behaves on the wire.
@@ -237,12 +238,12 @@ pub enum PeerError {
 /// Requests from the public API to the loop.
 pub(crate) enum ApiCmd {
     Register {
-        swiss: Bytes,
+        swiss: Swiss,
         object: Ref,
         expires: Option<std::time::SystemTime>,
     },
     Revoke {
-        swiss: Bytes,
+        swiss: Swiss,
     },
     Enliven {
         sturdy: SturdyRef,
@@ -318,8 +319,9 @@ impl PeerHandle {
         &self.vat
     }
 
-    /// Registers `object` under a chosen Swiss number (what `fetch` finds).
-    pub fn register(&self, swiss: impl Into<Bytes>, object: Ref) {
+    /// Registers `object` under a chosen Swiss number (what `fetch` finds):
+    /// a [`Swiss`], or its bytes.
+    pub fn register(&self, swiss: impl Into<Swiss>, object: Ref) {
         self.register_until(swiss, object, None);
     }
 
@@ -328,7 +330,7 @@ impl PeerHandle {
     /// has expired.
     pub fn register_until(
         &self,
-        swiss: impl Into<Bytes>,
+        swiss: impl Into<Swiss>,
         object: Ref,
         expires: Option<std::time::SystemTime>,
     ) {
@@ -344,9 +346,9 @@ impl PeerHandle {
     /// revocable forwarder). Asynchronous: it takes effect when the
     /// peer's loop handles it; awaiting [`PeerHandle::stats`] afterwards
     /// waits for that.
-    pub fn revoke(&self, swiss: &[u8]) {
+    pub fn revoke(&self, swiss: &Swiss) {
         let _ = self.tx.send(Cmd::Api(ApiCmd::Revoke {
-            swiss: Bytes::copy_from_slice(swiss),
+            swiss: swiss.clone(),
         }));
     }
 
@@ -356,11 +358,11 @@ impl PeerHandle {
     /// # Errors
     /// The OS RNG failed.
     pub fn mint_sturdyref(&self, object: Ref) -> Result<SturdyRef, PeerError> {
-        let swiss = SwissNumber::random().map_err(PeerError::Rng)?;
-        self.register(swiss.as_bytes().clone(), object);
+        let swiss = random_swiss().map_err(PeerError::Rng)?;
+        self.register(swiss.clone(), object);
         Ok(SturdyRef {
             peer: self.location.clone(),
-            swiss: Swiss::new(swiss.as_bytes().clone()),
+            swiss,
         })
     }
 
@@ -678,7 +680,7 @@ struct Sess {
     session: Session,
     peer: Option<PeerLocator>,
     session_id: Option<SessionId>,
-    imports: HashMap<ImportPosition, (Weak<ImportRemote>, u64)>,
+    imports: HashMap<ImportPosition, (Weak<ImportRemote>, ImportGeneration)>,
     questions: HashMap<QuestionPosition, Arc<QuestionRemote>>,
     answers: HashMap<AnswerPosition, Ref>,
     exported: HashSet<LocalId>,
@@ -712,13 +714,13 @@ struct Core {
     endpoint: Endpoint<ConnId>,
     /// Work waiting for a dial in flight (no connection yet).
     dialing: HashMap<PeerKey, Vec<Pending>>,
-    dial_tokens: HashMap<u64, PeerKey>,
+    dial_tokens: HashMap<DialToken, PeerKey>,
     locals: HashMap<LocalId, LocalEntry>,
     local_of: HashMap<Ref, LocalId>,
     next_local: u64,
     sturdy: SturdyTable<Ref>,
-    waiting: HashMap<u64, (ConnId, Waiting)>,
-    gift_tickets: HashMap<u64, (ConnId, Option<Reply>, Option<Resolver>)>,
+    waiting: HashMap<WaitToken, (ConnId, Waiting)>,
+    gift_tickets: HashMap<GiftTicket, (ConnId, Option<Reply>, Option<Resolver>)>,
     next_token: u64,
     dirty: BTreeSet<ConnId>,
     reroute_depth: u8,
@@ -839,6 +841,9 @@ impl Core {
         }
     }
 
+    /// The next number of the one sequence behind every token (wait
+    /// tokens, import generations, dial tokens, gift tickets): each use
+    /// wraps it in its own type, so one cannot be passed for another.
     fn token(&mut self) -> u64 {
         let t = self.next_token;
         self.next_token = self.next_token.wrapping_add(1);
@@ -1019,7 +1024,9 @@ impl Core {
         };
         // An authenticating netlayer names the peer it verified; the
         // location the peer announces must then agree with it.
-        let verified = c.authenticated().map(pola_netlayer::Authenticated::location);
+        let verified = c
+            .authenticated()
+            .map(pola_netlayer::Authenticated::location);
         let _rt = self.runtime.enter();
         let handle = conn::spawn_connection_on(
             id,
@@ -1112,8 +1119,7 @@ impl Core {
                     object,
                     expires,
                 } => {
-                    self.sturdy
-                        .register_until(SwissNumber::from_bytes(swiss), object, expires);
+                    self.sturdy.register_until(swiss, object, expires);
                 }
                 ApiCmd::Revoke { swiss } => {
                     self.sturdy.revoke(&swiss);
@@ -1131,7 +1137,7 @@ impl Core {
     /// Fetches the object `sturdy` names into `answer`.
     fn enliven(&mut self, sturdy: SturdyRef, answer: Arc<QuestionRemote>) {
         if sturdy.peer.same_peer(&self.location) {
-            match self.sturdy.lookup(sturdy.swiss.bytes()) {
+            match self.sturdy.lookup(&sturdy.swiss) {
                 Ok(r) => answer.settle(Ok(Value::Ref(r))),
                 Err(e) => answer.settle(Err(error(e.to_string()))),
             }
@@ -1481,7 +1487,7 @@ impl Core {
     /// Asks to hear when `target` settles; the outcome comes back as
     /// [`Cmd::Settled`] and is handled as `what`.
     fn await_local(&mut self, conn: ConnId, target: &Ref, what: Waiting) {
-        let token = self.token();
+        let token = WaitToken(self.token());
         self.waiting.insert(token, (conn, what));
         let tx = self.tx.clone();
         listen_external(
@@ -1527,7 +1533,7 @@ impl Core {
 
     fn import_ref(&mut self, conn: ConnId, p: ImportPosition, promise: bool) -> Ref {
         let tx = self.tx.clone();
-        let generation = self.token();
+        let generation = ImportGeneration(self.token());
         let Some(s) = self.sessions.get_mut(&conn) else {
             return Ref::broken(error("session ended"));
         };
@@ -1585,7 +1591,7 @@ impl Core {
             action.fail("no netlayer for that transport");
             return;
         };
-        let token = self.token();
+        let token = DialToken(self.token());
         self.dialing.insert(key.clone(), vec![action]);
         self.dial_tokens.insert(token, key);
         // Dials may start on the vat's thread (a handoff read there).
@@ -1774,7 +1780,7 @@ impl Core {
         for id in exported {
             self.release_local(id);
         }
-        let tickets: Vec<u64> = self
+        let tickets: Vec<GiftTicket> = self
             .gift_tickets
             .iter()
             .filter(|(_, (c, _, _))| *c == id)
@@ -1843,10 +1849,7 @@ impl Core {
                 self.await_local(id, &p, Waiting::Reply(reply));
             }
             Event::Fetch { swiss, reply } => {
-                let found = self
-                    .sturdy
-                    .lookup(swiss.bytes())
-                    .map_err(|e| error(e.to_string()));
+                let found = self.sturdy.lookup(&swiss).map_err(|e| error(e.to_string()));
                 let Some(reply) = reply else {
                     return;
                 };
@@ -1906,7 +1909,7 @@ impl Core {
                     self.finish_gift(id, reply, local, Err(error("unknown gifter session")));
                     return;
                 };
-                let ticket = self.token();
+                let ticket = GiftTicket(self.token());
                 let redeemed = match self.sessions.get_mut(&g) {
                     Some(s) => s.session.redeem_gift(request, ticket),
                     None => return,

@@ -27,6 +27,17 @@ use tokio::sync::mpsc;
 
 use crate::conn::ConnId;
 
+/// Names a settlement the peer's loop waits for from a vat (given with
+/// [`Cmd::Settled`]); allocated by the loop, never reused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(crate) struct WaitToken(pub(crate) u64);
+
+/// Which [`ImportRemote`] of an import position a drop notice is about:
+/// a position dropped and received again gets a new generation, so a late
+/// notice for the old one is told apart. Allocated by the loop.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(crate) struct ImportGeneration(pub(crate) u64);
+
 /// Commands from vat threads (through far references and resolvers) to the
 /// peer's event loop.
 pub(crate) enum Cmd {
@@ -46,7 +57,7 @@ pub(crate) enum Cmd {
     DropImport {
         conn: ConnId,
         position: ImportPosition,
-        generation: u64,
+        generation: ImportGeneration,
     },
     /// An answer settled while messages were parked on it: send them on
     /// (in order, before anything sent to it later).
@@ -55,7 +66,7 @@ pub(crate) enum Cmd {
     /// fetch result computed in a vat).
     Settled {
         conn: ConnId,
-        token: u64,
+        token: WaitToken,
         outcome: Outcome,
     },
     /// Deliver a message through a sturdy reference: to the object its
@@ -158,7 +169,7 @@ pub struct ImportRemote {
     pub(crate) conn: ConnId,
     pub(crate) position: ImportPosition,
     pub(crate) promise: bool,
-    pub(crate) generation: u64,
+    pub(crate) generation: ImportGeneration,
     pub(crate) me: Weak<ImportRemote>,
 }
 
@@ -168,7 +179,7 @@ impl ImportRemote {
         conn: ConnId,
         position: ImportPosition,
         promise: bool,
-        generation: u64,
+        generation: ImportGeneration,
     ) -> Arc<Self> {
         Arc::new_cyclic(|me| ImportRemote {
             tx,

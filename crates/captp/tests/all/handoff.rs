@@ -4,8 +4,8 @@
 use bytes::Bytes;
 use pola_captp::locator::Swiss;
 use pola_captp::{
-    CapRef, Dialect, Event, ImportPosition, LocalId, LocalTarget, Misuse, QuestionPosition, Reply,
-    SessionError,
+    CapRef, Dialect, Event, GiftTicket, ImportPosition, LocalId, LocalTarget, Misuse,
+    QuestionPosition, Reply, SessionError,
 };
 use pola_syrup::Value;
 
@@ -115,7 +115,7 @@ fn exporter_handles(w: &mut World, events: Vec<Event>) -> Vec<(u64, Reply)> {
         if let Event::WithdrawGift { request, reply } = e {
             let reply = reply.unwrap();
             assert_eq!(&request.give().session, w.ge.b.peer().unwrap().session_id());
-            match w.ge.b.redeem_gift(request, 77) {
+            match w.ge.b.redeem_gift(request, GiftTicket(77)) {
                 Ok(Some(target)) => w.re.b.resolve(reply, Ok(Value::Ref(target))).unwrap(),
                 Ok(None) => parked.push((77, reply)),
                 Err(_) => {
@@ -201,7 +201,10 @@ fn withdrawal_before_deposit_parks_until_the_gift_arrives() {
     let target = eg
         .into_iter()
         .find_map(|e| match e {
-            Event::GiftReady { ticket: 77, target } => Some(target),
+            Event::GiftReady {
+                ticket: GiftTicket(77),
+                target,
+            } => Some(target),
             _ => None,
         })
         .unwrap();
@@ -246,11 +249,13 @@ fn forged_certificates_are_refused() {
         })
         .unwrap();
     assert_eq!(
-        w.ge.b.redeem_gift(request.clone(), 1).unwrap_err(),
+        w.ge.b
+            .redeem_gift(request.clone(), GiftTicket(1))
+            .unwrap_err(),
         SessionError::Misuse(Misuse::Handoff("bad give signature"))
     );
     // 3. The right certificate presented on the wrong gifter session.
-    assert!(w.gr.b.redeem_gift(request, 1).is_err());
+    assert!(w.gr.b.redeem_gift(request, GiftTicket(1)).is_err());
     let _ = q;
     // The real gift is still there for the real withdrawal.
     assert_eq!(w.ge.b.table_sizes().gifts, 1);
@@ -270,7 +275,9 @@ fn gifter_session_ending_breaks_parked_withdrawals() {
     w.ge.a.abort("gifter leaves").unwrap();
     let (_, eg) = w.ge.run();
     assert!(
-        eg.contains(&Event::GiftWithdrawalBroken { ticket: 77 }),
+        eg.contains(&Event::GiftWithdrawalBroken {
+            ticket: GiftTicket(77)
+        }),
         "{eg:?}"
     );
 }

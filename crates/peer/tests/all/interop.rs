@@ -428,7 +428,7 @@ fn revoked_sturdyref_no_longer_enlivens() {
     let Value::Ref(live) = a.vat.block_on(&live, T).unwrap() else {
         panic!("not a ref")
     };
-    b.peer.revoke(sturdy.swiss.bytes());
+    b.peer.revoke(&sturdy.swiss);
     // `revoke` only posts to B's loop; a stats request behind it on the
     // same queue returns once the revocation is in effect.
     let _ = b.stats(&rt);
