@@ -16,11 +16,12 @@
 //! (handing them to the connection's writer).
 //!
 //! Invariants (upheld by the loop):
-//! - one session per peer pair: sessions are indexed by the location the
-//!   peer announced (inbound ones included) and by the location we dialled;
-//!   a second need for a peer reuses the indexed session or the dial in
-//!   flight. Crossed hellos are settled as the DIGEST (section 7) says: the
-//!   connection whose side has the lower Public Identifier is aborted.
+//! - one session per peer pair: the captp endpoint
+//!   (`pola_captp::endpoint`) indexes sessions by the location the peer
+//!   announced (inbound ones included) and by the location we dialled, and
+//!   decides crossed hellos and duplicates; a second need for a peer reuses
+//!   the session it routes to, or the dial in flight. The loop only carries
+//!   out the endpoint's decisions (admission, aborts, deadlines).
 //! - a local object keeps one [`LocalId`] while any session exports it; the
 //!   id is forgotten when every session has released it.
 //! - a stale import drop (for an older generation of the import) never
