@@ -2,7 +2,6 @@
 //! aborted with a clear reason, and what it held is given back.
 
 use pola_captp::budget::{MemoryPool, OverBudget};
-use pola_captp::locator::Swiss;
 use pola_captp::{
     CapRef, Dialect, Event, LocalId, LocalTarget, Session, SessionConfig, SessionError,
 };
@@ -243,6 +242,43 @@ fn a_shared_pool_cuts_the_greedy_and_spares_the_modest() {
     drop(modest);
     assert_eq!(pool.used(), 0);
     assert_eq!(pool.sessions(), 0);
-    let _ = Swiss::new(&b"unused"[..]);
-    let _ = LocalTarget::Object(LocalId(1));
+}
+
+#[test]
+fn a_listen_on_a_settled_answer_goes_to_the_local_side_which_holds_the_settlement() {
+    let mut s = victim(4 << 20, None, 1);
+    s.handle_bytes(&call(1, Value::int(7i64))).unwrap();
+    echo_all(&mut s).unwrap();
+    while s.poll_transmit().is_some() {}
+    // The session kept no copy of the settlement; a listen on the answer
+    // is the local side's to answer.
+    let listen = enc(Value::record(
+        "op:listen",
+        vec![
+            desc("desc:answer", 1),
+            desc("desc:import-object", 9),
+            false.into(),
+        ],
+    ));
+    s.handle_bytes(&listen).unwrap();
+    let reply = match s.poll_event() {
+        Some(Event::Listen {
+            target: LocalTarget::Answer(a),
+            reply,
+            ..
+        }) if a.get() == 1 => reply,
+        other => panic!("expected a listen on answer 1, got {other:?}"),
+    };
+    s.resolve(reply, Ok(Value::List(vec![Value::int(7i64)])))
+        .unwrap();
+    let sent: Vec<Value> = std::iter::from_fn(|| s.poll_transmit())
+        .map(|m| pola_syrup::decode(&m).unwrap())
+        .collect();
+    assert!(
+        sent.iter().any(|v| {
+            v.as_record()
+                .is_some_and(|r| r.fields.first() == Some(&desc("desc:export", 9)))
+        }),
+        "listener not told: {sent:?}"
+    );
 }
