@@ -105,7 +105,7 @@
 //! in [`Endpoint::expire`], against the `now` passed in, so tests drive the
 //! clock by hand.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::hash::Hash;
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
@@ -127,6 +127,9 @@ pub const IDLE: &str = "idle for too long";
 pub const MESSAGE_TOO_SLOW: &str = "message too slow";
 /// The abort reason for a borrowed session whose slot is reclaimed.
 pub const RECLAIMED: &str = "slot reclaimed for another source";
+/// The abort reason for a session whose announced location its connection
+/// does not vouch for (see [`Opening::verified`]).
+pub const IMPOSTOR: &str = "location does not match the authenticated peer";
 
 /// Who opened a connection.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -171,6 +174,10 @@ pub struct EndpointConfig {
     /// How long a second session with a peer is held before the
     /// one-session rule decides (see the module docs).
     pub settle_grace: Duration,
+    /// The transports we serve whose netlayers authenticate nobody
+    /// (`tcp-testing-only`): the only ones a session without an
+    /// authenticated identity may announce (see [`Opening::verified`]).
+    pub unauthenticated_transports: BTreeSet<String>,
 }
 
 impl Default for EndpointConfig {
@@ -185,6 +192,7 @@ impl Default for EndpointConfig {
             idle_timeout: Duration::from_secs(600),
             message_timeout: Duration::from_secs(60),
             settle_grace: Duration::from_secs(2),
+            unauthenticated_transports: BTreeSet::new(),
         }
     }
 }
@@ -211,6 +219,14 @@ impl PeerKey {
         &self.transport
     }
 
+    /// The key of the peer named `designator` on `transport`.
+    pub fn new(transport: impl Into<String>, designator: impl Into<String>) -> Self {
+        PeerKey {
+            transport: transport.into(),
+            designator: designator.into(),
+        }
+    }
+
     /// The peer's name on that transport.
     pub fn designator(&self) -> &str {
         &self.designator
@@ -227,6 +243,15 @@ pub struct Opening {
     pub source: Option<IpAddr>,
     /// For a connection we dialled: the peer we meant to reach.
     pub dialled: Option<PeerKey>,
+    /// The peer the netlayer authenticated, if its transport authenticates.
+    /// Such a session must announce exactly this peer; a session without
+    /// one may announce only a transport of
+    /// [`EndpointConfig::unauthenticated_transports`]. Otherwise a plain-TCP
+    /// connection could claim a `noise` peer's locator (or one on a
+    /// transport we cannot check at all) and, as sessions are found by the
+    /// peer they announce, be handed the fetches and Swiss numbers meant
+    /// for that peer. It is aborted ([`IMPOSTOR`]) instead.
+    pub verified: Option<PeerKey>,
 }
 
 /// Why a connection was not admitted. Nothing has been sent on it: close it.
@@ -328,6 +353,7 @@ struct Entry {
     direction: Direction,
     source: Option<IpAddr>,
     dialled: Option<PeerKey>,
+    verified: Option<PeerKey>,
     our_id: PublicId,
     their_id: Option<PublicId>,
     session_id: Option<SessionId>,
@@ -438,6 +464,7 @@ impl<C: Copy + Eq + Hash> Endpoint<C> {
                 direction: opening.direction,
                 source,
                 dialled: opening.dialled,
+                verified: opening.verified,
                 our_id: *session.public_id(),
                 their_id: None,
                 session_id: None,
@@ -480,12 +507,24 @@ impl<C: Copy + Eq + Hash> Endpoint<C> {
         session_id: SessionId,
         now: Instant,
     ) -> Vec<Decision<C>> {
-        match self.conns.get_mut(&conn) {
+        let vouched = |e: &Entry| match &e.verified {
+            Some(v) => *v == peer,
+            None => self
+                .config
+                .unauthenticated_transports
+                .contains(peer.transport()),
+        };
+        match self.conns.get(&conn) {
             Some(e) if matches!(e.state, State::AwaitingHello) => {
-                e.their_id = Some(their_id);
-                e.session_id = Some(session_id);
+                if !vouched(e) {
+                    return self.abort(conn, IMPOSTOR, None);
+                }
             }
             _ => return Vec::new(),
+        }
+        if let Some(e) = self.conns.get_mut(&conn) {
+            e.their_id = Some(their_id);
+            e.session_id = Some(session_id);
         }
         self.by_session_id.insert(session_id, conn);
         // Another session with this peer: the one serving it, else a dial

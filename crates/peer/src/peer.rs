@@ -505,7 +505,7 @@ impl Peer {
         for n in &netlayers {
             conn::spawn_acceptor(n.clone(), net_tx.clone());
         }
-        let endpoint = Endpoint::new(endpoint_config(&config));
+        let endpoint = Endpoint::new(endpoint_config(&config, &netlayers));
         let pool = MemoryPool::new(config.max_held_bytes_total);
         let mut core = Core {
             pool,
@@ -583,7 +583,7 @@ fn key_of(loc: &PeerLocator) -> PeerKey {
 }
 
 /// The endpoint's limits and deadlines, from the peer's.
-fn endpoint_config(config: &PeerConfig) -> EndpointConfig {
+fn endpoint_config(config: &PeerConfig, netlayers: &[Arc<dyn Netlayer>]) -> EndpointConfig {
     let mut e = EndpointConfig::default();
     e.max_sessions = config.max_sessions;
     e.max_sessions_per_source = config.max_sessions_per_source;
@@ -591,6 +591,11 @@ fn endpoint_config(config: &PeerConfig) -> EndpointConfig {
     e.handshake_timeout = config.handshake_timeout;
     e.idle_timeout = config.idle_timeout;
     e.message_timeout = config.message_timeout;
+    e.unauthenticated_transports = netlayers
+        .iter()
+        .filter(|n| !n.authenticates())
+        .map(|n| n.transport().to_owned())
+        .collect();
     e
 }
 
@@ -689,8 +694,6 @@ struct Sess {
     pending: Vec<Pending>,
     net_closed: bool,
     cleaned: bool,
-    /// The peer the netlayer authenticated, if it authenticates.
-    verified: Option<Location>,
 }
 
 struct LocalEntry {
@@ -1013,6 +1016,11 @@ impl Core {
             },
             source: c.source,
             dialled,
+            // An authenticating netlayer names the peer it verified; the
+            // location the peer announces must then agree with it.
+            verified: c
+                .authenticated()
+                .map(|a| PeerKey::new(a.transport(), a.designator())),
         };
         let mut config = SessionConfig::new(self.config.dialect, seed, announce);
         config.max_held_bytes = self.config.max_held_bytes;
@@ -1023,11 +1031,6 @@ impl Core {
             Err(endpoint::Refused::AlreadyConnected(s)) => return Err(Some(s)),
             Err(_) => return Err(None),
         };
-        // An authenticating netlayer names the peer it verified; the
-        // location the peer announces must then agree with it.
-        let verified = c
-            .authenticated()
-            .map(pola_netlayer::Authenticated::location);
         let _rt = self.runtime.enter();
         let handle = conn::spawn_connection_on(
             id,
@@ -1051,7 +1054,6 @@ impl Core {
                 pending: Vec::new(),
                 net_closed: false,
                 cleaned: false,
-                verified,
             },
         );
         self.dirty.insert(id);
@@ -1993,28 +1995,6 @@ impl Core {
         }
     }
 
-    /// Whether a connection whose netlayer verified `verified` (or no one)
-    /// may announce `announced` as its peer's location.
-    ///
-    /// On an authenticated connection the location must be the verified
-    /// identity, or the peer could claim another peer's locator. On any
-    /// other it must be on a transport one of our netlayers serves without
-    /// authenticating: a tcp-testing-only connection claiming a `noise`
-    /// locator (or one of a transport we cannot check at all) would
-    /// otherwise be handed the fetches, Swiss numbers included, meant for
-    /// that peer, as sessions are found by the location they announce.
-    fn may_announce(&self, verified: Option<&Location>, announced: &PeerLocator) -> bool {
-        match verified {
-            Some(v) => {
-                v.transport == announced.transport() && v.designator == announced.designator()
-            }
-            None => self
-                .netlayers
-                .iter()
-                .any(|n| n.transport() == announced.transport() && !n.authenticates()),
-        }
-    }
-
     fn established(
         &mut self,
         id: ConnId,
@@ -2023,19 +2003,6 @@ impl Core {
         session_id: SessionId,
     ) {
         let key = key_of(&peer_location);
-        let impostor = self
-            .sessions
-            .get(&id)
-            .is_some_and(|s| !self.may_announce(s.verified.as_ref(), &peer_location));
-        if impostor {
-            if let Some(s) = self.sessions.get_mut(&id) {
-                let _ = s
-                    .session
-                    .abort("location does not match the authenticated peer");
-            }
-            self.dirty.insert(id);
-            return;
-        }
         match self.sessions.get_mut(&id) {
             Some(s) => {
                 s.peer = Some(peer_location);

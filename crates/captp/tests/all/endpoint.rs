@@ -29,7 +29,9 @@ struct Side {
 }
 
 impl Side {
-    fn new(name: &'static str, config: EndpointConfig) -> Side {
+    fn new(name: &'static str, mut config: EndpointConfig) -> Side {
+        // The simulated transport authenticates nobody.
+        config.unauthenticated_transports.insert("sim".to_owned());
         Side {
             name,
             ep: Endpoint::new(config),
@@ -52,6 +54,7 @@ impl Side {
             direction: Direction::Outbound,
             source: None,
             dialled: Some(key(to)),
+            verified: None,
         };
         assert!(self.open(conn, opening, seed, now).is_empty());
     }
@@ -61,6 +64,7 @@ impl Side {
             direction: Direction::Inbound,
             source: Some(IpAddr::V4(Ipv4Addr::LOCALHOST)),
             dialled: None,
+            verified: None,
         };
         assert!(self.open(conn, opening, seed, now).is_empty());
     }
@@ -392,6 +396,7 @@ fn a_dial_to_a_peer_served_meanwhile_is_refused_before_a_word_is_sent() {
         direction: Direction::Outbound,
         source: None,
         dialled: Some(key("bob")),
+        verified: None,
     };
     let r = w.alice.ep.admit(77, opening, config, w.t0);
     assert!(matches!(r, Err(Refused::AlreadyConnected(1))), "{r:?}");
@@ -420,6 +425,7 @@ fn a_connection_id_cannot_be_admitted_twice() {
         direction: Direction::Inbound,
         source: None,
         dialled: None,
+        verified: None,
     };
     let r = w.alice.ep.admit(1, opening, config, w.t0);
     assert!(matches!(r, Err(Refused::IdInUse)), "{r:?}");
@@ -448,6 +454,7 @@ fn inbound(
         direction: Direction::Inbound,
         source: Some(ip),
         dialled: None,
+        verified: None,
     };
     ep.admit(conn, opening, config, Instant::now())
         .map(|a| a.decisions)
@@ -459,6 +466,7 @@ fn outbound(ep: &mut Endpoint<u32>, conn: u32, to: &str) -> Result<(), Refused<u
         direction: Direction::Outbound,
         source: None,
         dialled: Some(key(to)),
+        verified: None,
     };
     ep.admit(conn, opening, config, Instant::now()).map(|_| ())
 }
@@ -715,4 +723,72 @@ fn a_message_trickled_too_slowly_is_aborted() {
     w.alice.ep.heard(1, t0 + slow / 2, false);
     w.alice.ep.heard(1, t0 + slow, true);
     assert!(w.alice.ep.expire(t0 + slow + slow / 2, busy).is_empty());
+}
+
+// ----------------------------------------------------------------------
+// Who a connection may claim to be
+// ----------------------------------------------------------------------
+
+/// Bob's hello arrives on Alice's connection 1, opened with `verified`;
+/// Alice serves transports `plain` without authentication.
+fn claim(verified: Option<PeerKey>, plain: &[&str]) -> Vec<Decision<u32>> {
+    let t0 = Instant::now();
+    let mut config = EndpointConfig::default();
+    config.unauthenticated_transports = plain.iter().map(|t| (*t).to_owned()).collect();
+    let mut alice = Side {
+        name: "alice",
+        ep: Endpoint::new(config),
+        sessions: HashMap::new(),
+        hellos: HashMap::new(),
+    };
+    let mut bob = Side::new("bob", EndpointConfig::default());
+    let opening = Opening {
+        direction: Direction::Inbound,
+        source: Some(IpAddr::V4(Ipv4Addr::LOCALHOST)),
+        dialled: None,
+        verified,
+    };
+    assert!(alice.open(1, opening, 1, t0).is_empty());
+    bob.dial(1, "alice", 2, t0);
+    let hello = bob.hellos.remove(&1).unwrap();
+    let ours = alice.sessions.get_mut(&1).unwrap();
+    ours.handle_bytes(&hello).unwrap();
+    let Some(Event::Established {
+        peer_location,
+        peer_id,
+        session_id,
+    }) = ours.poll_event()
+    else {
+        panic!("not established");
+    };
+    alice
+        .ep
+        .established(1, PeerKey::of(&peer_location), peer_id, session_id, t0)
+}
+
+#[test]
+fn a_connection_may_announce_only_the_peer_its_netlayer_vouches_for() {
+    // Bob announces `sim` "bob". Unauthenticated, on a transport Alice
+    // serves without authentication: believed (nothing better exists).
+    let d = claim(None, &["sim"]);
+    assert!(
+        matches!(d.as_slice(), [Decision::Serve { conn: 1, .. }]),
+        "{d:?}"
+    );
+    // Unauthenticated, claiming a transport Alice either authenticates or
+    // does not serve at all: an impostor.
+    assert_abort(&claim(None, &["tcp-testing-only"]), 1, endpoint::IMPOSTOR);
+    assert_abort(&claim(None, &[]), 1, endpoint::IMPOSTOR);
+    // Authenticated as someone else: an impostor.
+    let mallory = PeerKey::new("sim", "mallory");
+    assert_abort(&claim(Some(mallory), &["sim"]), 1, endpoint::IMPOSTOR);
+    // Authenticated as Bob on another transport: an impostor too.
+    let other = PeerKey::new("noise", "bob");
+    assert_abort(&claim(Some(other), &[]), 1, endpoint::IMPOSTOR);
+    // Authenticated as exactly who it announces: served.
+    let d = claim(Some(key("bob")), &[]);
+    assert!(
+        matches!(d.as_slice(), [Decision::Serve { conn: 1, .. }]),
+        "{d:?}"
+    );
 }
