@@ -63,7 +63,7 @@ fn same_import_received_twice_gives_equal_refs() {
 }
 
 /// Sends made inside vat A go out through the vat-thread path (queued on
-/// the vat's thread, written by its idle hook): sends on one reference
+/// the vat's thread, written by the peer's driver): sends on one reference
 /// still arrive in the order sent, and ones pipelined on answers not yet
 /// back all arrive.
 #[test]
