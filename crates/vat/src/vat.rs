@@ -184,6 +184,8 @@ pub(crate) enum Event {
         migrate: bool,
         reply: std::sync::mpsc::Sender<Result<Collected, String>>,
     },
+    /// Sweep the tables once the vat is idle (see [`Vat::sweep_when_idle`]).
+    Sweep,
     /// The writer finished a batch.
     Written,
     Stop,
@@ -563,7 +565,6 @@ impl Vat {
     /// driver is the one the vat sleeps in.
     ///
     /// [`Remote`]: crate::Remote
-    #[allow(clippy::result_large_err)]
     pub fn attach<D: Driver>(&self, driver: D, wake: Option<Wake>) -> Result<(), D> {
         if wake.is_some() && self.shared.sleeper_claimed.swap(true, Ordering::SeqCst) {
             return Err(driver);
@@ -693,6 +694,20 @@ impl Vat {
             }
             Err(_) => Err("the vat stopped".into()),
         }
+    }
+
+    /// Asks the vat to drop what nothing can reach any more (objects, and
+    /// promises with their values) the next time it runs out of work, even
+    /// if it did little since its last sweep; wakes it if it sleeps.
+    ///
+    /// A vat otherwise sweeps when the work since the last sweep makes the
+    /// sweep cheap by comparison, so a big vat that just lost many
+    /// references at once (a CapTP session that ended, leaving the answers
+    /// it held unreachable) would keep their memory until it had done
+    /// enough other work; a driver asks for a sweep then. Requests made
+    /// before the vat gets to sweep are one sweep.
+    pub fn sweep_when_idle(&self) {
+        self.shared.post(Event::Sweep);
     }
 
     /// Bounds the vat's queue: once `limit` events wait in it, a message
@@ -945,6 +960,8 @@ struct VatCore {
     survivors: usize,
     /// Events handled since the last sweep.
     events: usize,
+    /// A sweep was asked for ([`Vat::sweep_when_idle`]).
+    sweep_asked: bool,
     /// The driver the thread sleeps in when idle (`None`: `thread::park`).
     sleeper: Option<Box<dyn Driver>>,
     /// The other attached drivers, in the order they attached.
@@ -980,6 +997,7 @@ impl VatCore {
             inserts: 0,
             survivors: 0,
             events: 0,
+            sweep_asked: false,
             sleeper: None,
             drivers: Vec::new(),
         }
@@ -1022,7 +1040,7 @@ impl VatCore {
             // Drivers first: a session driver's writes should not wait for
             // the sweep.
             self.idle_drivers();
-            if self.maybe_sweep() || self.idle_sweep() {
+            if self.maybe_sweep() || self.idle_sweep() || self.asked_sweep() {
                 continue;
             }
             // While mail keeps coming the vat never sleeps; `since` keeps
@@ -1375,6 +1393,7 @@ impl VatCore {
             Event::Collect { migrate, reply } => {
                 let _ = reply.send(self.collect(migrate));
             }
+            Event::Sweep => self.sweep_asked = true,
             Event::Written => {
                 let done = self
                     .persist
@@ -2073,6 +2092,17 @@ impl VatCore {
     /// last sweep (so the cost is amortised over the inserts).
     fn maybe_sweep(&mut self) -> bool {
         if self.inserts > 4096usize.max(self.survivors) {
+            self.sweep();
+            true
+        } else {
+            false
+        }
+    }
+
+    /// Sweeps when the vat is about to sleep if [`Vat::sweep_when_idle`]
+    /// asked for it (however many times: once).
+    fn asked_sweep(&mut self) -> bool {
+        if std::mem::take(&mut self.sweep_asked) {
             self.sweep();
             true
         } else {
