@@ -1767,8 +1767,16 @@ impl Core {
         let exported: Vec<LocalId> = s.exported.drain().collect();
         let listens = std::mem::take(&mut s.listens);
         let questions = std::mem::take(&mut s.questions);
+        // The promises of the answers the peer held, and what they hold,
+        // are unreachable now: have the vat drop them when it is next idle
+        // rather than after enough other work (a quiet vat would keep
+        // them indefinitely).
+        let held_answers = !s.answers.is_empty();
         s.answers.clear();
         s.imports.clear();
+        if held_answers {
+            self.vat.sweep_when_idle();
+        }
         for p in pending {
             p.fail("session ended");
         }
