@@ -272,6 +272,39 @@ impl Victim for ExternalVictim {
     }
 }
 
+/// Starts a victim process (`command`, e.g. `pola ocapn test-peer`),
+/// which must print its `ocapn://…` locator as its first line.
+///
+/// # Errors
+/// It could not start, or its first line is not a locator with a host
+/// and port.
+pub fn spawn_victim(
+    command: &mut std::process::Command,
+) -> Result<(std::process::Child, ExternalVictim)> {
+    use std::io::BufRead as _;
+    let mut child = command
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .context("starting the victim")?;
+    let stdout = child.stdout.take().context("no stdout")?;
+    let mut line = String::new();
+    std::io::BufReader::new(stdout).read_line(&mut line)?;
+    Ok((child, ExternalVictim::from_uri(&line)?))
+}
+
+/// Another process: RSS only.
+#[derive(Debug)]
+pub struct PidProbe(pub u32);
+
+impl Probe for PidProbe {
+    fn measure(&self) -> Measure {
+        Measure {
+            rss: rss_bytes(Some(self.0)),
+            live: None,
+        }
+    }
+}
+
 /// Most calls [`round`] makes after the attack to get the victim's vat to
 /// release what it held.
 const RELEASE_CALLS: usize = 100;

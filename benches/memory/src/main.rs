@@ -37,13 +37,12 @@
 
 mod counting;
 
-use std::io::BufRead as _;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 
 use anyhow::{Context as _, Result, bail};
 use pola_bench_memory::{
-    Attack, ExternalVictim, InProcessVictim, MAX_ATOMS, Measure, Probe, RoundReport, Victim, round,
-    rss_bytes, settle,
+    Attack, ExternalVictim, InProcessVictim, MAX_ATOMS, Measure, PidProbe, Probe, RoundReport,
+    Victim, round, rss_bytes, settle, spawn_victim,
 };
 use pola_peer::PeerConfig;
 
@@ -100,18 +99,6 @@ impl Probe for SelfProbe {
         Measure {
             rss: rss_bytes(None),
             live: Some(counting::ALLOCATOR.live()),
-        }
-    }
-}
-
-/// Another process: RSS only.
-struct PidProbe(u32);
-
-impl Probe for PidProbe {
-    fn measure(&self) -> Measure {
-        Measure {
-            rss: rss_bytes(Some(self.0)),
-            live: None,
         }
     }
 }
@@ -190,15 +177,7 @@ fn malloc_trim() {
 
 fn start_external(command: &[String]) -> Result<(Child, ExternalVictim)> {
     let (program, args) = command.split_first().context("--spawn needs a command")?;
-    let mut child = Command::new(program)
-        .args(args)
-        .stdout(Stdio::piped())
-        .spawn()
-        .with_context(|| format!("starting {program}"))?;
-    let stdout = child.stdout.take().context("no stdout")?;
-    let mut line = String::new();
-    std::io::BufReader::new(stdout).read_line(&mut line)?;
-    Ok((child, ExternalVictim::from_uri(&line)?))
+    spawn_victim(Command::new(program).args(args))
 }
 
 fn main() -> Result<()> {

@@ -18,6 +18,13 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 
+/// jemalloc, not the system's malloc: after a peer's memory attack ends,
+/// glibc kept what it had freed (RSS 0.2 → 3.3 → 6.3 GB over three rounds
+/// with nothing live); jemalloc gives it back (14–24 MB). See
+/// `benches/memory`.
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 /// pola: a least-authority computing platform.
 #[derive(Parser)]
 #[command(name = "pola", version, about)]
