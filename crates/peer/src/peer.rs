@@ -685,7 +685,6 @@ struct Sess {
     conn: ConnHandle,
     session: Session,
     peer: Option<PeerLocator>,
-    session_id: Option<SessionId>,
     imports: HashMap<ImportPosition, (Weak<ImportRemote>, ImportGeneration)>,
     questions: HashMap<QuestionPosition, Arc<QuestionRemote>>,
     answers: HashMap<AnswerPosition, Ref>,
@@ -1045,7 +1044,6 @@ impl Core {
                 conn: handle,
                 session: admitted.session,
                 peer: None,
-                session_id: None,
                 imports: HashMap::new(),
                 questions: HashMap::new(),
                 answers: HashMap::new(),
@@ -2014,7 +2012,6 @@ impl Core {
         match self.sessions.get_mut(&id) {
             Some(s) => {
                 s.peer = Some(peer_location);
-                s.session_id = Some(session_id);
             }
             None => return,
         }
