@@ -224,10 +224,7 @@ impl Outside for VatLink {
     type Ref = LinkRef;
 
     fn send(&mut self, target: &LinkRef, message: LinkVal) -> Result<LinkRef, Refused> {
-        let charge = self
-            .control
-            .reserve(message.footprint())
-            .ok_or(Refused)?;
+        let charge = self.control.reserve(message.footprint()).ok_or(Refused)?;
         let (method, args) = split(message)?;
         let n = self.next_answer;
         self.next_answer = n.checked_add(1).ok_or(Refused)?;
@@ -242,10 +239,7 @@ impl Outside for VatLink {
     }
 
     fn send_only(&mut self, target: &LinkRef, message: LinkVal) -> Result<(), Refused> {
-        let charge = self
-            .control
-            .reserve(message.footprint())
-            .ok_or(Refused)?;
+        let charge = self.control.reserve(message.footprint()).ok_or(Refused)?;
         let (method, args) = split(message)?;
         self.effects.push(Effect::Send {
             target: target.clone(),
