@@ -688,6 +688,12 @@ struct Sess {
     imports: HashMap<ImportPosition, (Weak<ImportRemote>, ImportGeneration)>,
     questions: HashMap<QuestionPosition, Arc<QuestionRemote>>,
     answers: HashMap<AnswerPosition, Ref>,
+    /// The local objects this session's values were translated with (a
+    /// superset of what its export table holds: a value whose references
+    /// were translated may still fail to be sent). Each counts once in
+    /// [`LocalEntry::sessions`] until the session reports it dropped or
+    /// ends, so an object some session may still name is never forgotten;
+    /// the session remains the authority on what the peer holds.
     exported: HashSet<LocalId>,
     listens: HashMap<ImportPosition, (Arc<ImportRemote>, Vec<Resolver>)>,
     pending: Vec<Pending>,
@@ -695,8 +701,10 @@ struct Sess {
     cleaned: bool,
 }
 
+/// One of our objects as the sessions name it (a [`LocalId`]).
 struct LocalEntry {
     object: Ref,
+    /// Sessions whose `exported` set holds it; at zero it is forgotten.
     sessions: usize,
 }
 
