@@ -16,7 +16,7 @@ use pola_syrup::Value;
 
 use crate::crypto::{PublicId, PublicKey, SessionId, SessionKeys, Signature};
 use crate::locator::PeerLocator;
-use crate::wire::WireError;
+use crate::shape::WireError;
 
 /// A gift id: 32 random bytes in the current text; any byte array (and, for
 /// older peers, a non-negative integer) is accepted.

@@ -89,6 +89,7 @@ pub mod handoff;
 pub mod ids;
 pub mod locator;
 pub mod session;
+mod shape;
 pub mod wire;
 
 pub use ids::{

@@ -19,6 +19,7 @@ use crate::crypto::{PublicKey, Signature};
 use crate::handoff::{Envelope, SignedGive, SignedReceive, parse_envelope};
 use crate::ids::Position;
 use crate::locator::PeerLocator;
+pub use crate::shape::WireError;
 
 /// Which variant of the protocol a session emits (DIGEST section 15). Every
 /// variant is always accepted on input; see [`crate::dialects`] for how the
@@ -85,30 +86,6 @@ pub struct Forms {
     pub listen_wants_partial: bool,
     /// Plural GC labels (`op:gc-exports`, `op:gc-answers`); else singular.
     pub gc_plural: bool,
-}
-
-/// A message or descriptor that does not have the shape the protocol
-/// requires. The `Display` text is short and names no host detail; it is
-/// what goes into `op:abort`.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum WireError {
-    /// The top-level value is not a record with a symbol label.
-    #[error("message is not an operation record")]
-    NotAnOp,
-    /// The label is not an operation we know.
-    #[error("unknown operation")]
-    UnknownOp,
-    /// A record has the wrong number of fields.
-    #[error("wrong number of fields in {0}")]
-    Arity(&'static str),
-    /// A field has the wrong type or value.
-    #[error("bad field {0}")]
-    Field(&'static str),
-    /// A descriptor record is malformed, or a descriptor of the wrong kind
-    /// appears where another is required.
-    #[error("bad descriptor {0}")]
-    Descriptor(&'static str),
 }
 
 /// A reference descriptor, lifted out of a value. Named, as on the wire, from
