@@ -26,10 +26,9 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
-use bytes::Bytes;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Waker};
 
@@ -38,8 +37,7 @@ use pola_netlayer::{
 };
 use tokio::sync::mpsc;
 
-/// How long a closing connection keeps draining input before giving up.
-pub const CLOSE_LINGER: Duration = Duration::from_millis(500);
+pub use crate::ingress::{CLOSE_LINGER, ConnId, Ingress, Input};
 
 /// Once a connection is closing, how long its writer may still take to
 /// flush what is queued (or, after [`ConnHandle::abort_with`], to finish
@@ -61,18 +59,6 @@ pub const DEFAULT_MAX_QUEUED: usize = 16 * 1024 * 1024;
 
 /// Queued messages are joined into one write up to this many bytes.
 const COALESCE_LIMIT: usize = 64 * 1024;
-
-/// Names one connection for the life of the peer (never reused).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct ConnId(u64);
-
-impl ConnId {
-    /// A fresh id.
-    pub fn fresh() -> Self {
-        static NEXT: AtomicU64 = AtomicU64::new(1);
-        ConnId(NEXT.fetch_add(1, Ordering::Relaxed))
-    }
-}
 
 /// Names one dial, chosen by whoever starts it ([`spawn_dial`]) and handed
 /// back in [`NetEvent::Dialed`].
@@ -96,22 +82,6 @@ pub enum NetEvent {
         result: Result<Connection, NetError>,
     },
 }
-
-/// What a connection's reader hands to the [`Ingress`].
-#[derive(Debug)]
-pub enum Input {
-    /// Bytes arrived, in order.
-    Bytes(Bytes),
-    /// The connection ended (clean end of stream: `None`); the last input.
-    Closed(Option<NetError>),
-}
-
-/// The one way what arrives on a connection enters the peer: every reader
-/// (a runtime task, or the vat's own thread) calls it on its own thread
-/// with each chunk as it arrives, then once with [`Input::Closed`]. The
-/// reader reads on only after the call returns: that is the
-/// backpressure.
-pub type Ingress = Arc<dyn Fn(ConnId, Input) + Send + Sync>;
 
 type Writer = Box<dyn MessageWriter>;
 

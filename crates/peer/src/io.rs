@@ -41,7 +41,7 @@ use mio::{Events, Interest, Poll, Registry, Token};
 use pola_netlayer::{MessageReader, ReadNow};
 use pola_vat::{Driver, Vat, Wake};
 
-use crate::conn::{CLOSE_LINGER, ConnId, Ingress, Input};
+use crate::ingress::{CLOSE_LINGER, ConnId, Ingress, Input};
 
 /// Queued events beyond which a busy vat reads only [`SIP`] bytes per
 /// connection each time it looks at its sockets.

@@ -82,6 +82,7 @@
 #![forbid(unsafe_code)]
 
 pub mod conn;
+mod ingress;
 mod io;
 pub mod message;
 mod peer;
