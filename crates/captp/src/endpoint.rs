@@ -9,20 +9,31 @@
 //! for too long, and which session a handoff names. It does no I/O and reads
 //! no clock: the driver (the `pola-peer` crate) names each connection with an
 //! opaque id of its own (`C`), passes the current time into every call that
-//! needs one, carries out the [`Decision`]s it returns and owns the
-//! [`Session`]s the endpoint creates from the driver's [`SessionConfig`]
-//! (whose key seed is the driver's randomness).
+//! needs one and carries out the [`Decision`]s it returns.
+//!
+//! # Who owns what
+//!
+//! The endpoint owns every [`Session`]: it creates one in
+//! [`Endpoint::admit`] from the driver's [`SessionConfig`] (whose key seed
+//! is the driver's randomness), keeps it beside its own bookkeeping for the
+//! connection, and drops it in [`Endpoint::removed`]. The driver reaches a
+//! session through [`Endpoint::session_mut`] (or [`Endpoint::sessions`]) to
+//! feed it bytes and commands and to drain its output. The driver owns the
+//! connection itself (socket, writer) and everything on the local side of
+//! the session: what its [`LocalId`](crate::LocalId)s, imports, questions
+//! and answers stand for in its vat.
 //!
 //! # Call order
 //!
 //! 1. A connection is up (accepted, or one we dialled):
 //!    [`Endpoint::admit`]. Refused: close the connection, send nothing.
-//!    Admitted: the returned session's `op:start-session` goes out at once.
-//! 2. Bytes arrive: [`Endpoint::heard`] (and the session's `handle_bytes`).
+//!    Admitted: the session's `op:start-session` is queued; send it at once.
+//! 2. Bytes arrive: [`Endpoint::heard`], and the session's `handle_bytes`.
+//!    After any input, drain the session's events and bytes.
 //! 3. The session reports `Established`: [`Endpoint::established`].
 //! 4. The session ends (aborted either way, or closed): [`Endpoint::ended`];
-//!    the connection is gone: [`Endpoint::removed`] (until then it still
-//!    counts against the admission limits).
+//!    the connection is gone: [`Endpoint::removed`], which drops the
+//!    session (until then it still counts against the admission limits).
 //! 5. Now and then (a timer): [`Endpoint::expire`].
 //!
 //! Every call returns the [`Decision`]s to carry out, in order. An
@@ -307,23 +318,25 @@ pub enum Decision<C> {
     },
 }
 
-/// What an admitted connection gets.
-#[derive(Debug)]
-#[non_exhaustive]
-pub struct Admitted<C> {
-    /// The new session (our `op:start-session` already queued).
-    pub session: Session,
-    /// What admitting it requires (a borrowed slot reclaimed).
-    pub decisions: Vec<Decision<C>>,
-}
-
-/// What the driver tells [`Endpoint::expire`] about an established session.
+/// What the driver tells [`Endpoint::expire`] about an established session
+/// (usually [`Activity::of`] it).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Activity {
     /// We hold references the peer exported (the session must stay).
     pub holds_peer_refs: bool,
     /// One side awaits the other (a question, a listen, a gift).
     pub awaiting_peer: bool,
+}
+
+impl Activity {
+    /// What `session`'s tables show: it imports something of the peer's,
+    /// or a question, listen or answer is unsettled.
+    pub fn of(session: &Session) -> Self {
+        Activity {
+            holds_peer_refs: session.table_sizes().imports > 0,
+            awaiting_peer: session.is_waiting(),
+        }
+    }
 }
 
 /// Where a connection stands (see the module's state diagram).
@@ -350,6 +363,8 @@ enum State {
 
 #[derive(Debug)]
 struct Entry {
+    /// The connection's session, from `admit` to `removed`.
+    session: Session,
     direction: Direction,
     source: Option<IpAddr>,
     dialled: Option<PeerKey>,
@@ -408,7 +423,10 @@ impl<C: Copy + Eq + Hash> Endpoint<C> {
     }
 
     /// Decides whether connection `conn` may start a session and, if so,
-    /// creates it from `session` (whose key seed must be fresh randomness).
+    /// creates it from `session` (whose key seed must be fresh randomness)
+    /// and keeps it (reach it with [`Endpoint::session_mut`]; its
+    /// `op:start-session` is queued). Returns what admitting it requires (a
+    /// borrowed slot reclaimed).
     ///
     /// # Errors
     /// [`Refused`] when a limit is reached, when we dialled a peer that is
@@ -419,7 +437,7 @@ impl<C: Copy + Eq + Hash> Endpoint<C> {
         opening: Opening,
         session: SessionConfig,
         now: Instant,
-    ) -> Result<Admitted<C>, Refused<C>> {
+    ) -> Result<Vec<Decision<C>>, Refused<C>> {
         if self.conns.contains_key(&conn) {
             return Err(Refused::IdInUse);
         }
@@ -456,16 +474,18 @@ impl<C: Copy + Eq + Hash> Endpoint<C> {
             return Err(Refused::Full);
         }
         let session = Session::new(session);
+        let our_id = *session.public_id();
         let seq = self.next_seq;
         self.next_seq += 1;
         self.conns.insert(
             conn,
             Entry {
+                session,
                 direction: opening.direction,
                 source,
                 dialled: opening.dialled,
                 verified: opening.verified,
-                our_id: *session.public_id(),
+                our_id,
                 their_id: None,
                 session_id: None,
                 state: State::AwaitingHello,
@@ -478,7 +498,7 @@ impl<C: Copy + Eq + Hash> Endpoint<C> {
                 seq,
             },
         );
-        Ok(Admitted { session, decisions })
+        Ok(decisions)
     }
 
     /// Bytes arrived on `conn` at `now`; `partial` says whether a message is
@@ -585,7 +605,8 @@ impl<C: Copy + Eq + Hash> Endpoint<C> {
         self.unindex(conn, was)
     }
 
-    /// `conn` is gone: it no longer counts against the limits.
+    /// `conn` is gone: it no longer counts against the limits, and its
+    /// session is dropped.
     pub fn removed(&mut self, conn: C) -> Vec<Decision<C>> {
         let out = self.ended(conn);
         self.conns.remove(&conn);
@@ -594,8 +615,13 @@ impl<C: Copy + Eq + Hash> Endpoint<C> {
 
     /// Applies every deadline at `now`: handshakes too slow, sessions idle
     /// or slow on a message, held sessions whose grace is over. `activity`
-    /// is asked about established sessions only.
-    pub fn expire(&mut self, now: Instant, activity: impl Fn(C) -> Activity) -> Vec<Decision<C>> {
+    /// is asked about established sessions only (the driver's policy;
+    /// usually [`Activity::of`]).
+    pub fn expire(
+        &mut self,
+        now: Instant,
+        activity: impl Fn(&Session) -> Activity,
+    ) -> Vec<Decision<C>> {
         let cfg = &self.config;
         let mut aborts = Vec::new();
         let mut settle = Vec::new();
@@ -621,7 +647,7 @@ impl<C: Copy + Eq + Hash> Endpoint<C> {
             }
             let silent = since(e.heard);
             let half = cfg.idle_timeout / 2;
-            let a = activity(*c);
+            let a = activity(&e.session);
             if a.holds_peer_refs {
                 if silent >= half && since(e.poked) >= half {
                     e.poked = now;
@@ -658,6 +684,26 @@ impl<C: Copy + Eq + Hash> Endpoint<C> {
     /// gifter session a handoff names).
     pub fn by_session_id(&self, id: &SessionId) -> Option<C> {
         self.by_session_id.get(id).copied()
+    }
+
+    /// `conn`'s session, from [`Endpoint::admit`] to [`Endpoint::removed`].
+    pub fn session(&self, conn: C) -> Option<&Session> {
+        self.conns.get(&conn).map(|e| &e.session)
+    }
+
+    /// `conn`'s session, to feed it bytes or commands and drain it.
+    pub fn session_mut(&mut self, conn: C) -> Option<&mut Session> {
+        self.conns.get_mut(&conn).map(|e| &mut e.session)
+    }
+
+    /// Every session not yet removed, by connection (in no set order).
+    pub fn sessions(&self) -> impl Iterator<Item = (C, &Session)> {
+        self.conns.iter().map(|(c, e)| (*c, &e.session))
+    }
+
+    /// Every session not yet removed, mutably.
+    pub fn sessions_mut(&mut self) -> impl Iterator<Item = (C, &mut Session)> {
+        self.conns.iter_mut().map(|(c, e)| (*c, &mut e.session))
     }
 
     /// Where `conn` stands, if the endpoint knows it.

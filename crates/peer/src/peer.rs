@@ -4,14 +4,16 @@
 //!   netlayer ─accept/dial─► conn tasks ──NetEvent──┐
 //!   readers (vat thread or tasks) ──Ingress────────┤
 //!                                                  ▼
-//!   vat threads ──Cmd (far refs, resolvers)──► event loop (Core) ── owns ──► Session per connection
+//!   vat threads ──Cmd (far refs, resolvers)──► event loop (Core) ── owns ──► Endpoint ── owns ──► Session per connection
 //!        ▲                                         │
 //!        └──── vat.deliver / Resolver::settle_now ─┘
 //! ```
 //!
-//! The loop is the only place sessions are touched; vats reach it by posting
-//! [`Cmd`]s (from [`ImportRemote`], [`QuestionRemote`] and foreign
-//! resolvers). After every input the loop drains each touched session's
+//! The loop keeps, per connection, the connection itself and what the
+//! session's positions stand for in the vat (`Sess`); the sessions are the
+//! endpoint's. The loop is the only place sessions are touched; vats reach
+//! it by posting [`Cmd`]s (from [`ImportRemote`], [`QuestionRemote`] and
+//! foreign resolvers). After every input the loop drains each touched session's
 //! events (turning them into vat deliveries) and its outgoing messages
 //! (handing them to the connection's writer).
 //!
@@ -681,9 +683,11 @@ enum Waiting {
     Reply(Reply),
 }
 
+/// The driver's side of one connection: the connection itself and what
+/// the session's positions stand for in the vat. The session is the
+/// endpoint's (`Endpoint::session_mut`).
 struct Sess {
     conn: ConnHandle,
-    session: Session,
     peer: Option<PeerLocator>,
     imports: HashMap<ImportPosition, (Weak<ImportRemote>, ImportGeneration)>,
     questions: HashMap<QuestionPosition, Arc<QuestionRemote>>,
@@ -836,11 +840,8 @@ impl Core {
     /// Aborts every session and closes every connection.
     fn finish(&mut self, done: Option<oneshot::Sender<()>>) {
         self.finished = true;
-        let ids: Vec<ConnId> = self.sessions.keys().copied().collect();
-        for id in ids {
-            if let Some(s) = self.sessions.get_mut(&id) {
-                let _ = s.session.abort("peer shutting down");
-            }
+        for (id, session) in self.endpoint.sessions_mut() {
+            let _ = session.abort("peer shutting down");
             self.dirty.insert(id);
         }
         self.pump();
@@ -907,19 +908,20 @@ impl Core {
 
     /// What arrived on connection `id` (see [`ingress_to`]).
     fn handle_input(&mut self, id: ConnId, input: Input) {
-        let Some(s) = self.sessions.get_mut(&id) else {
+        let (Some(s), Some(session)) = (self.sessions.get_mut(&id), self.endpoint.session_mut(id))
+        else {
             return;
         };
         match input {
             Input::Bytes(bytes) => {
-                let _ = s.session.handle_bytes(&bytes);
-                let partial = s.session.partial_input() > 0;
+                let _ = session.handle_bytes(&bytes);
+                let partial = session.partial_input() > 0;
                 self.endpoint.heard(id, Instant::now(), partial);
             }
             Input::Closed(_) => {
                 s.net_closed = true;
-                if !s.session.is_terminated() {
-                    let _ = s.session.abort("connection closed");
+                if !session.is_terminated() {
+                    let _ = session.abort("connection closed");
                 }
             }
         }
@@ -930,16 +932,7 @@ impl Core {
     /// (a quiet one we hold references on is kept alive instead), and the
     /// settle grace of a second session with a peer.
     fn expire(&mut self) {
-        let sessions = &self.sessions;
-        let decisions = self
-            .endpoint
-            .expire(Instant::now(), |c| match sessions.get(&c) {
-                Some(s) => Activity {
-                    holds_peer_refs: s.session.table_sizes().imports > 0,
-                    awaiting_peer: s.session.is_waiting(),
-                },
-                None => Activity::default(),
-            });
+        let decisions = self.endpoint.expire(Instant::now(), Activity::of);
         self.apply(decisions);
     }
 
@@ -952,13 +945,14 @@ impl Core {
                     reason,
                     hand_over_to,
                 } => {
-                    let moved = match self.sessions.get_mut(&conn) {
-                        Some(s) => {
-                            let _ = s.session.abort(reason);
-                            std::mem::take(&mut s.pending)
-                        }
-                        None => Vec::new(),
-                    };
+                    if let Some(session) = self.endpoint.session_mut(conn) {
+                        let _ = session.abort(reason);
+                    }
+                    let moved = self
+                        .sessions
+                        .get_mut(&conn)
+                        .map(|s| std::mem::take(&mut s.pending))
+                        .unwrap_or_default();
                     self.dirty.insert(conn);
                     for p in moved {
                         match hand_over_to {
@@ -979,8 +973,8 @@ impl Core {
                     self.dirty.insert(conn);
                 }
                 Decision::Keepalive { conn } => {
-                    if let Some(s) = self.sessions.get_mut(&conn) {
-                        let _ = s.session.keepalive();
+                    if let Some(session) = self.endpoint.session_mut(conn) {
+                        let _ = session.keepalive();
                         self.dirty.insert(conn);
                     }
                 }
@@ -1033,8 +1027,8 @@ impl Core {
         config.max_held_bytes = self.config.max_held_bytes;
         config.pool = Some(self.pool.clone());
         let id = ConnId::fresh();
-        let admitted = match self.endpoint.admit(id, opening, config, Instant::now()) {
-            Ok(a) => a,
+        let decisions = match self.endpoint.admit(id, opening, config, Instant::now()) {
+            Ok(d) => d,
             Err(endpoint::Refused::AlreadyConnected(s)) => return Err(Some(s)),
             Err(_) => return Err(None),
         };
@@ -1050,7 +1044,6 @@ impl Core {
             id,
             Sess {
                 conn: handle,
-                session: admitted.session,
                 peer: None,
                 imports: HashMap::new(),
                 questions: HashMap::new(),
@@ -1063,7 +1056,7 @@ impl Core {
             },
         );
         self.dirty.insert(id);
-        self.apply(admitted.decisions);
+        self.apply(decisions);
         Ok(id)
     }
 
@@ -1104,7 +1097,9 @@ impl Core {
                         .is_some_and(|(w, g)| *g == generation && w.strong_count() == 0);
                     if current {
                         s.imports.remove(&position);
-                        let _ = s.session.drop_import(position);
+                        if let Some(session) = self.endpoint.session_mut(conn) {
+                            let _ = session.drop_import(position);
+                        }
                         self.dirty.insert(conn);
                     }
                 }
@@ -1165,13 +1160,14 @@ impl Core {
         PeerStats {
             sessions: self
                 .sessions
-                .values()
-                .map(|s| SessionStats {
+                .iter()
+                .filter_map(|(id, s)| Some((s, self.endpoint.session(*id)?)))
+                .map(|(s, session)| SessionStats {
                     peer: s.peer.clone(),
                     direction: s.conn.direction(),
-                    terminated: s.session.is_terminated(),
-                    tables: s.session.table_sizes(),
-                    held_bytes: s.session.held(),
+                    terminated: session.is_terminated(),
+                    tables: session.table_sizes(),
+                    held_bytes: session.held(),
                     live_imports: s
                         .imports
                         .values()
@@ -1237,11 +1233,14 @@ impl Core {
             .into_iter()
             .map(|v| self.value_out(conn, v))
             .collect::<Vec<_>>();
-        let Some(s) = self.sessions.get_mut(&conn) else {
+        let (Some(s), Some(session)) = (
+            self.sessions.get_mut(&conn),
+            self.endpoint.session_mut(conn),
+        ) else {
             return;
         };
         match answer {
-            Some(a) => match s.session.deliver(&capref, args) {
+            Some(a) => match session.deliver(&capref, args) {
                 Ok(q) => {
                     a.asked(conn, q);
                     s.questions.insert(q, a.clone());
@@ -1250,7 +1249,7 @@ impl Core {
                 Err(e) => a.settle(Err(error(e.to_string()))),
             },
             None => {
-                let _ = s.session.deliver_only(&capref, args);
+                let _ = session.deliver_only(&capref, args);
             }
         }
         self.dirty.insert(conn);
@@ -1301,13 +1300,16 @@ impl Core {
             resolver.break_now(error("session ended"));
             return;
         }
-        let Some(s) = self.sessions.get_mut(&conn) else {
+        let (Some(s), Some(session)) = (
+            self.sessions.get_mut(&conn),
+            self.endpoint.session_mut(conn),
+        ) else {
             return;
         };
         let position = import.position;
         match s.listens.get_mut(&position) {
             Some((_, rs)) => rs.push(resolver),
-            None => match s.session.listen(position, false) {
+            None => match session.listen(position, false) {
                 Ok(()) => {
                     s.listens.insert(position, (import, vec![resolver]));
                 }
@@ -1318,9 +1320,9 @@ impl Core {
     }
 
     fn is_live(&self, conn: ConnId) -> bool {
-        self.sessions
-            .get(&conn)
-            .is_some_and(|s| !s.session.is_terminated())
+        self.endpoint
+            .session(conn)
+            .is_some_and(|s| !s.is_terminated())
     }
 
     fn register_question(
@@ -1434,12 +1436,12 @@ impl Core {
         position: ImportPosition,
         receiver: ConnId,
     ) -> Option<CapRef> {
-        let receiver_key = *self.sessions.get(&receiver)?.session.peer()?.key();
+        let receiver_key = *self.endpoint.session(receiver)?.peer()?.key();
         let mut gift_id = [0u8; 32];
         getrandom::fill(&mut gift_id).ok()?;
-        let e = self.sessions.get_mut(&exporter)?;
-        let signed = e
-            .session
+        let signed = self
+            .endpoint
+            .session_mut(exporter)?
             .give(position, receiver_key, Bytes::copy_from_slice(&gift_id))
             .ok()?;
         self.dirty.insert(exporter);
@@ -1487,8 +1489,8 @@ impl Core {
             Ok(v) => Ok(self.value_out(conn, v)),
             Err(v) => Err(self.value_out(conn, v)),
         };
-        if let Some(s) = self.sessions.get_mut(&conn) {
-            let _ = s.session.resolve(reply, settlement);
+        if let Some(session) = self.endpoint.session_mut(conn) {
+            let _ = session.resolve(reply, settlement);
             self.dirty.insert(conn);
         }
     }
@@ -1609,22 +1611,22 @@ impl Core {
     }
 
     fn with_session_id(&mut self, id: ConnId, action: Pending) {
+        let live = self.is_live(id);
         match self.sessions.get_mut(&id) {
-            Some(s) if s.session.is_terminated() => action.fail("session ended"),
-            Some(s) if s.peer.is_none() => s.pending.push(action),
-            Some(_) => self.run_pending(id, action),
-            None => action.fail("session ended"),
+            Some(s) if live && s.peer.is_none() => s.pending.push(action),
+            Some(_) if live => self.run_pending(id, action),
+            _ => action.fail("session ended"),
         }
     }
 
     fn run_pending(&mut self, id: ConnId, action: Pending) {
         match action {
             Pending::Fetch { swiss, answer } => {
-                let Some(s) = self.sessions.get_mut(&id) else {
+                let Some(session) = self.endpoint.session_mut(id) else {
                     answer.settle(Err(error("session ended")));
                     return;
                 };
-                match s.session.fetch(&swiss) {
+                match session.fetch(&swiss) {
                     Ok(q) => self.register_question(id, q, answer),
                     Err(e) => answer.settle(Err(error(e.to_string()))),
                 }
@@ -1632,23 +1634,20 @@ impl Core {
             Pending::Withdraw { gift, via, answer } => {
                 let result = (|| {
                     let receive = self
-                        .sessions
-                        .get_mut(&id)
+                        .endpoint
+                        .session_mut(id)
                         .ok_or("session ended")?
-                        .session
                         .handoff_receive(*gift)
                         .map_err(|_| "handoff refused")?;
                     let signed = self
-                        .sessions
-                        .get(&via)
+                        .endpoint
+                        .session(via)
                         .ok_or("gifter session ended")?
-                        .session
                         .sign_handoff_receive(receive)
                         .map_err(|_| "handoff refused")?;
-                    self.sessions
-                        .get_mut(&id)
+                    self.endpoint
+                        .session_mut(id)
                         .ok_or("session ended")?
-                        .session
                         .withdraw_gift(signed)
                         .map_err(|_| "session ended")
                 })();
@@ -1667,9 +1666,9 @@ impl Core {
 
     /// Sends owed GC reports that found no message to ride with.
     fn flush_gc(&mut self) {
-        for (id, s) in &self.sessions {
-            if s.session.has_pending_gc() {
-                self.dirty.insert(*id);
+        for (id, session) in self.endpoint.sessions() {
+            if session.has_pending_gc() {
+                self.dirty.insert(id);
             }
         }
         self.pump_with(false);
@@ -1687,14 +1686,12 @@ impl Core {
     fn pump_with(&mut self, defer_gc: bool) {
         let mut owed = false;
         while let Some(id) = self.dirty.pop_first() {
-            while let Some(ev) = self
-                .sessions
-                .get_mut(&id)
-                .and_then(|s| s.session.poll_event())
-            {
+            while let Some(ev) = self.endpoint.session_mut(id).and_then(Session::poll_event) {
                 self.handle_event(id, ev);
             }
-            let Some(s) = self.sessions.get_mut(&id) else {
+            let (Some(s), Some(session)) =
+                (self.sessions.get_mut(&id), self.endpoint.session_mut(id))
+            else {
                 continue;
             };
             // Everything the session has to say now leaves in one write
@@ -1703,14 +1700,14 @@ impl Core {
             // one `sendto`, not three.
             let mut batch: Vec<u8> = Vec::new();
             let mut refused = false;
-            let next = |s: &mut Sess| {
+            let next = |session: &mut Session| {
                 if defer_gc {
-                    s.session.poll_transmit_deferring_gc()
+                    session.poll_transmit_deferring_gc()
                 } else {
-                    s.session.poll_transmit()
+                    session.poll_transmit()
                 }
             };
-            while let Some(bytes) = next(s) {
+            while let Some(bytes) = next(session) {
                 if trace_enabled() {
                     match pola_syrup::decode(&bytes) {
                         Ok(v) => eprintln!("pola-peer {id:?} >> {v}"),
@@ -1735,16 +1732,16 @@ impl Core {
                 // rather than queue without bound.
                 // Our op:abort goes after the write under way if the peer
                 // reads it within the close grace; else it is cut off.
-                let _ = s.session.abort("peer is not reading");
+                let _ = session.abort("peer is not reading");
                 let mut last = Vec::new();
-                while let Some(m) = s.session.poll_transmit() {
+                while let Some(m) = session.poll_transmit() {
                     last.extend_from_slice(&m);
                 }
                 s.conn.abort_with(last);
                 self.dirty.insert(id);
             }
-            owed |= defer_gc && s.session.has_pending_gc();
-            if s.session.is_terminated() {
+            owed |= defer_gc && session.has_pending_gc();
+            if session.is_terminated() {
                 s.conn.close();
                 if !s.cleaned {
                     s.cleaned = true;
@@ -1885,8 +1882,8 @@ impl Core {
                     .get_mut(&id)
                     .and_then(|s| s.questions.remove(&question));
                 let outcome = self.settlement_in(id, result);
-                if let Some(s) = self.sessions.get_mut(&id) {
-                    let _ = s.session.drop_question(question);
+                if let Some(session) = self.endpoint.session_mut(id) {
+                    let _ = session.drop_question(question);
                 }
                 if let Some(q) = q {
                     q.settle(outcome);
@@ -1927,8 +1924,8 @@ impl Core {
                     return;
                 };
                 let ticket = GiftTicket(self.token());
-                let redeemed = match self.sessions.get_mut(&g) {
-                    Some(s) => s.session.redeem_gift(request, ticket),
+                let redeemed = match self.endpoint.session_mut(g) {
+                    Some(s) => s.redeem_gift(request, ticket),
                     None => return,
                 };
                 self.dirty.insert(g);

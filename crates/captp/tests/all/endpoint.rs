@@ -19,11 +19,10 @@ fn key(name: &str) -> PeerKey {
     PeerKey::of(&loc(name))
 }
 
-/// One peer: its endpoint and the sessions it created, by connection id.
+/// One peer: its endpoint (which owns its sessions, by connection id).
 struct Side {
     name: &'static str,
     ep: Endpoint<u32>,
-    sessions: HashMap<u32, Session>,
     /// Each session's hello, written as it was created.
     hellos: HashMap<u32, Vec<u8>>,
 }
@@ -35,18 +34,20 @@ impl Side {
         Side {
             name,
             ep: Endpoint::new(config),
-            sessions: HashMap::new(),
             hellos: HashMap::new(),
         }
     }
 
+    fn session(&mut self, conn: u32) -> &mut Session {
+        self.ep.session_mut(conn).expect("a session")
+    }
+
     fn open(&mut self, conn: u32, opening: Opening, seed: u8, now: Instant) -> Vec<Decision<u32>> {
         let config = SessionConfig::new(Dialect::Current, [seed; 32], loc(self.name));
-        let mut admitted = self.ep.admit(conn, opening, config, now).unwrap();
-        let hello = admitted.session.poll_transmit().unwrap();
+        let decisions = self.ep.admit(conn, opening, config, now).unwrap();
+        let hello = self.session(conn).poll_transmit().unwrap();
         self.hellos.insert(conn, hello);
-        self.sessions.insert(conn, admitted.session);
-        admitted.decisions
+        decisions
     }
 
     fn dial(&mut self, conn: u32, to: &str, seed: u8, now: Instant) {
@@ -73,7 +74,7 @@ impl Side {
     /// session `from_conn`): the session checks it, the endpoint decides.
     fn hello(&mut self, conn: u32, from: &mut Side, from_conn: u32, now: Instant) -> Vec<u32> {
         let hello = from.hellos.remove(&from_conn).expect("one hello each");
-        let ours = self.sessions.get_mut(&conn).unwrap();
+        let ours = self.session(conn);
         if ours.is_terminated() {
             // We aborted this one already: what arrives is ignored.
             return Vec::new();
@@ -98,7 +99,7 @@ impl Side {
         let mut aborted = Vec::new();
         for d in decisions {
             if let Decision::Abort { conn, reason, .. } = d {
-                self.sessions.get_mut(&conn).unwrap().abort(reason).unwrap();
+                self.session(conn).abort(reason).unwrap();
                 aborted.push(conn);
             }
         }
@@ -144,7 +145,7 @@ fn crossed(seeds: [u8; 4], order: &[usize], aborts_first: bool) -> u32 {
         }
     }
     let later = t0 + EndpointConfig::default().settle_grace + Duration::from_millis(1);
-    let activity = |_| Activity::default();
+    let activity = |_: &Session| Activity::default();
     // Each side's aborts reach the other (op:abort, or the socket closing).
     for round in 0..3 {
         if round > 0 || !aborts_first {
@@ -255,7 +256,7 @@ fn the_loser_of_crossed_hellos_hands_its_waiting_work_to_the_survivor() {
     bob.dial(2, "alice", his, t0);
     alice.accept(2, 3, t0);
     let hello = bob.hellos.remove(&2).unwrap();
-    let ours = alice.sessions.get_mut(&2).unwrap();
+    let ours = alice.session(2);
     ours.handle_bytes(&hello).unwrap();
     let Some(Event::Established {
         peer_location,
@@ -406,15 +407,17 @@ fn a_dial_to_a_peer_served_meanwhile_is_refused_before_a_word_is_sent() {
 #[test]
 fn the_session_id_index_follows_the_sessions_life() {
     let mut w = Duplicates::new();
-    let sid = *w.alice.sessions[&1].peer().unwrap().session_id();
+    let sid = *w.alice.session(1).peer().unwrap().session_id();
     assert_eq!(w.alice.ep.by_session_id(&sid), Some(1));
     w.alice.ep.ended(1);
     assert_eq!(w.alice.ep.by_session_id(&sid), None);
     assert_eq!(w.alice.ep.route(&key("bob")), None);
     // Ended, it still counts against the limits until the socket is gone.
     assert_eq!(w.alice.ep.len(), 1);
+    assert!(w.alice.ep.session(1).is_some(), "kept until removed");
     w.alice.ep.removed(1);
     assert!(w.alice.ep.is_empty());
+    assert!(w.alice.ep.session(1).is_none(), "dropped when removed");
 }
 
 #[test]
@@ -457,7 +460,6 @@ fn inbound(
         verified: None,
     };
     ep.admit(conn, opening, config, Instant::now())
-        .map(|a| a.decisions)
 }
 
 fn outbound(ep: &mut Endpoint<u32>, conn: u32, to: &str) -> Result<(), Refused<u32>> {
@@ -663,12 +665,12 @@ fn idle_sessions_end_unless_busy_or_holding_the_peers_references() {
     let mut w = Duplicates::new();
     let t0 = w.t0;
     let idle = w.alice.ep.config().idle_timeout;
-    let quiet = |_| Activity::default();
-    let waiting = |_| Activity {
+    let quiet = |_: &Session| Activity::default();
+    let waiting = |_: &Session| Activity {
         awaiting_peer: true,
         ..Activity::default()
     };
-    let holding = |_| Activity {
+    let holding = |_: &Session| Activity {
         holds_peer_refs: true,
         ..Activity::default()
     };
@@ -707,7 +709,7 @@ fn a_message_trickled_too_slowly_is_aborted() {
     for i in 1..10 {
         w.alice.ep.heard(1, t0 + slow / 10 * i, true);
     }
-    let busy = |_| Activity {
+    let busy = |_: &Session| Activity {
         awaiting_peer: true,
         holds_peer_refs: true,
     };
@@ -738,7 +740,6 @@ fn claim(verified: Option<PeerKey>, plain: &[&str]) -> Vec<Decision<u32>> {
     let mut alice = Side {
         name: "alice",
         ep: Endpoint::new(config),
-        sessions: HashMap::new(),
         hellos: HashMap::new(),
     };
     let mut bob = Side::new("bob", EndpointConfig::default());
@@ -751,7 +752,7 @@ fn claim(verified: Option<PeerKey>, plain: &[&str]) -> Vec<Decision<u32>> {
     assert!(alice.open(1, opening, 1, t0).is_empty());
     bob.dial(1, "alice", 2, t0);
     let hello = bob.hellos.remove(&1).unwrap();
-    let ours = alice.sessions.get_mut(&1).unwrap();
+    let ours = alice.session(1);
     ours.handle_bytes(&hello).unwrap();
     let Some(Event::Established {
         peer_location,
