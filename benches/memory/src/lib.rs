@@ -37,8 +37,8 @@ use pola_captp::QuestionPosition;
 use pola_captp::locator::{Hints, PeerLocator, Swiss};
 use pola_captp::session::{CapRef, Event, Session, SessionConfig};
 use pola_peer::PeerConfig;
-use pola_peer::test_peer::{self, ECHO, Served};
 use pola_syrup::Value;
+use pola_test_peer::{ECHO, Served};
 
 /// How long any one step of the attack may take before it is an error.
 const STEP_TIMEOUT: Duration = Duration::from_secs(120);
@@ -185,7 +185,7 @@ impl InProcessVictim {
             .build()
             .context("starting the victim's runtime")?;
         let served = rt
-            .block_on(test_peer::serve("127.0.0.1", 0, config))
+            .block_on(pola_test_peer::serve("127.0.0.1", 0, config))
             .context("starting the victim peer")?;
         Ok(InProcessVictim { rt, served })
     }

@@ -41,7 +41,7 @@ pub(crate) fn runtime() -> Result<tokio::runtime::Runtime> {
 /// The port cannot be bound or stdout cannot be written.
 pub fn test_peer(port: u16) -> Result<()> {
     runtime()?.block_on(async move {
-        let served = pola_peer::test_peer::serve("127.0.0.1", port, PeerConfig::test_suite())
+        let served = pola_test_peer::serve("127.0.0.1", port, PeerConfig::test_suite())
             .await
             .with_context(|| format!("starting the test peer on port {port}"))?;
         let mut out = std::io::stdout().lock();

@@ -10,7 +10,7 @@ use std::process::{Command, Stdio};
 
 use common::{POLA, pola};
 use pola_captp::locator::{PeerLocator, SturdyRef, Swiss};
-use pola_peer::test_peer::ECHO;
+use pola_test_peer::ECHO;
 
 /// Kills the child on drop.
 struct Kill(std::process::Child);

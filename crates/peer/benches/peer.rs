@@ -16,9 +16,9 @@ use std::time::{Duration, Instant};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use pola_captp::locator::{SturdyRef, Swiss};
 use pola_netlayer::TcpTestingOnly;
-use pola_peer::test_peer::{self, CAR_FACTORY_BUILDER, ECHO};
 use pola_peer::{Peer, PeerConfig};
 use pola_syrup::Value;
+use pola_test_peer::{CAR_FACTORY_BUILDER, ECHO};
 use pola_vat::{Ref, Vat, from_fn};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -45,9 +45,7 @@ fn pair() -> Pair {
     let b_vat = Vat::new("b");
     let a = Peer::start(a_vat.clone(), vec![Arc::new(na)], PeerConfig::default()).unwrap();
     let b = Peer::start(b_vat.clone(), vec![Arc::new(nb)], PeerConfig::default()).unwrap();
-    for (swiss, obj) in test_peer::spawn_all(&b_vat, Arc::new(b.handle())) {
-        b.register(swiss.as_bytes().to_vec(), obj);
-    }
+    pola_test_peer::host(&b.handle(), &b_vat);
     Pair {
         rt,
         a_vat,

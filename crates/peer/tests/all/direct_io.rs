@@ -10,9 +10,9 @@ use std::time::{Duration, Instant};
 
 use pola_captp::locator::{SturdyRef, Swiss};
 use pola_netlayer::TcpTestingOnly;
-use pola_peer::test_peer::{self, ECHO};
 use pola_peer::{Peer, PeerConfig, PeerStats};
 use pola_syrup::Value;
+use pola_test_peer::ECHO;
 use pola_vat::{Val, Vat, from_fn};
 
 const T: Duration = Duration::from_secs(20);
@@ -60,9 +60,7 @@ fn tcp_sessions_are_read_on_the_vat_thread_and_a_second_peer_falls_back() {
     let rt = rt();
     let (va, vb) = (Vat::new("direct-a"), Vat::new("direct-b"));
     let (a, b) = (start(&rt, &va), start(&rt, &vb));
-    for (swiss, obj) in test_peer::spawn_all(&vb, Arc::new(b.handle())) {
-        b.register(swiss.as_bytes().to_vec(), obj);
-    }
+    pola_test_peer::host(&b.handle(), &vb);
     let echo = a.enliven(echo_at(&b));
     call_echo(&va, &echo, 1);
     assert_eq!(live(&rt.block_on(a.stats()).unwrap()), vec![true]);
@@ -117,9 +115,7 @@ fn a_vat_stops_polling_once_traffic_stops() {
     let rt = rt();
     let (va, vb) = (Vat::new("spin-a"), Vat::new("spin-b"));
     let (a, b) = (start(&rt, &va), start(&rt, &vb));
-    for (swiss, obj) in test_peer::spawn_all(&vb, Arc::new(b.handle())) {
-        b.register(swiss.as_bytes().to_vec(), obj);
-    }
+    pola_test_peer::host(&b.handle(), &vb);
     let echo = a.enliven(echo_at(&b));
     // Back-to-back calls: the vats' poll windows grow.
     for n in 0..2000 {
@@ -150,9 +146,7 @@ fn a_flooding_connection_does_not_starve_another() {
         Ok(Val::null())
     }));
     let sink_ref = b.mint_sturdyref(sink).unwrap();
-    for (swiss, obj) in test_peer::spawn_all(&victim, Arc::new(b.handle())) {
-        b.register(swiss.as_bytes().to_vec(), obj);
-    }
+    pola_test_peer::host(&b.handle(), &victim);
 
     let (vx, vy) = (Vat::new("flooder"), Vat::new("caller"));
     let (x, y) = (start(&rt, &vx), start(&rt, &vy));
@@ -197,9 +191,7 @@ fn held_back_gc_reports_go_out_alone_when_the_vat_goes_quiet() {
     let rt = rt();
     let (va, vb) = (Vat::new("gc-a"), Vat::new("gc-b"));
     let (a, b) = (start(&rt, &va), start(&rt, &vb));
-    for (swiss, obj) in test_peer::spawn_all(&vb, Arc::new(b.handle())) {
-        b.register(swiss.as_bytes().to_vec(), obj);
-    }
+    pola_test_peer::host(&b.handle(), &vb);
     let echo = a.enliven(echo_at(&b));
     call_echo(&va, &echo, 7);
     // a received the answers on its vat's thread and holds its
@@ -232,9 +224,7 @@ fn answered_while_busy(claim_waiter_first: bool, tasks: usize) -> bool {
     let a = start(&rt, &va);
     let b0 = claim_waiter_first.then(|| start(&rt, &vb));
     let b = start(&rt, &vb);
-    for (swiss, obj) in test_peer::spawn_all(&vb, Arc::new(b.handle())) {
-        b.register(swiss.as_bytes().to_vec(), obj);
-    }
+    pola_test_peer::host(&b.handle(), &vb);
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let s = stop.clone();
     let spinner = vb.spawn(from_fn(move |cx, _m, _args| {
@@ -313,9 +303,7 @@ fn sessions_end_when_the_vat_reading_them_stops() {
     let rt = rt();
     let (va, vb) = (Vat::new("stop-a"), Vat::new("stop-b"));
     let (a, b) = (start(&rt, &va), start(&rt, &vb));
-    for (swiss, obj) in test_peer::spawn_all(&vb, Arc::new(b.handle())) {
-        b.register(swiss.as_bytes().to_vec(), obj);
-    }
+    pola_test_peer::host(&b.handle(), &vb);
     let echo = a.enliven(echo_at(&b));
     call_echo(&va, &echo, 1);
     // b's vat stops while its peer keeps running: nothing will read b's

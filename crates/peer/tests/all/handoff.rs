@@ -14,8 +14,8 @@ use pola_captp::Dialect;
 use pola_captp::locator::{Hints, PeerLocator, Swiss};
 use pola_captp::session::{CapRef, Event, Session, SessionConfig};
 use pola_netlayer::TcpTestingOnly;
-use pola_peer::test_peer::{self, GREETER};
 use pola_peer::{Peer, PeerConfig};
+use pola_test_peer::GREETER;
 use pola_vat::Vat;
 
 const T: Duration = Duration::from_secs(10);
@@ -98,9 +98,7 @@ fn gift_survives_the_gifters_release() {
     let _g = rt.enter();
     let vat = Vat::new("exporter");
     let peer = Peer::start(vat.clone(), vec![Arc::new(net)], PeerConfig::default()).unwrap();
-    for (swiss, obj) in test_peer::spawn_all(&vat, Arc::new(peer.handle())) {
-        peer.register(swiss.as_bytes().to_vec(), obj);
-    }
+    pola_test_peer::host(&peer.handle(), &vat);
     let h = peer.location().hints();
     let addr = format!("{}:{}", h.get("host").unwrap(), h.get("port").unwrap());
 

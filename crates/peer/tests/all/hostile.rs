@@ -13,9 +13,9 @@ use pola_captp::QuestionPosition;
 use pola_captp::locator::{Hints, PeerLocator, SturdyRef, Swiss};
 use pola_captp::session::{CapRef, Event, Session, SessionConfig};
 use pola_netlayer::TcpTestingOnly;
-use pola_peer::test_peer::{self, ECHO, PROMISE_RESOLVER};
 use pola_peer::{Peer, PeerConfig};
 use pola_syrup::{Decoder, Value};
+use pola_test_peer::{ECHO, PROMISE_RESOLVER};
 use pola_vat::Vat;
 
 const T: Duration = Duration::from_secs(10);
@@ -37,9 +37,7 @@ impl Victim {
         let _g = rt.enter();
         let vat = Vat::new("victim");
         let peer = Peer::start(vat.clone(), vec![Arc::new(net)], config).unwrap();
-        for (swiss, obj) in test_peer::spawn_all(&vat, Arc::new(peer.handle())) {
-            peer.register(swiss.as_bytes().to_vec(), obj);
-        }
+        pola_test_peer::host(&peer.handle(), &vat);
         Victim { rt, vat, peer }
     }
 

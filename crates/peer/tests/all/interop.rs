@@ -9,9 +9,9 @@ use std::time::{Duration, Instant};
 use pola_captp::Dialect;
 use pola_captp::locator::SturdyRef;
 use pola_netlayer::TcpTestingOnly;
-use pola_peer::test_peer::{self, CAR_FACTORY_BUILDER, ECHO, GREETER, PROMISE_RESOLVER};
 use pola_peer::{Peer, PeerConfig, PeerStats};
 use pola_syrup::Value;
+use pola_test_peer::{CAR_FACTORY_BUILDER, ECHO, GREETER, PROMISE_RESOLVER};
 use pola_vat::{Ref, Val, Vat, error_message, from_fn};
 
 const T: Duration = Duration::from_secs(10);
@@ -51,9 +51,7 @@ impl Node {
     /// A node hosting the OCapN test suite's objects.
     fn suite(rt: &tokio::runtime::Runtime, dialect: Dialect) -> Node {
         let node = Node::new(rt, dialect);
-        for (swiss, obj) in test_peer::spawn_all(&node.vat, Arc::new(node.peer.handle())) {
-            node.peer.register(swiss.as_bytes().to_vec(), obj);
-        }
+        pola_test_peer::host(&node.peer.handle(), &node.vat);
         node
     }
 

@@ -8,9 +8,9 @@ use pola_captp::Dialect;
 use pola_captp::locator::{Hints, PeerLocator, SturdyRef, Swiss};
 use pola_captp::session::{Event, Session, SessionConfig};
 use pola_netlayer::{Identity, Netlayer, NoiseNetlayer};
-use pola_peer::test_peer::{self, ECHO};
 use pola_peer::{Peer, PeerConfig};
 use pola_syrup::Value;
+use pola_test_peer::ECHO;
 use pola_vat::Vat;
 
 const T: Duration = Duration::from_secs(10);
@@ -40,9 +40,7 @@ fn two_peers_over_noise() {
     let (va, vb) = (Vat::new("a"), Vat::new("b"));
     let a = Peer::start(va.clone(), vec![Arc::new(na)], PeerConfig::default()).unwrap();
     let b = Peer::start(vb.clone(), vec![Arc::new(nb)], PeerConfig::default()).unwrap();
-    for (swiss, obj) in test_peer::spawn_all(&vb, Arc::new(b.handle())) {
-        b.register(swiss.as_bytes().to_vec(), obj);
-    }
+    pola_test_peer::host(&b.handle(), &vb);
     assert_eq!(b.location().transport(), "noise");
     let echo = a.enliven(SturdyRef {
         peer: b.location().clone(),

@@ -10,9 +10,9 @@ use pola_captp::locator::{SturdyRef, Swiss};
 use pola_netlayer::{
     BoxFuture, Connection, Location, MessageReader, NetError, Netlayer, TcpTestingOnly,
 };
-use pola_peer::test_peer::{self, CAR_FACTORY_BUILDER};
 use pola_peer::{Peer, PeerConfig};
 use pola_syrup::Value;
+use pola_test_peer::CAR_FACTORY_BUILDER;
 use pola_vat::Vat;
 use tokio::sync::watch;
 
@@ -89,9 +89,7 @@ fn pipelined_chain_needs_no_answer_to_proceed() {
     let (a_vat, b_vat) = (Vat::new("a"), Vat::new("b"));
     let a = Peer::start(a_vat.clone(), vec![Arc::new(na)], PeerConfig::default()).unwrap();
     let b = Peer::start(b_vat.clone(), vec![Arc::new(nb)], PeerConfig::default()).unwrap();
-    for (swiss, obj) in test_peer::spawn_all(&b_vat, Arc::new(b.handle())) {
-        b.register(swiss.as_bytes().to_vec(), obj);
-    }
+    pola_test_peer::host(&b.handle(), &b_vat);
     // Set up the session and get a settled far reference to the builder.
     let builder = a.enliven(SturdyRef {
         peer: b.location().clone(),
