@@ -36,8 +36,8 @@
 //! What it is not: it holds no protocol logic (that is `pola-captp`) and
 //! moves no bytes itself (that is `pola-netlayer`).
 //!
-//! Main types: [`Peer`], [`PeerHandle`], [`PeerConfig`]; the OCapN test
-//! suite's objects are in [`test_peer`].
+//! Main types: [`Peer`], [`PeerHandle`], [`PeerConfig`]. The objects the
+//! OCapN test suite expects are test code, in the `pola-test-peer` crate.
 //!
 //! ```
 //! use std::sync::Arc;
@@ -88,6 +88,5 @@ pub mod message;
 mod peer;
 pub mod remote;
 pub mod swiss;
-pub mod test_peer;
 
 pub use peer::{Peer, PeerConfig, PeerError, PeerHandle, PeerStats, SessionStats};

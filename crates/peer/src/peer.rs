@@ -58,7 +58,6 @@ use crate::remote::{
     SturdyRemote, WaitToken,
 };
 use crate::swiss::{SturdyTable, random_swiss};
-use crate::test_peer::Enliven;
 
 /// How a peer behaves on the wire.
 #[derive(Clone, Debug)]
@@ -439,12 +438,6 @@ impl PeerHandle {
         if self.tx.send(Cmd::Api(ApiCmd::Shutdown { done })).is_ok() {
             let _ = rx.await;
         }
-    }
-}
-
-impl Enliven for PeerHandle {
-    fn enliven(&self, sturdy: SturdyRef, resolver: Resolver) {
-        self.enliven_into(sturdy, resolver);
     }
 }
 
