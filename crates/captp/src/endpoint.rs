@@ -29,16 +29,38 @@
 //!    [`Endpoint::admit`]. Refused: close the connection, send nothing.
 //!    Admitted: the session's `op:start-session` is queued; send it at once.
 //! 2. Bytes arrive: [`Endpoint::heard`], and the session's `handle_bytes`.
-//!    After any input, drain the session's events and bytes.
+//!    After any input to a session, drain its events with
+//!    [`Endpoint::poll_event`] (never the session's own `poll_event`: the
+//!    endpoint routes handoffs from there) and then its bytes.
 //! 3. The session reports `Established`: [`Endpoint::established`].
 //! 4. The session ends (aborted either way, or closed): [`Endpoint::ended`];
 //!    the connection is gone: [`Endpoint::removed`], which drops the
-//!    session (until then it still counts against the admission limits).
+//!    session (until then it still counts against the admission limits);
+//!    then drain [`Endpoint::poll_withdrawal`].
 //! 5. Now and then (a timer): [`Endpoint::expire`].
 //!
 //! Every call returns the [`Decision`]s to carry out, in order. An
 //! [`Decision::Abort`] is final for the endpoint: the connection stops
 //! counting as a session with its peer at once.
+//!
+//! # Third-party handoffs, exporter side
+//!
+//! A withdrawal arrives on the receiver's session R (`withdraw-gift`,
+//! checked there) but its gift is deposited on the gifter's session G,
+//! the one whose Session ID the certificate names. The endpoint takes it
+//! there ([`Endpoint::poll_event`] intercepts the session's
+//! `Event::WithdrawGift`): it calls `redeem_gift` on G with a
+//! [`GiftTicket`] it mints, and parks the ticket with R and the
+//! withdrawal's reply until G's session reports `Event::GiftReady` or
+//! `Event::GiftWithdrawalBroken`. The driver sees only [`Withdrawal`]
+//! steps: `Started` (make the answer a local promise, as the peer may
+//! pipeline on it), then `Ready` (settle the reply with the gift, a
+//! reference of G) or `Broken` (no live session has that Session ID, G
+//! refused the withdrawal, or G ended first). Invariants (upheld here):
+//! every withdrawal with a reply gets exactly one `Ready` or `Broken` while
+//! R lives; when R ends its parked withdrawals are forgotten (their replies
+//! went with it); when G ends its session breaks them, and
+//! [`Endpoint::removed`] breaks any it did not.
 //!
 //! # One session per peer
 //!
@@ -116,14 +138,16 @@
 //! in [`Endpoint::expire`], against the `now` passed in, so tests drive the
 //! clock by hand.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::hash::Hash;
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 use crate::crypto::{PublicId, SessionId};
+use crate::handoff::VerifiedReceive;
+use crate::ids::{AnswerPosition, GiftTicket};
 use crate::locator::PeerLocator;
-use crate::session::{Session, SessionConfig};
+use crate::session::{CapRef, Event, Reply, Session, SessionConfig};
 
 /// The abort reason for the loser of crossed hellos (the implementation
 /// guide's wording).
@@ -141,6 +165,15 @@ pub const RECLAIMED: &str = "slot reclaimed for another source";
 /// The abort reason for a session whose announced location its connection
 /// does not vouch for (see [`Opening::verified`]).
 pub const IMPOSTOR: &str = "location does not match the authenticated peer";
+/// Why a withdrawal breaks when no live session has the Session ID its
+/// certificate names.
+pub const UNKNOWN_GIFTER: &str = "unknown gifter session";
+/// Why a withdrawal breaks when the gifter–exporter session refuses it (a
+/// bad signature, the wrong gifter, a gift already awaited, a full table).
+pub const HANDOFF_REJECTED: &str = "handoff rejected";
+/// Why a parked withdrawal breaks when its gifter–exporter session ends
+/// before the gift is deposited.
+pub const GIFTER_ENDED: &str = "gifter session ended";
 
 /// Who opened a connection.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -318,6 +351,81 @@ pub enum Decision<C> {
     },
 }
 
+/// What [`Endpoint::poll_event`] hands the driver.
+// An event is moved once, from the session to the driver, as the session's
+// own `poll_event` moves it; boxing it would cost an allocation per event.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug, PartialEq)]
+#[non_exhaustive]
+pub enum Polled<C> {
+    /// An event of the polled connection's session.
+    Event(Event),
+    /// A step of a withdrawal, on whichever connection it names.
+    Withdrawal(Withdrawal<C>),
+}
+
+/// A step of a third-party handoff on the exporter's side (see the module
+/// docs): what the driver does for a withdrawal the endpoint routed. The
+/// endpoint does not settle the reply itself: the gift is a reference of
+/// the gifter's session, which only the driver can turn into a reference
+/// of the receiver's (its local objects and the answers it hosts are the
+/// driver's).
+#[derive(Debug, PartialEq)]
+#[non_exhaustive]
+pub enum Withdrawal<C> {
+    /// A withdrawal arrived on `receiver` whose answer is at `answer`. The
+    /// peer may pipeline messages on that answer before the gift is found:
+    /// make it a promise of the local side now, settled by the
+    /// [`Withdrawal::Ready`] or [`Withdrawal::Broken`] that follows.
+    Started {
+        /// The receiver's connection.
+        receiver: C,
+        /// The withdrawal's answer position there.
+        answer: AnswerPosition,
+    },
+    /// The gift is found: settle `reply` on `receiver` with `target`, a
+    /// reference of `gifter`'s session (one of our objects, or an answer we
+    /// host there). `gifter`'s session may have output to send.
+    Ready {
+        /// The receiver's connection.
+        receiver: C,
+        /// The withdrawal's reply (on the receiver's session).
+        reply: Reply,
+        /// The gifter–exporter connection the gift was deposited on.
+        gifter: C,
+        /// The gift, as `gifter`'s session names it.
+        target: CapRef,
+    },
+    /// The withdrawal fails: break `reply` on `receiver` with `reason`.
+    Broken {
+        /// The receiver's connection.
+        receiver: C,
+        /// The withdrawal's reply.
+        reply: Reply,
+        /// [`UNKNOWN_GIFTER`], [`HANDOFF_REJECTED`] or [`GIFTER_ENDED`].
+        reason: &'static str,
+    },
+}
+
+impl<C: Copy> Withdrawal<C> {
+    /// The receiver's connection.
+    pub fn receiver(&self) -> C {
+        match self {
+            Withdrawal::Started { receiver, .. }
+            | Withdrawal::Ready { receiver, .. }
+            | Withdrawal::Broken { receiver, .. } => *receiver,
+        }
+    }
+}
+
+/// A withdrawal waiting for its gift to be deposited.
+#[derive(Debug)]
+struct Parked<C> {
+    receiver: C,
+    gifter: C,
+    reply: Option<Reply>,
+}
+
 /// What the driver tells [`Endpoint::expire`] about an established session
 /// (usually [`Activity::of`] it).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -403,6 +511,12 @@ pub struct Endpoint<C> {
     serving: HashMap<PeerKey, C>,
     by_session_id: HashMap<SessionId, C>,
     next_seq: u64,
+    /// Withdrawals waiting for their gift, by the ticket given to the
+    /// gifter's session.
+    parked: HashMap<GiftTicket, Parked<C>>,
+    next_ticket: u64,
+    /// Withdrawal steps for the driver, oldest first.
+    withdrawals: VecDeque<Withdrawal<C>>,
 }
 
 impl<C: Copy + Eq + Hash> Endpoint<C> {
@@ -414,6 +528,9 @@ impl<C: Copy + Eq + Hash> Endpoint<C> {
             serving: HashMap::new(),
             by_session_id: HashMap::new(),
             next_seq: 0,
+            parked: HashMap::new(),
+            next_ticket: 0,
+            withdrawals: VecDeque::new(),
         }
     }
 
@@ -606,11 +723,60 @@ impl<C: Copy + Eq + Hash> Endpoint<C> {
     }
 
     /// `conn` is gone: it no longer counts against the limits, and its
-    /// session is dropped.
+    /// session is dropped. Withdrawals parked on it that its session did
+    /// not break already break now (drain [`Endpoint::poll_withdrawal`]).
     pub fn removed(&mut self, conn: C) -> Vec<Decision<C>> {
         let out = self.ended(conn);
         self.conns.remove(&conn);
+        let orphans: Vec<GiftTicket> = self
+            .parked
+            .iter()
+            .filter(|(_, p)| p.gifter == conn)
+            .map(|(t, _)| *t)
+            .collect();
+        for t in orphans {
+            self.gift_settled(t, Err(GIFTER_ENDED));
+        }
         out
+    }
+
+    /// The next event of `conn`'s session, or a withdrawal step. Events of
+    /// a third-party handoff never reach the driver: a withdrawal
+    /// (`Event::WithdrawGift`) is taken to the gifter–exporter session its
+    /// certificate names, redeemed there under a ticket of the endpoint's,
+    /// and parked if the gift is not there yet; that session's
+    /// `Event::GiftReady` and `Event::GiftWithdrawalBroken` complete it.
+    /// What the driver must do comes back as [`Polled::Withdrawal`], in
+    /// order, possibly naming another connection than `conn`.
+    ///
+    /// Call it until it returns `None` after every input to a session.
+    pub fn poll_event(&mut self, conn: C) -> Option<Polled<C>> {
+        loop {
+            if let Some(w) = self.withdrawals.pop_front() {
+                return Some(Polled::Withdrawal(w));
+            }
+            let event = self.conns.get_mut(&conn)?.session.poll_event()?;
+            match event {
+                Event::WithdrawGift { request, reply } => self.withdraw(conn, request, reply),
+                Event::GiftReady { ticket, target } => self.gift_settled(ticket, Ok(target)),
+                Event::GiftWithdrawalBroken { ticket } => {
+                    self.gift_settled(ticket, Err(GIFTER_ENDED));
+                }
+                other => return Some(Polled::Event(other)),
+            }
+        }
+    }
+
+    /// The next withdrawal step not yet handed out by
+    /// [`Endpoint::poll_event`] (after [`Endpoint::removed`], when no
+    /// session is left to poll).
+    pub fn poll_withdrawal(&mut self) -> Option<Withdrawal<C>> {
+        self.withdrawals.pop_front()
+    }
+
+    /// Withdrawals parked until their gift is deposited.
+    pub fn parked_withdrawals(&self) -> usize {
+        self.parked.len()
     }
 
     /// Applies every deadline at `now`: handshakes too slow, sessions idle
@@ -805,12 +971,80 @@ impl<C: Copy + Eq + Hash> Endpoint<C> {
         out
     }
 
+    /// A withdrawal arrived on `receiver`: redeems it on the gifter's
+    /// session, or parks it there, or breaks it.
+    fn withdraw(&mut self, receiver: C, request: VerifiedReceive, reply: Option<Reply>) {
+        if let Some(answer) = reply.as_ref().and_then(Reply::answer_position) {
+            self.withdrawals
+                .push_back(Withdrawal::Started { receiver, answer });
+        }
+        let ticket = GiftTicket(self.next_ticket);
+        self.next_ticket = self.next_ticket.wrapping_add(1);
+        let Some(gifter) = self.by_session_id.get(&request.give().session).copied() else {
+            return self.withdrawn(receiver, reply, Err(UNKNOWN_GIFTER));
+        };
+        let redeemed = match self.conns.get_mut(&gifter) {
+            Some(e) if !e.session.is_terminated() => e.session.redeem_gift(request, ticket),
+            _ => return self.withdrawn(receiver, reply, Err(UNKNOWN_GIFTER)),
+        };
+        match redeemed {
+            Ok(Some(target)) => self.withdrawn(receiver, reply, Ok((gifter, target))),
+            Ok(None) => {
+                let parked = Parked {
+                    receiver,
+                    gifter,
+                    reply,
+                };
+                self.parked.insert(ticket, parked);
+            }
+            Err(_) => self.withdrawn(receiver, reply, Err(HANDOFF_REJECTED)),
+        }
+    }
+
+    /// The gifter's session settled the withdrawal parked under `ticket`
+    /// (a ticket whose receiver is gone is forgotten already: ignored).
+    fn gift_settled(&mut self, ticket: GiftTicket, outcome: Result<CapRef, &'static str>) {
+        if let Some(p) = self.parked.remove(&ticket) {
+            let outcome = outcome.map(|target| (p.gifter, target));
+            self.withdrawn(p.receiver, p.reply, outcome);
+        }
+    }
+
+    /// Queues what the driver does to finish a withdrawal (nothing if the
+    /// peer wants no reply).
+    fn withdrawn(
+        &mut self,
+        receiver: C,
+        reply: Option<Reply>,
+        outcome: Result<(C, CapRef), &'static str>,
+    ) {
+        let Some(reply) = reply else {
+            return;
+        };
+        self.withdrawals.push_back(match outcome {
+            Ok((gifter, target)) => Withdrawal::Ready {
+                receiver,
+                reply,
+                gifter,
+                target,
+            },
+            Err(reason) => Withdrawal::Broken {
+                receiver,
+                reply,
+                reason,
+            },
+        });
+    }
+
     /// Forgets `c` (whose state was `was`) as a session with its peer; a
-    /// session held for that peer serves it instead.
+    /// session held for that peer serves it instead. Withdrawals it
+    /// received are forgotten (their replies went with the session).
     fn unindex(&mut self, c: C, was: State) -> Vec<Decision<C>> {
         if let Some(sid) = self.conns.get(&c).and_then(|e| e.session_id) {
             self.by_session_id.remove(&sid);
         }
+        self.parked.retain(|_, p| p.receiver != c);
+        self.withdrawals.retain(|w| w.receiver() != c);
         let State::Serving(peer) = was else {
             return Vec::new();
         };

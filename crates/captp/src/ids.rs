@@ -7,7 +7,7 @@
 //! | [`ImportPosition`] | the peer | a slot in the peer's export table that we import |
 //! | [`AnswerPosition`] | the peer | an answer position the peer chose on us |
 //! | [`LocalId`] | the local side (vat) | an opaque name for one of our objects |
-//! | [`GiftTicket`] | the local side (peer) | names a withdrawal parked until its gift is deposited |
+//! | [`GiftTicket`] | the caller of `redeem_gift` (the endpoint) | names a withdrawal parked until its gift is deposited |
 //! | [`Position`] | nobody in particular | a position as written on the wire, before the session knows whose it is |
 
 use std::fmt;
@@ -84,8 +84,9 @@ impl From<AnswerPosition> for Position {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct LocalId(pub u64);
 
-/// A ticket the local side chooses when it redeems a gift
-/// ([`Session::redeem_gift`](crate::Session::redeem_gift)): a withdrawal
+/// A ticket the caller chooses when it redeems a gift
+/// ([`Session::redeem_gift`](crate::Session::redeem_gift); the
+/// [`Endpoint`](crate::endpoint::Endpoint) mints its own): a withdrawal
 /// that must wait for its gift is parked under it, and the session hands it
 /// back in [`Event::GiftReady`](crate::Event::GiftReady) or
 /// [`Event::GiftWithdrawalBroken`](crate::Event::GiftWithdrawalBroken). The

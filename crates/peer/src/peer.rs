@@ -38,14 +38,15 @@ use bytes::Bytes;
 use pola_captp::budget::MemoryPool;
 use pola_captp::crypto::SessionId;
 use pola_captp::endpoint::{
-    self, Activity, Decision, Endpoint, EndpointConfig, Opening, PeerKey, SourceCap,
+    self, Activity, Decision, Endpoint, EndpointConfig, Opening, PeerKey, Polled, SourceCap,
+    Withdrawal,
 };
 use pola_captp::handoff::SignedGive;
 use pola_captp::locator::{Hints, PeerLocator, SturdyRef, Swiss};
 use pola_captp::session::{
     CapRef, Event, LocalTarget, ProjectKind, Reply, Session, SessionConfig, Settlement, TableSizes,
 };
-use pola_captp::{AnswerPosition, Dialect, GiftTicket, ImportPosition, LocalId, QuestionPosition};
+use pola_captp::{AnswerPosition, Dialect, ImportPosition, LocalId, QuestionPosition};
 use pola_netlayer::{Direction, Location, Netlayer};
 use pola_syrup::Value;
 use pola_vat::{Outcome, Ref, Resolver, Val, Vat, error, listen_external};
@@ -520,7 +521,6 @@ impl Peer {
             next_local: 1,
             sturdy: SturdyTable::new(),
             waiting: HashMap::new(),
-            gift_tickets: HashMap::new(),
             next_token: 1,
             dirty: BTreeSet::new(),
             reroute_depth: 0,
@@ -693,6 +693,10 @@ struct Sess {
     /// the session remains the authority on what the peer holds.
     exported: HashSet<LocalId>,
     listens: HashMap<ImportPosition, (Arc<ImportRemote>, Vec<Resolver>)>,
+    /// The local promises of withdrawals the endpoint is routing (see
+    /// `endpoint::Withdrawal`), by their answer position (their promises
+    /// are in `answers`).
+    withdrawals: HashMap<AnswerPosition, Resolver>,
     pending: Vec<Pending>,
     net_closed: bool,
     cleaned: bool,
@@ -728,7 +732,6 @@ struct Core {
     next_local: u64,
     sturdy: SturdyTable<Ref>,
     waiting: HashMap<WaitToken, (ConnId, Waiting)>,
-    gift_tickets: HashMap<GiftTicket, (ConnId, Option<Reply>, Option<Resolver>)>,
     next_token: u64,
     dirty: BTreeSet<ConnId>,
     reroute_depth: u8,
@@ -847,7 +850,7 @@ impl Core {
     }
 
     /// The next number of the one sequence behind every token (wait
-    /// tokens, import generations, dial tokens, gift tickets): each use
+    /// tokens, import generations, dial tokens): each use
     /// wraps it in its own type, so one cannot be passed for another.
     fn token(&mut self) -> u64 {
         let t = self.next_token;
@@ -1043,6 +1046,7 @@ impl Core {
                 answers: HashMap::new(),
                 exported: HashSet::new(),
                 listens: HashMap::new(),
+                withdrawals: HashMap::new(),
                 pending: Vec::new(),
                 net_closed: false,
                 cleaned: false,
@@ -1679,8 +1683,12 @@ impl Core {
     fn pump_with(&mut self, defer_gc: bool) {
         let mut owed = false;
         while let Some(id) = self.dirty.pop_first() {
-            while let Some(ev) = self.endpoint.session_mut(id).and_then(Session::poll_event) {
-                self.handle_event(id, ev);
+            while let Some(polled) = self.endpoint.poll_event(id) {
+                match polled {
+                    Polled::Event(ev) => self.handle_event(id, ev),
+                    Polled::Withdrawal(w) => self.withdrawal(w),
+                    _ => {}
+                }
             }
             let (Some(s), Some(session)) =
                 (self.sessions.get_mut(&id), self.endpoint.session_mut(id))
@@ -1744,6 +1752,9 @@ impl Core {
                     self.sessions.remove(&id);
                     let decisions = self.endpoint.removed(id);
                     self.apply(decisions);
+                    while let Some(w) = self.endpoint.poll_withdrawal() {
+                        self.withdrawal(w);
+                    }
                 }
             }
         }
@@ -1762,6 +1773,7 @@ impl Core {
         let pending = std::mem::take(&mut s.pending);
         let exported: Vec<LocalId> = s.exported.drain().collect();
         let listens = std::mem::take(&mut s.listens);
+        let withdrawals = std::mem::take(&mut s.withdrawals);
         let questions = std::mem::take(&mut s.questions);
         // The promises of the answers the peer held, and what they hold,
         // are unreachable now: have the vat drop them when it is next idle
@@ -1784,17 +1796,11 @@ impl Core {
         for (_, q) in questions {
             q.settle(Err(error("session ended")));
         }
+        for (_, r) in withdrawals {
+            r.break_now(error("session ended"));
+        }
         for id in exported {
             self.release_local(id);
-        }
-        let tickets: Vec<GiftTicket> = self
-            .gift_tickets
-            .iter()
-            .filter(|(_, (c, _, _))| *c == id)
-            .map(|(t, _)| *t)
-            .collect();
-        for t in tickets {
-            self.gift_tickets.remove(&t);
         }
         self.waiting.retain(|_, (c, _)| *c != id);
     }
@@ -1906,42 +1912,7 @@ impl Core {
             Event::AnswerDropped { answer } => {
                 if let Some(s) = self.sessions.get_mut(&id) {
                     s.answers.remove(&answer);
-                }
-            }
-            Event::WithdrawGift { request, reply } => {
-                // Messages may be pipelined on the withdrawal's answer.
-                let local = self.answer_promise(id, reply.as_ref());
-                let gifter = self.endpoint.by_session_id(&request.give().session);
-                let Some(g) = gifter.filter(|g| self.is_live(*g)) else {
-                    self.finish_gift(id, reply, local, Err(error("unknown gifter session")));
-                    return;
-                };
-                let ticket = GiftTicket(self.token());
-                let redeemed = match self.endpoint.session_mut(g) {
-                    Some(s) => s.redeem_gift(request, ticket),
-                    None => return,
-                };
-                self.dirty.insert(g);
-                match redeemed {
-                    Ok(Some(target)) => {
-                        let r = self.ref_in(g, target);
-                        self.finish_gift(id, reply, local, Ok(Value::Ref(r)));
-                    }
-                    Ok(None) => {
-                        self.gift_tickets.insert(ticket, (id, reply, local));
-                    }
-                    Err(_) => self.finish_gift(id, reply, local, Err(error("handoff rejected"))),
-                }
-            }
-            Event::GiftReady { ticket, target } => {
-                if let Some((er, reply, local)) = self.gift_tickets.remove(&ticket) {
-                    let r = self.ref_in(id, target);
-                    self.finish_gift(er, reply, local, Ok(Value::Ref(r)));
-                }
-            }
-            Event::GiftWithdrawalBroken { ticket } => {
-                if let Some((er, reply, local)) = self.gift_tickets.remove(&ticket) {
-                    self.finish_gift(er, reply, local, Err(error("gifter session ended")));
+                    s.withdrawals.remove(&answer);
                 }
             }
             Event::Aborted { .. } => {
@@ -1956,26 +1927,48 @@ impl Core {
         }
     }
 
-    /// For a reply with an answer position: a local promise registered in
-    /// the answer table (so the peer can pipeline on it) and its resolver.
-    fn answer_promise(&mut self, conn: ConnId, reply: Option<&Reply>) -> Option<Resolver> {
-        let a = reply?.answer_position()?;
-        let (p, r) = self.vat.promise();
-        self.sessions.get_mut(&conn)?.answers.insert(a, p);
-        Some(r)
+    /// Carries out a step of a withdrawal the endpoint routes (third-party
+    /// handoff, as exporter).
+    fn withdrawal(&mut self, w: Withdrawal<ConnId>) {
+        match w {
+            Withdrawal::Started { receiver, answer } => {
+                // Messages may be pipelined on the withdrawal's answer.
+                let (p, r) = self.vat.promise();
+                if let Some(s) = self.sessions.get_mut(&receiver) {
+                    s.answers.insert(answer, p);
+                    s.withdrawals.insert(answer, r);
+                }
+            }
+            Withdrawal::Ready {
+                receiver,
+                reply,
+                gifter,
+                target,
+            } => {
+                self.dirty.insert(gifter);
+                let r = self.ref_in(gifter, target);
+                self.finish_gift(receiver, reply, Ok(Value::Ref(r)));
+            }
+            Withdrawal::Broken {
+                receiver,
+                reply,
+                reason,
+            } => self.finish_gift(receiver, reply, Err(error(reason))),
+            _ => {}
+        }
     }
 
-    fn finish_gift(
-        &mut self,
-        conn: ConnId,
-        reply: Option<Reply>,
-        local: Option<Resolver>,
-        outcome: Outcome,
-    ) {
+    /// Settles a withdrawal's reply on `conn`, and its local promise.
+    fn finish_gift(&mut self, conn: ConnId, reply: Reply, outcome: Outcome) {
+        let local = reply.answer_position().and_then(|a| {
+            self.sessions
+                .get_mut(&conn)
+                .and_then(|s| s.withdrawals.remove(&a))
+        });
         if let Some(r) = local {
             r.settle_now(outcome.clone());
         }
-        self.resolve_reply(conn, reply, outcome);
+        self.resolve_reply(conn, Some(reply), outcome);
     }
 
     fn settlement_in(&mut self, conn: ConnId, result: Settlement) -> Outcome {
