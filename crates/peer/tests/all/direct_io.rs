@@ -13,17 +13,10 @@ use pola_netlayer::TcpTestingOnly;
 use pola_peer::{Peer, PeerConfig, PeerStats};
 use pola_syrup::Value;
 use pola_test_peer::ECHO;
+use pola_testkit::runtime;
 use pola_vat::{Val, Vat, from_fn};
 
 const T: Duration = Duration::from_secs(20);
-
-fn rt() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap()
-}
 
 fn start(rt: &tokio::runtime::Runtime, vat: &Vat) -> Peer {
     let net = rt.block_on(TcpTestingOnly::bind("127.0.0.1", 0)).unwrap();
@@ -57,7 +50,7 @@ fn live(stats: &PeerStats) -> Vec<bool> {
 
 #[test]
 fn tcp_sessions_are_read_on_the_vat_thread_and_a_second_peer_falls_back() {
-    let rt = rt();
+    let rt = runtime();
     let (va, vb) = (Vat::new("direct-a"), Vat::new("direct-b"));
     let (a, b) = (start(&rt, &va), start(&rt, &vb));
     pola_test_peer::host(&b.handle(), &vb);
@@ -112,7 +105,7 @@ fn thread_ticks(name: &str) -> u64 {
 
 #[test]
 fn a_vat_stops_polling_once_traffic_stops() {
-    let rt = rt();
+    let rt = runtime();
     let (va, vb) = (Vat::new("spin-a"), Vat::new("spin-b"));
     let (a, b) = (start(&rt, &va), start(&rt, &vb));
     pola_test_peer::host(&b.handle(), &vb);
@@ -136,7 +129,7 @@ fn a_vat_stops_polling_once_traffic_stops() {
 
 #[test]
 fn a_flooding_connection_does_not_starve_another() {
-    let rt = rt();
+    let rt = runtime();
     let victim = Vat::new("flood-victim");
     let b = start(&rt, &victim);
     let counted = Arc::new(AtomicU64::new(0));
@@ -188,7 +181,7 @@ fn a_flooding_connection_does_not_starve_another() {
 
 #[test]
 fn held_back_gc_reports_go_out_alone_when_the_vat_goes_quiet() {
-    let rt = rt();
+    let rt = runtime();
     let (va, vb) = (Vat::new("gc-a"), Vat::new("gc-b"));
     let (a, b) = (start(&rt, &va), start(&rt, &vb));
     pola_test_peer::host(&b.handle(), &vb);
@@ -219,7 +212,7 @@ fn held_back_gc_reports_go_out_alone_when_the_vat_goes_quiet() {
 /// `claim_waiter_first`, another peer on the vat reads its sockets first,
 /// so the peer under test reads on runtime tasks (the control case).
 fn answered_while_busy(claim_waiter_first: bool, tasks: usize) -> bool {
-    let rt = rt();
+    let rt = runtime();
     let (va, vb) = (Vat::new("busy-a"), Vat::new("busy-b"));
     let a = start(&rt, &va);
     let b0 = claim_waiter_first.then(|| start(&rt, &vb));
@@ -266,7 +259,7 @@ fn a_busy_vat_still_hears_runtime_read_peers() {
 /// long before the handshake timeout.
 fn eof_after_data(data: &[u8]) -> bool {
     use std::io::Write;
-    let rt = rt();
+    let rt = runtime();
     let vb = Vat::new("eof-b");
     let net = rt.block_on(TcpTestingOnly::bind("127.0.0.1", 0)).unwrap();
     let addr = net.local_addr().unwrap();
@@ -300,7 +293,7 @@ fn eof_right_after_data_is_seen() {
 
 #[test]
 fn sessions_end_when_the_vat_reading_them_stops() {
-    let rt = rt();
+    let rt = runtime();
     let (va, vb) = (Vat::new("stop-a"), Vat::new("stop-b"));
     let (a, b) = (start(&rt, &va), start(&rt, &vb));
     pola_test_peer::host(&b.handle(), &vb);
@@ -344,7 +337,7 @@ fn peer_closes(raw: &mut std::net::TcpStream) -> bool {
 #[test]
 fn eof_right_after_a_partial_frame_is_seen() {
     use std::io::Write;
-    let rt = rt();
+    let rt = runtime();
     let vb = Vat::new("eof-framed");
     let net = rt
         .block_on(TcpTestingOnly::bind("127.0.0.1", 0))
@@ -371,7 +364,7 @@ fn noise_cut_right_after_a_partial_frame_is_seen() {
     use pola_netlayer::noise::handshake;
     use pola_netlayer::{Identity, NoiseNetlayer};
     use std::io::{Read, Write};
-    let rt = rt();
+    let rt = runtime();
     let vb = Vat::new("eof-noise");
     let server_id = Identity::generate().unwrap();
     let server_key = server_id.public_key();

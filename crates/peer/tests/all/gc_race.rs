@@ -6,18 +6,17 @@
 //! import; before the fix the server forgot it and answered the next
 //! call with "unknown object".
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::sync::Arc;
 use std::time::Duration;
 
-use pola_captp::Dialect;
-use pola_captp::locator::{Hints, PeerLocator, SturdyRef, Swiss};
-use pola_captp::session::{CapRef, Event, Session, SessionConfig, Settlement};
+use pola_captp::locator::{SturdyRef, Swiss};
+use pola_captp::session::CapRef;
 use pola_captp::{ImportPosition, QuestionPosition};
 use pola_netlayer::TcpTestingOnly;
 use pola_peer::{Peer, PeerConfig};
 use pola_syrup::Value;
+use pola_testkit::captp::{RawSession, tcp_addr};
+use pola_testkit::runtime;
 use pola_vat::{Val, Vat, from_fn};
 
 const T: Duration = Duration::from_secs(10);
@@ -33,11 +32,7 @@ struct Server {
 
 impl Server {
     fn new() -> Server {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .unwrap();
+        let rt = runtime();
         let net = rt.block_on(TcpTestingOnly::bind("127.0.0.1", 0)).unwrap();
         let _g = rt.enter();
         let vat = Vat::new("mint");
@@ -63,8 +58,7 @@ impl Server {
     }
 
     fn addr(&self) -> String {
-        let h = self.peer.location().hints();
-        format!("{}:{}", h.get("host").unwrap(), h.get("port").unwrap())
+        tcp_addr(self.peer.location())
     }
 
     /// The server's table of exported local objects, once it is quiet.
@@ -78,59 +72,17 @@ impl Server {
     }
 }
 
-/// A client that drives a CapTP session by hand over a raw socket, so the
-/// test decides exactly which messages share a write.
-struct RawClient {
-    s: TcpStream,
-    session: Session,
+/// The client drives a CapTP session by hand over a raw socket
+/// ([`RawSession`]), so the test decides exactly which messages share a
+/// write.
+fn fetch(c: &mut RawSession) -> QuestionPosition {
+    c.session.fetch(&Swiss::new(SWISS.to_vec())).unwrap()
 }
 
-impl RawClient {
-    fn connect(server: &Server) -> RawClient {
-        let s = TcpStream::connect(server.addr()).unwrap();
-        s.set_read_timeout(Some(T)).unwrap();
-        let me = PeerLocator::new("tcp-testing-only", "racer", Hints::Absent).unwrap();
-        let session = Session::new(SessionConfig::new(Dialect::Current, [7u8; 32], me));
-        RawClient { s, session }
-    }
-
-    /// Writes everything the session has queued in one write.
-    fn flush(&mut self) {
-        let batch: Vec<u8> = std::iter::from_fn(|| self.session.poll_transmit())
-            .flatten()
-            .collect();
-        if !batch.is_empty() {
-            self.s.write_all(&batch).unwrap();
-        }
-    }
-
-    /// Reads until question `q` is answered.
-    fn answer(&mut self, q: QuestionPosition) -> Settlement {
-        let mut buf = [0u8; 4096];
-        loop {
-            while let Some(e) = self.session.poll_event() {
-                if let Event::Answer { question, result } = e
-                    && question == q
-                {
-                    self.session.drop_question(q).unwrap();
-                    return result;
-                }
-            }
-            let n = self.s.read(&mut buf).unwrap();
-            assert!(n > 0, "the server closed the connection");
-            self.session.handle_bytes(&buf[..n]).unwrap();
-        }
-    }
-
-    fn fetch(&mut self) -> QuestionPosition {
-        self.session.fetch(&Swiss::new(SWISS.to_vec())).unwrap()
-    }
-
-    fn import(&mut self, q: QuestionPosition) -> ImportPosition {
-        match self.answer(q) {
-            Ok(Value::Ref(CapRef::Import(p))) => p,
-            other => panic!("expected the mint, got {other:?}"),
-        }
+fn import(c: &mut RawSession, q: QuestionPosition) -> ImportPosition {
+    match c.answer(q) {
+        Ok(Value::Ref(CapRef::Import(p))) => p,
+        other => panic!("expected the mint, got {other:?}"),
     }
 }
 
@@ -142,15 +94,15 @@ impl RawClient {
 #[test]
 fn release_and_refetch_in_one_write_keeps_the_object() {
     let server = Server::new();
-    let mut c = RawClient::connect(&server);
-    let q = c.fetch();
+    let mut c = RawSession::connect(&server.addr(), "racer", 7);
+    let q = fetch(&mut c);
     c.flush();
-    let mut held = c.import(q);
+    let mut held = import(&mut c, q);
     for round in 0..30 {
         c.session.drop_import(held).unwrap();
-        let q = c.fetch();
+        let q = fetch(&mut c);
         c.flush();
-        held = c.import(q);
+        held = import(&mut c, q);
         let call = c
             .session
             .deliver(&CapRef::Import(held), vec![Value::sym("ping")])

@@ -16,6 +16,7 @@ use pola_netlayer::TcpTestingOnly;
 use pola_peer::{Peer, PeerConfig};
 use pola_syrup::{Decoder, Value};
 use pola_test_peer::{ECHO, PROMISE_RESOLVER};
+use pola_testkit::runtime;
 use pola_vat::Vat;
 
 const T: Duration = Duration::from_secs(10);
@@ -28,11 +29,7 @@ struct Victim {
 
 impl Victim {
     fn new(config: PeerConfig) -> Victim {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .unwrap();
+        let rt = runtime();
         let net = rt.block_on(TcpTestingOnly::bind("127.0.0.1", 0)).unwrap();
         let _g = rt.enter();
         let vat = Vat::new("victim");
@@ -42,8 +39,7 @@ impl Victim {
     }
 
     fn addr(&self) -> String {
-        let h = self.peer.location().hints();
-        format!("{}:{}", h.get("host").unwrap(), h.get("port").unwrap())
+        pola_testkit::captp::tcp_addr(self.peer.location())
     }
 
     fn live_sessions(&self) -> usize {

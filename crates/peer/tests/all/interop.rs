@@ -4,7 +4,7 @@
 //! default against each (both ways).
 
 use std::sync::{Arc, Mutex, mpsc};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use pola_captp::Dialect;
 use pola_captp::locator::SturdyRef;
@@ -12,6 +12,7 @@ use pola_netlayer::TcpTestingOnly;
 use pola_peer::{Peer, PeerConfig, PeerStats};
 use pola_syrup::Value;
 use pola_test_peer::{CAR_FACTORY_BUILDER, ECHO, GREETER, PROMISE_RESOLVER};
+use pola_testkit::{eventually, runtime};
 use pola_vat::{Ref, Val, Vat, error_message, from_fn};
 
 const T: Duration = Duration::from_secs(10);
@@ -72,26 +73,9 @@ impl Node {
     }
 }
 
-fn rt() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap()
-}
-
-/// Polls `cond` until it holds or `T` passes.
-fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !cond() {
-        assert!(start.elapsed() < T, "timed out waiting for: {what}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
 #[test]
 fn fetch_and_deliver() {
-    let rt = rt();
+    let rt = runtime();
     for d in DIALECTS {
         let (a, b) = (Node::new(&rt, d.0), Node::suite(&rt, d.1));
         let echo = a.peer.enliven(b.sturdy(ECHO));
@@ -119,7 +103,7 @@ fn fetch_and_deliver() {
 
 #[test]
 fn unknown_swiss_number_breaks() {
-    let rt = rt();
+    let rt = runtime();
     for d in DIALECTS {
         let (a, b) = (Node::new(&rt, d.0), Node::suite(&rt, d.1));
         let nothing = a.peer.enliven(b.sturdy("no-such-object"));
@@ -132,7 +116,7 @@ fn unknown_swiss_number_breaks() {
 
 #[test]
 fn deliver_only_arrives() {
-    let rt = rt();
+    let rt = runtime();
     for d in DIALECTS {
         let (a, b) = (Node::new(&rt, d.0), Node::new(&rt, d.1));
         let (tx, rx) = mpsc::channel::<Val>();
@@ -165,7 +149,7 @@ fn deliver_only_arrives() {
 
 #[test]
 fn pipelined_car_factory() {
-    let rt = rt();
+    let rt = runtime();
     for d in DIALECTS {
         let (a, b) = (Node::new(&rt, d.0), Node::suite(&rt, d.1));
         // Nothing is awaited until the very end: every send goes to a
@@ -193,7 +177,7 @@ fn pipelined_car_factory() {
 
 #[test]
 fn listen_to_remote_promise() {
-    let rt = rt();
+    let rt = runtime();
     for d in DIALECTS {
         let (a, b) = (Node::new(&rt, d.0), Node::suite(&rt, d.1));
         let maker = a.peer.enliven(b.sturdy(PROMISE_RESOLVER));
@@ -221,7 +205,7 @@ fn listen_to_remote_promise() {
 
 #[test]
 fn remote_calls_back_into_local_object() {
-    let rt = rt();
+    let rt = runtime();
     for d in DIALECTS {
         let (a, b) = (Node::new(&rt, d.0), Node::suite(&rt, d.1));
         // The greeter (on B) says "Hello" to an object on A and wants an
@@ -244,7 +228,7 @@ fn remote_calls_back_into_local_object() {
         );
         // B dropped the greeting's answer (op:gc-answers) and its import of
         // `friend` (op:gc-exports): A's tables shrink back.
-        eventually("A's export of friend and B's answer freed", || {
+        eventually("A's export of friend and B's answer freed", T, || {
             let sa = a.stats(&rt);
             let sb = b.stats(&rt);
             sa.exported_locals == 0 && sb.sessions.iter().all(|s| s.answers == 0)
@@ -256,7 +240,7 @@ fn remote_calls_back_into_local_object() {
 
 #[test]
 fn gc_frees_both_sides() {
-    let rt = rt();
+    let rt = runtime();
     for d in DIALECTS {
         let (a, b) = (Node::new(&rt, d.0), Node::suite(&rt, d.1));
         let echo = a.peer.enliven(b.sturdy(ECHO));
@@ -270,8 +254,8 @@ fn gc_frees_both_sides() {
         let answer = a.vat.send(&echo, "", vec![Value::int(7i64)]);
         a.vat.block_on(&answer, T).unwrap();
         // The echo keeps nothing: B reports every copy and A forgets `mine`.
-        eventually("A's export freed", || a.stats(&rt).exported_locals == 0);
-        eventually("B's import of it freed", || {
+        eventually("A's export freed", T, || a.stats(&rt).exported_locals == 0);
+        eventually("B's import of it freed", T, || {
             b.stats(&rt).sessions.iter().all(|s| s.tables.imports == 0)
         });
         // Dropping A's reference to B's echo (a far promise from
@@ -279,10 +263,10 @@ fn gc_frees_both_sides() {
         // bootstrap object stays.
         drop(echo);
         drop(answer);
-        eventually("B's export of echo freed", || {
+        eventually("B's export of echo freed", T, || {
             b.stats(&rt).sessions.iter().all(|s| s.tables.exports == 1)
         });
-        eventually("A's import freed", || {
+        eventually("A's import freed", T, || {
             a.stats(&rt)
                 .sessions
                 .iter()
@@ -295,7 +279,7 @@ fn gc_frees_both_sides() {
 
 #[test]
 fn one_session_per_peer_pair_both_ways() {
-    let rt = rt();
+    let rt = runtime();
     for d in DIALECTS {
         let (a, b) = (Node::suite(&rt, d.0), Node::suite(&rt, d.1));
         let echo = a.peer.enliven(b.sturdy(ECHO));
@@ -320,7 +304,7 @@ fn one_session_per_peer_pair_both_ways() {
 
 #[test]
 fn three_party_handoff() {
-    let rt = rt();
+    let rt = runtime();
     for d in DIALECTS {
         // A holds a reference to an object on C and passes it to B's
         // greeter; B must reach C directly (a handoff certificate from A,
@@ -355,7 +339,7 @@ fn three_party_handoff() {
         );
         // C now has a session with B (the receiver) besides the one with A.
         let b_loc = b.peer.location().clone();
-        eventually("C has a session with B", || {
+        eventually("C has a session with B", T, || {
             c.stats(&rt)
                 .sessions
                 .iter()
@@ -369,7 +353,7 @@ fn three_party_handoff() {
 
 #[test]
 fn unreachable_peer_breaks_enliven() {
-    let rt = rt();
+    let rt = runtime();
     let a = Node::new(&rt, Dialect::Current);
     // Bind then close a port so nobody listens there.
     let dead = {
@@ -386,7 +370,7 @@ fn unreachable_peer_breaks_enliven() {
 
 #[test]
 fn abort_breaks_far_references() {
-    let rt = rt();
+    let rt = runtime();
     for d in DIALECTS {
         let (a, b) = (Node::new(&rt, d.0), Node::suite(&rt, d.1));
         let echo = a.peer.enliven(b.sturdy(ECHO));
@@ -406,7 +390,7 @@ fn abort_breaks_far_references() {
         assert!(waiting.wait(T).is_err(), "{d:?}");
         let answer = a.vat.send(&echo, "", vec![]);
         assert!(a.vat.block_on(&answer, T).is_err(), "{d:?}");
-        eventually("A has no live session", || {
+        eventually("A has no live session", T, || {
             a.stats(&rt).sessions.iter().all(|s| s.terminated)
         });
         a.stop(&rt);
@@ -415,7 +399,7 @@ fn abort_breaks_far_references() {
 
 #[test]
 fn revoked_sturdyref_no_longer_enlivens() {
-    let rt = rt();
+    let rt = runtime();
     let (a, b) = (
         Node::new(&rt, Dialect::Current),
         Node::new(&rt, Dialect::Current),

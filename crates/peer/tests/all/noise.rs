@@ -11,30 +11,14 @@ use pola_netlayer::{Identity, Netlayer, NoiseNetlayer};
 use pola_peer::{Peer, PeerConfig};
 use pola_syrup::Value;
 use pola_test_peer::ECHO;
+use pola_testkit::{noise, runtime};
 use pola_vat::Vat;
 
 const T: Duration = Duration::from_secs(10);
 
-fn rt() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap()
-}
-
-fn noise(rt: &tokio::runtime::Runtime) -> NoiseNetlayer {
-    rt.block_on(NoiseNetlayer::bind(
-        Identity::generate().unwrap(),
-        "127.0.0.1",
-        0,
-    ))
-    .unwrap()
-}
-
 #[test]
 fn two_peers_over_noise() {
-    let rt = rt();
+    let rt = runtime();
     let (na, nb) = (noise(&rt), noise(&rt));
     let _g = rt.enter();
     let (va, vb) = (Vat::new("a"), Vat::new("b"));
@@ -128,7 +112,7 @@ fn announce(
 
 #[test]
 fn announced_location_must_be_the_authenticated_key() {
-    let rt = rt();
+    let rt = runtime();
     let victim_net = noise(&rt);
     let _g = rt.enter();
     let vat = Vat::new("victim");
@@ -178,7 +162,7 @@ fn unauthenticated_connection_cannot_claim_a_noise_identity() {
     use pola_netlayer::TcpTestingOnly;
     use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
-    let rt = rt();
+    let rt = runtime();
     let _in_rt = rt.enter();
     // The victim: noise only, holding a secret under a sturdyref.
     let vat_v = Vat::new("victim");
@@ -304,7 +288,7 @@ fn claim_over_tcp(
 fn unauthenticated_connection_cannot_claim_a_transport_we_cannot_check() {
     use pola_netlayer::TcpTestingOnly;
 
-    let rt = rt();
+    let rt = runtime();
     let _in_rt = rt.enter();
     let tcp = rt.block_on(TcpTestingOnly::bind("127.0.0.1", 0)).unwrap();
     let port: u16 = tcp.location().hints["port"].parse().unwrap();

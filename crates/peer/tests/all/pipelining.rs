@@ -13,6 +13,7 @@ use pola_netlayer::{
 use pola_peer::{Peer, PeerConfig};
 use pola_syrup::Value;
 use pola_test_peer::CAR_FACTORY_BUILDER;
+use pola_testkit::runtime;
 use pola_vat::Vat;
 use tokio::sync::watch;
 
@@ -74,11 +75,7 @@ impl Netlayer for Gated {
 
 #[test]
 fn pipelined_chain_needs_no_answer_to_proceed() {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = runtime();
     let (open, gate) = watch::channel(true);
     let na = Gated {
         inner: rt.block_on(TcpTestingOnly::bind("127.0.0.1", 0)).unwrap(),
