@@ -1,19 +1,29 @@
 //! The endpoint attacked: crossed hellos in every arrival order, duplicate
 //! and reconnecting sessions, admission floods from one source and from
-//! many, and every deadline with the clock driven by hand. Sessions are real
-//! (their hellos are signed, sent and checked); only the sockets are absent.
+//! many, every deadline with the clock driven by hand, and third-party
+//! handoffs routed between an exporter's sessions (forged, unknown, and with
+//! either end leaving while the withdrawal waits). Sessions are real (their
+//! hellos and certificates are signed, sent and checked); only the sockets
+//! are absent.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use pola_captp::endpoint::{
     self, Activity, ConnState, Decision, Direction, Endpoint, EndpointConfig, Opening, PeerKey,
-    Refused, SourceCap, crossed_hellos_keep_outbound,
+    Polled, Refused, SourceCap, Withdrawal, crossed_hellos_keep_outbound,
 };
-use pola_captp::{Dialect, Event, Session, SessionConfig};
+use pola_captp::handoff::SignedGive;
+use pola_captp::locator::Swiss;
+use pola_captp::{
+    AnswerPosition, CapRef, Dialect, Event, ImportPosition, LocalId, LocalTarget, QuestionPosition,
+    Session, SessionConfig,
+};
+use pola_syrup::Value;
 
-use crate::sim::loc;
+use crate::sim::{self, Pair, loc};
 
 fn key(name: &str) -> PeerKey {
     PeerKey::of(&loc(name))
@@ -792,4 +802,397 @@ fn a_connection_may_announce_only_the_peer_its_netlayer_vouches_for() {
         matches!(d.as_slice(), [Decision::Serve { conn: 1, .. }]),
         "{d:?}"
     );
+}
+
+// ----------------------------------------------------------------------
+// Third-party handoffs routed by the exporter's endpoint
+// ----------------------------------------------------------------------
+
+/// Carol, the exporter's object the gifter hands the receiver.
+const CAROL: LocalId = LocalId(7);
+/// The exporter's connection from the gifter.
+const G: u32 = 1;
+/// The exporter's connection from the receiver.
+const R: u32 = 2;
+
+/// What the exporter's driver saw, in order.
+#[derive(Debug, PartialEq)]
+enum Seen {
+    Started(u32, AnswerPosition),
+    Ready {
+        receiver: u32,
+        gifter: u32,
+        target: CapRef,
+    },
+    Broken(u32, &'static str),
+    Deliver(u32, LocalTarget),
+    Aborted(u32),
+}
+
+/// The exporter E as an endpoint with two sessions (from the gifter, G,
+/// and from the receiver, R), driven by a minimal driver; the gifter's and
+/// the receiver's sessions to E; the gifter–receiver pair. Every
+/// certificate is made and checked by the sessions themselves.
+struct Handoff {
+    e: Endpoint<u32>,
+    /// The gifter's session to E.
+    g: Session,
+    /// The receiver's session to E.
+    r: Session,
+    /// a = the gifter, b = the receiver.
+    gr: Pair,
+    seen: Vec<Seen>,
+    t0: Instant,
+}
+
+impl Handoff {
+    fn new() -> Handoff {
+        let t0 = Instant::now();
+        let mut config = EndpointConfig::default();
+        config.unauthenticated_transports.insert("sim".to_owned());
+        let mut e = Endpoint::new(config);
+        for (conn, seed) in [(G, 10), (R, 11)] {
+            let opening = Opening {
+                direction: Direction::Inbound,
+                source: Some(IpAddr::V4(Ipv4Addr::LOCALHOST)),
+                dialled: None,
+                verified: None,
+            };
+            let session = SessionConfig::new(Dialect::Current, [seed; 32], loc("exporter"));
+            assert!(e.admit(conn, opening, session, t0).unwrap().is_empty());
+        }
+        let mut h = Handoff {
+            e,
+            g: sim::session(Dialect::Current, 12, "gifter"),
+            r: sim::session(Dialect::Current, 13, "receiver"),
+            gr: Pair::named(Dialect::Current, 14, "gifter", 15, "receiver"),
+            seen: Vec::new(),
+            t0,
+        };
+        h.link(G);
+        h.link(R);
+        assert_eq!(h.e.state(G), Some(ConnState::Serving));
+        assert_eq!(h.e.state(R), Some(ConnState::Serving));
+        h
+    }
+
+    /// Moves bytes between E's session `conn` and its peer's until both
+    /// are quiet, E's driver handling what its endpoint hands out; returns
+    /// the peer's events.
+    fn link(&mut self, conn: u32) -> Vec<Event> {
+        let mut theirs = Vec::new();
+        loop {
+            let mut moved = false;
+            let other = if conn == G { &mut self.g } else { &mut self.r };
+            if let Some(ours) = self.e.session_mut(conn) {
+                while let Some(m) = ours.poll_transmit() {
+                    let _ = other.handle_bytes(&m);
+                    moved = true;
+                }
+                while let Some(m) = other.poll_transmit() {
+                    let _ = ours.handle_bytes(&m);
+                    moved = true;
+                }
+            }
+            theirs.extend(std::iter::from_fn(|| other.poll_event()));
+            self.drive(conn);
+            if !moved {
+                return theirs;
+            }
+        }
+    }
+
+    /// E's driver: drains `conn`'s events and the withdrawal steps.
+    fn drive(&mut self, conn: u32) {
+        while let Some(p) = self.e.poll_event(conn) {
+            match p {
+                Polled::Event(Event::Established {
+                    peer_location,
+                    peer_id,
+                    session_id,
+                }) => {
+                    let peer = PeerKey::of(&peer_location);
+                    self.e.established(conn, peer, peer_id, session_id, self.t0);
+                }
+                Polled::Event(Event::Fetch { reply, .. }) => {
+                    let s = self.e.session_mut(conn).unwrap();
+                    s.resolve(reply.unwrap(), Ok(Value::Ref(CapRef::Local(CAROL))))
+                        .unwrap();
+                }
+                Polled::Event(Event::Deliver { target, .. }) => {
+                    self.seen.push(Seen::Deliver(conn, target));
+                }
+                Polled::Event(Event::Aborted { .. }) => {
+                    self.seen.push(Seen::Aborted(conn));
+                    self.e.ended(conn);
+                }
+                Polled::Event(_) => {}
+                Polled::Withdrawal(w) => self.step(w),
+                _ => {}
+            }
+        }
+        while let Some(w) = self.e.poll_withdrawal() {
+            self.step(w);
+        }
+    }
+
+    /// A withdrawal step, as a driver carries it out: one of our objects
+    /// is named alike on every session, so the gift settles the reply as
+    /// it is.
+    fn step(&mut self, w: Withdrawal<u32>) {
+        match w {
+            Withdrawal::Started { receiver, answer } => {
+                self.seen.push(Seen::Started(receiver, answer));
+            }
+            Withdrawal::Ready {
+                receiver,
+                reply,
+                gifter,
+                target,
+            } => {
+                self.seen.push(Seen::Ready {
+                    receiver,
+                    gifter,
+                    target: target.clone(),
+                });
+                let s = self.e.session_mut(receiver).unwrap();
+                s.resolve(reply, Ok(Value::Ref(target))).unwrap();
+            }
+            Withdrawal::Broken {
+                receiver,
+                reply,
+                reason,
+            } => {
+                self.seen.push(Seen::Broken(receiver, reason));
+                let s = self.e.session_mut(receiver).unwrap();
+                s.resolve(reply, Err(Value::error(reason))).unwrap();
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    /// The gifter fetches carol from E (on G–E); returns its import.
+    fn fetch_carol(&mut self) -> ImportPosition {
+        let q = self.g.fetch(&Swiss::new(&b"carol"[..])).unwrap();
+        let events = self.link(G);
+        answer_of(&events, q)
+            .ok()
+            .and_then(|v| match v {
+                Value::Ref(CapRef::Import(i)) => Some(i),
+                _ => None,
+            })
+            .expect("carol")
+    }
+
+    /// The gifter gives carol to the receiver: a certificate signed on G–E
+    /// for the receiver's key on G–R. With `deposit`, the gift reaches E
+    /// now; else it waits in the gifter's outgoing queue.
+    fn give(&mut self, deposit: bool) -> SignedGive {
+        let carol = self.fetch_carol();
+        let receiver_key = *self.gr.a.peer().unwrap().key();
+        let signed = self
+            .g
+            .give(carol, receiver_key, Bytes::from(vec![0x42; 32]))
+            .unwrap();
+        if deposit {
+            self.link(G);
+            assert_eq!(self.e.session(G).unwrap().table_sizes().gifts, 1);
+        }
+        signed
+    }
+
+    /// The receiver redeems `gift` on R–E.
+    fn withdraw(&mut self, gift: SignedGive) -> QuestionPosition {
+        let receive = self.r.handoff_receive(gift).unwrap();
+        let signed = self.gr.b.sign_handoff_receive(receive).unwrap();
+        self.r.withdraw_gift(signed).unwrap()
+    }
+}
+
+fn answer_of(events: &[Event], q: QuestionPosition) -> Result<Value<CapRef>, Value<CapRef>> {
+    events
+        .iter()
+        .find_map(|e| match e {
+            Event::Answer { question, result } if *question == q => Some(result.clone()),
+            _ => None,
+        })
+        .unwrap_or_else(|| panic!("no answer to {q:?} in {events:?}"))
+}
+
+fn has_answer(events: &[Event], q: QuestionPosition) -> bool {
+    events
+        .iter()
+        .any(|e| matches!(e, Event::Answer { question, .. } if *question == q))
+}
+
+#[test]
+fn the_exporters_endpoint_takes_a_withdrawal_to_the_gifters_session() {
+    for deposit_first in [true, false] {
+        let mut h = Handoff::new();
+        let gift = h.give(deposit_first);
+        let q = h.withdraw(gift);
+        // The receiver pipelines a call on the withdrawal's answer at once.
+        h.r.deliver_only(&CapRef::Question(q), vec![Value::sym("early")])
+            .unwrap();
+        let mut events = h.link(R);
+        let Some(Seen::Started(R, a)) = h.seen.first() else {
+            panic!("{:?}", h.seen)
+        };
+        let a = *a;
+        // The answer is the driver's promise before the pipelined call
+        // reaches it.
+        let pipelined = Seen::Deliver(R, LocalTarget::Answer(a));
+        let at = |h: &Handoff, s: &Seen| h.seen.iter().position(|x| x == s);
+        assert!(at(&h, &pipelined) > Some(0), "{:?}", h.seen);
+        let ready = Seen::Ready {
+            receiver: R,
+            gifter: G,
+            target: CapRef::Local(CAROL),
+        };
+        if deposit_first {
+            assert!(at(&h, &ready).is_some(), "{:?}", h.seen);
+        } else {
+            // Parked on the gifter's session under the endpoint's ticket.
+            assert_eq!(at(&h, &ready), None, "{:?}", h.seen);
+            assert!(!has_answer(&events, q));
+            assert_eq!(h.e.parked_withdrawals(), 1);
+            // The deposit lands on G–E: the gifter's session hands the
+            // gift to the parked withdrawal, which settles on R–E.
+            h.link(G);
+            assert!(at(&h, &ready).is_some(), "{:?}", h.seen);
+            events.extend(h.link(R));
+        }
+        assert_eq!(h.e.parked_withdrawals(), 0);
+        let Ok(Value::Ref(CapRef::Import(carol_at_r))) = answer_of(&events, q) else {
+            panic!("{events:?}")
+        };
+        // The receiver now calls carol straight on R–E.
+        h.r.deliver_only(&CapRef::Import(carol_at_r), vec![Value::sym("hi")])
+            .unwrap();
+        h.link(R);
+        assert_eq!(
+            h.seen.last(),
+            Some(&Seen::Deliver(R, LocalTarget::Object(CAROL)))
+        );
+        let e = h.e.session(G).unwrap();
+        assert_eq!(e.table_sizes().gifts, 0, "each gift handed out once");
+        assert!(!h.g.is_terminated() && !h.r.is_terminated());
+    }
+}
+
+#[test]
+fn a_withdrawal_naming_a_session_the_endpoint_does_not_have_breaks() {
+    let mut h = Handoff::new();
+    // The gifter's certificate names a session with "exporter" that this
+    // endpoint never had (another process, or one long gone).
+    let mut elsewhere = Pair::named(Dialect::Current, 20, "gifter", 21, "exporter");
+    let q = elsewhere.a.fetch(&Swiss::new(&b"carol"[..])).unwrap();
+    let (_, eb) = elsewhere.run();
+    for e in eb {
+        if let Event::Fetch { reply, .. } = e {
+            let carol = Ok(Value::Ref(CapRef::Local(CAROL)));
+            elsewhere.b.resolve(reply.unwrap(), carol).unwrap();
+        }
+    }
+    let (ea, _) = elsewhere.run();
+    let Ok(Value::Ref(CapRef::Import(carol))) = answer_of(&ea, q) else {
+        panic!("{ea:?}")
+    };
+    let receiver_key = *h.gr.a.peer().unwrap().key();
+    let gift = elsewhere
+        .a
+        .give(carol, receiver_key, Bytes::from(vec![1; 32]))
+        .unwrap();
+    elsewhere.run();
+    let q = h.withdraw(gift);
+    let events = h.link(R);
+    assert!(answer_of(&events, q).is_err());
+    assert_eq!(
+        h.seen.last(),
+        Some(&Seen::Broken(R, endpoint::UNKNOWN_GIFTER))
+    );
+    assert_eq!(h.e.parked_withdrawals(), 0);
+    // Nothing reached the session with the gifter, and both live on.
+    assert_eq!(h.e.state(G), Some(ConnState::Serving));
+    assert!(!h.r.is_terminated());
+}
+
+#[test]
+fn a_forged_gift_is_refused_by_the_gifters_session() {
+    let mut h = Handoff::new();
+    let mut gift = h.give(true);
+    // Someone claims the gift was given by another key on G–E: the
+    // receiver's own checks pass (it signs what it got), the gifter's
+    // session does not.
+    gift.give.gifter_side = pola_captp::crypto::PublicId([9; 32]);
+    let q = h.withdraw(gift);
+    let events = h.link(R);
+    assert!(answer_of(&events, q).is_err());
+    assert_eq!(
+        h.seen.last(),
+        Some(&Seen::Broken(R, endpoint::HANDOFF_REJECTED))
+    );
+    // The real gift is still there for the real certificate.
+    assert_eq!(h.e.session(G).unwrap().table_sizes().gifts, 1);
+    assert_eq!(h.e.parked_withdrawals(), 0);
+}
+
+#[test]
+fn a_parked_withdrawal_breaks_when_the_gifters_session_ends() {
+    let mut h = Handoff::new();
+    let gift = h.give(false);
+    let q = h.withdraw(gift);
+    h.link(R);
+    assert_eq!(h.e.parked_withdrawals(), 1);
+    // The gifter goes away before its deposit was sent.
+    h.g.abort("gifter leaving").unwrap();
+    h.link(G);
+    let broken = Seen::Broken(R, endpoint::GIFTER_ENDED);
+    let at = |s: &Seen| h.seen.iter().position(|x| x == s);
+    assert!(at(&broken) < at(&Seen::Aborted(G)), "{:?}", h.seen);
+    assert!(at(&broken).is_some());
+    assert_eq!(h.e.parked_withdrawals(), 0);
+    let events = h.link(R);
+    assert!(answer_of(&events, q).is_err());
+    assert!(!h.r.is_terminated());
+}
+
+#[test]
+fn a_parked_withdrawal_breaks_when_the_gifters_connection_is_removed() {
+    let mut h = Handoff::new();
+    let gift = h.give(false);
+    let q = h.withdraw(gift);
+    h.link(R);
+    assert_eq!(h.e.parked_withdrawals(), 1);
+    // The connection vanishes with its session unpolled (a driver that
+    // never got to drain it): removing it breaks the withdrawal anyway.
+    h.e.removed(G);
+    assert!(h.e.session(G).is_none());
+    assert_eq!(h.e.parked_withdrawals(), 0);
+    h.drive(R);
+    assert_eq!(
+        h.seen.last(),
+        Some(&Seen::Broken(R, endpoint::GIFTER_ENDED))
+    );
+    let events = h.link(R);
+    assert!(answer_of(&events, q).is_err());
+}
+
+#[test]
+fn a_receiver_that_ends_forgets_its_parked_withdrawal() {
+    let mut h = Handoff::new();
+    let gift = h.give(false);
+    h.withdraw(gift);
+    h.link(R);
+    assert_eq!(h.e.parked_withdrawals(), 1);
+    h.r.abort("receiver leaving").unwrap();
+    h.link(R);
+    assert_eq!(h.seen.last(), Some(&Seen::Aborted(R)));
+    assert_eq!(h.e.parked_withdrawals(), 0);
+    // The deposit arrives later: it goes to no one, and G–E lives on.
+    let before = h.seen.len();
+    h.link(G);
+    assert_eq!(h.seen.len(), before, "{:?}", &h.seen[before..]);
+    assert_eq!(h.e.state(G), Some(ConnState::Serving));
+    assert!(!h.e.session(G).unwrap().is_terminated());
 }
