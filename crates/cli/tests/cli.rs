@@ -162,8 +162,8 @@ fn caplet_check_escapes_the_names_a_module_chose() {
             (func (export "ok\e2\80\aeevil")))"#,
     )
     .unwrap();
-    let dir = common::TempDir::new();
-    let file = dir.0.join("evil.wasm");
+    let dir = common::TempDir::new("cli");
+    let file = dir.join("evil.wasm");
     std::fs::write(&file, wasm).unwrap();
     let (code, out, _) = pola(&["caplet", "check", file.to_str().unwrap()]);
     assert_eq!(code, 1, "{out}");
@@ -183,8 +183,8 @@ fn caplet_check_escapes_the_names_a_module_chose() {
 /// rules stop until the user insists.
 #[test]
 fn packages_are_packed_checked_and_installed() {
-    let dir = common::TempDir::new();
-    let p = |name: &str| dir.0.join(name).to_str().expect("utf8").to_owned();
+    let dir = common::TempDir::new("cli");
+    let p = |name: &str| dir.join(name).to_str().expect("utf8").to_owned();
     let pack = |app: &pola_desk_apps::StockApp, out: &str| {
         std::fs::write(p(&format!("{}.toml", app.id)), app.manifest).expect("write");
         std::fs::write(p(&format!("{}.wasm", app.id)), app.wasm).expect("write");

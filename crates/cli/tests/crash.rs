@@ -93,8 +93,8 @@ fn next(seed: &mut u64) -> u64 {
 
 #[test]
 fn the_ledger_survives_kill_9() {
-    let dir = TempDir::new();
-    let state = dir.0.join("mint");
+    let dir = TempDir::new("cli");
+    let state = dir.join("mint");
     let port = free_port();
     let payers = Client::new();
     let (vat, client) = (payers.vat.clone(), payers.peer.clone());

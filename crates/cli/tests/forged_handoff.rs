@@ -12,7 +12,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::io::{BufRead as _, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -21,27 +21,11 @@ use pola_captp::locator::{Hints, PeerLocator, SturdyRef};
 use pola_captp::session::{CapRef, Event, Session, SessionConfig};
 use pola_netlayer::{Connection, Identity, Location, Netlayer, NoiseNetlayer};
 use pola_syrup::Value;
+use pola_testkit::captp::session_pair;
+use pola_testkit::{KillOnDrop, TempDir, runtime};
 
 const POLA: &str = env!("CARGO_BIN_EXE_pola");
 const T: Duration = Duration::from_secs(10);
-
-struct Killed(Child);
-
-/// A scratch folder, removed on drop (even when the test fails).
-struct Scratch(std::path::PathBuf);
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 /// A CapTP session driven by hand over a noise connection.
 struct Raw {
@@ -107,30 +91,10 @@ impl Raw {
     }
 }
 
-/// An in-process session pair standing for the gifter–receiver session.
-fn gifter_receiver_pair() -> (Session, Session) {
-    let loc = |n: &str| PeerLocator::new("noise", n, Hints::Absent).unwrap();
-    let mut g = Session::new(SessionConfig::new(Dialect::Current, [3; 32], loc("gifter")));
-    let mut r = Session::new(SessionConfig::new(
-        Dialect::Current,
-        [4; 32],
-        loc("receiver"),
-    ));
-    for _ in 0..2 {
-        while let Some(m) = g.poll_transmit() {
-            r.handle_bytes(&m).unwrap();
-        }
-        while let Some(m) = r.poll_transmit() {
-            g.handle_bytes(&m).unwrap();
-        }
-    }
-    (g, r)
-}
-
 #[test]
 fn a_forged_handoff_receipt_is_refused_by_pola_serve() {
-    let scratch = Scratch(std::env::temp_dir().join(format!("pola-forged-{}", std::process::id())));
-    let state = scratch.0.join("mint");
+    let scratch = TempDir::new("forged");
+    let state = scratch.join("mint");
     let mut child = Command::new(POLA)
         .args(["serve", "--mint", "--state"])
         .arg(&state)
@@ -138,7 +102,7 @@ fn a_forged_handoff_receipt_is_refused_by_pola_serve() {
         .spawn()
         .unwrap();
     let out = child.stdout.take().unwrap();
-    let _mint = Killed(child);
+    let _mint = KillOnDrop(child);
     let mut issuer = None;
     for line in BufReader::new(out).lines() {
         let line = line.unwrap();
@@ -161,13 +125,9 @@ fn a_forged_handoff_receipt_is_refused_by_pola_serve() {
             .collect(),
     };
 
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = runtime();
     rt.block_on(async {
-        let (_g_to_r, r_to_g) = gifter_receiver_pair();
+        let (_g_to_r, r_to_g) = session_pair("noise");
 
         // The gifter fetches the issuer and deposits it as a gift.
         let mut gifter = Raw::connect(&to, 1).await;

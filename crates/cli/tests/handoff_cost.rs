@@ -19,11 +19,12 @@ use std::time::Duration;
 use bytes::Bytes;
 use pola_apps::mint::spawn_mint;
 use pola_netlayer::{
-    BoxFuture, Connection, Direction, Identity, Location, MessageReader, MessageWriter, NetError,
-    Netlayer, NoiseNetlayer,
+    BoxFuture, Connection, Direction, Location, MessageReader, MessageWriter, NetError, Netlayer,
+    NoiseNetlayer,
 };
 use pola_peer::{Peer, PeerConfig};
 use pola_syrup::{Decoder, Value};
+use pola_testkit::{noise, runtime};
 use pola_vat::{Ref, Val, Vat, error, from_fn};
 
 const T: Duration = Duration::from_secs(10);
@@ -145,15 +146,6 @@ impl Netlayer for Counting {
     }
 }
 
-fn noise(rt: &tokio::runtime::Runtime) -> NoiseNetlayer {
-    rt.block_on(NoiseNetlayer::bind(
-        Identity::generate().unwrap(),
-        "127.0.0.1",
-        0,
-    ))
-    .unwrap()
-}
-
 /// Bob's receiver: answers the balance of the payment it is handed.
 fn receiver() -> impl pola_vat::Object {
     from_fn(|cx, method, args| {
@@ -175,11 +167,7 @@ struct Run {
 }
 
 fn run(warm: bool) -> Run {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = runtime();
     let (nm, na, nb) = (noise(&rt), noise(&rt), noise(&rt));
     let log: Log = Arc::default();
     let nb = Counting {

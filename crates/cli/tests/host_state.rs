@@ -50,8 +50,8 @@ fn mode(p: &Path) -> u32 {
 
 #[test]
 fn a_running_mint_exported_and_imported_answers_the_same_uris() {
-    let dir = TempDir::new();
-    let (a, b) = (dir.0.join("a"), dir.0.join("b"));
+    let dir = TempDir::new("cli");
+    let (a, b) = (dir.join("a"), dir.join("b"));
     let port = free_port();
     let server = serve(&a, &["--mint", "--port", &port.to_string()]);
     // The first start wrote the config from the flags; the old loose
@@ -72,7 +72,7 @@ fn a_running_mint_exported_and_imported_answers_the_same_uris() {
     assert_eq!(client.balances(&purses), vec![70, 45, 35]);
 
     // Exported while it runs (it holds the store's lock).
-    let file = dir.0.join("host.pola");
+    let file = dir.join("host.pola");
     export(&a, &file);
     // A payment after the export is not in it.
     client.pay(&purses[0], &purses[1], 1);
@@ -109,8 +109,8 @@ fn a_running_mint_exported_and_imported_answers_the_same_uris() {
 
 #[test]
 fn savepoint_while_running_then_rollback_when_stopped() {
-    let dir = TempDir::new();
-    let a = dir.0.join("a");
+    let dir = TempDir::new("cli");
+    let a = dir.join("a");
     let port = free_port().to_string();
     let server = serve(&a, &["--mint", "--port", &port]);
     let client = Client::new();
@@ -167,8 +167,8 @@ fn savepoint_while_running_then_rollback_when_stopped() {
 
 #[test]
 fn an_instance_savepoint_while_running_then_its_rollback_when_stopped() {
-    let dir = TempDir::new();
-    let a = dir.0.join("a");
+    let dir = TempDir::new("cli");
+    let a = dir.join("a");
     let port = free_port().to_string();
     let server = serve(&a, &["--mint", "--port", &port]);
     let client = Client::new();
@@ -262,8 +262,8 @@ fn write_config(dir: &Path, text: &str) {
 
 #[test]
 fn config_errors_name_the_file_and_line_and_start_nothing() {
-    let dir = TempDir::new();
-    let a = dir.0.join("a");
+    let dir = TempDir::new("cli");
+    let a = dir.join("a");
     let file = format!("{}:", a.join("pola.toml").display());
 
     write_config(&a, "[mint]\n\n[net]\nprot = 7\n");
@@ -296,7 +296,7 @@ fn config_errors_name_the_file_and_line_and_start_nothing() {
     assert!(err.contains(&format!("{file}4: serves [mint]")), "{err}");
 
     // No file and no flags.
-    let b = dir.0.join("b");
+    let b = dir.join("b");
     let (code, _, err) = pola(&["serve", "--state", s(&b)]);
     assert_ne!(code, 0);
     assert!(err.contains("pola.toml does not exist"), "{err}");
@@ -316,8 +316,8 @@ fn control(sock: &Path, bytes: &[u8]) -> String {
 
 #[test]
 fn a_hostile_control_client_gets_errors_and_the_host_keeps_serving() {
-    let dir = TempDir::new();
-    let a = dir.0.join("a");
+    let dir = TempDir::new("cli");
+    let a = dir.join("a");
     let server = serve(&a, &["--mint"]);
     let sock = a.join("control.sock");
     assert_eq!(mode(&sock) & 0o077, 0, "the socket is open to others");
@@ -386,14 +386,14 @@ fn a_hostile_control_client_gets_errors_and_the_host_keeps_serving() {
 
 #[test]
 fn a_damaged_export_is_refused_and_leaves_no_folder() {
-    let dir = TempDir::new();
-    let a = dir.0.join("a");
+    let dir = TempDir::new("cli");
+    let a = dir.join("a");
     let server = serve(&a, &["--mint"]);
     let client = Client::new();
     client.purse(server.uri("mint"), 9);
     drop(server);
     // Exported with no host running: straight from the store.
-    let file = dir.0.join("host.pola");
+    let file = dir.join("host.pola");
     let err = export(&a, &file);
     assert!(err.contains("exported 1 instances"), "{err}");
     let good = std::fs::read(&file).unwrap();
@@ -403,9 +403,9 @@ fn a_damaged_export_is_refused_and_leaves_no_folder() {
     flipped[mid] ^= 0x10;
     let cut = good[..good.len() - 7].to_vec();
     for (what, bytes) in [("flipped", flipped), ("cut", cut), ("empty", Vec::new())] {
-        let bad = dir.0.join(format!("{what}.pola"));
+        let bad = dir.join(format!("{what}.pola"));
         std::fs::write(&bad, bytes).unwrap();
-        let target = dir.0.join(format!("new-{what}"));
+        let target = dir.join(format!("new-{what}"));
         let (code, _, err) = pola(&["import", s(&bad), "--state", s(&target)]);
         assert_ne!(code, 0, "{what}");
         assert!(err.contains("import refused"), "{what}: {err}");
@@ -420,7 +420,7 @@ fn a_damaged_export_is_refused_and_leaves_no_folder() {
         assert_eq!(std::fs::read_dir(&target).unwrap().count(), 0, "{what}");
     }
     // The good one imports into an existing empty folder.
-    let target = dir.0.join("new-flipped");
+    let target = dir.join("new-flipped");
     let (code, _, err) = pola(&["import", s(&file), "--state", s(&target)]);
     assert_eq!(code, 0, "{err}");
     assert_eq!(mode(&target), 0o700);
@@ -428,8 +428,8 @@ fn a_damaged_export_is_refused_and_leaves_no_folder() {
 
 #[test]
 fn old_key_and_sturdyref_files_move_into_the_store() {
-    let dir = TempDir::new();
-    let a = dir.0.join("a");
+    let dir = TempDir::new("cli");
+    let a = dir.join("a");
     std::fs::DirBuilder::new().create(&a).unwrap();
     std::fs::set_permissions(&a, std::fs::Permissions::from_mode(0o700)).unwrap();
     let identity = Identity::load_or_create(a.join("identity.key")).unwrap();

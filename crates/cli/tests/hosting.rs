@@ -52,8 +52,8 @@ fn serve_from_config(dir: &Path) -> Served {
 
 #[test]
 fn a_caplet_package_is_served_persistently_and_upgraded_with_its_storage() {
-    let tmp = TempDir::new();
-    let dir = tmp.0.join("host");
+    let tmp = TempDir::new("cli");
+    let dir = tmp.join("host");
     let port = free_port();
     let client = Client::new();
     caplet_config(&dir, port, pola_sandbox_guests::BENIGN);
@@ -86,8 +86,8 @@ fn a_caplet_package_is_served_persistently_and_upgraded_with_its_storage() {
 
 #[test]
 fn revoked_sturdyrefs_stay_revoked_and_collection_frees_what_nothing_reaches() {
-    let tmp = TempDir::new();
-    let dir = tmp.0.join("mint");
+    let tmp = TempDir::new("cli");
+    let dir = tmp.join("mint");
     let port = free_port();
     let client = Client::new();
     let host = serve(&dir, port, &["--mint"]);
@@ -125,7 +125,7 @@ fn revoked_sturdyrefs_stay_revoked_and_collection_frees_what_nothing_reaches() {
     assert_ne!(code, 0, "{err}");
     // Another host's sturdyref is not this host's to revoke, even with a
     // Swiss number this host knows.
-    let other = serve(&tmp.0.join("other"), 0, &["--mint"]);
+    let other = serve(&tmp.join("other"), 0, &["--mint"]);
     let foreign = format!(
         "{}/s/{}",
         other.uri("mint").split("/s/").next().unwrap(),

@@ -39,8 +39,8 @@ fn mode(p: &Path) -> u32 {
 
 #[test]
 fn identity_and_sturdyrefs_survive_a_restart() {
-    let dir = TempDir::new();
-    let state = dir.0.join("mint");
+    let dir = TempDir::new("cli");
+    let state = dir.join("mint");
     let serve = || {
         let mut c = Command::new(POLA);
         c.args(["serve", "--mint", "--state"]).arg(&state);
@@ -85,13 +85,13 @@ fn identity_and_sturdyrefs_survive_a_restart() {
 
 #[test]
 fn a_fresh_state_folder_is_a_different_vat() {
-    let (d1, d2) = (TempDir::new(), TempDir::new());
+    let (d1, d2) = (TempDir::new("cli"), TempDir::new("cli"));
     let serve = |dir: &Path| {
         let mut c = Command::new(POLA);
         c.args(["serve", "--mint", "--state"]).arg(dir);
         Served::start(c)
     };
-    let (a, b) = (serve(&d1.0), serve(&d2.0));
+    let (a, b) = (serve(d1.path()), serve(d2.path()));
     let designator = |u: &str| u.split('.').next().unwrap_or(u).to_owned();
     assert_ne!(designator(a.uri("mint")), designator(b.uri("mint")));
 }
@@ -208,7 +208,7 @@ fn three_namespaces_one_payment() {
         eprintln!("three_namespaces_one_payment: skipped (POLA_SKIP_NETNS=1)");
         return;
     }
-    let dir = TempDir::new();
+    let dir = TempDir::new("cli");
     let mut lab = Lab {
         namespaces: Vec::new(),
         served: Vec::new(),
@@ -221,7 +221,7 @@ fn three_namespaces_one_payment() {
     let alice_ns = lab.host("a", &hub, alice_ip);
     let bob_ns = lab.host("b", &hub, bob_ip);
 
-    let m = lab.serve(&mint_ns, &dir.0.join("mint"), mint_ip, &["--mint"]);
+    let m = lab.serve(&mint_ns, &dir.join("mint"), mint_ip, &["--mint"]);
     let (mint, issuer) = (
         lab.served[m].uri("mint").to_owned(),
         lab.served[m].uri("issuer").to_owned(),
@@ -231,13 +231,13 @@ fn three_namespaces_one_payment() {
     // from the issuer facet.
     let a = lab.serve(
         &alice_ns,
-        &dir.0.join("alice"),
+        &dir.join("alice"),
         alice_ip,
         &["--wallet-from", &mint, "--initial", "100"],
     );
     let b = lab.serve(
         &bob_ns,
-        &dir.0.join("bob"),
+        &dir.join("bob"),
         bob_ip,
         &["--wallet-from", &issuer],
     );

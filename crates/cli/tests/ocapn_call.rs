@@ -11,16 +11,7 @@ use std::process::{Command, Stdio};
 use common::{POLA, pola};
 use pola_captp::locator::{PeerLocator, SturdyRef, Swiss};
 use pola_test_peer::ECHO;
-
-/// Kills the child on drop.
-struct Kill(std::process::Child);
-
-impl Drop for Kill {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+use pola_testkit::KillOnDrop;
 
 /// A value `depth` lists deep.
 fn nested(depth: usize) -> String {
@@ -36,7 +27,7 @@ fn an_echo_one_level_too_deep_fails_with_a_clear_error() {
         .spawn()
         .unwrap();
     let out = child.stdout.take().unwrap();
-    let _child = Kill(child);
+    let _child = KillOnDrop(child);
     let mut line = String::new();
     BufReader::new(out).read_line(&mut line).unwrap();
     let echo = SturdyRef {

@@ -15,31 +15,22 @@ use common::{POLA, START, T, TempDir, pola};
 use pola_captp::locator::{SturdyRef, Swiss};
 use pola_netlayer::TcpTestingOnly;
 use pola_peer::{Peer, PeerConfig};
+use pola_testkit::KillOnDrop;
 use pola_vat::{Val, Vat};
-
-/// Kills the child on drop.
-struct Kill(std::process::Child);
-
-impl Drop for Kill {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 #[test]
 fn serve_also_listens_on_tcp_testing_only_and_says_it_is_insecure() {
-    let state = TempDir::new();
+    let state = TempDir::new("cli");
     let mut child = Command::new(POLA)
         .args(["serve", "--mint", "--listen", "127.0.0.1", "--port", "0"])
         .args(["--insecure-tcp-testing-only", "0", "--state"])
-        .arg(&state.0)
+        .arg(state.path())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
     let (out, err) = (child.stdout.take().unwrap(), child.stderr.take().unwrap());
-    let _child = Kill(child);
+    let _child = KillOnDrop(child);
     let (tx, rx) = mpsc::channel();
     let tx2 = tx.clone();
     std::thread::spawn(move || {
@@ -95,7 +86,7 @@ fn serve_also_listens_on_tcp_testing_only_and_says_it_is_insecure() {
         "{stderr:?}"
     );
     // The flag lasts one run: pola.toml does not keep it.
-    let toml = std::fs::read_to_string(state.0.join("pola.toml")).unwrap();
+    let toml = std::fs::read_to_string(state.join("pola.toml")).unwrap();
     assert!(!toml.contains("tcp"), "{toml}");
 
     // A real `pola call` process over tcp-testing-only gets real answers:

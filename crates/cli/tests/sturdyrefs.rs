@@ -21,8 +21,8 @@ fn broken(r: Result<Val, WaitError>) -> String {
 
 #[test]
 fn a_sturdyref_can_expire_and_an_expired_one_is_refused_and_forgotten() {
-    let dir = TempDir::new();
-    let state = dir.0.join("mint");
+    let dir = TempDir::new("cli");
+    let state = dir.join("mint");
     let port = free_port();
     let client = Client::new();
     let mint = serve(&state, port, &["--mint"]);

@@ -11,9 +11,8 @@ use common::{Client, TempDir, free_port, serve};
 
 #[test]
 fn wallets_survive_restarts_of_themselves_and_of_the_mint() {
-    let dir = TempDir::new();
-    let (mint_dir, alice_dir, bob_dir) =
-        (dir.0.join("mint"), dir.0.join("alice"), dir.0.join("bob"));
+    let dir = TempDir::new("cli");
+    let (mint_dir, alice_dir, bob_dir) = (dir.join("mint"), dir.join("alice"), dir.join("bob"));
     let (mint_port, alice_port, bob_port) = (free_port(), free_port(), free_port());
     let client = Client::new();
 
@@ -94,10 +93,10 @@ fn wallets_survive_restarts_of_themselves_and_of_the_mint() {
 
 #[test]
 fn a_payee_refuses_what_is_not_a_payment() {
-    let dir = TempDir::new();
+    let dir = TempDir::new("cli");
     let client = Client::new();
-    let mint = serve(&dir.0.join("mint"), 0, &["--mint"]);
-    let wallet = serve(&dir.0.join("w"), 0, &["--wallet-from", mint.uri("issuer")]);
+    let mint = serve(&dir.join("mint"), 0, &["--mint"]);
+    let wallet = serve(&dir.join("w"), 0, &["--wallet-from", mint.uri("issuer")]);
     let payee = wallet.uri("payee").to_owned();
     // Not a purse at all, and a purse the payer keeps pointing at a wrong
     // amount: neither credits the wallet.

@@ -1,9 +1,9 @@
 //! Helpers shared by the cli's integration tests: scratch folders and a
 //! running `pola serve`.
-#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+#![allow(dead_code, unused_imports, clippy::unwrap_used, clippy::expect_used)]
 
 use std::io::{BufRead as _, BufReader};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -28,28 +28,7 @@ pub fn unique(tag: &str) -> String {
     )
 }
 
-/// A scratch folder, removed on drop.
-pub struct TempDir(pub PathBuf);
-
-impl TempDir {
-    pub fn new() -> TempDir {
-        use std::os::unix::fs::DirBuilderExt as _;
-        let p = std::env::temp_dir().join(unique("-state"));
-        // Private, as `pola serve` requires of a state folder.
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(&p)
-            .unwrap();
-        TempDir(p)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
+pub use pola_testkit::TempDir;
 
 /// A running `pola serve`, killed on drop.
 pub struct Served {
