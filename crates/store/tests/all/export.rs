@@ -111,7 +111,7 @@ fn export_is_a_consistent_snapshot_under_concurrent_writes() {
     });
     let mut counters = std::collections::BTreeSet::new();
     for (i, bytes) in exports.iter().enumerate() {
-        let copy = dir.join(&format!("snap-{i}.store"));
+        let copy = dir.join(format!("snap-{i}.store"));
         let imported = Store::import(&mut bytes.as_slice(), &copy).expect("import");
         let d = dump(&imported.store);
         let steady = d.iter().find(|v| v.0 == "steady").expect("steady");

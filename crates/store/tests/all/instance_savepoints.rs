@@ -416,7 +416,7 @@ fn crash_after(scenario: &str, path: &Path) {
 /// The state of instance `v` after `batches`, from a store that never
 /// crashed.
 fn reference(dir: &TempDir, tag: &str, batches: &[std::ops::RangeInclusive<u64>]) -> State {
-    let store = Store::open(&dir.join(&format!("ref-{tag}.store"))).expect("open ref");
+    let store = Store::open(&dir.join(format!("ref-{tag}.store"))).expect("open ref");
     for r in batches {
         write(&store, "v", r.clone());
     }

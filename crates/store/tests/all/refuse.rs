@@ -148,7 +148,7 @@ fn truncated_store_is_refused() {
         9,
         3,
     ] {
-        let path = dir.join(&format!("cut-{cut}.store"));
+        let path = dir.join(format!("cut-{cut}.store"));
         write_private(&path, &pristine[..cut]);
         let err = assert_refused(&path, |e| e.fault() == Fault::Corrupt);
         assert!(
@@ -225,7 +225,7 @@ fn random_and_blank_files_are_refused() {
         }),
     ];
     for (name, bytes) in cases {
-        let path = dir.join(&format!("{name}.store"));
+        let path = dir.join(format!("{name}.store"));
         write_private(&path, &bytes);
         let err = assert_refused(&path, |e| e.fault() == Fault::Corrupt);
         if name != "redb-magic-then-random" {
