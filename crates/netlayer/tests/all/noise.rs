@@ -573,27 +573,10 @@ async fn malformed_handshake_frames_are_refused() {
     .await;
 }
 
-fn scratch_dir(name: &str) -> std::path::PathBuf {
-    let mut raw = [0u8; 8];
-    getrandom_fill(&mut raw);
-    let hex: String = raw.iter().map(|b| format!("{b:02x}")).collect();
-    let dir = std::env::temp_dir().join(format!("pola-noise-{name}-{hex}"));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-fn getrandom_fill(buf: &mut [u8]) {
-    // Identities are random; borrow their randomness for unique names.
-    let id = Identity::generate().unwrap();
-    for (b, k) in buf.iter_mut().zip(id.public_key().to_bytes()) {
-        *b = k;
-    }
-}
-
 #[tokio::test]
 async fn identity_survives_restarts() {
     use std::os::unix::fs::PermissionsExt;
-    let dir = scratch_dir("restart");
+    let dir = pola_testkit::TempDir::new("noise-restart");
     let path = dir.join("vat.key");
     let first = Identity::load_or_create(&path).unwrap();
     let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
@@ -608,15 +591,14 @@ async fn identity_survives_restarts() {
     let net = NoiseNetlayer::bind(again, "127.0.0.1", 0).await.unwrap();
     assert_eq!(net.location().designator, designator);
     // No temporary files left behind.
-    let entries: Vec<_> = std::fs::read_dir(&dir).unwrap().collect();
+    let entries: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
     assert_eq!(entries.len(), 1);
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]
 fn key_files_with_wide_permissions_or_bad_contents_are_refused() {
     use std::os::unix::fs::PermissionsExt;
-    let dir = scratch_dir("refuse");
+    let dir = pola_testkit::TempDir::new("noise-refuse");
     let path = dir.join("vat.key");
     let id = Identity::load_or_create(&path).unwrap();
     for mode in [0o640, 0o604, 0o660, 0o644] {
@@ -648,7 +630,6 @@ fn key_files_with_wide_permissions_or_bad_contents_are_refused() {
         Identity::load_or_create(&link),
         Err(IdentityError::NotAFile(_))
     ));
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]
