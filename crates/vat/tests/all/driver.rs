@@ -9,8 +9,8 @@
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, Sender, channel};
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
 
+use pola_testkit::eventually;
 use pola_vat::{Driver, Ref, Val, Vat, Wake, error, from_fn};
 
 use crate::support::{Counter, T, int, n};
@@ -76,15 +76,6 @@ fn vat_with_sleeper(name: &str) -> (Vat, Sender<Option<Ref>>, Arc<AtomicUsize>) 
     }
     assert_eq!(second_waits.load(Ordering::SeqCst), 0);
     (vat, tx, waits)
-}
-
-/// Waits until `cond` holds, for at most [`T`].
-fn eventually(what: &str, cond: impl Fn() -> bool) {
-    let started = Instant::now();
-    while !cond() {
-        assert!(started.elapsed() < T, "never: {what}");
-        std::thread::sleep(std::time::Duration::from_millis(1));
-    }
 }
 
 /// An object counting its messages where the test can read it without
@@ -199,7 +190,7 @@ fn posts_from_on_idle_run_before_the_vat_sleeps() {
         // Each note makes the vat idle again, and the next note is sent
         // from there: if the vat slept before running what `on_idle`
         // posted, nobody would wake it and the count would stop.
-        eventually("every note from on_idle ran", || {
+        eventually("every note from on_idle ran", T, || {
             count.load(Ordering::SeqCst) == 200
         });
         vat.shutdown();
@@ -318,10 +309,10 @@ fn a_busy_vat_still_polls_its_drivers() {
     for _ in 0..20 {
         input.send(Some(target.clone())).unwrap();
     }
-    eventually("input reached a busy vat", || {
+    eventually("input reached a busy vat", T, || {
         count.load(Ordering::SeqCst) == 20
     });
-    eventually("the other driver was polled", || {
+    eventually("the other driver was polled", T, || {
         other.polls.load(Ordering::SeqCst) > polls + 10
     });
     assert_eq!(
@@ -342,7 +333,7 @@ fn a_driver_that_asks_to_go_is_dropped() {
     for k in 1..=10 {
         assert_eq!(round(&vat, &counter), k);
     }
-    eventually("the leaving driver was dropped", || {
+    eventually("the leaving driver was dropped", T, || {
         leaving.dropped.load(Ordering::SeqCst)
     });
     assert_eq!(leaving.idles.load(Ordering::SeqCst), 3);
@@ -366,7 +357,7 @@ fn a_driver_that_panics_is_dropped_and_the_vat_keeps_working() {
             let good = attach_probe(&vat, Fault::None, false);
             if fault == Fault::PanicInPoll {
                 let stop = keep_busy(&vat);
-                eventually("the busy vat polled", || {
+                eventually("the busy vat polled", T, || {
                     bad.polls.load(Ordering::SeqCst) > 0
                 });
                 stop.store(true, Ordering::SeqCst);
@@ -374,7 +365,7 @@ fn a_driver_that_panics_is_dropped_and_the_vat_keeps_working() {
             for k in 1..=5 {
                 assert_eq!(round(&vat, &counter), k);
             }
-            eventually("the panicking driver was dropped", || {
+            eventually("the panicking driver was dropped", T, || {
                 bad.dropped.load(Ordering::SeqCst)
             });
             let calls = |p: &Probe| {
@@ -396,7 +387,7 @@ fn a_driver_that_panics_is_dropped_and_the_vat_keeps_working() {
                 // Its place is free again: the vat sleeps in the new one,
                 // and posts wake it there.
                 let next = attach_probe(&vat, Fault::None, true);
-                eventually("the vat slept in the new driver", || {
+                eventually("the vat slept in the new driver", T, || {
                     next.waits.load(Ordering::SeqCst) > 0
                 });
                 for k in 11..=15 {
