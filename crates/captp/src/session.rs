@@ -97,8 +97,11 @@ pub struct Reply(ReplyTo);
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum ReplyTo {
-    /// Settle the answer at this position (and notify whoever waits on it).
-    Answer(AnswerPosition),
+    /// Settle the answer at this position (and notify whoever waits on it),
+    /// if it is still the one opened with this serial number: a peer may
+    /// free a position and open another answer there, which an old reply
+    /// must not settle.
+    Answer(AnswerPosition, u64),
     /// Send the result to this resolver the peer exported, then release it.
     Resolver(ImportPosition),
 }
@@ -107,7 +110,7 @@ impl Reply {
     /// The answer position this reply settles, if it settles one.
     pub fn answer_position(&self) -> Option<AnswerPosition> {
         match self.0 {
-            ReplyTo::Answer(p) => Some(p),
+            ReplyTo::Answer(p, _) => Some(p),
             ReplyTo::Resolver(_) => None,
         }
     }
@@ -508,6 +511,8 @@ struct AnswerEntry {
     /// not kept here: the local side holds it (in its promise for the
     /// answer) and answers later listens on a settled answer.
     settled: bool,
+    /// Which opening of this position it is (see [`ReplyTo::Answer`]).
+    serial: u64,
     /// Bytes charged to this answer: its settlement, or until it settles
     /// the arguments of messages pipelined on it.
     cost: usize,
@@ -539,6 +544,7 @@ struct Tables {
     questions: BTreeMap<QuestionPosition, QuestionEntry>,
     next_question: u64,
     answers: BTreeMap<AnswerPosition, AnswerEntry>,
+    next_answer_serial: u64,
     gifts: BTreeMap<GiftId, CapRef>,
     /// How many gifts hold each local object (kept in step with `gifts`).
     gift_holds: BTreeMap<LocalId, usize>,
@@ -1285,15 +1291,20 @@ impl Session {
         Ok(a)
     }
 
-    fn open_answer(&mut self, a: AnswerPosition, waiting: Vec<ImportPosition>) {
+    /// Opens answer `a`; returns its serial number.
+    fn open_answer(&mut self, a: AnswerPosition, waiting: Vec<ImportPosition>) -> u64 {
+        let serial = self.tables.next_answer_serial;
+        self.tables.next_answer_serial = serial.wrapping_add(1);
         self.tables.answers.insert(
             a,
             AnswerEntry {
                 settled: false,
+                serial,
                 cost: 0,
                 waiting,
             },
         );
+        serial
     }
 
     fn handle_open(&mut self, op: Op) -> InResult<()> {
@@ -1377,8 +1388,8 @@ impl Session {
         }
         let reply = match (answer, resolver) {
             (Some(a), r) => {
-                self.open_answer(a, r.into_iter().collect());
-                Some(Reply(ReplyTo::Answer(a)))
+                let serial = self.open_answer(a, r.into_iter().collect());
+                Some(Reply(ReplyTo::Answer(a, serial)))
             }
             (None, Some(r)) => Some(Reply(ReplyTo::Resolver(r))),
             (None, None) => None,
@@ -1645,8 +1656,8 @@ impl Session {
             d => Some(self.local_target(&d)?),
         };
         let a = self.check_new_answer(new_answer)?;
-        self.open_answer(a, Vec::new());
-        let reply = Reply(ReplyTo::Answer(a));
+        let serial = self.open_answer(a, Vec::new());
+        let reply = Reply(ReplyTo::Answer(a, serial));
         match target {
             Some(Ok(receiver)) => self.push_event(Event::Project {
                 receiver,
@@ -1934,8 +1945,12 @@ impl Session {
         let checked = match &result {
             Ok(v) | Err(v) => self.check_value_out(v),
         };
-        if let ReplyTo::Answer(a) = reply.0
-            && !self.tables.answers.contains_key(&a)
+        if let ReplyTo::Answer(a, serial) = reply.0
+            && self
+                .tables
+                .answers
+                .get(&a)
+                .is_none_or(|e| e.serial != serial)
         {
             return Err(Misuse::StaleReply.into());
         }
@@ -1965,8 +1980,8 @@ impl Session {
     fn settle(&mut self, reply: Reply, result: Settlement) {
         let resolvers = match reply.0 {
             ReplyTo::Resolver(r) => vec![r],
-            ReplyTo::Answer(a) => match self.tables.answers.get_mut(&a) {
-                Some(e) if !e.settled => {
+            ReplyTo::Answer(a, serial) => match self.tables.answers.get_mut(&a) {
+                Some(e) if !e.settled && e.serial == serial => {
                     // What was pipelined on it goes to the local side now;
                     // the settlement stays until the peer releases it.
                     let cost = match &result {

@@ -282,3 +282,38 @@ fn a_listen_on_a_settled_answer_goes_to_the_local_side_which_holds_the_settlemen
         "listener not told: {sent:?}"
     );
 }
+
+#[test]
+fn an_old_reply_cannot_settle_a_new_answer_at_a_reused_position() {
+    let mut s = victim(4 << 20, None, 1);
+    let take_reply = |s: &mut Session| loop {
+        match s.poll_event() {
+            Some(Event::Deliver {
+                reply: Some(reply), ..
+            }) => break reply,
+            Some(_) => {}
+            None => panic!("no delivery"),
+        }
+    };
+    s.handle_bytes(&call(5, Value::int(1i64))).unwrap();
+    let old = take_reply(&mut s);
+    // The peer frees answer 5 and opens another answer there.
+    let gc = enc(Value::record(
+        "op:gc-answers",
+        vec![Value::List(vec![Value::int(5i64)])],
+    ));
+    s.handle_bytes(&gc).unwrap();
+    s.handle_bytes(&call(5, Value::int(2i64))).unwrap();
+    let new = take_reply(&mut s);
+    assert_eq!(old.answer_position(), new.answer_position());
+    assert_eq!(
+        s.resolve(old, Ok(Value::int(1i64))),
+        Err(SessionError::Misuse(pola_captp::Misuse::StaleReply))
+    );
+    assert!(
+        s.is_waiting(),
+        "the new answer was settled by the old reply"
+    );
+    s.resolve(new, Ok(Value::int(2i64))).unwrap();
+    assert!(!s.is_waiting());
+}

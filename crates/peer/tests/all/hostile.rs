@@ -649,14 +649,23 @@ fn a_peer_that_stops_reading_gets_an_abort_when_it_reads_again_and_its_slot_back
             }
         }
     });
-    // Wait until the victim gives up on us...
+    // Wait until the victim gives up on us (the session is listed as ended,
+    // or no longer listed at all: it may be removed between two looks)...
     let start = Instant::now();
+    let mut seen = false;
     loop {
         let stats = victim.rt.block_on(victim.peer.stats()).unwrap();
-        let ended = stats
+        let deaf = stats
             .sessions
             .iter()
-            .any(|s| s.terminated && s.peer.as_ref().is_some_and(|p| p.designator() == "deaf"));
+            .find(|s| s.peer.as_ref().is_some_and(|p| p.designator() == "deaf"));
+        let ended = match deaf {
+            Some(s) => {
+                seen = true;
+                s.terminated
+            }
+            None => seen,
+        };
         if ended {
             break;
         }
