@@ -87,6 +87,8 @@ mod io;
 pub mod message;
 mod peer;
 pub mod remote;
+mod stats;
 pub mod swiss;
 
-pub use peer::{Peer, PeerConfig, PeerError, PeerHandle, PeerStats, SessionStats};
+pub use peer::{Peer, PeerConfig, PeerError, PeerHandle};
+pub use stats::{PeerStats, SessionStats};

@@ -44,7 +44,7 @@ use pola_captp::endpoint::{
 use pola_captp::handoff::SignedGive;
 use pola_captp::locator::{Hints, PeerLocator, SturdyRef, Swiss};
 use pola_captp::session::{
-    CapRef, Event, LocalTarget, ProjectKind, Reply, Session, SessionConfig, Settlement, TableSizes,
+    CapRef, Event, LocalTarget, ProjectKind, Reply, Session, SessionConfig, Settlement,
 };
 use pola_captp::{AnswerPosition, Dialect, ImportPosition, LocalId, QuestionPosition};
 use pola_netlayer::{Direction, Location, Netlayer};
@@ -55,9 +55,10 @@ use tokio::sync::{mpsc, oneshot};
 use crate::conn::{self, ConnHandle, ConnId, DialToken, Input, NetEvent};
 use crate::message::{args_from_message, message_from_args};
 use crate::remote::{
-    Cmd, CmdTx, ImportGeneration, ImportRemote, LocalCmds, LocalQueue, OutTarget, QuestionRemote,
-    SturdyRemote, WaitToken,
+    ApiCmd, Cmd, CmdTx, ImportGeneration, ImportRemote, LocalCmds, LocalQueue, OutTarget,
+    QuestionRemote, SturdyRemote, WaitToken,
 };
+use crate::stats::{PeerStats, SessionStats};
 use crate::swiss::{SturdyTable, random_swiss};
 
 /// How a peer behaves on the wire.
@@ -236,65 +237,6 @@ pub enum PeerError {
     /// The peer's event loop has stopped.
     #[error("peer stopped")]
     Stopped,
-}
-
-/// Requests from the public API to the loop.
-pub(crate) enum ApiCmd {
-    Register {
-        swiss: Swiss,
-        object: Ref,
-        expires: Option<std::time::SystemTime>,
-    },
-    Revoke {
-        swiss: Swiss,
-    },
-    Enliven {
-        sturdy: SturdyRef,
-        answer: Arc<QuestionRemote>,
-    },
-    Stats {
-        reply: oneshot::Sender<PeerStats>,
-    },
-    Shutdown {
-        done: oneshot::Sender<()>,
-    },
-}
-
-/// A snapshot of one session, for tests and diagnostics.
-#[derive(Clone, Debug)]
-pub struct SessionStats {
-    /// The location the peer announced, once established.
-    pub peer: Option<PeerLocator>,
-    /// Who dialled.
-    pub direction: Direction,
-    /// Whether the session has ended.
-    pub terminated: bool,
-    /// The session's own table sizes.
-    pub tables: TableSizes,
-    /// Bytes of ours the peer makes the session hold.
-    pub held_bytes: usize,
-    /// Import positions with a live far reference in a vat.
-    pub live_imports: usize,
-    /// Our questions still waiting for an answer.
-    pub open_questions: usize,
-    /// Answers we host for the peer.
-    pub answers: usize,
-    /// Whether the connection is read on the vat's own thread (plain TCP)
-    /// rather than on a runtime task.
-    pub read_on_vat: bool,
-}
-
-/// A snapshot of a whole peer.
-#[derive(Clone, Debug, Default)]
-pub struct PeerStats {
-    /// One entry per connection.
-    pub sessions: Vec<SessionStats>,
-    /// Local objects currently exported on some session.
-    pub exported_locals: usize,
-    /// Objects registered under Swiss numbers.
-    pub sturdyrefs: usize,
-    /// Bytes all sessions hold, as charged to the shared budget.
-    pub held_bytes: usize,
 }
 
 /// A cheap, cloneable handle on a running peer (usable from any thread).

@@ -21,11 +21,13 @@
 
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 
+use pola_captp::locator::{SturdyRef, Swiss};
 use pola_captp::{ImportPosition, QuestionPosition};
-use pola_vat::{Message, Outcome, Remote, Resolver};
-use tokio::sync::mpsc;
+use pola_vat::{Message, Outcome, Ref, Remote, Resolver};
+use tokio::sync::{mpsc, oneshot};
 
 use crate::conn::ConnId;
+use crate::stats::PeerStats;
 
 /// Names a settlement the peer's loop waits for from a vat (given with
 /// [`Cmd::Settled`]); allocated by the loop, never reused.
@@ -78,7 +80,29 @@ pub(crate) enum Cmd {
         answer: Option<Arc<QuestionRemote>>,
     },
     /// Anything else the public API asks for.
-    Api(crate::peer::ApiCmd),
+    Api(ApiCmd),
+}
+
+/// Requests from the public API to the loop.
+pub(crate) enum ApiCmd {
+    Register {
+        swiss: Swiss,
+        object: Ref,
+        expires: Option<std::time::SystemTime>,
+    },
+    Revoke {
+        swiss: Swiss,
+    },
+    Enliven {
+        sturdy: SturdyRef,
+        answer: Arc<QuestionRemote>,
+    },
+    Stats {
+        reply: oneshot::Sender<PeerStats>,
+    },
+    Shutdown {
+        done: oneshot::Sender<()>,
+    },
 }
 
 /// Where an outgoing message goes.
