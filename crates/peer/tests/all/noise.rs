@@ -160,7 +160,6 @@ fn announced_location_must_be_the_authenticated_key() {
 #[test]
 fn unauthenticated_connection_cannot_claim_a_noise_identity() {
     use pola_netlayer::TcpTestingOnly;
-    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
     let rt = runtime();
     let _in_rt = rt.enter();
@@ -186,37 +185,7 @@ fn unauthenticated_connection_cannot_claim_a_noise_identity() {
     .unwrap();
     // The attacker connects over plain TCP announcing the victim's locator.
     let claimed = sturdy.peer.clone();
-    let (announced_tx, announced_rx) = std::sync::mpsc::channel();
-    let attacker = rt.spawn(async move {
-        let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port))
-            .await
-            .unwrap();
-        let mut sess = Session::new(SessionConfig::new(Dialect::Current, [7u8; 32], claimed));
-        let mut buf = vec![0u8; 65536];
-        let mut got_fetch = false;
-        loop {
-            while let Some(b) = sess.poll_transmit() {
-                if s.write_all(&b).await.is_err() {
-                    return got_fetch;
-                }
-            }
-            while let Some(e) = sess.poll_event() {
-                match e {
-                    Event::Established { .. } => {
-                        let _ = announced_tx.send(());
-                    }
-                    Event::Fetch { .. } => got_fetch = true,
-                    _ => {}
-                }
-            }
-            match tokio::time::timeout(Duration::from_secs(3), s.read(&mut buf)).await {
-                Ok(Ok(n)) if n > 0 => {
-                    let _ = sess.handle_bytes(&buf[..n]);
-                }
-                _ => return got_fetch,
-            }
-        }
-    });
+    let (attacker, announced_rx) = claim_over_tcp(&rt, port, claimed);
     // Whether or not the caller let the session open, give it time to
     // settle before the caller looks the victim up.
     let _ = announced_rx.recv_timeout(Duration::from_secs(2));
