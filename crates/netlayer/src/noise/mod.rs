@@ -80,7 +80,6 @@ pub use error::{IdentityError, NoiseError, Role, Stage, noise_error};
 pub use identity::{Identity, PeerKey};
 
 use crate::{Authenticated, BoxFuture, Connection, Direction, Location, NetError, Netlayer};
-use handshake::{ACK_LEN, SYN_LEN, SYNACK_LEN};
 use transport::{NoiseReader, NoiseWriter};
 
 /// The transport name of this netlayer.
@@ -318,11 +317,7 @@ impl NoiseNetlayer {
             let mut stream = TcpStream::connect((host, port)).await?;
             let _ = stream.set_nodelay(true);
             let addr = stream.peer_addr()?;
-            let (state, syn) = handshake::initiate(&self.identity, expected)?;
-            transport::write_handshake(&mut stream, &syn).await?;
-            let synack = transport::read_handshake(&mut stream, Stage::SynAck, SYNACK_LEN).await?;
-            let (established, ack) = state.read_synack(&synack)?;
-            transport::write_handshake(&mut stream, &ack).await?;
+            let established = transport::initiate_on(&mut stream, &self.identity, expected).await?;
             finish(stream, addr, established, Direction::Outbound)
         };
         tokio::time::timeout(timeout, work)
@@ -426,11 +421,7 @@ async fn respond(
     identity: &Identity,
 ) -> Result<NoiseConnection, NetError> {
     let _ = stream.set_nodelay(true);
-    let syn = transport::read_handshake(&mut stream, Stage::Syn, SYN_LEN).await?;
-    let (state, synack) = handshake::respond(identity, &syn)?;
-    transport::write_handshake(&mut stream, &synack).await?;
-    let ack = transport::read_handshake(&mut stream, Stage::Ack, ACK_LEN).await?;
-    let established = state.read_ack(&ack)?;
+    let established = transport::respond_on(&mut stream, identity).await?;
     finish(stream, addr, established, Direction::Inbound)
 }
 

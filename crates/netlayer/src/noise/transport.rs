@@ -26,6 +26,8 @@ use snow::StatelessTransportState;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use super::error::{NoiseError, Stage};
+use super::handshake::{self, ACK_LEN, Established, SYN_LEN, SYNACK_LEN};
+use super::identity::{Identity, PeerKey};
 use crate::socket::ReadSource;
 use crate::{BoxFuture, DirectRead, MessageReader, MessageWriter, NetError, ReadNow};
 
@@ -80,6 +82,48 @@ pub(crate) async fn read_handshake<R: AsyncRead + Unpin>(
     Ok(body)
 }
 
+/// Runs the initiator's side of the handshake on `stream` (any byte
+/// stream: the netlayer passes a TCP stream, the fuzz targets an in-memory
+/// pipe): SYN out, SYNACK in, ACK out. Succeeds only if the far end proves
+/// `expected`.
+///
+/// # Errors
+/// I/O, a [`NoiseError`] from [`handshake::initiate`] or
+/// [`AwaitingSynAck::read_synack`](handshake::AwaitingSynAck::read_synack),
+/// or a bad SYNACK frame ([`NoiseError::BadHandshakeLength`],
+/// [`NoiseError::Truncated`]). No timeout: the caller bounds the time.
+pub async fn initiate_on<S: AsyncRead + AsyncWrite + Unpin>(
+    stream: &mut S,
+    identity: &Identity,
+    expected: PeerKey,
+) -> Result<Established, NetError> {
+    let (state, syn) = handshake::initiate(identity, expected)?;
+    write_handshake(stream, &syn).await?;
+    let synack = read_handshake(stream, Stage::SynAck, SYNACK_LEN).await?;
+    let (established, ack) = state.read_synack(&synack)?;
+    write_handshake(stream, &ack).await?;
+    Ok(established)
+}
+
+/// Runs the responder's side of the handshake on `stream` as `identity`:
+/// SYN in, SYNACK out, ACK in. Returns the verified initiator.
+///
+/// # Errors
+/// I/O, a [`NoiseError`] from [`handshake::respond`] or
+/// [`AwaitingAck::read_ack`](handshake::AwaitingAck::read_ack), or a bad
+/// frame ([`NoiseError::BadHandshakeLength`], [`NoiseError::Truncated`]).
+/// No timeout: the caller bounds the time.
+pub async fn respond_on<S: AsyncRead + AsyncWrite + Unpin>(
+    stream: &mut S,
+    identity: &Identity,
+) -> Result<Established, NetError> {
+    let syn = read_handshake(stream, Stage::Syn, SYN_LEN).await?;
+    let (state, synack) = handshake::respond(identity, &syn)?;
+    write_handshake(stream, &synack).await?;
+    let ack = read_handshake(stream, Stage::Ack, ACK_LEN).await?;
+    Ok(state.read_ack(&ack)?)
+}
+
 fn eof_as_truncated(e: std::io::Error, buffered: usize) -> NetError {
     if e.kind() == std::io::ErrorKind::UnexpectedEof {
         NoiseError::Truncated { buffered }.into()
@@ -119,7 +163,10 @@ impl<R> std::fmt::Debug for NoiseReader<R> {
 }
 
 impl<R: AsyncRead + Unpin + Send> NoiseReader<R> {
-    pub(crate) fn new(inner: R, cipher: Arc<StatelessTransportState>) -> Self {
+    /// The receiving half over `inner`, opening frames with `cipher` (an
+    /// [`Established::transport`], shared with the writer half; each half
+    /// counts its own nonces).
+    pub fn new(inner: R, cipher: Arc<StatelessTransportState>) -> Self {
         NoiseReader {
             inner,
             cipher,
