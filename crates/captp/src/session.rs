@@ -647,7 +647,8 @@ pub struct Session {
     phase: Phase,
     tables: Tables,
     outgoing: VecDeque<Vec<u8>>,
-    events: VecDeque<Event>,
+    /// Events for the local side, each with the bytes charged for it.
+    events: VecDeque<(Event, usize)>,
     pending_gc_exports: BTreeMap<ImportPosition, u64>,
     pending_gc_answers: BTreeSet<QuestionPosition>,
     /// Local objects with an [`Event::ExportDropped`] in `events` (at most
@@ -788,7 +789,9 @@ impl Session {
     /// both budgets.
     fn check_budget(&mut self) -> InResult<()> {
         let held = self.held();
-        if let Some(pool) = &self.pool {
+        if let Some(pool) = &self.pool
+            && held != self.charged
+        {
             pool.recharge(self.charged, held);
             self.charged = held;
         }
@@ -823,8 +826,9 @@ impl Session {
 
     /// Queues an event, charging the values it carries.
     fn push_event(&mut self, e: Event) {
-        self.event_bytes = self.event_bytes.saturating_add(event_cost(&e));
-        self.events.push_back(e);
+        let cost = event_cost(&e);
+        self.event_bytes = self.event_bytes.saturating_add(cost);
+        self.events.push_back((e, cost));
     }
 
     /// Whether one side awaits the other: a question of ours is
@@ -895,10 +899,9 @@ impl Session {
 
     /// The next event for the local side, if any.
     pub fn poll_event(&mut self) -> Option<Event> {
-        let e = self.events.pop_front();
-        if let Some(e) = &e {
-            self.event_bytes = self.event_bytes.saturating_sub(event_cost(e));
-        }
+        let (e, cost) = self.events.pop_front()?;
+        self.event_bytes = self.event_bytes.saturating_sub(cost);
+        let e = Some(e);
         if let Some(Event::ExportDropped { local }) = &e {
             self.drops_queued.remove(local);
         }
@@ -918,7 +921,7 @@ impl Session {
     fn withdraw_drop(&mut self, id: LocalId) {
         if self.drops_queued.remove(&id) {
             self.events
-                .retain(|e| !matches!(e, Event::ExportDropped { local } if *local == id));
+                .retain(|(e, _)| !matches!(e, Event::ExportDropped { local } if *local == id));
         }
     }
 
@@ -1143,8 +1146,7 @@ impl Session {
             });
         }
         for (_, ticket) in tables.parked {
-            self.events
-                .push_back(Event::GiftWithdrawalBroken { ticket });
+            self.push_event(Event::GiftWithdrawalBroken { ticket });
         }
         self.push_event(Event::Aborted { reason, by_peer });
         self.phase = Phase::Aborted(err);
