@@ -2,9 +2,13 @@
 //! netlayers.
 //!
 //! A [`Peer`] owns one event loop per vat. It listens on its netlayers,
-//! accepts and dials connections (one session per remote peer, reusing
-//! inbound sessions too), drives a `pola_captp::Session` on each, and turns
-//! session events into vat deliveries and vat sends into session commands.
+//! accepts and dials connections, and drives the sans-IO
+//! `pola_captp::endpoint::Endpoint`, which owns a `pola_captp::Session` per
+//! connection and decides admission, the one session per remote peer
+//! (reusing inbound sessions too), crossed hellos and duplicates, who a
+//! connection may claim to be, deadlines and handoff routing; the peer
+//! carries out its decisions and turns session events into vat deliveries
+//! and vat sends into session commands.
 //! Far references to objects on other peers are ordinary vat [`Ref`]s
 //! (through the vat's `Remote` seam), so `send`, `send_only`, pipelining and
 //! `when` work on them unchanged.
@@ -28,10 +32,10 @@
 //! calling thread when nothing is queued for the connection; all messages
 //! one step produces leave in one write.
 //!
-//! A second established session with a peer that already has one (not a
-//! crossed hello, which is resolved by the OCapN rule) takes over the
-//! index used for new work; the older one is not aborted and ends when its
-//! peer closes it.
+//! A second established session with a peer that already has one is held
+//! for a short grace (the old one may be ending), then the endpoint's rule
+//! decides: crossed hellos by the OCapN comparison, a duplicate in the same
+//! direction aborted while the established one stays.
 //!
 //! What it is not: it holds no protocol logic (that is `pola-captp`) and
 //! moves no bytes itself (that is `pola-netlayer`).
