@@ -8,7 +8,7 @@ use crate::package::{Access, Kind, Request, Sites};
 use crate::text::quote;
 
 /// One request in plain words, e.g. "Read and change one file you choose
-/// (it suggests \"notes.txt\")" or "Connect to https://example.org".
+/// (it suggests \"notes.txt\")" or "Connect to `https://example.org`".
 ///
 /// ```
 /// use pola_powerbox::{describe, Kind, Request, Sites};

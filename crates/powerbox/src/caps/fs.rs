@@ -468,7 +468,7 @@ pub fn file(root: &Dir, rel: &RelPath, access: Access) -> Result<FileCap, CapErr
 /// is, not truncated): what a chooser's "new file" designates.
 ///
 /// # Errors
-/// As [`file`]; the folders on the way must exist.
+/// As [`file()`]; the folders on the way must exist.
 pub fn create_file(root: &Dir, rel: &RelPath) -> Result<FileCap, CapError> {
     let (parents, name) = split(rel)?;
     let dir = Arc::new(open_dir_path(root, parents)?);

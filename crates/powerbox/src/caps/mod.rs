@@ -3,7 +3,7 @@
 //!
 //! | capability | made by | methods |
 //! |---|---|---|
-//! | [`FileCap`] | [`file`], [`create_file`], a folder's `file`/`create` | `name`, `read`, `read_text`, `size`, `write` |
+//! | [`FileCap`] | [`file()`], [`create_file`], a folder's `file`/`create` | `name`, `read`, `read_text`, `size`, `write` |
 //! | [`FolderCap`] | [`folder`], a folder's `folder` | `list`, `file`, `folder`, `create` |
 //! | [`WebCap`] | [`WebCap::new`] | `get` |
 //! | [`ClockCap`] | `ClockCap` | `now` |
