@@ -1,5 +1,6 @@
 //! CapTP sessions driven by hand: a peer whose every message the test
-//! chooses, over a real socket or in memory.
+//! chooses, over a real socket or in memory. Test code (a dev-dependency
+//! only): a step that fails panics, failing the test that called it.
 
 use std::io::{Read as _, Write as _};
 use std::net::TcpStream;
@@ -15,6 +16,7 @@ pub const PATIENCE: Duration = Duration::from_secs(10);
 
 /// The locator of a peer named `name` on `transport`, without hints.
 pub fn locator(transport: &str, name: &str) -> PeerLocator {
+    // Test code: a failed step fails the test that called it.
     PeerLocator::new(transport, name, Hints::Absent).expect("a valid locator")
 }
 
@@ -24,7 +26,9 @@ pub fn tcp_addr(peer: &PeerLocator) -> String {
     let h = peer.hints();
     format!(
         "{}:{}",
+        // Test code: a failed step fails the test that called it.
         h.get("host").expect("a host hint"),
+        // Test code: a failed step fails the test that called it.
         h.get("port").expect("a port hint")
     )
 }
@@ -46,9 +50,11 @@ pub fn session_pair(transport: &str) -> (Session, Session) {
     ));
     for _ in 0..2 {
         while let Some(m) = g.poll_transmit() {
+            // Test code: a failed step fails the test that called it.
             r.handle_bytes(&m).expect("the receiver accepts");
         }
         while let Some(m) = r.poll_transmit() {
+            // Test code: a failed step fails the test that called it.
             g.handle_bytes(&m).expect("the gifter accepts");
         }
     }
@@ -69,9 +75,11 @@ impl RawSession {
     /// Connects to `addr` as the peer `name`, with key seed `[seed; 32]`.
     /// Nothing is sent until the first [`RawSession::flush`].
     pub fn connect(addr: &str, name: &str, seed: u8) -> RawSession {
+        // Test code: a failed step fails the test that called it.
         let stream = TcpStream::connect(addr).expect("connect");
         stream
             .set_read_timeout(Some(Duration::from_millis(50)))
+            // Test code: a failed step fails the test that called it.
             .expect("a read timeout");
         let me = locator("tcp-testing-only", name);
         let session = Session::new(SessionConfig::new(Dialect::Current, [seed; 32], me));
@@ -92,6 +100,7 @@ impl RawSession {
             .flatten()
             .collect();
         if !batch.is_empty() {
+            // Test code: a failed step fails the test that called it.
             self.stream.write_all(&batch).expect("write");
         }
     }
@@ -115,6 +124,7 @@ impl RawSession {
                 Ok(n) => self
                     .session
                     .handle_bytes(&buf[..n])
+                    // Test code: a failed step fails the test that called it.
                     .expect("the session accepts what it reads"),
                 Err(_) => {}
             }
@@ -126,6 +136,7 @@ impl RawSession {
     pub fn answer(&mut self, q: QuestionPosition) -> Settlement {
         match self.until(|e| matches!(e, Event::Answer { question, .. } if *question == q)) {
             Event::Answer { result, .. } => {
+                // Test code: a failed step fails the test that called it.
                 self.session.drop_question(q).expect("drop the question");
                 result
             }

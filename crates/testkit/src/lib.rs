@@ -21,6 +21,7 @@ pub fn runtime() -> tokio::runtime::Runtime {
         .worker_threads(2)
         .enable_all()
         .build()
+        // Test code: a failed step fails the test that called it.
         .expect("a tokio runtime")
 }
 
@@ -49,6 +50,7 @@ impl TempDir {
                 .prefix(&format!("pola-{tag}-"))
                 .permissions(std::fs::Permissions::from_mode(0o700))
                 .tempdir()
+                // Test code: a failed step fails the test that called it.
                 .expect("a scratch folder"),
         )
     }
@@ -79,10 +81,12 @@ impl Drop for KillOnDrop {
 /// A `noise` netlayer with a fresh identity on 127.0.0.1, any port.
 pub fn noise(rt: &tokio::runtime::Runtime) -> pola_netlayer::NoiseNetlayer {
     rt.block_on(pola_netlayer::NoiseNetlayer::bind(
+        // Test code: a failed step fails the test that called it.
         pola_netlayer::Identity::generate().expect("an identity"),
         "127.0.0.1",
         0,
     ))
+    // Test code: a failed step fails the test that called it.
     .expect("a noise netlayer")
 }
 
@@ -95,7 +99,9 @@ mod tests {
         use std::os::unix::fs::PermissionsExt as _;
         let dir = TempDir::new("kit");
         let path = dir.path().to_path_buf();
+        // Test code: a failed step fails the test that called it.
         std::fs::write(dir.join("f"), b"x").unwrap();
+        // Test code: a failed step fails the test that called it.
         let mode = std::fs::metadata(&path).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o700);
         drop(dir);
