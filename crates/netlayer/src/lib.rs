@@ -115,6 +115,12 @@ impl Location {
 }
 
 impl Location {
+    /// Sets the `host` and `port` hints (the TCP netlayers' locator form).
+    pub fn set_host_port(&mut self, host: &str, port: u16) {
+        self.hints.insert("host".to_owned(), host.to_owned());
+        self.hints.insert("port".to_owned(), port.to_string());
+    }
+
     /// The `host` and `port` hints of a location for `transport` (the TCP
     /// netlayers' locator form).
     ///

@@ -64,12 +64,7 @@ impl TcpTestingOnly {
     /// Advertises `host:port` in the location instead of the bound address
     /// (e.g. when listening on `0.0.0.0`).
     pub fn set_advertised(&mut self, host: &str, port: u16) {
-        self.location
-            .hints
-            .insert("host".to_owned(), host.to_owned());
-        self.location
-            .hints
-            .insert("port".to_owned(), port.to_string());
+        self.location.set_host_port(host, port);
     }
 
     /// Uses `framing` for every later connection (default: unframed).

@@ -279,12 +279,7 @@ impl NoiseNetlayer {
     /// the bound ones (e.g. when bound to `0.0.0.0`, or behind a port
     /// forward). The designator stays the identity key.
     pub fn set_advertised(&mut self, host: &str, port: u16) {
-        self.location
-            .hints
-            .insert("host".to_owned(), host.to_owned());
-        self.location
-            .hints
-            .insert("port".to_owned(), port.to_string());
+        self.location.set_host_port(host, port);
     }
 
     /// The socket address actually bound.

@@ -627,10 +627,14 @@ fn a_message_that_stalls_or_trickles_is_cut_off() {
     victim.stop();
 }
 
-#[test]
-fn a_peer_that_stops_reading_gets_an_abort_when_it_reads_again_and_its_slot_back() {
-    let victim = Victim::new(PeerConfig::default().with_max_queued_bytes(256 * 1024));
-    let (s, mut client) = open_session(&victim, "deaf", 16);
+/// Opens a session named `name` and, on a thread, sends the echo 64 KiB
+/// messages (up to 2000) without reading the answers, until writing fails.
+fn flood_without_reading(
+    victim: &Victim,
+    name: &str,
+    seed: u8,
+) -> (TcpStream, std::thread::JoinHandle<()>) {
+    let (s, mut client) = open_session(victim, name, seed);
     let q = client.fetch(&Swiss::new(ECHO.as_bytes().to_vec())).unwrap();
     let payload = Value::Bytes(vec![0x55u8; 64 * 1024].into());
     let mut writer = s.try_clone().unwrap();
@@ -649,6 +653,13 @@ fn a_peer_that_stops_reading_gets_an_abort_when_it_reads_again_and_its_slot_back
             }
         }
     });
+    (s, flood)
+}
+
+#[test]
+fn a_peer_that_stops_reading_gets_an_abort_when_it_reads_again_and_its_slot_back() {
+    let victim = Victim::new(PeerConfig::default().with_max_queued_bytes(256 * 1024));
+    let (s, flood) = flood_without_reading(&victim, "deaf", 16);
     // Wait until the victim gives up on us (the session is listed as ended,
     // or no longer listed at all: it may be removed between two looks)...
     let start = Instant::now();
@@ -691,25 +702,7 @@ fn a_peer_that_stops_reading_gets_an_abort_when_it_reads_again_and_its_slot_back
 #[test]
 fn a_peer_that_never_reads_again_is_dropped_without_holding_its_slot() {
     let victim = Victim::new(PeerConfig::default().with_max_queued_bytes(256 * 1024));
-    let (s, mut client) = open_session(&victim, "gone", 17);
-    let q = client.fetch(&Swiss::new(ECHO.as_bytes().to_vec())).unwrap();
-    let payload = Value::Bytes(vec![0x55u8; 64 * 1024].into());
-    let mut writer = s.try_clone().unwrap();
-    let flood = std::thread::spawn(move || {
-        for _ in 0..2000 {
-            if client
-                .deliver(&CapRef::Question(q), vec![payload.clone()])
-                .is_err()
-            {
-                return;
-            }
-            while let Some(m) = client.poll_transmit() {
-                if writer.write_all(&m).is_err() {
-                    return;
-                }
-            }
-        }
-    });
+    let (s, flood) = flood_without_reading(&victim, "gone", 17);
     // We keep the socket open and never read: the victim must still let
     // go of the session (its writer gives up after the close grace).
     let start = Instant::now();
