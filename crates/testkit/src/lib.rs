@@ -90,6 +90,24 @@ pub fn noise(rt: &tokio::runtime::Runtime) -> pola_netlayer::NoiseNetlayer {
     .expect("a noise netlayer")
 }
 
+/// The lines `child` writes to its piped stdout, read on a thread of their
+/// own as they come (so a test can wait for one with a timeout).
+pub fn stdout_lines(child: &mut Child) -> std::sync::mpsc::Receiver<String> {
+    use std::io::BufRead as _;
+    // Test code: a failed step fails the test that called it.
+    let out = child.stdout.take().expect("a piped stdout");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(out).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

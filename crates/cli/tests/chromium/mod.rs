@@ -3,10 +3,9 @@
 //! `crates/desk/tests/e2e` against it.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
-use std::io::{BufRead as _, BufReader, Read as _};
+use std::io::Read as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 pub const POLA: &str = env!("CARGO_BIN_EXE_pola");
@@ -98,16 +97,7 @@ impl Desk {
             .stderr(err)
             .spawn()
             .expect("spawning pola desk");
-        let out = child.stdout.take().expect("piped stdout");
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(out).lines() {
-                let Ok(line) = line else { break };
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
+        let rx = pola_testkit::stdout_lines(&mut child);
         let deadline = Instant::now() + START;
         let url = loop {
             let left = deadline.saturating_duration_since(Instant::now());

@@ -46,16 +46,7 @@ impl Served {
             .stderr(Stdio::inherit())
             .spawn()
             .expect("spawning pola serve");
-        let out = child.stdout.take().expect("piped stdout");
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(out).lines() {
-                let Ok(line) = line else { break };
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
+        let rx = pola_testkit::stdout_lines(&mut child);
         let mut served = Served {
             child,
             objects: Vec::new(),
