@@ -434,13 +434,11 @@ fn caplet_check(file: &std::path::Path) -> anyhow::Result<()> {
 
 /// `s` safe to print to a terminal: control characters and invisible
 /// formatting characters (bidirectional overrides, zero-width ones) are
-/// written as `\u{…}` escapes.
+/// written as `\u{…}` escapes, as the Syrup text form writes them.
 pub(crate) fn shown(s: &str) -> String {
     s.chars()
         .map(|c| {
-            let invisible = matches!(c,
-                '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2060}'..='\u{2069}' | '\u{feff}');
-            if c.is_control() || invisible {
+            if pola_syrup::text::hidden(c) {
                 c.escape_unicode().to_string()
             } else {
                 c.to_string()

@@ -18,8 +18,8 @@ fn nested(depth: usize) -> String {
     format!("{}1{}", "[".repeat(depth), "]".repeat(depth))
 }
 
-#[test]
-fn an_echo_one_level_too_deep_fails_with_a_clear_error() {
+/// A `pola ocapn test-peer` process and the URI of its echo.
+fn echo_peer() -> (KillOnDrop, String) {
     let mut child = Command::new(POLA)
         .args(["ocapn", "test-peer", "--port", "0"])
         .stdout(Stdio::piped())
@@ -27,7 +27,7 @@ fn an_echo_one_level_too_deep_fails_with_a_clear_error() {
         .spawn()
         .unwrap();
     let out = child.stdout.take().unwrap();
-    let _child = KillOnDrop(child);
+    let child = KillOnDrop(child);
     let mut line = String::new();
     BufReader::new(out).read_line(&mut line).unwrap();
     let echo = SturdyRef {
@@ -35,6 +35,12 @@ fn an_echo_one_level_too_deep_fails_with_a_clear_error() {
         swiss: Swiss::new(ECHO.as_bytes().to_vec()),
     }
     .to_uri();
+    (child, echo)
+}
+
+#[test]
+fn an_echo_one_level_too_deep_fails_with_a_clear_error() {
+    let (_child, echo) = echo_peer();
     // `<op:deliver to [arg] …>` holds the argument two levels down: 62 is
     // the deepest argument a 64-deep message can carry.
     let (code, out, err) = pola(&["call", &echo, "", &nested(62)]);
@@ -49,4 +55,26 @@ fn an_echo_one_level_too_deep_fails_with_a_clear_error() {
     let (code, out, err) = pola(&["call", &echo, "", &nested(61)]);
     assert_eq!(code, 0, "{err}");
     assert_eq!(out.trim(), format!("[{}]", nested(61)));
+}
+
+#[test]
+fn what_a_peer_answers_is_printed_escaped() {
+    // The far side chooses what comes back: here, through the echo, a
+    // string that would clear the screen and reverse the rest of the line.
+    let (_child, echo) = echo_peer();
+    let (code, out, err) = pola(&[
+        "call",
+        &echo,
+        "",
+        "\"\\u{1b}[2J\\u{1b}[Hpaid\\u{202e}txt.exe\\u{200b}\"",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        !out.contains('\u{1b}') && !out.contains('\u{202e}') && !out.contains('\u{200b}'),
+        "{out:?}"
+    );
+    assert_eq!(
+        out.trim(),
+        "[\"\\u{1b}[2J\\u{1b}[Hpaid\\u{202e}txt.exe\\u{200b}\"]"
+    );
 }

@@ -12,7 +12,7 @@
 //! | double | decimal with `.` or an exponent; `inf`, `-inf`, `nan` | `1.5`, `-0.0`, `1e300` |
 //! | double, other NaN bits | `f64:0x` and 16 hex digits (the IEEE bits) | `f64:0x7ff0000000000001` |
 //! | single float | `f32:0x` and 8 hex digits (the IEEE bits) | `f32:0x3fc00000` |
-//! | string | `"…"` with escapes `\" \\ \n \r \t \u{hex}` | `"björn"` |
+//! | string | `"…"` with escapes `\" \\ \n \r \t \u{hex}` (every [hidden] character is escaped) | `"björn"` |
 //! | symbol | `'` and a bare name, or `'` and a quoted string | `'fetch`, `'"two words"` |
 //! | byte string | `:` and hex digits (even count) | `:636174`, `:` (empty) |
 //! | list | `[` values `]` | `[1 2 3]` |
@@ -53,6 +53,19 @@ fn is_reserved(s: &str) -> bool {
     matches!(s, "t" | "f" | "inf" | "nan") || s.starts_with("f32:") || s.starts_with("f64:")
 }
 
+/// Whether `c` would act on a terminal or a reader's eye instead of being
+/// seen as itself: a control character, a bidirectional control (which
+/// can reorder the text around it), a zero-width or invisible formatting
+/// character, or a line or paragraph separator. The text form writes
+/// these as `\u{…}` escapes, so a value a peer or a module chose can be
+/// printed to a terminal as it is.
+pub fn hidden(c: char) -> bool {
+    c.is_control()
+        || matches!(c,
+            '\u{ad}' | '\u{61c}' | '\u{180e}' | '\u{200b}'..='\u{200f}' | '\u{2028}'..='\u{202e}'
+            | '\u{2060}'..='\u{206f}' | '\u{feff}' | '\u{fff9}'..='\u{fffb}')
+}
+
 fn write_quoted(f: &mut fmt::Formatter<'_>, s: &str) -> fmt::Result {
     f.write_char('"')?;
     for c in s.chars() {
@@ -62,7 +75,7 @@ fn write_quoted(f: &mut fmt::Formatter<'_>, s: &str) -> fmt::Result {
             '\n' => f.write_str("\\n")?,
             '\r' => f.write_str("\\r")?,
             '\t' => f.write_str("\\t")?,
-            c if c.is_control() => write!(f, "\\u{{{:x}}}", u32::from(c))?,
+            c if hidden(c) => write!(f, "\\u{{{:x}}}", u32::from(c))?,
             c => f.write_char(c)?,
         }
     }
@@ -684,6 +697,22 @@ mod tests {
         assert_eq!(p("<'t>").to_string(), "<'t>");
         assert_eq!(p("{'b 2 'a 1}").to_string(), "{'a 1 'b 2}");
         assert_eq!(p("#{3 1 2}").to_string(), "#{1 2 3}");
+    }
+
+    #[test]
+    fn hidden_characters_print_as_escapes_and_read_back() {
+        // A terminal escape, a right-to-left override, a zero-width space
+        // and a line separator, in a string and in a symbol.
+        let s = "ok\u{1b}[2J\u{202e}txt\u{200b}\u{2028}";
+        for v in [Value::str(s), Value::sym(s)] {
+            let text = v.to_string();
+            assert!(!text.chars().any(hidden), "{text:?}");
+            assert!(
+                text.contains("\\u{1b}[2J\\u{202e}txt\\u{200b}\\u{2028}"),
+                "{text}"
+            );
+            assert_eq!(p(&text), v);
+        }
     }
 
     #[test]
