@@ -143,6 +143,10 @@ enum Effect {
         /// Counts against [`MAX_WATCHES`] until the callback runs or is
         /// dropped (also when the run fails and its effects are discarded).
         watch: Watch,
+        /// The control of the object as it was when the caplet asked: a
+        /// callback for an object restarted since ([`RESTART`]) does
+        /// nothing.
+        control: Arc<Control>,
     },
 }
 
@@ -284,6 +288,7 @@ impl Outside for VatLink {
             promise: promise.clone(),
             tag,
             watch,
+            control: self.control.clone(),
         });
         Ok(())
     }
@@ -339,6 +344,16 @@ pub struct CapletObject {
 /// [`CapletCode`] of the same vat. The object keeps its id, its storage and
 /// every reference to it, and runs the new code from its next message.
 pub const UPGRADE: &str = "pola.upgrade";
+
+/// The method that restarts a caplet object: `RESTART(upgrader)` with a
+/// genuine [`Upgrader`] of the vat. The object keeps its id, its code, its
+/// storage and every reference to it, and starts afresh: a new instance,
+/// a full budget across turns, not stopped (a stopped object is stopped
+/// for good until its host restarts it). Whatever the old one was doing
+/// ends: the promises it held break, its pending `when`s do nothing when
+/// they fire, and its old [`Stopper`]s no longer reach it (take a new one).
+/// For a host that gives a person's app another chance on request.
+pub const RESTART: &str = "pola.restart";
 
 /// The authority to upgrade the persistent caplets of a vat (see
 /// [`UPGRADE`]). Recognised by type, so only a host that makes one and
@@ -418,6 +433,20 @@ impl CapletObject {
         next.control = self.control.clone();
         next.state.lock().unwrap_or_else(|p| p.into_inner()).control = self.control.clone();
         next
+    }
+
+    /// This object started afresh (see [`RESTART`]): the old incarnation is
+    /// stopped, its instance dropped and the promises it held broken.
+    fn restarted(&self, cx: &mut Turn<'_>) -> Self {
+        self.control.stop(StopReason::Host);
+        let module = {
+            let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
+            for r in retire_stopped(&mut st) {
+                cx.break_promise(&r, error(StopReason::Host.public_reason()));
+            }
+            st.module.clone()
+        };
+        Self::with(module, self.code.clone(), self.policy, self.storage.clone())
     }
 
     /// The value the caplet stored under `key` (committed), as vat values.
@@ -906,6 +935,7 @@ fn apply(cx: &mut Turn<'_>, e: Effect, answers: &mut Answers) {
             promise,
             tag,
             watch,
+            control,
         } => {
             let promise = real(answers, promise);
             cx.when(&promise, move |cx2, outcome| {
@@ -920,6 +950,11 @@ fn apply(cx: &mut Turn<'_>, e: Effect, answers: &mut Answers) {
                 let obj = cx2
                     .inspect::<CapletObject>(&me)
                     .ok_or_else(|| error("caplet object is gone"))?;
+                if !Arc::ptr_eq(&obj.control, &control) {
+                    // Asked for before a restart: the caplet that asked is
+                    // gone.
+                    return Ok(Value::undefined());
+                }
                 run(&obj, cx2, |inst, _| {
                     inst.notify(tag, outcome).map(|()| None)
                 })
@@ -939,6 +974,14 @@ impl Object for CapletObject {
             && cx.inspect::<CapletCode>(code).is_some()
         {
             cx.become_(self.upgraded(code.clone()))?;
+            return Ok(Value::null());
+        }
+        if method == RESTART
+            && let [Value::Ref(key)] = args.as_slice()
+            && cx.inspect::<Upgrader>(key).is_some()
+        {
+            let fresh = self.restarted(cx);
+            cx.become_(fresh)?;
             return Ok(Value::null());
         }
         let mut items = Vec::with_capacity(args.len().saturating_add(1));

@@ -71,13 +71,25 @@ impl StopReason {
     }
 }
 
+/// What is told once that a caplet object stopped ([`Stopper::on_stop`]).
+type Hook = Box<dyn FnOnce(StopReason) + Send>;
+
 /// What a caplet object's behaviours, its instance's outside and its
 /// stoppers share: the stop flag and the pending bytes.
-#[derive(Debug)]
 pub(crate) struct Control {
     stopped: AtomicU8,
     pending: AtomicUsize,
     pending_limit: AtomicUsize,
+    on_stop: Mutex<Option<Hook>>,
+}
+
+impl std::fmt::Debug for Control {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Control")
+            .field("stopped", &self.stopped())
+            .field("pending", &self.pending())
+            .finish_non_exhaustive()
+    }
 }
 
 impl Default for Control {
@@ -86,16 +98,44 @@ impl Default for Control {
             stopped: AtomicU8::new(0),
             pending: AtomicUsize::new(0),
             pending_limit: AtomicUsize::new(usize::MAX),
+            on_stop: Mutex::new(None),
         }
     }
 }
 
 impl Control {
-    /// Stops the object; the first reason given stays.
+    /// Stops the object; the first reason given stays, and the hook (if
+    /// any) is told it once.
     pub(crate) fn stop(&self, why: StopReason) {
-        let _ = self
+        let first = self
             .stopped
-            .compare_exchange(0, why.code(), Ordering::AcqRel, Ordering::Acquire);
+            .compare_exchange(0, why.code(), Ordering::AcqRel, Ordering::Acquire)
+            .is_ok();
+        if first {
+            let hook = self
+                .on_stop
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .take();
+            if let Some(hook) = hook {
+                hook(why);
+            }
+        }
+    }
+
+    /// Sets the hook told when the object stops (replacing an earlier
+    /// one); told at once if it already has.
+    fn on_stop(&self, hook: Hook) {
+        let mut slot = self.on_stop.lock().unwrap_or_else(|p| p.into_inner());
+        // Checked under the slot's lock: a stop either sees the hook or
+        // happened before this check.
+        match self.stopped() {
+            Some(why) => {
+                drop(slot);
+                hook(why);
+            }
+            None => *slot = Some(hook),
+        }
     }
 
     pub(crate) fn stopped(&self) -> Option<StopReason> {
@@ -245,6 +285,16 @@ impl Stopper {
     /// Why the caplet object was stopped, if it was.
     pub fn stopped(&self) -> Option<StopReason> {
         self.control.stopped()
+    }
+
+    /// Has `hook` told, once, when the caplet object stops (by its budget
+    /// or its host), or at once if it already has; replaces the hook set
+    /// before. It runs on the thread that stops the object, often the
+    /// vat's, inside a turn and under the object's lock: it must not block
+    /// or wait for the vat (wake something instead). An object restarted
+    /// with [`super::RESTART`] has a new stopper.
+    pub fn on_stop(&self, hook: impl FnOnce(StopReason) + Send + 'static) {
+        self.control.on_stop(Box::new(hook));
     }
 
     /// The decoded bytes of the object's sends still pending (counted

@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
-use pola_sandbox::vat::{CapletObject, Policy, StopReason, Stopper, VatLink};
+use pola_sandbox::vat::{CapletObject, Policy, RESTART, StopReason, Stopper, Upgrader, VatLink};
 use pola_sandbox::{CapletModule, Config, Outside, Refused, Sandbox};
 use pola_sandbox_guests::{BENIGN, ECHO, MALICIOUS};
 use pola_syrup::Value;
@@ -232,6 +232,79 @@ fn the_host_stops_one_caplet_at_once() {
     assert_eq!(stopper.stopped(), Some(StopReason::Host));
     let r = vat.send(&other, "sput", vec![Val::str("k"), Val::int(1i64)]);
     assert_eq!(vat.block_on(&r, T).unwrap(), Val::str("ok"));
+    shutdown_promptly(&vat);
+}
+
+/// The host is told when a caplet stops, and may give it another chance:
+/// `pola.restart` with the vat's upgrader starts it afresh with its
+/// storage, a new stopper and a full budget; a caplet's own message of
+/// that name restarts nothing.
+#[test]
+fn the_host_is_told_of_a_stop_and_may_restart_the_caplet() {
+    let (malicious, _) = modules();
+    let vat = Vat::new("restart");
+    let pings = Arc::new(AtomicU64::new(0));
+    let pinger = vat.spawn(Pinger(pings.clone()));
+    let object = CapletObject::new(malicious.clone(), Policy::Persistent);
+    let stopper = object.stopper();
+    let (told, heard) = std::sync::mpsc::channel();
+    stopper.on_stop(move |why| told.send(why).unwrap());
+    let bad = vat.spawn(object);
+    let r = vat.send(&bad, "sput", vec![Val::str("k"), Val::int(7i64)]);
+    assert_eq!(vat.block_on(&r, T).unwrap(), Val::str("ok"));
+    let r = vat.send(&bad, "when-loop", vec![Val::Ref(pinger.clone())]);
+    assert_eq!(vat.block_on(&r, T).unwrap(), Val::Bool(true));
+    // Told once, with the reason, on the stopping thread.
+    assert_eq!(heard.recv_timeout(T).unwrap(), StopReason::Cpu);
+    assert_eq!(stopper.stopped(), Some(StopReason::Cpu));
+    assert_answers_stopped(&vat, &bad, StopReason::Cpu);
+    // A hook set after the stop is told at once.
+    let (late, late_heard) = std::sync::mpsc::channel();
+    stopper.on_stop(move |why| late.send(why).unwrap());
+    assert_eq!(late_heard.try_recv().unwrap(), StopReason::Cpu);
+    assert!(heard.try_recv().is_err(), "told twice");
+
+    // The message by name, with a look-alike key: the caplet's own
+    // message; still stopped.
+    let r = vat.send(&bad, RESTART, vec![Val::Ref(pinger.clone())]);
+    assert!(vat.block_on(&r, T).is_err());
+    assert_answers_stopped(&vat, &bad, StopReason::Cpu);
+
+    let upgrader = vat.spawn(Upgrader);
+    let r = vat.send(&bad, RESTART, vec![Val::Ref(upgrader)]);
+    assert_eq!(vat.block_on(&r, T).unwrap(), Val::null());
+    let fresh = {
+        let bad = bad.clone();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let r = vat.run(move |cx| {
+            let obj = cx.inspect::<CapletObject>(&bad).unwrap();
+            tx.send(obj.stopper()).unwrap();
+            Ok(Val::null())
+        });
+        vat.block_on(&r, T).unwrap();
+        rx.recv().unwrap()
+    };
+    assert_eq!(fresh.stopped(), None);
+    // The old stopper keeps its reason and no longer reaches the object.
+    assert_eq!(stopper.stopped(), Some(StopReason::Cpu));
+    stopper.stop();
+    assert_eq!(fresh.stopped(), None);
+    // Same storage; answers again, with a full budget.
+    let r = vat.send(&bad, "sget", vec![Val::str("k")]);
+    assert_eq!(vat.block_on(&r, T).unwrap(), Val::int(7i64));
+    let r = vat.send(&bad, "guess", vec![]);
+    assert!(vat.block_on(&r, T).is_ok());
+    // The old loop did not come back with it.
+    let n = pings.load(Ordering::Relaxed);
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(pings.load(Ordering::Relaxed), n, "the old loop went on");
+    // And a new loop is stopped again, by the new budget.
+    let (told, heard) = std::sync::mpsc::channel();
+    fresh.on_stop(move |why| told.send(why).unwrap());
+    let r = vat.send(&bad, "when-loop", vec![Val::Ref(pinger)]);
+    assert_eq!(vat.block_on(&r, T).unwrap(), Val::Bool(true));
+    assert_eq!(heard.recv_timeout(T).unwrap(), StopReason::Cpu);
+    assert_answers_stopped(&vat, &bad, StopReason::Cpu);
     shutdown_promptly(&vat);
 }
 
