@@ -33,6 +33,10 @@
 
 use std::fmt;
 
+use pola_syrup::text::{
+    hidden, is_bidi, is_control, is_invisible, is_joiner, is_private_or_nonchar,
+};
+
 /// How many combining marks may follow one another.
 const MAX_MARKS_IN_A_ROW: usize = 3;
 
@@ -148,59 +152,10 @@ fn code(c: char) -> String {
     format!("U+{:04X}", u32::from(c))
 }
 
-/// A bidirectional control character.
-fn is_bidi(c: char) -> bool {
-    matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{200E}' | '\u{200F}' | '\u{061C}')
-}
-
-/// A control character or a line/paragraph separator.
-fn is_control(c: char) -> bool {
-    c.is_control() || matches!(c, '\u{2028}' | '\u{2029}' | '\u{0085}')
-}
-
-/// An invisible character refused everywhere (the joiners are handled
-/// apart).
-fn is_invisible(c: char) -> bool {
-    matches!(
-        c,
-        '\u{200B}'
-            | '\u{2060}'..='\u{2064}'
-            | '\u{FEFF}'
-            | '\u{00AD}'
-            | '\u{180E}'
-            | '\u{E0000}'..='\u{E007F}'
-            | '\u{FFF9}'..='\u{FFFB}'
-            | '\u{115F}'
-            | '\u{1160}'
-            | '\u{3164}'
-            | '\u{FFA0}'
-            | '\u{034F}'
-            | '\u{17B4}'
-            | '\u{17B5}'
-    )
-}
-
-/// A private-use character or a noncharacter.
-fn is_private_or_nonchar(c: char) -> bool {
-    let u = u32::from(c);
-    matches!(c, '\u{E000}'..='\u{F8FF}' | '\u{F0000}'..='\u{10FFFF}')
-        || (0xFDD0..=0xFDEF).contains(&u)
-        || (u & 0xFFFE) == 0xFFFE
-}
-
-fn is_joiner(c: char) -> bool {
-    matches!(c, '\u{200C}' | '\u{200D}')
-}
-
 /// Whether `c` is a visible character for the joiner rule: not a space,
 /// not a joiner, not refused.
 fn is_visible(c: char) -> bool {
-    !c.is_whitespace()
-        && !is_joiner(c)
-        && !is_control(c)
-        && !is_bidi(c)
-        && !is_invisible(c)
-        && !is_private_or_nonchar(c)
+    !c.is_whitespace() && !hidden(c)
 }
 
 /// Checks `s` against the character rules (see the module doc) and its

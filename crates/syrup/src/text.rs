@@ -54,16 +54,72 @@ fn is_reserved(s: &str) -> bool {
 }
 
 /// Whether `c` would act on a terminal or a reader's eye instead of being
-/// seen as itself: a control character, a bidirectional control (which
-/// can reorder the text around it), a zero-width or invisible formatting
-/// character, or a line or paragraph separator. The text form writes
-/// these as `\u{…}` escapes, so a value a peer or a module chose can be
-/// printed to a terminal as it is.
+/// seen as itself: one of [`is_control`], [`is_bidi`], [`is_invisible`] or
+/// [`is_private_or_nonchar`], or a zero-width joiner ([`is_joiner`]). The text form writes these as `\u{…}`
+/// escapes, so a value a peer or a module chose can be printed to a
+/// terminal as it is; the desk's text rules refuse them in names.
 pub fn hidden(c: char) -> bool {
-    c.is_control()
-        || matches!(c,
-            '\u{ad}' | '\u{61c}' | '\u{180e}' | '\u{200b}'..='\u{200f}' | '\u{2028}'..='\u{202e}'
-            | '\u{2060}'..='\u{206f}' | '\u{feff}' | '\u{fff9}'..='\u{fffb}')
+    is_control(c) || is_bidi(c) || is_invisible(c) || is_joiner(c) || is_private_or_nonchar(c)
+}
+
+/// A zero-width joiner or non-joiner (U+200D, U+200C): invisible, but
+/// part of some emoji and scripts between two visible characters.
+pub fn is_joiner(c: char) -> bool {
+    matches!(c, '\u{200C}' | '\u{200D}')
+}
+
+/// A control character, or a line or paragraph separator.
+pub fn is_control(c: char) -> bool {
+    c.is_control() || matches!(c, '\u{2028}' | '\u{2029}' | '\u{0085}')
+}
+
+/// A bidirectional control character (it can reorder the text around it).
+pub fn is_bidi(c: char) -> bool {
+    matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{200E}' | '\u{200F}' | '\u{061C}')
+}
+
+/// A character with no glyph of its own: zero-width and formatting
+/// characters (not the joiners, [`is_joiner`]), tag characters,
+/// invisible fillers. Variation selectors are not: they change the glyph
+/// before them (emoji presentation).
+pub fn is_invisible(c: char) -> bool {
+    matches!(
+        c,
+        '\u{200B}'
+            | '\u{2060}'..='\u{2064}'
+            | '\u{206A}'..='\u{206F}'
+            | '\u{FEFF}'
+            | '\u{00AD}'
+            | '\u{180E}'
+            | '\u{0600}'..='\u{0605}'
+            | '\u{06DD}'
+            | '\u{070F}'
+            | '\u{0890}'
+            | '\u{0891}'
+            | '\u{08E2}'
+            | '\u{110BD}'
+            | '\u{110CD}'
+            | '\u{13430}'..='\u{1343F}'
+            | '\u{1BCA0}'..='\u{1BCA3}'
+            | '\u{1D173}'..='\u{1D17A}'
+            | '\u{E0000}'..='\u{E007F}'
+            | '\u{FFF9}'..='\u{FFFB}'
+            | '\u{115F}'
+            | '\u{1160}'
+            | '\u{3164}'
+            | '\u{FFA0}'
+            | '\u{034F}'
+            | '\u{17B4}'
+            | '\u{17B5}'
+    )
+}
+
+/// A private-use character or a noncharacter.
+pub fn is_private_or_nonchar(c: char) -> bool {
+    let u = u32::from(c);
+    matches!(c, '\u{E000}'..='\u{F8FF}' | '\u{F0000}'..='\u{10FFFF}')
+        || (0xFDD0..=0xFDEF).contains(&u)
+        || (u & 0xFFFE) == 0xFFFE
 }
 
 fn write_quoted(f: &mut fmt::Formatter<'_>, s: &str) -> fmt::Result {
@@ -703,7 +759,7 @@ mod tests {
     fn hidden_characters_print_as_escapes_and_read_back() {
         // A terminal escape, a right-to-left override, a zero-width space
         // and a line separator, in a string and in a symbol.
-        let s = "ok\u{1b}[2J\u{202e}txt\u{200b}\u{2028}";
+        let s = "ok\u{1b}[2J\u{202e}txt\u{200b}\u{2028}\u{e0041}";
         for v in [Value::str(s), Value::sym(s)] {
             let text = v.to_string();
             assert!(!text.chars().any(hidden), "{text:?}");
