@@ -15,9 +15,9 @@ use std::fmt;
 
 use wasmparser::{ExternalKind, Payload, TypeRef, ValType};
 
-use crate::Config;
 use crate::abi::{self, Num};
 use crate::bounds::{Bounds, body_stats};
+use crate::config::Config;
 use crate::engine::validate;
 use crate::error::{Exceeded, Limit, LoadError, Problem};
 

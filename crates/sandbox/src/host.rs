@@ -15,10 +15,11 @@
 //!   when the entry point returns `0` (see [`crate::storage`]); any other
 //!   end of the entry discards them.
 //!
-//! One file per concept: [`outside`] (the embedder's world), [`config`]
-//! (limits), [`data`] (an instance's store state), [`instance`] (modules
-//! and instances), [`calls`] (the host functions); this file builds the
-//! engine and loads modules ([`Sandbox`]).
+//! One file per concept: [`outside`] (the embedder's world), [`data`] (an
+//! instance's store state), [`instance`] (modules and instances),
+//! [`calls`] (the host functions); this file builds the engine and loads
+//! modules ([`Sandbox`]). The limits, [`crate::config`], sit beside this
+//! module, so that the checker needs nothing from here.
 
 use std::fmt;
 
@@ -30,13 +31,12 @@ use crate::engine::{deterministic, first_line, validate};
 use crate::error::{LoadError, Problem, SetupError};
 
 mod calls;
-mod config;
 mod data;
 mod instance;
 mod outside;
 
+pub(crate) use crate::config::Config;
 use calls::define_host_functions;
-pub use config::Config;
 pub(crate) use data::Data;
 pub use instance::{CapletInstance, CapletModule};
 pub use outside::{Outside, Refused};

@@ -125,6 +125,7 @@ pub mod abi;
 mod bounds;
 mod check;
 mod clist;
+mod config;
 mod engine;
 mod error;
 mod host;
@@ -133,6 +134,7 @@ pub mod vat;
 
 pub use bounds::Bounds;
 pub use check::{Item, Measures, Report, check, check_with};
+pub use config::Config;
 pub use error::{CallError, Exceeded, Limit, LoadError, Problem, SetupError, TrapKind};
-pub use host::{CapletInstance, CapletModule, Config, Outside, Refused, Sandbox};
+pub use host::{CapletInstance, CapletModule, Outside, Refused, Sandbox};
 pub use storage::StorageMap;

@@ -8,12 +8,12 @@ use std::sync::Arc;
 use pola_syrup::{Limits, NoRef, Value};
 use wasmtime::{InstancePre, Store, Trap, TypedFunc};
 
-use super::config::Config;
 use super::data::{Data, Limiter};
 use super::epoch_ticks;
 use super::outside::Outside;
 use crate::abi::{self, Code, REF_LABEL};
 use crate::clist::{CList, Entry, Kind};
+use crate::config::Config;
 use crate::error::{CallError, TrapKind};
 use crate::storage::{Quota, Staging, StorageMap};
 

@@ -1,4 +1,6 @@
-//! The host's limits and sizes ([`Config`]).
+//! The host's limits and sizes ([`Config`]). Read by both the checker
+//! ([`crate::check`]) and the host ([`crate::Sandbox`]), so it sits below
+//! them and imports neither.
 
 use crate::bounds::Bounds;
 
