@@ -10,7 +10,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use pola_sandbox::vat::{CapletObject, Policy, RESTART, StopReason, Stopper, Upgrader, VatLink};
-use pola_sandbox::{CapletModule, Config, Outside, Refused, Sandbox};
+use pola_sandbox::{CapletInstance, CapletModule, Config, Outside, Refused, Sandbox};
 use pola_sandbox_guests::{BENIGN, ECHO, MALICIOUS};
 use pola_syrup::Value;
 use pola_vat::{Object, Outcome, Ref, Turn, Val, Vat, WaitError, error_message};
@@ -332,10 +332,12 @@ fn stopping_breaks_the_promises_a_caplet_holds() {
     shutdown_promptly(&vat);
 }
 
-/// An outside that counts the values of what it is sent.
+/// An outside that counts the values of what it is sent, and keeps it
+/// (as a vat keeps a message until it is delivered).
 #[derive(Default)]
 struct Sink {
     got: Vec<usize>,
+    kept: Vec<Value<u32>>,
     settled: Vec<Result<Value<u32>, Value<u32>>>,
 }
 
@@ -353,6 +355,7 @@ impl Outside for Sink {
             _ => 0,
         };
         self.got.push(n);
+        self.kept.push(m);
         Ok(())
     }
     fn settle(&mut self, _: u32, outcome: Result<Value<u32>, Value<u32>>) {
@@ -376,16 +379,24 @@ fn atoms(module: &CapletModule<Sink>, n: i64) -> (usize, u64) {
 
 #[test]
 fn decoding_is_charged_by_values_and_capped() {
+    const TEST: &str = "budget::decoding_is_charged_by_values_and_capped";
     let mut c = crate::test_config();
     c.max_instances = 4;
-    // Building and encoding a quarter of a million values takes the
-    // guest itself more than the default budget.
-    c.fuel_per_call = 500_000_000;
+    // Building and encoding a million values takes the guest itself far
+    // more than the default budget.
+    c.fuel_per_call = 2_000_000_000;
     c.memory_bytes = 64 << 20;
     let value_fuel = c.value_fuel;
     let cap = c.max_message_values;
     let sb = Sandbox::<Sink>::new(c).unwrap();
     let module = sb.load(MALICIOUS).unwrap();
+    if crate::child::task().is_some() {
+        // In a child process of its own, so that its peak memory is what
+        // decoding costs, not what the tests beside it allocate.
+        let echo = sb.load(ECHO).unwrap();
+        capped_in_this_child(&module, &echo, cap);
+        return;
+    }
     // Charged by values: 100 000 atoms (100 KB encoded) cost at least
     // their decoding, not just their bytes.
     let (got_small, fuel_small) = atoms(&module, 1_000);
@@ -396,36 +407,93 @@ fn decoding_is_charged_by_values_and_capped() {
         extra >= 99_000 * value_fuel,
         "100 000 atoms cost only {extra} more fuel than 1 000"
     );
-    // Capped: a message of more values than the cap is refused while it
-    // is decoded (the decoder stops at the cap, so the host never holds
-    // more than the cap's worth), and nothing is sent.
-    let over = i64::try_from(cap + 1).unwrap();
+    eprintln!("atoms: 1 000 cost {fuel_small} fuel, 100 000 cost {fuel_big}");
+    let out = crate::child::run(TEST, "capped", T);
+    let f: Vec<u64> = crate::child::line(&out, "capped:")
+        .split(' ')
+        .map(|n| n.parse().unwrap())
+        .collect();
+    let [first, grew, answers, slowest_us] = f[..] else {
+        panic!("{out}")
+    };
+    let slowest = Duration::from_micros(slowest_us);
+    eprintln!(
+        "1 000 000 atoms refused: peak memory grew {} MiB (the caplet's own memory included), then 5 more: {} MiB; a bystander answered {answers} times meanwhile, the slowest in {slowest:?}",
+        first >> 20,
+        grew >> 20
+    );
+    // Decoded in full, the five would hold ~200 MiB of host memory (and
+    // did, before the cap); the first also grows the caplet's memory, at
+    // most its 64 MiB.
+    assert!(grew < 64 << 20, "peak memory grew {} MiB", grew >> 20);
+    assert!(first < 128 << 20, "peak memory grew {} MiB", first >> 20);
+    assert!(answers > 0 && slowest < Duration::from_secs(1));
+}
+
+/// Sends 1 and then 5 messages of a million one-byte atoms (just under
+/// the message size limit), over the value cap: each is refused while it is decoded
+/// (the decoder stops at the cap, so the host never holds more than the
+/// cap's worth), and nothing is sent. Meanwhile a bystander caplet on
+/// another thread answers. Prints `capped: FIRST GREW ANSWERS SLOWEST_US`:
+/// the growth of peak memory in bytes for the first message and for the
+/// next five, and the bystander's answers.
+fn capped_in_this_child(module: &CapletModule<Sink>, echo: &CapletModule<Sink>, cap: usize) {
+    const N: i64 = 1_000_000;
+    assert!(usize::try_from(N).unwrap() > cap);
     let mut caplet = module.instantiate(Sink::default()).unwrap();
-    let before = rss_bytes();
-    for _ in 0..5 {
+    let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let (ready, answering) = std::sync::mpsc::channel();
+    let bystander = {
+        let (echo, done) = (echo.clone(), done.clone());
+        std::thread::spawn(move || {
+            let mut echo = echo.instantiate(Sink::default()).unwrap();
+            let add = Value::List(vec![Value::sym("add"), Value::int(2i64), Value::int(40i64)]);
+            echo.deliver(add.clone(), Some(1)).unwrap();
+            ready.send(()).unwrap();
+            let (mut answers, mut slowest) = (0u64, Duration::ZERO);
+            while !done.load(Ordering::SeqCst) {
+                let t = Instant::now();
+                echo.deliver(add.clone(), Some(1)).unwrap();
+                slowest = slowest.max(t.elapsed());
+                answers += 1;
+            }
+            let settled = &echo.outside().settled;
+            assert_eq!(settled.len() as u64, answers + 1);
+            assert!(settled.iter().all(|a| a == &Ok(Value::int(42i64))));
+            (answers, slowest)
+        })
+    };
+    answering.recv().unwrap();
+    let send = |caplet: &mut CapletInstance<Sink>| {
         caplet
             .deliver(
-                Value::List(vec![Value::sym("atoms"), Value::Ref(1), Value::int(over)]),
+                Value::List(vec![Value::sym("atoms"), Value::Ref(1), Value::int(N)]),
                 Some(2),
             )
             .unwrap();
+    };
+    // The first message grows the caplet's own memory (its million values
+    // and their encoding), which it keeps; the host's share is measured
+    // over the next five.
+    let before = crate::child::peak_bytes();
+    send(&mut caplet);
+    let first = crate::child::peak_bytes();
+    for _ in 0..5 {
+        send(&mut caplet);
     }
+    let grew = crate::child::peak_bytes().saturating_sub(first);
+    let first = first.saturating_sub(before);
+    done.store(true, Ordering::SeqCst);
+    let (answers, slowest) = bystander.join().unwrap();
     assert!(
         caplet.outside().got.is_empty(),
         "an over-cap message went out"
     );
     assert_eq!(
         caplet.outside().settled,
-        vec![Ok(Value::str("too-large")); 5]
+        vec![Ok(Value::str("too-large")); 6]
     );
-    let grew = match (before, rss_bytes()) {
-        (Some(a), Some(b)) => b.saturating_sub(a),
-        _ => 0,
-    };
-    eprintln!(
-        "atoms: 1 000 cost {fuel_small} fuel, 100 000 cost {fuel_big}; 5 x {over} refused, RSS grew {} MiB",
-        grew >> 20
-    );
+    println!("capped: {first} {grew} {answers} {}", slowest.as_micros());
 }
 
 #[test]
