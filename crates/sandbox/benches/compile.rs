@@ -197,29 +197,15 @@ fn main() {
         measure(&label, &["file".into(), path.into()], wasm.len(), limit);
     }
     // The worst of each shape that the default bounds let through.
-    let at_bound = [
-        (Shape::NestedIf, b.max_nesting - 1),
-        (Shape::NestedLoop, b.max_nesting - 1),
-        (Shape::NestedBlock, b.max_nesting - 1),
-        (Shape::Diamonds, (b.max_function_operators - 2) / 7),
-        (Shape::Straight, (b.max_function_operators - 5) / 2),
-        (Shape::Functions, b.max_functions - 1),
-        (Shape::Locals, b.max_function_locals - 2),
-        (Shape::BrTable, b.max_function_operators - 6),
-        // As many functions of 28 000 instructions as the total allows.
-        (
-            Shape::DiamondFunctions,
-            u32::try_from(b.max_operators / 28_003).unwrap_or(u32::MAX),
-        ),
-    ];
+    let at_bound = shapes::at_bounds(&b);
     println!("-- hostile shapes at the default bounds");
-    for (shape, n) in at_bound {
+    for &(shape, n) in &at_bound {
         let wasm = shapes::module(shape, n);
         let label = format!("{} n={n}", shape.name());
         measure(&label, &shape_args(shape, n, true), wasm.len(), limit);
     }
     println!("-- the same shapes over the bounds (refused)");
-    for (shape, n) in at_bound {
+    for &(shape, n) in &at_bound {
         let n = n.saturating_mul(4);
         let wasm = shapes::module(shape, n);
         let label = format!("{} n={n}", shape.name());

@@ -5,9 +5,10 @@
 //! the loader refuse it. Shared by the tests and the compile bench.
 #![allow(dead_code)]
 
+use pola_sandbox::Bounds;
 use wasm_encoder::{
-    BlockType, CodeSection, ExportKind, ExportSection, Function, FunctionSection, MemorySection,
-    MemoryType, Module, TypeSection, ValType,
+    BlockType, CodeSection, ExportKind, ExportSection, Function, FunctionSection, InstructionSink,
+    MemorySection, MemoryType, Module, TypeSection, ValType,
 };
 
 /// A costly shape, scaled by `n`.
@@ -34,11 +35,24 @@ pub enum Shape {
     /// `n` functions of 4 000 diamonds each (28 000 instructions): the
     /// costliest per-function shape, repeated up to the module's bounds.
     DiamondFunctions,
+    /// `n` functions of [`DEEP`] nested `if`s each (1 535 instructions):
+    /// the deepest nesting the default bounds allow, as often as their
+    /// total allows.
+    DeepIfFunctions,
+    /// `n` functions of [`DEEP`] nested `loop`s each (1 024 instructions).
+    DeepLoopFunctions,
+    /// `n` diamonds inside [`DEEP`]` - 1` nested `if`s, in one function:
+    /// both costly shapes at once.
+    DeepDiamonds,
 }
+
+/// The deepest nesting of blocks the default bounds let a function have
+/// (the body itself is one more level; `Bounds::default().max_nesting`).
+pub const DEEP: u32 = 511;
 
 impl Shape {
     /// Every shape.
-    pub const ALL: [Shape; 9] = [
+    pub const ALL: [Shape; 12] = [
         Shape::NestedIf,
         Shape::NestedLoop,
         Shape::NestedBlock,
@@ -48,6 +62,9 @@ impl Shape {
         Shape::Locals,
         Shape::BrTable,
         Shape::DiamondFunctions,
+        Shape::DeepIfFunctions,
+        Shape::DeepLoopFunctions,
+        Shape::DeepDiamonds,
     ];
 
     /// Its name, for tables and command lines.
@@ -62,6 +79,9 @@ impl Shape {
             Shape::Locals => "locals",
             Shape::BrTable => "br-table",
             Shape::DiamondFunctions => "diamond-functions",
+            Shape::DeepIfFunctions => "deep-if-functions",
+            Shape::DeepLoopFunctions => "deep-loop-functions",
+            Shape::DeepDiamonds => "deep-diamonds",
         }
     }
 
@@ -71,18 +91,76 @@ impl Shape {
     }
 }
 
+/// The worst module of each shape that `bounds` let through: the largest
+/// `n` within them (each at one bound, or at the total of instructions).
+pub fn at_bounds(b: &Bounds) -> Vec<(Shape, u32)> {
+    // How many pieces of `each` instructions fit in `total`.
+    let fit = |total: u64, each: u64| u32::try_from(total / each).unwrap_or(u32::MAX);
+    let deepest = b.max_nesting - 1;
+    vec![
+        // Depth n + 1 (the body counts).
+        (Shape::NestedIf, deepest),
+        (Shape::NestedLoop, deepest),
+        (Shape::NestedBlock, deepest),
+        // 7 per diamond + the final `i32.const 0; end`.
+        (Shape::Diamonds, (b.max_function_operators - 2) / 7),
+        // `local.get`, 2 per add, `local.set`, `i32.const`, `end`.
+        (Shape::Straight, (b.max_function_operators - 4) / 2),
+        // The entry point and n more.
+        (Shape::Functions, b.max_functions - 1),
+        // Two parameters and n locals.
+        (Shape::Locals, b.max_function_locals - 2),
+        // `block`, `local.get`, the `br_table` and its targets, `end`,
+        // `i32.const`, `end`.
+        (Shape::BrTable, b.max_function_operators - 6),
+        // As many functions of 28 003 instructions as the total allows.
+        (Shape::DiamondFunctions, fit(b.max_operators, 28_003)),
+        // As many functions at the deepest nesting as the total allows:
+        // `local.get` and `if` per level, the `end`s, `i32.const`, `end`.
+        (
+            Shape::DeepIfFunctions,
+            fit(b.max_operators, 3 * u64::from(DEEP) + 2),
+        ),
+        (
+            Shape::DeepLoopFunctions,
+            fit(b.max_operators, 2 * u64::from(DEEP) + 2),
+        ),
+        // Diamonds filling a function inside the deepest nesting.
+        (
+            Shape::DeepDiamonds,
+            (b.max_function_operators - 3 * (DEEP - 1) - 2) / 7,
+        ),
+    ]
+}
+
+/// `n` `if … else … end` diamonds (7 instructions each) on local 2.
+fn diamonds(s: &mut InstructionSink<'_>, n: u32) {
+    for _ in 0..n {
+        s.local_get(0)
+            .if_(BlockType::Result(ValType::I32))
+            .i32_const(1)
+            .else_()
+            .local_get(2)
+            .end()
+            .local_set(2);
+    }
+}
+
 /// The entry point's body for `shape` at `n` (functions aside).
 fn entry(shape: Shape, n: u32) -> Function {
     // Param 0 is the message length (i32), param 1 the resolver (i64).
     let locals: Vec<(u32, ValType)> = match shape {
-        Shape::Diamonds | Shape::Straight | Shape::DiamondFunctions => vec![(1, ValType::I32)],
+        Shape::Diamonds | Shape::Straight | Shape::DiamondFunctions | Shape::DeepDiamonds => {
+            vec![(1, ValType::I32)]
+        }
         Shape::Locals => vec![(n, ValType::I32)],
         _ => vec![],
     };
     let mut f = Function::new(locals);
     let mut s = f.instructions();
     match shape {
-        Shape::NestedIf => {
+        Shape::NestedIf | Shape::DeepIfFunctions => {
+            let n = if shape == Shape::NestedIf { n } else { DEEP };
             for _ in 0..n {
                 s.local_get(0).if_(BlockType::Empty);
             }
@@ -90,11 +168,22 @@ fn entry(shape: Shape, n: u32) -> Function {
                 s.end();
             }
         }
-        Shape::NestedLoop => {
+        Shape::NestedLoop | Shape::DeepLoopFunctions => {
+            let n = if shape == Shape::NestedLoop { n } else { DEEP };
             for _ in 0..n {
                 s.loop_(BlockType::Empty);
             }
             for _ in 0..n {
+                s.end();
+            }
+        }
+        Shape::DeepDiamonds => {
+            // The diamond's own `if` is the deepest level.
+            for _ in 0..DEEP - 1 {
+                s.local_get(0).if_(BlockType::Empty);
+            }
+            diamonds(&mut s, n);
+            for _ in 0..DEEP - 1 {
                 s.end();
             }
         }
@@ -108,15 +197,7 @@ fn entry(shape: Shape, n: u32) -> Function {
         }
         Shape::Diamonds | Shape::DiamondFunctions => {
             let n = if shape == Shape::Diamonds { n } else { 4_000 };
-            for _ in 0..n {
-                s.local_get(0)
-                    .if_(BlockType::Result(ValType::I32))
-                    .i32_const(1)
-                    .else_()
-                    .local_get(2)
-                    .end()
-                    .local_set(2);
-            }
+            diamonds(&mut s, n);
         }
         Shape::Straight => {
             s.local_get(0);
@@ -162,7 +243,9 @@ pub fn module(shape: Shape, n: u32) -> Vec<u8> {
     let (extra, ty) = match shape {
         Shape::Functions => (n, 1),
         // The same body as the entry point.
-        Shape::DiamondFunctions => (n.saturating_sub(1), 0),
+        Shape::DiamondFunctions | Shape::DeepIfFunctions | Shape::DeepLoopFunctions => {
+            (n.saturating_sub(1), 0)
+        }
         _ => (0, 0),
     };
     for _ in 0..extra {
@@ -183,7 +266,10 @@ pub fn module(shape: Shape, n: u32) -> Vec<u8> {
     code.function(&entry(shape, n));
     let mut other = Function::new([]);
     other.instructions().end();
-    if shape == Shape::DiamondFunctions {
+    if matches!(
+        shape,
+        Shape::DiamondFunctions | Shape::DeepIfFunctions | Shape::DeepLoopFunctions
+    ) {
         other = entry(shape, n);
     }
     for _ in 0..extra {
