@@ -13,8 +13,15 @@
 //! - another label, another version, other fields;
 //! - a manifest that breaks any rule of [`Manifest::check`];
 //! - an icon that [`Icon::from_png`] refuses;
-//! - a module that is not valid WebAssembly or not a confined caplet
-//!   (checked with `pola_sandbox::check`, last, since it is the costliest).
+//! - a module that is not valid WebAssembly, not a confined caplet, or
+//!   one the host would not load (checked with `pola_sandbox::check_with`
+//!   under the sandbox [`Config`](pola_sandbox::Config) the module will be
+//!   loaded with, last, since it is the costliest).
+//!
+//! Whether a module loads depends on the host's bounds (its memory cap,
+//! for one), so the decoder is given them: [`Package::decode_with`] the
+//! config the host loads apps with (the desk's); [`Package::decode`] checks
+//! against the sandbox's defaults, for tools that do not load the module.
 //!
 //! Every string an app chose is escaped ([`crate::text::quote`]) before it
 //! goes into an error message.
@@ -27,7 +34,8 @@
 //!
 //! A [`Package`] made by [`Package::decode`], [`Package::new`] or [`pack`]
 //! has a manifest that passes [`Manifest::check`], an icon that passed
-//! [`Icon::from_png`] and a confined module. The fields are public so the
+//! [`Icon::from_png`] and a confined module that loads under the bounds
+//! it was checked against. The fields are public so the
 //! desk can read them; code that builds one by hand must call
 //! [`Package::new`].
 
@@ -545,11 +553,30 @@ fn package_limits() -> Limits {
 }
 
 impl Package {
-    /// Decodes and checks a package (see the module doc for every check).
+    /// Decodes and checks a package (see the module doc for every check),
+    /// its module against the sandbox's default bounds
+    /// (`pola_sandbox::Config::default()`). A host that will load the module
+    /// decodes with [`Package::decode_with`] and the config it loads with.
     ///
     /// # Errors
     /// The first problem found, as a [`PackageError`].
     pub fn decode(bytes: &[u8]) -> Result<Package, PackageError> {
+        Package::decode_with(bytes, &pola_sandbox::Config::default())
+    }
+
+    /// Decodes and checks a package (see the module doc for every check),
+    /// its module with `pola_sandbox::check_with(wasm, config)`: the same
+    /// decision a sandbox built with `config` makes when it loads it, so a
+    /// package accepted here is one that sandbox loads (compiling aside).
+    ///
+    /// # Errors
+    /// The first problem found, as a [`PackageError`];
+    /// [`PackageError::WouldNotLoad`] names the first of `config`'s bounds
+    /// the module exceeds.
+    pub fn decode_with(
+        bytes: &[u8],
+        config: &pola_sandbox::Config,
+    ) -> Result<Package, PackageError> {
         if bytes.len() > MAX_PACKAGE_BYTES {
             return Err(PackageError::TooLarge {
                 len: bytes.len(),
@@ -604,7 +631,7 @@ impl Package {
                 detail: "its program is not bytes",
             });
         };
-        check_wasm(&wasm)?;
+        check_wasm(&wasm, config)?;
         Ok(Package {
             manifest,
             icon,
@@ -612,7 +639,8 @@ impl Package {
         })
     }
 
-    /// A package from its parts, checked as [`Package::decode`] checks.
+    /// A package from its parts, checked as [`Package::decode`] checks
+    /// (the module against the sandbox's default bounds).
     ///
     /// # Errors
     /// The manifest's first problem, or the module's.
@@ -621,8 +649,22 @@ impl Package {
         icon: Option<Icon>,
         wasm: Vec<u8>,
     ) -> Result<Package, PackageError> {
+        Package::new_with(manifest, icon, wasm, &pola_sandbox::Config::default())
+    }
+
+    /// A package from its parts, checked as [`Package::decode_with`]
+    /// checks (the module against `config`'s bounds).
+    ///
+    /// # Errors
+    /// The manifest's first problem, or the module's.
+    pub fn new_with(
+        manifest: Manifest,
+        icon: Option<Icon>,
+        wasm: Vec<u8>,
+        config: &pola_sandbox::Config,
+    ) -> Result<Package, PackageError> {
         manifest.check()?;
-        check_wasm(&wasm)?;
+        check_wasm(&wasm, config)?;
         Ok(Package {
             manifest,
             icon,
@@ -655,9 +697,10 @@ impl Package {
     }
 }
 
-/// Checks a module with the sandbox's confinement check.
-fn check_wasm(wasm: &[u8]) -> Result<(), PackageError> {
-    match pola_sandbox::check(wasm) {
+/// Checks a module with the sandbox's one checker, under the bounds of the
+/// sandbox that will load it.
+fn check_wasm(wasm: &[u8], config: &pola_sandbox::Config) -> Result<(), PackageError> {
+    match pola_sandbox::check_with(wasm, config) {
         Ok(report) if report.loads => Ok(()),
         Ok(report) if report.confined => Err(PackageError::WouldNotLoad {
             problem: report.problems.first().map_or_else(
@@ -1252,8 +1295,10 @@ fn toml_error(source: &str, e: &toml::de::Error) -> PackageError {
 }
 
 /// Builds a package: reads and checks the TOML manifest, decodes and
-/// re-encodes the icon (if any), checks the module is a confined caplet,
-/// and returns the canonical package bytes.
+/// re-encodes the icon (if any), checks the module is a confined caplet
+/// that loads under the sandbox's default bounds, and returns the
+/// canonical package bytes. [`pack_with`] checks against a host's own
+/// bounds.
 ///
 /// # Errors
 /// The first problem found; [`PackageError::TooLarge`] if the package
@@ -1263,9 +1308,23 @@ pub fn pack(
     wasm: Vec<u8>,
     icon: Option<Vec<u8>>,
 ) -> Result<Vec<u8>, PackageError> {
+    pack_with(manifest_toml, wasm, icon, &pola_sandbox::Config::default())
+}
+
+/// [`pack`], the module checked against `config`'s bounds (those of the
+/// host the package is for, as [`Package::decode_with`]).
+///
+/// # Errors
+/// As [`pack`].
+pub fn pack_with(
+    manifest_toml: &str,
+    wasm: Vec<u8>,
+    icon: Option<Vec<u8>>,
+    config: &pola_sandbox::Config,
+) -> Result<Vec<u8>, PackageError> {
     let manifest = Manifest::from_toml(manifest_toml)?;
     let icon = icon.map(|png| Icon::from_png(&png)).transpose()?;
-    let package = Package::new(manifest, icon, wasm)?;
+    let package = Package::new_with(manifest, icon, wasm, config)?;
     let bytes = package.encode();
     if bytes.len() > MAX_PACKAGE_BYTES {
         return Err(PackageError::TooLarge {

@@ -870,3 +870,72 @@ fn a_confined_module_over_the_hosts_bounds_is_refused_before_compiling() {
         Err(PackageError::WouldNotLoad { .. })
     ));
 }
+
+/// A confined caplet whose memory starts at `pages` 64 KiB pages.
+fn wasm_with_memory(pages: u32) -> Vec<u8> {
+    wat::parse_str(format!(
+        r#"(module
+             (memory (export "memory") {pages})
+             (func (export "pola_deliver") (param i32 i64) (result i32) i32.const 0))"#
+    ))
+    .expect("wat")
+}
+
+#[test]
+fn whether_a_module_loads_is_decided_under_the_hosts_own_bounds() {
+    // A host whose apps may have 64 MiB of memory (the desk's quota), and
+    // a module that starts with 20 MiB: over the sandbox's default 16 MiB,
+    // under this host's cap. The package is judged by the bounds of the
+    // host that will load it, as that host's loader judges it.
+    let mut host = pola_sandbox::Config::default();
+    host.memory_bytes = 64 << 20;
+    let twenty = wasm_with_memory(320);
+    let bytes = package_value(vec![
+        Value::int(1i64),
+        manifest(GOOD_MANIFEST),
+        Value::Bool(false),
+        Value::bytes(twenty.clone()),
+    ]);
+    let p = Package::decode_with(&bytes, &host).expect("loads under the host's 64 MiB");
+    assert_eq!(p.wasm, twenty);
+    pola_powerbox::package::pack_with("name = \"x\"", twenty.clone(), None, &host)
+        .expect("packs for the host");
+    // The host's own loader agrees.
+    let sandbox =
+        pola_sandbox::Sandbox::<pola_sandbox::vat::VatLink>::new(host.clone()).expect("sandbox");
+    sandbox.load(&twenty).expect("the host loads it");
+
+    // Under the default bounds the same package would not load, and the
+    // refusal names the bound.
+    let PackageError::WouldNotLoad { problem } = refused(&bytes) else {
+        panic!("refused for another reason")
+    };
+    assert!(
+        problem.contains("bytes of initial memory") && problem.contains(&(16u64 << 20).to_string()),
+        "{problem}"
+    );
+
+    // Over the host's own cap (64 MiB and one page): refused by the
+    // decoder and by the loader alike.
+    let over = wasm_with_memory(1025);
+    let bytes = package_value(vec![
+        Value::int(1i64),
+        manifest(GOOD_MANIFEST),
+        Value::Bool(false),
+        Value::bytes(over.clone()),
+    ]);
+    let e = Package::decode_with(&bytes, &host).expect_err("over the host's cap");
+    readable(&e);
+    let PackageError::WouldNotLoad { problem } = &e else {
+        panic!("{e:?}")
+    };
+    assert!(
+        problem.contains("bytes of initial memory") && problem.contains(&(64u64 << 20).to_string()),
+        "{problem}"
+    );
+    assert!(matches!(
+        pola_powerbox::package::pack_with("name = \"x\"", over.clone(), None, &host),
+        Err(PackageError::WouldNotLoad { .. })
+    ));
+    assert!(sandbox.load(&over).is_err(), "the loader refuses it too");
+}
