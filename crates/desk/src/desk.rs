@@ -448,7 +448,7 @@ impl Desk {
     /// # Errors
     /// A malformed, oversized or hostile package, in plain words.
     pub fn review(&self, bytes: &[u8]) -> R<Json> {
-        let package = Package::decode(bytes).map_err(|e| DeskError::bad(e.to_string()))?;
+        let package = crate::decode_package(bytes).map_err(|e| DeskError::bad(e.to_string()))?;
         let code = CapletCode::load(&self.sandbox.with_storage, &package.wasm)
             .map_err(|e| DeskError::bad(format!("the app's code does not load: {e}")))?;
         let icon = package.icon.clone();
@@ -540,7 +540,7 @@ impl Desk {
     /// # Errors
     /// As for [`Desk::review`].
     pub fn install_trusted(&self, bytes: &[u8], pet: &str) -> R<String> {
-        let package = Package::decode(bytes).map_err(|e| DeskError::bad(e.to_string()))?;
+        let package = crate::decode_package(bytes).map_err(|e| DeskError::bad(e.to_string()))?;
         let code = CapletCode::load(&self.sandbox.with_storage, &package.wasm)
             .map_err(|e| DeskError::bad(format!("the app's code does not load: {e}")))?;
         let icon = package.icon.clone();

@@ -46,6 +46,32 @@ pub fn sandbox_config() -> pola_sandbox::Config {
     config
 }
 
+/// Decodes and checks a package for this desk: its module is judged
+/// under [`sandbox_config`], the bounds the desk loads apps with, so a
+/// package accepted here is one the desk's sandbox loads (and one refused
+/// names the desk's bound it exceeds).
+///
+/// # Errors
+/// The package's first problem.
+pub fn decode_package(
+    bytes: &[u8],
+) -> Result<pola_powerbox::package::Package, pola_powerbox::package::PackageError> {
+    pola_powerbox::package::Package::decode_with(bytes, &sandbox_config())
+}
+
+/// Packs a package for this desk ([`pola_powerbox::package::pack_with`]
+/// under [`sandbox_config`]).
+///
+/// # Errors
+/// The first problem with the manifest, icon or module.
+pub fn pack_package(
+    manifest_toml: &str,
+    wasm: Vec<u8>,
+    icon: Option<Vec<u8>>,
+) -> Result<Vec<u8>, pola_powerbox::package::PackageError> {
+    pola_powerbox::package::pack_with(manifest_toml, wasm, icon, &sandbox_config())
+}
+
 /// How `pola desk` runs.
 pub struct RunOptions {
     /// The state folder.
@@ -116,10 +142,9 @@ fn first_start(desk: &Desk) -> Result<()> {
         .with_context(|| format!("writing {}", notes.display()))?;
     }
     for app in pola_desk_apps::STOCK {
-        let package =
-            pola_powerbox::package::pack(app.manifest, app.wasm.to_vec(), Some(app.icon.to_vec()))
-                .map_err(|e| anyhow!("stock app {}: {e}", app.id))?;
-        let manifest = pola_powerbox::package::Package::decode(&package)
+        let package = pack_package(app.manifest, app.wasm.to_vec(), Some(app.icon.to_vec()))
+            .map_err(|e| anyhow!("stock app {}: {e}", app.id))?;
+        let manifest = decode_package(&package)
             .map_err(|e| anyhow!("stock app {}: {e}", app.id))?
             .manifest;
         desk.install_trusted(&package, &manifest.name)
