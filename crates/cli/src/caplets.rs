@@ -43,16 +43,10 @@ impl Sandboxes {
     /// # Errors
     /// The WebAssembly engine could not be set up.
     pub fn new(caplets: &[Caplet]) -> Result<Sandboxes> {
+        // The config the check of pola.toml judged each package under
+        // (`Quotas::sandbox_config`), so what it accepted loads here.
         let make = |c: Option<&Caplet>| -> Result<Sandbox<VatLink>> {
-            let mut config = SandboxConfig::default();
-            if let Some(c) = c {
-                if let Some(fuel) = c.quotas.fuel_per_call {
-                    config.fuel_per_call = fuel;
-                }
-                if let Some(bytes) = c.quotas.memory_bytes {
-                    config.memory_bytes = usize::try_from(bytes).unwrap_or(usize::MAX);
-                }
-            }
+            let config = c.map_or_else(SandboxConfig::default, |c| c.quotas.sandbox_config());
             Sandbox::new(config).map_err(|e| anyhow!("setting up WebAssembly: {e}"))
         };
         let mut by_hash = HashMap::new();
@@ -157,4 +151,53 @@ pub fn serve_all(
         served.push((c.name.clone(), object));
     }
     Ok(served)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use super::*;
+
+    /// What the check of `pola.toml` accepts, the caplet's sandbox loads,
+    /// and what it refuses, that sandbox refuses: both use the caplet's
+    /// quotas.
+    #[test]
+    fn the_check_and_the_loader_agree_under_each_caplets_quotas() {
+        let dir = std::env::temp_dir().join(format!("pola-caplets-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        // 20 MiB of initial memory: over the default 16 MiB.
+        let wasm = wat::parse_str(
+            r#"(module
+                (memory (export "memory") 320)
+                (func (export "pola_deliver") (param i32 i64) (result i32) i32.const 0))"#,
+        )
+        .unwrap();
+        std::fs::write(dir.join("big.wasm"), &wasm).unwrap();
+        let sha = crate::hex::encode(&Sha256::digest(&wasm));
+        let file = dir.join("pola.toml");
+        for (quota, loads) in [(32u64 << 20, true), (16 << 20, false), (1 << 20, false)] {
+            let text = format!(
+                "[[caplet]]\nname = \"big\"\npackage = \"big.wasm\"\nsha256 = \"{sha}\"\nquotas = {{ memory_bytes = {quota} }}\n"
+            );
+            let checked = crate::config::Config::parse(&text, &file);
+            assert_eq!(checked.is_ok(), loads, "quota {quota}: {checked:?}");
+            // The caplet's sandbox, built from the same quotas.
+            let caplet = Caplet {
+                name: "big".into(),
+                package: dir.join("big.wasm"),
+                sha256: Sha256::digest(&wasm).into(),
+                quotas: crate::config::Quotas {
+                    fuel_per_call: None,
+                    memory_bytes: Some(quota),
+                },
+                line: 1,
+            };
+            let sandboxes = Sandboxes::new(std::slice::from_ref(&caplet)).unwrap();
+            let loaded = CapletCode::load(&sandboxes.pick(&wasm), &wasm);
+            assert_eq!(loaded.is_ok(), loads, "quota {quota}");
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }

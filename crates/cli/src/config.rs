@@ -100,6 +100,22 @@ pub struct Quotas {
     pub memory_bytes: Option<u64>,
 }
 
+impl Quotas {
+    /// The sandbox configuration the caplet runs under: the defaults with
+    /// these quotas. Both the check of `pola.toml` and the loader use it,
+    /// so a package the check accepts is one its sandbox loads.
+    pub fn sandbox_config(&self) -> pola_sandbox::Config {
+        let mut config = pola_sandbox::Config::default();
+        if let Some(fuel) = self.fuel_per_call {
+            config.fuel_per_call = fuel;
+        }
+        if let Some(bytes) = self.memory_bytes {
+            config.memory_bytes = usize::try_from(bytes).unwrap_or(usize::MAX);
+        }
+        config
+    }
+}
+
 /// A caplet package to serve.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Caplet {
@@ -550,6 +566,25 @@ fn check_caplet(
             None
         }
     };
+    let mut quotas = Quotas::default();
+    if let Some(q) = &c.quotas {
+        let q = q.get_ref();
+        if let Some(f) = &q.fuel_per_call {
+            match u64::try_from(*f.get_ref()) {
+                Ok(v) if v > 0 => quotas.fuel_per_call = Some(v),
+                _ => faults.at(f.span(), "fuel_per_call must be 1 or more"),
+            }
+        }
+        if let Some(m) = &q.memory_bytes {
+            match u64::try_from(*m.get_ref()) {
+                Ok(v) if (65_536..=4 << 30).contains(&v) => quotas.memory_bytes = Some(v),
+                _ => faults.at(
+                    m.span(),
+                    "memory_bytes must be from 65536 (one page) to 4294967296 (4 GiB)",
+                ),
+            }
+        }
+    }
     let package = folder.join(c.package.get_ref());
     match read_plain(&package, MAX_PACKAGE) {
         Err(e) => faults.at(c.package.span(), format!("caplet {name:?}: {e}")),
@@ -567,7 +602,9 @@ fn check_caplet(
                     ),
                 );
             } else {
-                match pola_sandbox::check(&bytes) {
+                // The same decision, under the same bounds, as the loader
+                // of this caplet's sandbox (its quotas).
+                match pola_sandbox::check_with(&bytes, &quotas.sandbox_config()) {
                     Err(e) => faults.at(
                         c.package.span(),
                         format!(
@@ -584,7 +621,7 @@ fn check_caplet(
                                 "caplet {name:?}: {} {}: {}",
                                 package.display(),
                                 if report.confined {
-                                    "would not load"
+                                    "would not load under its quotas"
                                 } else {
                                     "is not confined"
                                 },
@@ -594,25 +631,6 @@ fn check_caplet(
                     }
                     Ok(_) => {}
                 }
-            }
-        }
-    }
-    let mut quotas = Quotas::default();
-    if let Some(q) = &c.quotas {
-        let q = q.get_ref();
-        if let Some(f) = &q.fuel_per_call {
-            match u64::try_from(*f.get_ref()) {
-                Ok(v) if v > 0 => quotas.fuel_per_call = Some(v),
-                _ => faults.at(f.span(), "fuel_per_call must be 1 or more"),
-            }
-        }
-        if let Some(m) = &q.memory_bytes {
-            match u64::try_from(*m.get_ref()) {
-                Ok(v) if (65_536..=4 << 30).contains(&v) => quotas.memory_bytes = Some(v),
-                _ => faults.at(
-                    m.span(),
-                    "memory_bytes must be from 65536 (one page) to 4294967296 (4 GiB)",
-                ),
             }
         }
     }
@@ -981,6 +999,52 @@ mod tests {
         std::os::unix::fs::symlink(s.0.join("c.wasm"), s.0.join("link.wasm")).unwrap();
         let (_, msg) = one(&caplet_text("c", "link.wasm", &sha));
         assert!(msg.contains("symbolic link"), "{msg}");
+    }
+
+    /// A confined caplet whose memory starts at `pages` 64 KiB pages.
+    fn with_memory(pages: u32) -> String {
+        format!(
+            r#"(module
+                (memory (export "memory") {pages})
+                (func (export "pola_deliver") (param i32 i64) (result i32) i32.const 0))"#
+        )
+    }
+
+    #[test]
+    fn a_caplet_is_checked_under_its_own_quotas() {
+        let s = scratch("quotas");
+        let file = s.0.join("pola.toml");
+        // 20 MiB of initial memory: over the sandbox's default 16 MiB.
+        let sha = caplet_file(&s.0, "big.wasm", &with_memory(320));
+        let quota = |bytes: u64| {
+            format!(
+                "{}quotas = {{ memory_bytes = {bytes} }}\n",
+                caplet_text("big", "big.wasm", &sha)
+            )
+        };
+        // Under a 32 MiB quota it loads, so pola serve accepts it.
+        let c = Config::parse(&quota(32 << 20), &file).unwrap();
+        assert_eq!(c.caplets[0].quotas.memory_bytes, Some(32 << 20));
+        // Without a quota (the default 16 MiB) or under 1 MiB it does not:
+        // refused before anything starts, naming the caplet and the bound.
+        for text in [caplet_text("big", "big.wasm", &sha), quota(1 << 20)] {
+            let e = Config::parse(&text, &file).unwrap_err();
+            assert_eq!(e.faults.len(), 1, "{e}");
+            let (line, msg) = &e.faults[0];
+            assert_eq!(*line, 3, "the package line: {e}");
+            assert!(msg.starts_with("caplet \"big\": "), "{msg}");
+            assert!(msg.contains("would not load under its quotas"), "{msg}");
+            assert!(msg.contains("20971520 bytes of initial memory"), "{msg}");
+        }
+        let e = Config::parse(&quota(1 << 20), &file).unwrap_err();
+        assert!(e.to_string().contains("limit is 1048576"), "{e}");
+        // A one-page module under a one-page quota is fine.
+        let small = caplet_file(&s.0, "c.wasm", CONFINED);
+        let text = format!(
+            "{}quotas = {{ memory_bytes = 65536 }}\n",
+            caplet_text("c", "c.wasm", &small)
+        );
+        Config::parse(&text, &file).unwrap();
     }
 
     #[test]

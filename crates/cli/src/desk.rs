@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, Result, anyhow, bail};
-use pola_powerbox::package::{Package, pack as pack_package};
+use pola_powerbox::package::PackageError;
 
 use crate::shown;
 
@@ -35,7 +35,8 @@ pub fn pack(manifest: &Path, wasm: &Path, icon: Option<&Path>, output: &Path) ->
     let text = std::fs::read_to_string(manifest)
         .with_context(|| format!("reading {}", manifest.display()))?;
     let icon = icon.map(read).transpose()?;
-    let bytes = pack_package(&text, read(wasm)?, icon)
+    // Checked against the desk's bounds: packages are for the desk.
+    let bytes = pola_desk::pack_package(&text, read(wasm)?, icon)
         .map_err(|e| anyhow!("{}: {}", manifest.display(), e))?;
     std::fs::write(output, &bytes).with_context(|| format!("writing {}", output.display()))?;
     println!("{} ({} bytes)", output.display(), bytes.len());
@@ -43,27 +44,40 @@ pub fn pack(manifest: &Path, wasm: &Path, icon: Option<&Path>, output: &Path) ->
 }
 
 /// `pola caplet check PKG`: the manifest, the module's confinement, and
-/// whether it loads under the desk's quotas.
+/// whether it loads under the desk's bounds (those the desk decodes and
+/// loads apps with), compiling included.
 ///
 /// # Errors
 /// Never for a bad package (that is the exit status): only I/O.
 pub fn check_package(file: &Path, bytes: &[u8]) -> Result<()> {
     let path = shown(&file.display().to_string());
-    let package = match Package::decode(bytes) {
+    let config = pola_desk::sandbox_config();
+    let bounds = format!(
+        "bounds: the desk's (apps run under them): {}",
+        crate::bounds_text(&config)
+    );
+    let package = match pola_desk::decode_package(bytes) {
         Ok(p) => p,
         Err(e) => {
             println!("{path}: refused: {}", shown(&e.to_string()));
+            match e {
+                PackageError::NotConfined { .. } => println!("confined: NO"),
+                PackageError::WouldNotLoad { problem } => {
+                    println!("confined: yes");
+                    println!("{bounds}");
+                    println!("loads: NO");
+                    println!("  - {}", shown(&problem));
+                }
+                _ => {}
+            }
             std::process::exit(1);
         }
     };
-    let sandbox =
-        pola_sandbox::Sandbox::<pola_sandbox::vat::VatLink>::new(pola_desk::sandbox_config())
-            .map_err(|e| anyhow!("setting up WebAssembly: {e}"))?;
-    if let Err(e) = sandbox.load(&package.wasm) {
-        println!(
-            "{path}: refused: its module does not load: {}",
-            shown(&e.to_string())
-        );
+    if let Err(e) = crate::load_under(&config, &package.wasm) {
+        println!("{path}: refused: its module does not load: {}", shown(&e));
+        println!("confined: yes");
+        println!("{bounds}");
+        println!("loads: NO");
         std::process::exit(1);
     }
     let m = &package.manifest;
@@ -76,6 +90,9 @@ pub fn check_package(file: &Path, bytes: &[u8]) -> Result<()> {
             shown(&r.reason)
         );
     }
+    println!("confined: yes");
+    println!("{bounds}");
+    println!("loads: yes (within these bounds; compiled)");
     println!("ok: the desk would accept it (its module is confined and loads)");
     Ok(())
 }

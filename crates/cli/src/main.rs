@@ -222,12 +222,15 @@ enum Command {
 
 #[derive(Subcommand)]
 enum CapletCommand {
-    /// Print what a module imports and exports and whether it is confined
-    /// (imports nothing but pola's caplet interface). Exits 0 if confined,
-    /// 1 if not, 2 if the file is not a valid module.
+    /// Print what a module imports and exports, whether it is confined
+    /// (imports nothing but pola's caplet interface) and whether it loads
+    /// (compiling included) under the bounds it states: pola serve's
+    /// defaults for a `.wasm`, the desk's for a package. Exits 0 if it
+    /// is confined and loads, 1 if not, 2 if the file is not a valid
+    /// module.
     Check {
         /// The `.wasm` file, or a `.polapkg` package (then its manifest
-        /// is checked too, and whether its module loads).
+        /// is checked too, and its module under the desk's bounds).
         file: std::path::PathBuf,
     },
     /// Build an app package (`.polapkg`) from a TOML manifest, a `.wasm`
@@ -387,7 +390,10 @@ fn caplet_check(file: &std::path::Path) -> anyhow::Result<()> {
     if bytes.starts_with(b"<") {
         return desk::check_package(file, &bytes);
     }
-    let report = match pola_sandbox::check(&bytes) {
+    // What `pola serve` runs a caplet without quotas under; the report
+    // says so, since whether a module loads depends on the bounds.
+    let config = pola_sandbox::Config::default();
+    let report = match pola_sandbox::check_with(&bytes, &config) {
         Ok(r) => r,
         Err(pola_sandbox::LoadError::Invalid(why)) => {
             eprintln!("{path}: not a valid WebAssembly module: {}", shown(&why));
@@ -414,22 +420,65 @@ fn caplet_check(file: &std::path::Path) -> anyhow::Result<()> {
     } else {
         println!("confined: NO");
     }
-    // The same decision the host's loader makes (default bounds), compiling
-    // aside: whether a sandbox would load it.
     let m = &report.measures;
     println!(
         "size: {} functions, {} instructions, at most {} in one function, nested {} deep",
         m.functions, m.operators, m.function_operators, m.nesting
     );
-    if report.loads {
-        println!("loads: yes (within the host's bounds)");
+    println!(
+        "bounds: pola serve's defaults (a caplet without quotas): {}",
+        bounds_text(&config)
+    );
+    // The loader's own decision under those bounds, compiling included:
+    // the checker's, then the compiler's.
+    let refused = if report.loads {
+        load_under(&config, &bytes)
+            .err()
+            .map(|e| vec![shown(&e)])
+            .unwrap_or_default()
+    } else {
+        report
+            .problems
+            .iter()
+            .map(|p| shown(&p.to_string()))
+            .collect()
+    };
+    if refused.is_empty() {
+        println!("loads: yes (within these bounds; compiled)");
         return Ok(());
     }
     println!("loads: NO");
-    for p in &report.problems {
-        println!("  - {}", shown(&p.to_string()));
+    for p in &refused {
+        println!("  - {p}");
     }
     std::process::exit(1);
+}
+
+/// Loads (compiles) `wasm` in a sandbox built with `config`, as a host
+/// with that config would.
+///
+/// # Errors
+/// Why the sandbox refused it (not escaped), or could not be set up.
+pub(crate) fn load_under(config: &pola_sandbox::Config, wasm: &[u8]) -> Result<(), String> {
+    let sandbox = pola_sandbox::Sandbox::<pola_sandbox::vat::VatLink>::new(config.clone())
+        .map_err(|e| format!("setting up WebAssembly: {e}"))?;
+    sandbox.load(wasm).map(drop).map_err(|e| e.to_string())
+}
+
+/// The bounds a module is held to under `config`, in one line, in the
+/// units its refusals use.
+pub(crate) fn bounds_text(config: &pola_sandbox::Config) -> String {
+    let b = &config.bounds;
+    format!(
+        "memory up to {} bytes, tables up to {} elements, modules up to {} bytes, blocks nested up to {} deep, up to {} instructions in one function and {} in all, up to {} functions",
+        config.memory_bytes,
+        config.table_elements,
+        config.max_module_bytes,
+        b.max_nesting,
+        b.max_function_operators,
+        b.max_operators,
+        b.max_functions
+    )
 }
 
 /// `s` safe to print to a terminal: control characters and invisible
