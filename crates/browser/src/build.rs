@@ -439,12 +439,19 @@ enum Walk {
 }
 
 /// Is this element left out with its content (in text collection too)?
-fn hidden(dom: &[crate::dom::Node], id: usize) -> bool {
+/// Dropped kinds, foreign elements, and elements a browser would not draw
+/// (`hidden`, inline `display: none`).
+fn left_out(dom: &[crate::dom::Node], id: usize) -> bool {
     match elem(dom, id) {
-        Some((local, true)) => matches!(classify(local), Class::Drop),
+        Some((local, true)) => matches!(classify(local), Class::Drop) || hidden(dom, id),
         Some((_, false)) => true,
         None => false,
     }
+}
+
+/// Does the element's `hidden` attribute or inline style hide it?
+fn hidden(dom: &[crate::dom::Node], id: usize) -> bool {
+    matches!(dom.get(id).map(|n| &n.data), Some(Data::Element { hides, .. }) if hides.hidden())
 }
 
 /// The text under `id` (dropped elements skipped, `br` as a newline), at
@@ -453,7 +460,7 @@ fn text_under(dom: &[crate::dom::Node], id: usize, max: usize) -> (String, bool)
     let mut out = String::new();
     let mut over = false;
     descendants(dom, id, |n| {
-        if hidden(dom, n) {
+        if left_out(dom, n) {
             return Walk::Skip;
         }
         if let Some((local, _)) = elem(dom, n) {
@@ -581,7 +588,17 @@ impl Builder<'_> {
                 self.text(&t);
                 return;
             }
-            Data::Element { ns, local, .. } if *ns == ns!(html) => local.clone(),
+            Data::Element {
+                ns, local, hides, ..
+            } if *ns == ns!(html) => {
+                if hides.hidden() {
+                    // Not drawn, as in a browser; its fields are still
+                    // the form's (a browser sends them too).
+                    self.hidden_fields(id);
+                    return;
+                }
+                local.clone()
+            }
             // Foreign elements (SVG, MathML), comments, documents.
             _ => return,
         };
@@ -1025,6 +1042,86 @@ impl Builder<'_> {
         }
     }
 
+    /// The fields in a hidden element (itself included), added to the
+    /// current form as hidden fields: never in the tree, sent with the
+    /// page's values, as a browser sends a field it does not show. A
+    /// hidden form is left out whole (nobody can see it to submit it).
+    fn hidden_fields(&mut self, id: usize) {
+        if self.form.is_none() {
+            return;
+        }
+        let dom = self.dom;
+        if matches!(self.hidden_field(id), Walk::Into) {
+            descendants(dom, id, |n| self.hidden_field(n));
+        }
+    }
+
+    /// One node of a hidden element, as `hidden_fields` walks it.
+    fn hidden_field(&mut self, id: usize) -> Walk {
+        let dom = self.dom;
+        let local = match elem(dom, id) {
+            Some((local, true)) => local,
+            _ => return Walk::Skip,
+        };
+        let value = match classify(local) {
+            Class::Drop | Class::Form | Class::Button => return Walk::Skip,
+            Class::Input => {
+                let ty = attr(dom, id, &local_name!("type"))
+                    .map(|t| t.trim().to_ascii_lowercase())
+                    .unwrap_or_default();
+                let value = attr(dom, id, &local_name!("value")).unwrap_or("");
+                match ty.as_str() {
+                    // Not pressed, so not sent; files are never sent.
+                    "submit" | "image" | "button" | "reset" | "file" => return Walk::Skip,
+                    "checkbox" | "radio" if attr(dom, id, &local_name!("checked")).is_none() => {
+                        return Walk::Skip;
+                    }
+                    "checkbox" if value.is_empty() => "on".to_owned(),
+                    _ => value.to_owned(),
+                }
+            }
+            Class::Textarea => text_under(dom, id, crate::MAX_VALUE).0,
+            Class::Select => {
+                let mut first = None;
+                let mut chosen = None;
+                descendants(dom, id, |n| match elem(dom, n) {
+                    Some((l, true)) if *l == local_name!("option") => {
+                        let v = || {
+                            attr(dom, n, &local_name!("value")).map_or_else(
+                                || label_under(dom, n, crate::MAX_VALUE),
+                                str::to_owned,
+                            )
+                        };
+                        if attr(dom, n, &local_name!("selected")).is_some() {
+                            chosen = Some(v());
+                            return Walk::Stop;
+                        }
+                        if first.is_none() {
+                            first = Some(v());
+                        }
+                        Walk::Skip
+                    }
+                    Some((l, true)) if *l == local_name!("optgroup") => Walk::Into,
+                    _ => Walk::Skip,
+                });
+                match chosen.or(first) {
+                    Some(v) => v,
+                    None => return Walk::Skip,
+                }
+            }
+            _ => return Walk::Into,
+        };
+        self.field(
+            id,
+            FieldKind::Hidden,
+            value,
+            Vec::new(),
+            Vec::new(),
+            String::new(),
+        );
+        Walk::Skip
+    }
+
     fn input(&mut self, id: usize) {
         if self.form.is_none() {
             return;
@@ -1128,7 +1225,12 @@ impl Builder<'_> {
         let name = attr(self.dom, id, &local_name!("name"))
             .unwrap_or("")
             .to_owned();
-        let label = label_under_attr(attr(self.dom, id, &local_name!("placeholder")));
+        // A hidden field is never shown, so it has no label.
+        let label = if kind == FieldKind::Hidden {
+            String::new()
+        } else {
+            label_under_attr(attr(self.dom, id, &local_name!("placeholder")))
+        };
         let field = Field {
             name,
             kind,

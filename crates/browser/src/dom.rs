@@ -7,7 +7,8 @@
 //!   exactly once, and a detached node has no parent;
 //! - only the attributes the tree can use are kept (`KEPT_ATTRIBUTES`):
 //!   every other attribute is dropped as the parser hands it over, so
-//!   nothing else can ever reach the tree;
+//!   nothing else can ever reach the tree; of `hidden` and `style` only
+//!   whether they hide the element is kept ([`Hides`]), never their text;
 //! - comments, processing instructions and the doctype are never stored.
 //!
 //! The arena is flat, so dropping it never recurses however deep the page
@@ -52,12 +53,45 @@ pub(crate) enum Data {
         attrs: Vec<(LocalName, StrTendril)>,
         /// For a `template`: the node holding its contents.
         template: Option<usize>,
+        /// Whether its `hidden` or `style` attribute hides it.
+        hides: Hides,
     },
     /// Text.
     Text(StrTendril),
     /// A comment, processing instruction: kept only as a place holder,
     /// with no content.
     Nothing,
+}
+
+/// What an element's `hidden` and inline `style` attributes say about
+/// showing it: a browser draws no box for it or anything inside.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct Hides {
+    /// It has a `hidden` attribute (any value: `until-found` hides too).
+    attr: bool,
+    /// Its `style`, if it has one: whether that says `display: none`.
+    style: Option<bool>,
+}
+
+impl Hides {
+    /// Whether the element is hidden.
+    pub(crate) fn hidden(self) -> bool {
+        self.attr || self.style == Some(true)
+    }
+
+    /// Takes in one attribute, unless the element already has one of
+    /// that name (the parser hands a duplicate attribute over only
+    /// through `add_attrs_if_missing`, which must not replace).
+    fn add(&mut self, a: &Attribute) {
+        if a.name.ns != ns!() {
+            return;
+        }
+        if a.name.local == local_name!("hidden") {
+            self.attr = true;
+        } else if a.name.local == local_name!("style") && self.style.is_none() {
+            self.style = Some(crate::style::display_none(&a.value));
+        }
+    }
 }
 
 /// One node of the arena.
@@ -245,6 +279,10 @@ impl TreeSink for Sink {
 
     fn create_element(&self, name: QualName, attrs: Vec<Attribute>, _: ElementFlags) -> usize {
         let is_template = name.ns == ns!(html) && name.local == local_name!("template");
+        let mut hides = Hides::default();
+        for a in &attrs {
+            hides.add(a);
+        }
         let attrs = attrs
             .into_iter()
             .filter(|a| a.name.ns == ns!() && KEPT_ATTRIBUTES.contains(&a.name.local))
@@ -256,6 +294,7 @@ impl TreeSink for Sink {
             local: name.local,
             attrs,
             template,
+            hides,
         })
     }
 
@@ -332,11 +371,14 @@ impl TreeSink for Sink {
     fn add_attrs_if_missing(&self, target: &usize, attrs: Vec<Attribute>) {
         let mut nodes = self.nodes.borrow_mut();
         if let Some(Node {
-            data: Data::Element { attrs: have, .. },
+            data: Data::Element {
+                attrs: have, hides, ..
+            },
             ..
         }) = nodes.get_mut(*target)
         {
             for a in attrs {
+                hides.add(&a);
                 if a.name.ns == ns!()
                     && KEPT_ATTRIBUTES.contains(&a.name.local)
                     && !have.iter().any(|(n, _)| *n == a.name.local)

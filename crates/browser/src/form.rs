@@ -82,7 +82,9 @@ pub enum FieldKind {
     Select,
     /// A submit button; its value is its label.
     Submit,
-    /// A hidden field: never in the tree, always sent with the page's value.
+    /// A hidden field: never in the tree, always sent with the page's
+    /// value. Also any field the page hides (`hidden`, an inline
+    /// `display: none` on it or around it): a browser sends those too.
     Hidden,
 }
 

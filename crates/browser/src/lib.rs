@@ -7,8 +7,11 @@
 //! desk mints one capability per link, image and form and calls
 //! [`Page::tree`], which fills each capability slot: the result is the
 //! Syrup value a confined renderer receives (`crates/desk/PROTOCOL.md`
-//! section 4.1). No URL, attribute, script, style or comment of the page
-//! is in it.
+//! section 4.1). No link, image or form target, script, style, comment
+//! or attribute of the page is in it, nor what a browser would not draw
+//! (the `hidden` attribute, an inline `display: none`); the page's text
+//! is, and the strings it gives as `alt`, field values, placeholders and
+//! button labels, as written (a URL written there is only text).
 //!
 //! ```text
 //!  bytes ──decode──▶ text ──html5ever──▶ arena DOM ──build──▶ Page
@@ -50,6 +53,7 @@ mod build;
 mod decode;
 mod dom;
 mod form;
+mod style;
 
 use pola_syrup::Value;
 use url::Url;

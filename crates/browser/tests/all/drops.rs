@@ -182,3 +182,89 @@ fn nested_forms_follow_html() {
     assert_eq!(names, ["x", "y"]);
     check(&p, &Limits::default());
 }
+
+#[test]
+fn what_a_browser_would_not_draw_is_not_in_the_tree() {
+    // Each hides "evil" (text, a link, an image, a field) from a person
+    // looking at the page in a browser: it must not reach a renderer.
+    let attacks = [
+        "<p hidden>evil</p>",
+        "<p hidden=until-found>evil</p>",
+        "<div HIDDEN><a href=https://evil.example/>evil</a></div>",
+        "<span hidden=\"\"><img src=https://evil.example/i.png alt=evil></span>",
+        "<p style=\"display:none\">evil</p>",
+        "<p style=\"color: red; DISPLAY : None !important\">evil</p>",
+        "<p style=\"display: block; display: none\">evil</p>",
+        "<p style=\"\\64 isplay: none\">evil</p>",
+        "<div style=\"display:none\"><div><a href=https://evil.example/>x</a></div></div>",
+        "<ul><li hidden>evil</li></ul>",
+        "<table><tr hidden><td>evil</td></tr></table>",
+        "<p>ok <button>Pay <span hidden>evil</span></button></p>",
+        "<pre>ok<span style=display:none>evil</span></pre>",
+        "<form hidden action=https://evil.example/><input value=evil></form>",
+        "<form><label hidden>evil <input name=n placeholder=evil></label></form>",
+        "<body hidden><p>evil</p></body>",
+        "<p>ok</p><body hidden><p>evil</p>",
+    ];
+    let mut failures = Vec::new();
+    for html in attacks {
+        if let Some(what) = leaks(html) {
+            failures.push(format!("{html}\n    → {what}"));
+        }
+    }
+    assert!(failures.is_empty(), "leaked:\n{}", failures.join("\n"));
+}
+
+#[test]
+fn hiding_stops_where_a_browser_would_draw() {
+    // aria-hidden hides from screen readers only: a sighted person sees
+    // it, so it is drawn. A style that does not say display: none, and a
+    // later declaration that shows, are drawn too.
+    let p = page(
+        "<p aria-hidden=true>a</p><p style=\"display: none; display: block\">b</p>\
+         <p style=\"visibility: visible\">c</p><p style=\"content: 'display: none'\">d</p>\
+         <p>e<span hidden>x</span>f</p>",
+    );
+    assert_eq!(
+        show(&p),
+        "<block <para \"a\"> <para \"b\"> <para \"c\"> <para \"d\"> <para \"ef\">>"
+    );
+}
+
+#[test]
+fn fields_a_page_hides_are_sent_but_never_shown() {
+    // A browser sends the fields of a form it does not draw; so does the
+    // desk, with the page's values, as hidden fields.
+    let p = page(
+        "<form action=/f><input name=q>\
+         <div style=display:none><input name=honeypot value=h1><textarea name=t>tt</textarea>\
+         <select name=s><option value=a>A<option value=b selected>B</select>\
+         <input type=checkbox name=c1 checked><input type=checkbox name=c2>\
+         <input type=radio name=r value=r1><input type=radio name=r value=r2 checked>\
+         <input type=submit name=go value=Go></div>\
+         <input name=token value=tk hidden><button hidden name=b>Evil</button></form>",
+    );
+    let f = &p.forms[0];
+    let got: Vec<(&str, &str, &str)> = f
+        .fields
+        .iter()
+        .map(|x| (x.name.as_str(), x.kind.symbol(), x.value.as_str()))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("q", "text", ""),
+            ("honeypot", "hidden", "h1"),
+            ("t", "hidden", "tt"),
+            ("s", "hidden", "b"),
+            ("c1", "hidden", "on"),
+            ("r", "hidden", "r2"),
+            ("token", "hidden", "tk"),
+        ]
+    );
+    // Only the visible field is in the tree.
+    let s = show(&p);
+    assert_eq!(s.matches("<field").count(), 1, "{s}");
+    assert!(!s.contains("Evil") && !s.contains("Go"), "{s}");
+    check(&p, &Limits::default());
+}
