@@ -2,9 +2,13 @@
 //! desk` on a scratch state folder and runs
 //! `crates/desk/tests/e2e/browser.mjs` against it. The script serves its
 //! own web site on loopback and drives the Browser app through the desk's
-//! page: a typed address, a link (the URL field changes before the new
-//! page shows), Back/Forward/Reload, a form, images, the three renderers
-//! (a screenshot of each), the hostile renderer on the red team's page.
+//! page: a typed address (text the page hides with `hidden` or
+//! `display: none` is not drawn), a link (the site holds its answer: the
+//! URL field shows the new address before the answer is sent, and the new
+//! page only after), Back/Forward/Reload, a form, images, the three
+//! renderers (a screenshot of each), the hostile renderer redrawing while
+//! the person types in the URL field (the focus, the text and the
+//! window's icon stay), the hostile renderer on the red team's page.
 //!
 //! Needs `/usr/bin/chromium` (or `POLA_CHROMIUM`), node, and `npm ci` in
 //! `crates/desk/tests/e2e`: `.ci/run` installs them. Without them this test

@@ -15,8 +15,9 @@
 //
 // The script serves its own web site on loopback (site.mjs): a home page
 // (headings, paragraphs, a list, a table, two PNG pictures, links, a GET
-// form with a hidden field, and a <script> that must never run), a second
-// page served slowly (so the URL field can be seen to change first), a
+// form with a hidden field, text hidden by `hidden` and `display: none`,
+// and a <script> that must never run), a second page whose answer the
+// test holds back (so the URL field can be seen to change first), a
 // search results page, and a red-team page holding markup as text and
 // `red-team:exfiltrate` with a secret word. Every request the site gets
 // is logged: the checks use the log to show what never reached it.
@@ -36,9 +37,12 @@ if (!OUT) {
   process.exit(2);
 }
 const SLOW = 60000; // a debug build compiles a renderer in seconds
-/** The second page is answered this late: the URL field must change
- * before its content shows. */
+/** The second page is answered this late (Back/Forward). */
 const HOURS_DELAY = 400;
+/** When a link is followed, the site holds the second page's answer
+ * until the address field has shown its URL for this long: the new page
+ * must appear only after that. */
+const HOLD_MS = 800;
 /** On the red-team page: text that must never leave the desk. */
 const SECRET = 'marmalade-4417';
 const TITLE = 'Harbour Town Library';
@@ -100,6 +104,8 @@ const HOME = htmlPage(TITLE, `
   </form>
   <!-- <a href="/secret-in-a-comment.html">not a link</a> -->
   <p class="hidden" onclick="window.__pwned = 1">Nothing hidden here.</p>
+  <p hidden>HIDDEN-BY-ATTRIBUTE: <a href="/hidden-link.html">a hidden link</a></p>
+  <div style="color: gray; display: none">HIDDEN-BY-STYLE <img src="/images/hidden.png" alt="HIDDEN-IMAGE"></div>
 </main>
 <footer><p>Harbour Town Library, 1 Quay Street.</p></footer>`);
 
@@ -128,12 +134,26 @@ const RED_TEAM = htmlPage('Notes for the red team', `
 <img src="/images/map.png" alt="Map of the town centre">
 <p><a href="/">Back to the library</a></p>`);
 
+/** While set, the second page's answer waits for `hold.open()`. */
+let hold = null;
+function holdHours() {
+  let open;
+  const gate = new Promise((r) => { open = r; });
+  hold = { gate, open: () => { hold = null; open(); }, asked: false, sent: false };
+  return hold;
+}
+
 const site = await serve((req, u) => {
   const html = (body, delay) => ({ type: 'text/html; charset=utf-8', body, delay });
   if (req.method !== 'GET') return null;
   switch (u.pathname) {
     case '/': return html(HOME);
-    case '/hours.html': return html(HOURS, HOURS_DELAY);
+    case '/hours.html': {
+      const h = hold;
+      if (!h) return html(HOURS, HOURS_DELAY);
+      h.asked = true;
+      return h.gate.then(() => { h.sent = true; return html(HOURS); });
+    }
     case '/red-team.html': return html(RED_TEAM);
     case '/search': return html(results(u.searchParams.get('q') || ''));
     case '/images/harbour.png': return { type: 'image/png', body: HARBOUR };
@@ -188,6 +208,28 @@ async function go(page, u) {
   await b.address.click();
   await b.address.fill(u);
   await b.address.press('Enter');
+}
+
+/** The browser window's title-bar icon: how many things are in its
+ * slot, the image's address, and a SHA-256 of the bytes it shows. */
+async function titleIcon(page) {
+  return browserWin(page).locator('.titlebar .title-icon').evaluate(async (slot) => {
+    const img = slot.querySelector('img');
+    const out = { children: slot.childElementCount, src: img && img.getAttribute('src'), complete: !!img && img.complete && img.naturalWidth > 0 };
+    if (img) {
+      const bytes = await (await fetch(img.src, { cache: 'no-store' })).arrayBuffer();
+      out.bytes = Array.from(new Uint8Array(await crypto.subtle.digest('SHA-256', bytes)), (x) => x.toString(16).padStart(2, '0')).join('');
+    }
+    return out;
+  });
+}
+
+/** SHA-256 of the desk's own Browser icon (the one on the desktop). */
+async function deskIconBytes(page) {
+  return iconOf(page, 'Browser').locator('img').first().evaluate(async (img) => {
+    const bytes = await (await fetch(img.src, { cache: 'no-store' })).arrayBuffer();
+    return Array.from(new Uint8Array(await crypto.subtle.digest('SHA-256', bytes)), (x) => x.toString(16).padStart(2, '0')).join('');
+  });
 }
 
 /** Marks the pane's current drawing; `newView` waits for another one. */
@@ -281,6 +323,10 @@ async function typed(page) {
   check(await b.pane.getByText('Monday to Friday').count() >= 1 && await b.pane.getByText('18:00').count() >= 1, 'the table is drawn');
   check(await b.pane.locator('a.v-link', { hasText: 'Opening hours' }).count() >= 1, 'the links are links');
   check(!(await b.pane.innerText()).includes('not a link'), 'a comment is not drawn');
+  const drawn = await b.pane.innerText();
+  check(!drawn.includes('HIDDEN-BY-ATTRIBUTE') && !drawn.includes('a hidden link'), 'text with the hidden attribute is not drawn');
+  check(!drawn.includes('HIDDEN-BY-STYLE') && !drawn.includes('HIDDEN-IMAGE'), 'text styled display: none is not drawn');
+  check(await b.pane.locator('a.v-link', { hasText: 'a hidden link' }).count() === 0, 'a hidden link is not a link');
   check((await b.state.innerText()).trim() === '', `nothing to say about the page: ${await b.state.innerText()}`);
   check(await b.back.isDisabled(), 'nothing to go back to after the first page');
   await onlyDeskElements(page, 'the home page');
@@ -288,14 +334,17 @@ async function typed(page) {
 }
 
 /** 3. A link: the address field changes before the new page's text is in
- * the pane (the site answers late on purpose). */
+ * the pane. At that instant the old page is still drawn; the desk then
+ * stops its renderer and says "Opening URL …" in the pane. The site holds
+ * its answer until the field has shown the new URL for HOLD_MS: the new
+ * page may appear only after the answer was let go. */
 async function link(page) {
   const b = parts(page);
-  await b.win.evaluate((win, [want, marker]) => {
+  await b.win.evaluate((win, [want, marker, old]) => {
     const addr = win.querySelector('.address');
     const pane = win.querySelector('.pane');
     const proto = Object.getOwnPropertyDescriptor(HTMLInputElement.prototype, 'value');
-    const rec = { addrAt: null, paneHadIt: null, contentAt: null, addrAtContent: null };
+    const rec = { addrAt: null, paneHadIt: null, oldDrawn: null, contentAt: null, addrAtContent: null };
     window.__navRecord = rec;
     // The desk sets the field's value: note when, and whether the new
     // page was already drawn at that instant.
@@ -307,6 +356,7 @@ async function link(page) {
         if (String(v) === want && rec.addrAt === null) {
           rec.addrAt = performance.now();
           rec.paneHadIt = pane.textContent.includes(marker);
+          rec.oldDrawn = pane.textContent.includes(old);
         }
       },
     });
@@ -318,18 +368,39 @@ async function link(page) {
       }
     });
     obs.observe(pane, { childList: true, subtree: true, characterData: true });
-  }, [HOURS_URL, 'HOURS-PAGE']);
-  await b.pane.locator('a.v-link', { hasText: 'Opening hours' }).first().click();
+  }, [HOURS_URL, 'HOURS-PAGE', 'on the quay since 1911']);
+  const h = holdHours();
+  let openedAt = null;
+  try {
+    await b.pane.locator('a.v-link', { hasText: 'Opening hours' }).first().click();
+    await eventually(() => h.asked, 'the site is asked for the linked page', SLOW);
+    // The answer is held: the field must show the new address anyway.
+    await addressIs(page, HOURS_URL, 'the linked page, its answer held');
+    await page.waitForTimeout(HOLD_MS);
+    check(!h.sent, 'the answer is still held');
+    check(await b.address.inputValue() === HOURS_URL, 'the address field still shows the new address');
+    const now = (await b.pane.innerText()).trim();
+    check(now === `Opening ${HOURS_URL} …`,
+      `while the answer is held the pane shows the desk's "Opening …" line, not a page: ${JSON.stringify(now.slice(0, 200))}`);
+    check(await b.win.evaluate((w) => w.classList.contains('loading')), 'the window says it is loading');
+    openedAt = await page.evaluate(() => performance.now());
+    h.open();
+  } finally {
+    if (hold === h) h.open();
+  }
   await shows(page, 'HOURS-PAGE', 'the linked page');
   const rec = await b.win.evaluate((win) => {
     delete win.querySelector('.address').value;
     return window.__navRecord;
   });
   check(rec.addrAt !== null, 'the address field was set to the link\'s target');
-  check(rec.paneHadIt === false, 'the address field changed while the old page was still drawn');
+  check(rec.paneHadIt === false && rec.oldDrawn === true, 'the address field changed while the old page was still drawn');
   check(rec.addrAtContent === HOURS_URL, `when the new page appeared the address field showed it (${rec.addrAtContent})`);
-  check(rec.addrAt <= rec.contentAt, 'the address field changed first');
-  console.log(`     the address field changed ${(rec.contentAt - rec.addrAt).toFixed(0)} ms before the page appeared`);
+  check(rec.contentAt > openedAt, 'the new page appeared only after the site answered');
+  const gap = rec.contentAt - rec.addrAt;
+  check(gap >= HOLD_MS, `the address field changed at least ${HOLD_MS} ms before the page appeared (${gap.toFixed(0)} ms)`);
+  console.log(`     the address field changed ${gap.toFixed(0)} ms before the page appeared (the answer was held ${HOLD_MS} ms after it changed); `
+    + `the page appeared ${(rec.contentAt - openedAt).toFixed(0)} ms after the answer was let go`);
   await addressIs(page, HOURS_URL, 'the linked page');
   check(await b.title.innerText() === 'Browser — Opening hours', 'the title follows');
   check(!(await b.back.isDisabled()), 'Back is possible');
@@ -417,10 +488,61 @@ async function renderers(page) {
   shots.text = await shot(page, OUT, 'browser-text');
   await b.win.screenshot({ path: path.join(OUT, 'browser-text-window.png') });
 
-  await markView(page);
-  await b.renderer.selectOption('hostile');
-  await newView(page, 'the hostile renderer');
+  // The person is typing in the address field when the red team's
+  // renderer starts: its many redraws must leave the focus, the caret
+  // and the typed text where they are, and the window's icon the desk's.
+  const iconBefore = await titleIcon(page);
+  check(iconBefore.children === 1 && iconBefore.complete && iconBefore.src === 'api/icons/browser'
+    && iconBefore.bytes === await deskIconBytes(page),
+    `the title bar shows the desk's browser icon: ${JSON.stringify(iconBefore)}`);
+  const TYPED = 'half-typed address';
+  await b.address.click();
+  await b.address.press('Control+a');
+  await page.keyboard.type(TYPED);
+  await b.win.evaluate((win) => {
+    const addr = win.querySelector('.address');
+    const pane = win.querySelector('.pane');
+    const rec = { redraws: 0, focusedAtRedraw: 0, left: [] };
+    window.__focusRecord = rec;
+    addr.addEventListener('blur', () => rec.left.push(`blur to ${document.activeElement && document.activeElement.outerHTML.slice(0, 80)}`));
+    document.addEventListener('focusin', (ev) => { if (ev.target !== addr) rec.left.push(`focus on ${ev.target.outerHTML.slice(0, 80)}`); });
+    rec.obs = new MutationObserver((ms) => {
+      if (!ms.some((m) => m.target === pane && m.addedNodes.length)) return;
+      rec.redraws++;
+      if (document.activeElement === addr) rec.focusedAtRedraw++;
+    });
+    rec.obs.observe(pane, { childList: true });
+    // The switch as the menu makes it, without moving the focus to it.
+    const menu = win.querySelector('select.renderer');
+    menu.value = 'hostile';
+    menu.dispatchEvent(new Event('change'));
+  });
   const lines = await redTeamReport(page, 'the hostile renderer', 23);
+  const focus = await b.win.evaluate((win) => {
+    const r = window.__focusRecord;
+    r.obs.disconnect();
+    const addr = win.querySelector('.address');
+    return { redraws: r.redraws, focusedAtRedraw: r.focusedAtRedraw, left: r.left,
+      active: document.activeElement === addr, value: addr.value, caret: [addr.selectionStart, addr.selectionEnd] };
+  });
+  console.log(`     the red team redrew its pane ${focus.redraws} times while the address field had the focus`);
+  check(focus.left.length === 0, `the focus never left the address field: ${focus.left.join('; ')}`);
+  check(focus.active, 'the address field still has the focus');
+  check(focus.redraws >= 5 && focus.focusedAtRedraw === focus.redraws,
+    `the red team redrew while the person was typing (${focus.redraws} redraws, ${focus.focusedAtRedraw} with the focus in the field)`);
+  check(focus.value === TYPED && focus.caret[0] === TYPED.length && focus.caret[1] === TYPED.length,
+    `the typed text and the caret are as left: ${JSON.stringify(focus)}`);
+  check(await b.pane.locator('input.v-input').count() >= 1, 'its view holds a text field (which did not take the focus)');
+  for (const k of ["view node 'autofocus'", "view node 'droptarget'", 'pane.set_icon', 'pane.set_title', 'pane.set_url']) {
+    check(lines.some((l) => l.startsWith(`BLOCKED: ${k}:`)), `${k} was tried and refused`);
+  }
+  const iconAfter = await titleIcon(page);
+  check(JSON.stringify(iconAfter) === JSON.stringify(iconBefore),
+    `the title bar's icon is unchanged: ${JSON.stringify(iconBefore)} → ${JSON.stringify(iconAfter)}`);
+  // The person leaves the field: it shows the page's address again.
+  await b.address.evaluate((e) => e.blur());
+  await addressIs(page, HOME_URL, 'after typing');
+  check(await b.renderer.inputValue() === 'hostile', 'the renderer menu says hostile');
   const escaped = lines.filter((l) => l.startsWith('ESCAPED'));
   check(escaped.length === 0, `nothing escaped:\n${escaped.join('\n')}`);
   const odd = lines.filter((l) => !/^(BLOCKED|SENT-AS-TEXT):/.test(l));
@@ -437,6 +559,7 @@ async function renderers(page) {
   await b.win.screenshot({ path: path.join(OUT, 'browser-hostile-window.png') });
   check(hitsOf('/') === fetched, `switching renderers did not fetch the page again (${hitsOf('/') - fetched} fetches)`);
   check(!site.hits.some((h) => h.target.includes('evil') || h.target.includes('secret-in-a-comment')), 'the site got no request the page did not make');
+  check(hitsOf('/images/hidden.png') === 0 && hitsOf('/hidden-link.html') === 0, 'the hidden picture and link were never fetched');
 }
 
 /** 8. The red-team page, drawn by the hostile renderer: it tries to send
