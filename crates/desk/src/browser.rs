@@ -135,8 +135,9 @@ fn web_cap(typed: &[url::Origin]) -> WebCap {
 enum How {
     /// Typed in the URL field, a link, or a form: a new history entry.
     New,
-    /// Back, forward or reload: the history stays.
-    History,
+    /// Back, forward or reload to history entry `.0`: the history stays,
+    /// and its position moves only if the navigation starts.
+    History(usize),
 }
 
 /// The renderers' modules, compiled once, in a sandbox without storage.
@@ -279,7 +280,7 @@ impl Desk {
     /// # Errors
     /// Not a browser window, or nothing to go to.
     pub fn history(self: &Arc<Self>, window: u64, step: i64) -> R<()> {
-        let url = {
+        let (to, url) = {
             let mut inner = self.shared.lock();
             let w = browser_window(&mut inner.windows, window)?;
             let b = Self::browser_mut(w)?;
@@ -288,11 +289,10 @@ impl Desk {
                 .ok()
                 .filter(|t| *t < b.history.len())
                 .ok_or_else(|| DeskError::bad("there is no page to go to"))?;
-            b.at = to;
-            b.history[to].clone()
+            (to, b.history[to].clone())
         };
         let url = Url::parse(&url).map_err(|_| DeskError::internal("a bad history entry"))?;
-        self.navigate(window, None, url, None, How::History)
+        self.navigate(window, None, url, None, How::History(to))
     }
 
     /// `POST api/windows/W/renderer {"renderer"}`: draws the current page
@@ -386,9 +386,23 @@ impl Desk {
                 return Err(DeskError::bad(GONE));
             }
             if !b.web.sites().allows(&url) {
-                return Err(DeskError::bad(
-                    "a page may not lead the browser to a local address: type it in the address bar",
-                ));
+                return Err(DeskError::bad(match how {
+                    How::New => {
+                        "a page may not lead the browser to a local address: type it in the address bar"
+                    }
+                    How::History(_) => {
+                        "that page is at a local address no longer typed in this window: type it in the address bar"
+                    }
+                }));
+            }
+            // The position in the history moves only now that the
+            // navigation starts: a refused Back leaves it where the URL
+            // field is.
+            if let How::History(to) = how {
+                if b.history.get(to).is_none_or(|h| h.as_str() != url.as_str()) {
+                    return Err(DeskError::bad("the history changed meanwhile: try again"));
+                }
+                b.at = to;
             }
             b.nav += 1;
             b.page += 1;

@@ -577,6 +577,46 @@ fn a_conspiring_server_gets_another_pages_secret_only_through_that_pages_own_for
 }
 
 #[test]
+fn a_refused_back_leaves_the_history_where_it_was() {
+    let site = Site::start();
+    site.html("", "<title>A</title><p>site a</p>");
+    let (_dir, d) = fresh();
+    let w = d.launch("browser");
+    let a = site.url("");
+    go(&d, &w, &a);
+    wait_page(&d, &w, &a, |t| t.iter().any(|s| s == "site a"));
+    // 64 more local addresses typed (nothing listens there): the window
+    // remembers the last 64 typed origins, so A's is forgotten and a page
+    // (or the history) may no longer lead the browser to it.
+    let others: Vec<String> = (0..64)
+        .map(|k| format!("http://127.0.0.{}:{}/", k + 2, site.port))
+        .collect();
+    for o in &others {
+        go(&d, &w, o);
+    }
+    for o in others.iter().rev().skip(1) {
+        d.ok(&format!("api/windows/{w}/back"), "{}");
+        assert_eq!(chrome(&d, &w)["url"], o.as_str());
+    }
+    let r = d.post(&format!("api/windows/{w}/back"), "{}");
+    assert_eq!(r.status, 400, "{}", r.text());
+    assert!(r.text().contains("no longer typed"), "{}", r.text());
+    // Nothing moved: the URL field and the history's position agree.
+    let b = chrome(&d, &w);
+    assert_eq!(b["url"], others[0].as_str());
+    assert_eq!(
+        (b["back"].clone(), b["forward"].clone()),
+        (json!(true), json!(true))
+    );
+    d.ok(&format!("api/windows/{w}/forward"), "{}");
+    assert_eq!(chrome(&d, &w)["url"], others[1].as_str());
+    // Typed again, A opens.
+    go(&d, &w, &a);
+    wait_page(&d, &w, &a, |t| t.iter().any(|s| s == "site a"));
+    d.stop();
+}
+
+#[test]
 fn huge_and_odd_pages_are_bounded_and_refused_in_plain_words() {
     let site = Site::start();
     let mut big = String::from("<title>Big</title>");
