@@ -25,10 +25,14 @@
 //! - `red-team:cpu`: `render` loops forever;
 //! - `red-team:memory`: grows its memory until refused, reports
 //!   `grow memory`;
-//! - `red-team:follow-first`: follows the first link, and when that
-//!   answers, shows a view holding `STALE-RENDERER` and follows the second
-//!   link (its page is gone by then: both must fail, and it cannot
-//!   report);
+//! - `red-team:follow-first`: first shows a report line `SENDING-STALE`,
+//!   then in the same turn follows the first link and, queued right
+//!   behind that `follow` (so they arrive after the browser has moved on,
+//!   and before the renderer can be stopped), shows a view holding
+//!   `STALE-RENDERER`, follows the second link and submits the first form
+//!   with `STALE-FORM`. When the `follow` answers it tries the pane and the
+//!   second link again (a renderer the browser stopped never gets that
+//!   far). All of these must fail, and it cannot report them;
 //! - `red-team:spin-turns`: re-enters itself for ever, one turn at a time
 //!   (`image.read` on its first image, and again from each answer): no
 //!   single turn is long, so only a budget across its turns stops it;
@@ -36,11 +40,24 @@
 //!   through every channel it has: storage, each image, each link
 //!   (`follow(text)`), and last each form (`submit` with the text in every
 //!   text field: the page's own channel, reported `SENT-VIA-FORM`).
+//!
+//! On every page it also tries to remember: the text of each page it
+//! renders goes into a `static`, a `thread_local`, a leaked heap block and
+//! a field of the caplet that `render` does not wipe, with a count of
+//! renders in a `static`. Each page reports the line `memory across
+//! pages` (`BLOCKED` only on an instance's first render with nothing
+//! remembered), and the exfiltration page sends what it remembers, with
+//! the count (`render-count-N`), through the page's own form: a browser
+//! that reused a renderer would hand an earlier page's text to this
+//! page's site.
 // Not forbid(unsafe_code): the two entry points that `caplet!` exports must
 // be `#[unsafe(no_mangle)]`, allowed only inside that macro; all else is denied.
 #![deny(unsafe_code)]
 
+use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU32, Ordering};
 
 use pola_caplet_browser_draw::{self as draw, Form, Kind, Page};
 use pola_caplet_sdk::view::{self, text};
@@ -80,6 +97,57 @@ const PAGE_NODES: usize = 1200;
 const MAX_LINE: usize = 2000;
 /// The most page text sent out by the exfiltration page.
 const EXFIL_BYTES: usize = 3000;
+
+/// The most text of earlier pages kept in each place (and sent on, with
+/// at most [`EXFIL_BYTES`] of the page's own: within a form value's 4 KiB).
+const MEMORY_BYTES: usize = 900;
+/// The line naming what this instance remembers of earlier pages.
+pub const MEMORY: &str = "memory across pages";
+
+/// Renders this instance has done: the first of a fresh instance is 1.
+static RENDERS: AtomicU32 = AtomicU32::new(0);
+/// The last page's text, in a `static`.
+static IN_STATIC: Mutex<String> = Mutex::new(String::new());
+/// The last page's text, behind a pointer to a heap block never freed.
+static LEAKED: Mutex<Option<&'static str>> = Mutex::new(None);
+thread_local! {
+    /// The last page's text, in thread-local storage.
+    static IN_THREAD: RefCell<String> = const { RefCell::new(String::new()) };
+}
+
+/// Everything kept of earlier pages, in all the places tried; and adds
+/// `page` (this page's text) in front of what each of them keeps, so that
+/// a page seen several pages ago is still there (up to [`MEMORY_BYTES`]).
+fn remember(field: &mut String, page: &str) -> String {
+    let add = |old: &str| {
+        let all = if old.is_empty() {
+            page.to_owned()
+        } else {
+            format!("{page} | {old}")
+        };
+        draw::cut(&all, MEMORY_BYTES).to_owned()
+    };
+    let mut kept = Vec::new();
+    let mut stat = IN_STATIC.lock().unwrap_or_else(|p| p.into_inner());
+    let new = add(&stat);
+    kept.push(std::mem::replace(&mut *stat, new));
+    drop(stat);
+    kept.push(IN_THREAD.with(|t| {
+        let new = add(&t.borrow());
+        t.replace(new)
+    }));
+    let mut leaked = LEAKED.lock().unwrap_or_else(|p| p.into_inner());
+    let old = leaked.unwrap_or("").to_owned();
+    *leaked = Some(Box::leak(add(&old).into_boxed_str()));
+    drop(leaked);
+    kept.push(old);
+    let new = add(field);
+    kept.push(std::mem::replace(field, new));
+    // The places hold the same text when all of them survived: shown once.
+    kept.retain(|k| !k.is_empty());
+    kept.dedup();
+    kept.join(" / ")
+}
 
 /// Every attempt of an ordinary page, in the order listed.
 pub const ATTEMPTS: [&str; 22] = [
@@ -127,6 +195,13 @@ pub struct Hostile {
     hidden_reasons: BTreeSet<String>,
     /// What runs once every listed attempt has answered.
     last: Option<fn(&mut Hostile)>,
+    /// The last page's text: kept by `render` on purpose (it wipes all
+    /// else), one of the places it tries to remember in.
+    kept: String,
+    /// This instance's count of renders, and what it remembered of
+    /// earlier pages when this one came.
+    renders: u32,
+    remembered: String,
 }
 
 fn rec(label: &str, fields: Vec<Val>) -> Val {
@@ -555,13 +630,21 @@ impl Hostile {
             self.untried("follow-first", "the page has no link");
             return self.draw();
         };
-        self.pending("follow-first");
+        let Some(pane) = self.page.as_ref().map(|p| p.pane) else {
+            return;
+        };
+        // Said first, while the page is still the browser's: the test sees
+        // that the stale sends below were made.
+        self.set(
+            "follow-first",
+            "SENDING-STALE: follow-first: follow the first link, then queued behind it pane.show, \
+             the second link's follow and the first form's submit"
+                .to_owned(),
+        );
         self.draw();
         let r = view::ask(first, "follow", vec![], move |h: &mut Hostile, _| {
-            // The page is gone: its pane and the second link must be dead.
-            let Some(pane) = h.page.as_ref().map(|p| p.pane) else {
-                return;
-            };
+            // Runs only if the renderer still runs once the browser moved
+            // on: its pane and the second link must be dead.
             h.must_fail(
                 "stale pane.show",
                 pane,
@@ -573,10 +656,29 @@ impl Hostile {
             }
         });
         if let Err(e) = r {
-            self.report(
+            return self.report(
                 "follow-first",
                 format!("BLOCKED: follow-first: {e} (refused by the sandbox)"),
             );
+        }
+        // Sent in this same turn, so delivered right after the `follow`:
+        // after the browser has moved on, before anything can stop this
+        // instance. Their answers come to a renderer that is stopped by
+        // then, so nothing waits for them.
+        let _ = view::show(pane, view::para([text("STALE-RENDERER")]));
+        if let Some(second) = second {
+            let _ = second.send_only("follow", vec![]);
+        }
+        if let Some(form) = self.forms.first() {
+            let mut values = draw::values(form, None);
+            for f in &form.fields {
+                if matches!(f.kind, Kind::Line | Kind::Textarea) && !f.name.is_empty() {
+                    values.insert(f.name.clone(), "STALE-FORM".to_owned());
+                }
+            }
+            let _ = form
+                .cap
+                .send_only("submit", vec![draw::values_val(&values)]);
         }
     }
 
@@ -626,13 +728,19 @@ impl Hostile {
     /// The page's own channel: each form, with the page's text in every
     /// text field.
     fn exfiltrate_by_forms(&mut self) {
-        let Some(secret) = self
+        let Some(page) = self
             .page
             .as_ref()
             .map(|p| draw::all_text(&p.tree, EXFIL_BYTES))
         else {
             return;
         };
+        // What it remembers of earlier pages goes first: that is the
+        // conspirators' prize.
+        let secret = format!(
+            "render-count-{} remembered [{}] page [{page}]",
+            self.renders, self.remembered
+        );
         for (n, form) in self.forms.clone().into_iter().enumerate() {
             let key = format!("exfiltrate via form {}", n + 1);
             let mut values = draw::values(&form, None);
@@ -674,7 +782,23 @@ impl Hostile {
             _ => Vec::new(),
         };
         let page = Page::parse(args)?;
+        let mut kept = std::mem::take(&mut self.kept);
         *self = Hostile::default();
+        self.renders = RENDERS.fetch_add(1, Ordering::Relaxed).saturating_add(1);
+        let text = draw::all_text(&page.tree, MEMORY_BYTES);
+        self.remembered = remember(&mut kept, &text);
+        self.kept = kept;
+        let line = if self.renders == 1 && self.remembered.is_empty() {
+            format!("BLOCKED: {MEMORY}: render 1, nothing remembered")
+        } else {
+            format!(
+                "ESCAPED: {MEMORY}: render {} of this instance, remembered {} bytes of earlier pages: {}",
+                self.renders,
+                self.remembered.len(),
+                self.remembered
+            )
+        };
+        self.set(MEMORY, line);
         self.forms = draw::forms(&page.tree);
         (self.links, self.images) = caps(&page.tree);
         let big = page.is_big();

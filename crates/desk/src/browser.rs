@@ -81,6 +81,10 @@ pub(super) struct BrowserState {
     current: Option<Arc<Loaded>>,
     /// Stops the current page's renderer (when the page goes).
     stopper: Option<Stopper>,
+    /// What the desk handed the current page's renderer, kept for the
+    /// tests below (which call a dead page's capabilities themselves).
+    #[cfg(test)]
+    sent: Option<tests::Sent>,
 }
 
 impl BrowserState {
@@ -99,6 +103,8 @@ impl BrowserState {
             web: web_cap(&[]),
             current: None,
             stopper: None,
+            #[cfg(test)]
+            sent: None,
         }
     }
 
@@ -573,6 +579,12 @@ impl Desk {
             let object = CapletObject::new(module, Policy::Persistent);
             let stopper = object.stopper();
             let renderer = cx.spawn(object);
+            let mut env = BTreeMap::new();
+            env.insert(Val::str("tree"), tree);
+            env.insert(Val::str("title"), Val::str(loaded.page.title.clone()));
+            env.insert(Val::str("truncated"), Val::Bool(loaded.page.truncated));
+            env.insert(Val::str("pane"), Val::Ref(pane.clone()));
+            let env = Val::Dict(env);
             {
                 let mut inner = me.shared.lock();
                 let Some(w) = inner
@@ -585,15 +597,23 @@ impl Desk {
                 };
                 w.caplet = renderer.clone();
                 if let Some(b) = w.browser.as_mut() {
+                    #[cfg(test)]
+                    {
+                        b.sent = Some(tests::Sent {
+                            page,
+                            env: env.clone(),
+                            pane,
+                            links,
+                            images,
+                            forms,
+                            renderer: renderer.clone(),
+                            stopper: stopper.clone(),
+                        });
+                    }
                     b.stopper = Some(stopper);
                 }
             }
-            let mut env = BTreeMap::new();
-            env.insert(Val::str("tree"), tree);
-            env.insert(Val::str("title"), Val::str(loaded.page.title.clone()));
-            env.insert(Val::str("truncated"), Val::Bool(loaded.page.truncated));
-            env.insert(Val::str("pane"), Val::Ref(pane));
-            let answer = cx.send(&renderer, "render", vec![Val::Dict(env)]);
+            let answer = cx.send(&renderer, "render", vec![env]);
             let desk = Arc::downgrade(&me);
             cx.when(&answer, move |_cx, outcome| {
                 if let (Err(reason), Some(desk)) = (&outcome, desk.upgrade()) {
@@ -875,4 +895,243 @@ pub fn icon() -> Vec<u8> {
     let _ = image::DynamicImage::ImageRgba8(img)
         .write_to(&mut std::io::Cursor::new(&mut out), image::ImageFormat::Png);
     out
+}
+
+// The test site of the desk's integration tests (a real HTTP server on
+// loopback), shared with the unit tests below.
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, dead_code, missing_docs)]
+#[path = "../tests/all/site.rs"]
+mod test_site;
+
+/// A dead page's capabilities, called directly: the renderer that held
+/// them is stopped at navigation (so it never calls them itself, and no
+/// renderer test can show what they answer); these tests keep what the
+/// desk handed a renderer and call it after the page has gone.
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use std::time::{Duration, Instant};
+
+    use pola_sandbox::vat::StopReason;
+    use pola_vat::WaitError;
+
+    use super::test_site::Site;
+    use super::*;
+
+    /// Bounds a hang (debug builds of the sandbox are slow).
+    const PATIENCE: Duration = Duration::from_secs(120);
+
+    /// What the desk handed one page's renderer.
+    #[derive(Clone)]
+    pub(super) struct Sent {
+        pub(super) page: u64,
+        /// The renderer's whole environment, as sent.
+        pub(super) env: Val,
+        pub(super) pane: Ref,
+        pub(super) links: Vec<Ref>,
+        pub(super) images: Vec<Ref>,
+        pub(super) forms: Vec<Ref>,
+        pub(super) renderer: Ref,
+        pub(super) stopper: Stopper,
+    }
+
+    fn open() -> (tempfile::TempDir, Arc<Desk>) {
+        let dir = tempfile::tempdir().unwrap();
+        let (state, documents) = (dir.path().join("state"), dir.path().join("Documents"));
+        std::fs::create_dir_all(&state).unwrap();
+        std::fs::create_dir_all(&documents).unwrap();
+        let desk = Desk::open(&crate::Options { state, documents }).unwrap();
+        (dir, desk)
+    }
+
+    /// Waits until `window` shows `url` drawn by its renderer (its view
+    /// holds `text`); what the desk handed that page's renderer.
+    fn shown(desk: &Desk, window: u64, url: &str, text: &str) -> Sent {
+        let start = Instant::now();
+        loop {
+            {
+                let inner = desk.shared.lock();
+                let w = &inner.windows[&window];
+                let b = w.browser.as_ref().unwrap();
+                let drawn = w
+                    .view
+                    .as_ref()
+                    .is_some_and(|v| v.to_string().contains(text));
+                if b.url == url
+                    && !b.loading
+                    && drawn
+                    && let Some(s) = b.sent.as_ref().filter(|s| s.page == b.page)
+                {
+                    return s.clone();
+                }
+            }
+            assert!(start.elapsed() < PATIENCE, "{url} was never drawn");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Calls `target` from outside the vat: its answer, or why it broke.
+    fn call(desk: &Desk, target: &Ref, method: &str, args: Vec<Val>) -> Result<Val, String> {
+        let answer = desk.vat.send(target, method.to_owned(), args);
+        match desk.vat.block_on(&answer, PATIENCE) {
+            Ok(v) => Ok(v),
+            Err(WaitError::Broken(r)) => Err(pola_vat::error_message(&r)
+                .or_else(|| r.as_str())
+                .unwrap_or("(no reason)")
+                .to_owned()),
+            Err(e) => panic!("{method}: {e}"),
+        }
+    }
+
+    fn para(s: &str) -> Val {
+        Val::record("para", vec![Val::str(s)])
+    }
+
+    fn image(r: &Ref) -> Val {
+        Val::record("image", vec![Val::Ref(r.clone()), Val::str("a picture")])
+    }
+
+    fn refs_in(v: &Val, out: &mut Vec<Ref>) {
+        match v {
+            Val::Ref(r) => out.push(r.clone()),
+            Val::List(l) => l.iter().for_each(|x| refs_in(x, out)),
+            Val::Set(l) => l.iter().for_each(|x| refs_in(x, out)),
+            Val::Dict(d) => d.iter().for_each(|(k, x)| {
+                refs_in(k, out);
+                refs_in(x, out);
+            }),
+            Val::Record(r) => {
+                refs_in(&r.label, out);
+                r.fields.iter().for_each(|x| refs_in(x, out));
+            }
+            _ => {}
+        }
+    }
+
+    /// Every capability `old` holds, called while another page is
+    /// current: each breaks with "this page is gone", and its image is
+    /// not painted in the current page's pane. `now` is the current
+    /// page's (a control: the same calls on it work).
+    fn all_dead(desk: &Desk, window: u64, old: &Sent, now: &Sent) {
+        let r = call(desk, &old.pane, "show", vec![para("STALE-PAGE")]);
+        assert_eq!(r, Err(GONE.to_owned()), "the old pane drew");
+        for (n, link) in old.links.iter().enumerate() {
+            let r = call(desk, link, "follow", vec![]);
+            assert_eq!(r, Err(GONE.to_owned()), "old link {n} was followed");
+        }
+        for form in &old.forms {
+            let mut fields = BTreeMap::new();
+            fields.insert(Val::str("q"), Val::str("STALE-FORM"));
+            let r = call(desk, form, "submit", vec![Val::Dict(fields)]);
+            assert_eq!(r, Err(GONE.to_owned()), "the old form was submitted");
+        }
+        // An old image in the current pane shows its alt text only; the
+        // current page's own image (the control) is painted.
+        let paintable = |r: &Ref| {
+            let view = Val::record("column", vec![para("CONTROL"), image(r)]);
+            call(desk, &now.pane, "show", vec![view]).expect("the current pane draws");
+            let inner = desk.shared.lock();
+            let w = &inner.windows[&window];
+            let v = w.view.clone().unwrap();
+            assert!(v.to_string().contains("CONTROL"), "{v}");
+            (v["c"][1]["n"].is_number(), w.images.clone())
+        };
+        for img in &old.images {
+            let (painted, images) = paintable(img);
+            assert!(!painted && images.is_empty(), "an old image was painted");
+            assert!(desk.image(window, 0).is_err());
+        }
+        let (painted, images) = paintable(&now.images[0]);
+        assert!(
+            painted && images == [0],
+            "the control image was not painted"
+        );
+    }
+
+    #[test]
+    fn a_pages_capabilities_and_renderer_die_when_it_goes_even_drawn_again() {
+        let site = Site::start();
+        let page = |name: &str| {
+            format!(
+                "<title>{name}</title><h1>{name} page</h1>\
+                 <p><a href='/one'>one</a> <a href='/two'>two</a></p><img src='/pic.png' alt='pic'>\
+                 <form action='/search'><input name='q'><input type='submit' value='Go'></form>"
+            )
+        };
+        site.html("", &page("Home"));
+        site.html("one", &page("One"));
+        site.html("two", &page("Two"));
+        site.html("search", &page("Search"));
+        let mut png = Vec::new();
+        image::DynamicImage::ImageRgba8(image::RgbaImage::new(4, 4))
+            .write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
+            .unwrap();
+        site.put("pic.png", 200, "image/png", png);
+        let (_dir, desk) = open();
+        let w = desk.launch(APP).unwrap();
+        let (home, one) = (site.url(""), site.url("one"));
+        desk.browse(w, &home).unwrap();
+        let first = shown(&desk, w, &home, "Home page");
+        assert_eq!(
+            (first.links.len(), first.images.len(), first.forms.len()),
+            (2, 1, 1)
+        );
+        // The kept capabilities are all the renderer got.
+        let mut held = Vec::new();
+        refs_in(&first.env, &mut held);
+        let minted: Vec<&Ref> = std::iter::once(&first.pane)
+            .chain(&first.links)
+            .chain(&first.images)
+            .chain(&first.forms)
+            .collect();
+        assert!(held.iter().all(|r| minted.contains(&r)), "{held:?}");
+        assert_eq!(held.len(), minted.len());
+
+        // The user goes to page one (typed): the home page's renderer is
+        // stopped, and each of its capabilities is dead.
+        desk.browse(w, &one).unwrap();
+        let second = shown(&desk, w, &one, "One page");
+        assert_eq!(first.stopper.stopped(), Some(StopReason::Host));
+        let click = Val::Dict(BTreeMap::from([
+            (Val::str("type"), Val::sym("click")),
+            (Val::str("id"), Val::str("x")),
+        ]));
+        let r = call(&desk, &first.renderer, "event", vec![click]);
+        assert!(r.as_ref().is_err_and(|e| e.contains("stopped")), "{r:?}");
+        let before = site.hits().len();
+        let mut events = desk.subscribe();
+        all_dead(&desk, w, &first, &second);
+
+        // The same page drawn again by another renderer is a new page:
+        // page one's links and form now name the very same targets the
+        // current page has, and still only the page number refuses them.
+        desk.set_renderer(w, "text").unwrap();
+        let third = shown(&desk, w, &one, "One page");
+        assert!(third.page > second.page);
+        assert_eq!(second.stopper.stopped(), Some(StopReason::Host));
+        all_dead(&desk, w, &second, &third);
+
+        // Nothing was drawn or fetched for a dead page: no view of it, no
+        // navigation, the URL field where the user left it.
+        loop {
+            match events.try_recv() {
+                Ok(m) => assert!(!m.contains("STALE"), "a dead page drew: {m}"),
+                Err(tokio::sync::broadcast::error::TryRecvError::Empty) => break,
+                Err(e) => panic!("the desk's messages: {e}"),
+            }
+        }
+        let fetched: Vec<String> = site.hits()[before..]
+            .iter()
+            .map(|h| h.target.clone())
+            .filter(|t| t != "/pic.png")
+            .collect();
+        assert!(fetched.is_empty(), "a dead page fetched {fetched:?}");
+        {
+            let inner = desk.shared.lock();
+            let b = inner.windows[&w].browser.as_ref().unwrap();
+            assert_eq!((b.url.as_str(), b.loading), (one.as_str(), false));
+        }
+        desk.shutdown();
+    }
 }

@@ -915,9 +915,16 @@ fn hostile_stale_renderer_tries_the_dead_pane_and_the_second_link() {
         )],
     );
     f.render("hostile", tree, "").1.unwrap();
+    // This vat does not stop the renderer when the killer is followed (the
+    // desk does): both of its stale tries come, the sends it queued behind
+    // the `follow` in the same turn and those it makes once `follow` has
+    // answered.
     let deadline = Instant::now() + T;
-    while second.calls.lock().unwrap().is_empty() {
-        assert!(Instant::now() < deadline, "never tried the second link");
+    while second.calls.lock().unwrap().len() < 2 {
+        assert!(
+            Instant::now() < deadline,
+            "never tried the second link twice"
+        );
         std::thread::sleep(Duration::from_millis(5));
     }
     assert_eq!(
@@ -941,7 +948,7 @@ fn hostile_stale_renderer_tries_the_dead_pane_and_the_second_link() {
                     .is_some_and(|v| words(v).iter().any(|w| w == "STALE-RENDERER"))
             })
             .collect();
-        if !stale.is_empty() {
+        if stale.len() >= 2 {
             assert!(stale.iter().all(|(_, _, ok)| !ok));
             break;
         }
@@ -956,6 +963,76 @@ fn hostile_stale_renderer_tries_the_dead_pane_and_the_second_link() {
             .iter()
             .all(|v| !words(v).iter().any(|w| w == "STALE-RENDERER"))
     );
+    // It said it was sending them, while its page was still live.
+    assert!(f.pane.shown.lock().unwrap().iter().any(|v| {
+        words(v)
+            .iter()
+            .any(|w| w.starts_with("SENDING-STALE: follow-first"))
+    }));
+    f.vat.shutdown();
+}
+
+/// The memory attack is real: an instance that renders a second page
+/// remembers the first (in a static, thread-local storage, a leaked heap
+/// block and its own fields), says so, and sends it through the second
+/// page's form. The desk's answer is a fresh instance per page (its
+/// conspiring-server test checks that the count is 1 on every page).
+#[test]
+fn hostile_remembers_earlier_pages_if_an_instance_is_reused() {
+    let mut f = Fixture::new();
+    let secret = rec(
+        "para",
+        vec![s("red-team:exfiltrate balance SECRET-OF-PAGE-ONE")],
+    );
+    let (r, answer) = f.render("hostile", rec("block", vec![secret]), "One");
+    answer.unwrap();
+    let first = f.pane.wait_for(0, |w| {
+        w.iter().any(|l| l.contains("memory across pages"))
+            && w.iter().all(|l| !l.starts_with("PENDING"))
+    });
+    assert!(
+        report(&first)
+            .iter()
+            .any(|l| l == "BLOCKED: memory across pages: render 1, nothing remembered"),
+        "{:?}",
+        report(&first)
+    );
+    let shown = f.pane.count();
+    let form = f.form(
+        vec!["q"],
+        vec![
+            field("q", "text", "", "Query", &[]),
+            field("go", "submit", "Go", "", &[]),
+        ],
+    );
+    let two = rec(
+        "block",
+        vec![rec("para", vec![s("red-team:exfiltrate page two")]), form],
+    );
+    assert_eq!(
+        f.call(&r, "render", vec![f.env(two, "Two")]),
+        Ok(Val::Bool(true))
+    );
+    let v = f.pane.wait_for(shown, |w| {
+        w.iter()
+            .any(|l| l.starts_with("SENT-VIA-FORM: exfiltrate via form 1"))
+    });
+    let memory = report(&v)
+        .into_iter()
+        .find(|l| l.contains("memory across pages"))
+        .unwrap();
+    assert!(
+        memory.starts_with("ESCAPED: memory across pages: render 2 of this instance")
+            && memory.contains("SECRET-OF-PAGE-ONE"),
+        "{memory}"
+    );
+    let sent = f.forms[0].0.sent.lock().unwrap().clone();
+    assert_eq!(sent.len(), 1);
+    assert!(
+        sent[0]["q"].starts_with("render-count-2 remembered ["),
+        "{sent:?}"
+    );
+    assert!(sent[0]["q"].contains("SECRET-OF-PAGE-ONE"), "{sent:?}");
     f.vat.shutdown();
 }
 

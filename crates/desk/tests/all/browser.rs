@@ -47,11 +47,70 @@ fn wait_page(d: &Desktop, w: &str, url: &str, done: impl Fn(&[String]) -> bool) 
     }
 }
 
-/// The hostile renderer's report, once no attempt is pending.
-fn report(d: &Desktop, w: &str, url: &str) -> Vec<String> {
+/// The hostile renderer's report, once it has a line for `last` and no
+/// attempt is pending.
+fn report(d: &Desktop, w: &str, url: &str, last: &str) -> Vec<String> {
     wait_page(d, w, url, |t| {
-        t.iter().any(|l| l.starts_with("BLOCKED:")) && !t.iter().any(|l| l.starts_with("PENDING"))
+        t.iter().any(|l| l.contains(last)) && !t.iter().any(|l| l.starts_with("PENDING"))
     })
+}
+
+/// The desk's messages to its page, kept as they come (a receiver that
+/// falls behind loses some: the test fails then rather than miss one).
+struct Messages {
+    rx: tokio::sync::broadcast::Receiver<String>,
+    seen: Vec<Json>,
+}
+
+impl Messages {
+    fn new(d: &Desktop) -> Messages {
+        Messages {
+            rx: d.desk.subscribe(),
+            seen: Vec::new(),
+        }
+    }
+
+    fn drain(&mut self) {
+        use tokio::sync::broadcast::error::TryRecvError;
+        loop {
+            match self.rx.try_recv() {
+                Ok(m) => self.seen.push(serde_json::from_str(&m).expect("json")),
+                Err(TryRecvError::Empty) => return,
+                Err(e) => panic!("the desk's messages to the page: {e}"),
+            }
+        }
+    }
+
+    /// Waits (taking messages as they come) until `done`.
+    fn until(&mut self, what: &str, done: impl Fn() -> bool) {
+        let start = Instant::now();
+        loop {
+            self.drain();
+            if done() {
+                return self.drain();
+            }
+            assert!(start.elapsed() < PATIENCE, "waited in vain for {what}");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// The index of the first message satisfying `ok`.
+    fn first(&self, what: &str, ok: impl Fn(&Json) -> bool) -> usize {
+        self.seen
+            .iter()
+            .position(ok)
+            .unwrap_or_else(|| panic!("no message {what}: {:#?}", self.seen))
+    }
+}
+
+/// Whether `m` says the URL field now shows `url`.
+fn url_is(m: &Json, url: &str) -> bool {
+    m["type"] == "browser" && m["browser"]["url"] == url
+}
+
+/// Whether `m` is a view holding the text `s`.
+fn view_with(m: &Json, s: &str) -> bool {
+    m["type"] == "view" && texts(&m["view"]).iter().any(|t| t.contains(s))
 }
 
 fn links_in(view: &Json, out: &mut usize) {
@@ -343,39 +402,89 @@ fn the_hostile_renderer_reaches_none_of_the_seven_goals() {
     renderer(&d, &w, "hostile");
     let home = site.url("");
     go(&d, &w, &home);
-    let lines = report(&d, &w, &home);
+    let lines = report(&d, &w, &home, "link.follow with a URL argument");
     let escaped: Vec<&String> = lines.iter().filter(|l| l.starts_with("ESCAPED")).collect();
     assert!(escaped.is_empty(), "the renderer escaped: {escaped:#?}");
-    for attempt in [
-        "env holds only tree, title, truncated, pane",
-        "pane.set_url",
-        "pane.set_title",
-        "pane.set_icon",
-        "pane.navigate",
-        "pane.read",
-        "view node 'title'",
-        "view node 'script'",
-        "view node 'autofocus'",
-        "view node 'droptarget'",
-        "view of 6000 nodes",
-        "view 40 deep",
-        "link.get",
-        "link.url",
-        "link.follow with a URL argument",
-        "image.read",
-        "image.url",
-        "form.submit with an unknown field",
-        "form.submit changing a hidden field",
-        "handles 1..2000",
-        "storage.put",
-    ] {
+    // Each attempt was made, and refused for its own reason: the desk's
+    // words for it (a line the renderer writes itself, such as "not tried"
+    // or a refusal by its own sandbox, is no proof the desk refused it).
+    const PANE: &str = "a pane answers only show(view)";
+    const LINK: &str = "a link answers only follow()";
+    const IMAGE: &str = "an image answers nothing: put it in a view's <'image IMAGE alt>";
+    let expected: [(&str, &str); 22] = [
+        ("memory across pages", "render 1, nothing remembered"),
+        (
+            "env holds only tree, title, truncated, pane",
+            "it holds pane, title, tree, truncated",
+        ),
+        ("pane.set_url", PANE),
+        ("pane.set_title", PANE),
+        ("pane.set_icon", PANE),
+        ("pane.navigate", PANE),
+        ("pane.read", PANE),
+        ("view node 'title'", "unknown view node 'title'"),
+        ("view node 'script'", "unknown view node 'script'"),
+        ("view node 'autofocus'", "unknown view node 'autofocus'"),
+        ("view node 'droptarget'", "unknown view node 'droptarget'"),
+        ("view of 6000 nodes", "the view has more than 5000 nodes"),
+        ("view 40 deep", "the view is nested deeper than 32"),
+        ("link.get", LINK),
+        ("link.url", LINK),
+        (
+            "link.follow with a URL argument",
+            "follow() takes nothing: a link goes where the page said",
+        ),
+        ("image.read", IMAGE),
+        ("image.url", IMAGE),
+        (
+            "form.submit with an unknown field",
+            "the form has no field named \"pola-red-team-extra\"",
+        ),
+        (
+            "form.submit changing a hidden field",
+            "all 8 names refused: ",
+        ),
+        ("handles 1..2000", "all 2000 guesses unknown"),
+        ("storage.put", "storage-full"),
+    ];
+    for l in &lines {
         assert!(
-            lines
-                .iter()
-                .any(|l| l.starts_with("BLOCKED:") && l.contains(attempt)),
-            "no BLOCKED line for {attempt:?}: {lines:#?}"
+            !l.contains("not tried") && !l.contains("refused by the sandbox"),
+            "an attempt the desk never answered: {l}"
         );
     }
+    for (attempt, reason) in expected {
+        let prefix = format!("BLOCKED: {attempt}: ");
+        let line = lines
+            .iter()
+            .find(|l| l.starts_with(&prefix))
+            .unwrap_or_else(|| panic!("no BLOCKED line for {attempt:?}: {lines:#?}"));
+        assert!(
+            line[prefix.len()..].starts_with(reason),
+            "{attempt}: refused for another reason than {reason:?}: {line}"
+        );
+    }
+    // The renderer cannot see hidden fields, so it guessed names: the desk
+    // refused the one it has as hidden, and the rest as unknown.
+    let hidden = lines
+        .iter()
+        .find(|l| l.contains("form.submit changing a hidden field"))
+        .expect("the hidden field line");
+    assert!(
+        hidden.contains("the hidden field \"token\" cannot be changed"),
+        "{hidden}"
+    );
+    // Every line of the report is one of these, or one of the two
+    // payloads sent as text (checked below).
+    let report_lines = lines
+        .iter()
+        .filter(|l| {
+            ["BLOCKED:", "ESCAPED:", "ANSWERED:", "SENT-", "PENDING"]
+                .iter()
+                .any(|p| l.starts_with(p))
+        })
+        .count();
+    assert_eq!(report_lines, expected.len() + 2, "{lines:#?}");
     // The URL field, the title and the history are as the browser left
     // them.
     let b = chrome(&d, &w);
@@ -399,36 +508,68 @@ fn the_hostile_renderer_reaches_none_of_the_seven_goals() {
         assert!(t == "/" || t == "/pic.png", "the site got {t}: {targets:?}");
     }
     // Markup went as text: the page's DOM test checks it was never run.
-    assert!(
-        lines
-            .iter()
-            .any(|l| l.starts_with("SENT-AS-TEXT:") && l.contains("<script>"))
-    );
+    for (attempt, payload) in [
+        ("script markup as text", "<script>window.__pwned=1</script>"),
+        (
+            "image markup as text",
+            "<img src=x onerror=\"window.__pwned=1\">",
+        ),
+    ] {
+        let want = format!("SENT-AS-TEXT: {attempt}: {payload}");
+        assert!(lines.contains(&want), "no line {want:?}: {lines:#?}");
+    }
     d.stop();
 }
 
+/// The hostile renderer follows the first link and, in the same turn,
+/// queues a drawing, the second link's `follow` and a form submission
+/// behind it: they reach the desk after the browser has moved on (the
+/// page check refuses them); its tries once `follow` has answered never
+/// run (the desk stopped it in the turn that moved the page). The desk's
+/// unit test `a_pages_capabilities_and_renderer_die_when_it_goes_even_drawn_again`
+/// calls a dead page's capabilities once the next page is drawn too.
 #[test]
-fn a_stale_renderer_cannot_draw_or_follow_after_navigation() {
+fn a_stale_renderer_cannot_draw_follow_or_submit_after_navigation() {
     let site = Site::start();
     site.html("", &red_page(&site, "red-team:follow-first"));
     site.html("one", "<title>One</title><p>page one</p>");
     site.html("two", "<title>Two</title><p>page two</p>");
+    site.html("search", "<title>Search</title><p>searched</p>");
     site.put("pic.png", 200, "image/png", png(8, 8));
     let (_dir, d) = fresh();
     let w = d.launch("browser");
     renderer(&d, &w, "hostile");
-    let mut rx = d.desk.subscribe();
+    let mut m = Messages::new(&d);
     go(&d, &w, &site.url(""));
-    // It follows the first link (the URL field follows), then tries to
-    // draw and to follow the second link with its dead page.
+    // It follows the first link (the URL field follows), the rest fails.
     let one = site.url("one");
-    wait_page(&d, &w, &one, |t| !t.is_empty());
+    m.until("page one", || {
+        let win = d.window(&w);
+        win["browser"]["url"] == one.as_str()
+            && win["browser"]["loading"] == false
+            && texts(&win["view"]).iter().any(|t| t.contains("page one"))
+    });
     std::thread::sleep(Duration::from_millis(500));
+    m.drain();
+    // The stale sends were made: the renderer said so while its page was
+    // still the browser's.
+    let said = m.first("announcing the stale sends", |m| {
+        view_with(m, "SENDING-STALE: follow-first")
+    });
+    let moved = m.first("moving the URL field to page one", |m| url_is(m, &one));
+    assert!(said < moved);
+    for msg in &m.seen {
+        assert!(
+            !msg.to_string().contains("STALE-RENDERER"),
+            "a dead page drew: {msg}"
+        );
+    }
     assert_eq!(chrome(&d, &w)["url"], one.as_str());
     assert!(!site.saw("/two"), "a dead page's link was followed");
-    while let Ok(m) = rx.try_recv() {
-        assert!(!m.contains("STALE-RENDERER"), "a dead page drew: {m}");
-    }
+    assert!(
+        !site.saw("/search") && !site.saw("STALE-FORM"),
+        "a dead page's form was submitted"
+    );
     d.stop();
 }
 
@@ -488,7 +629,7 @@ fn a_renderer_that_spins_or_grows_is_stopped_and_the_browser_goes_on() {
         .to_owned();
     assert!(why.contains("CPU budget"), "{why}");
     go(&d, &w, &site.url("memory"));
-    let lines = report(&d, &w, &site.url("memory"));
+    let lines = report(&d, &w, &site.url("memory"), "grow memory");
     assert!(
         lines
             .iter()
@@ -568,11 +709,71 @@ fn a_conspiring_server_gets_another_pages_secret_only_through_that_pages_own_for
         evil.hits()
     );
     assert!(bank.saw("TOPSECRET42"), "the bank's own form carried it");
-    // A fresh renderer on the partner's page holds nothing of the bank's.
+    // A fresh renderer on the partner's page holds nothing of the bank's:
+    // the renderer keeps each page's text in every place a WebAssembly
+    // instance can keep anything (a static, thread-local storage, a leaked
+    // heap block, its own fields) and sends it, with its count of renders,
+    // through the next page's form.
     go(&d, &w, &evil.url("welcome"));
     collected(2);
     std::thread::sleep(Duration::from_millis(500));
     assert!(!evil.saw("TOPSECRET42"), "{:?}", evil.hits());
+    // Every page's renderer was a fresh instance that remembered nothing:
+    // "render-count-1 remembered []", form-encoded, in each submission.
+    let fresh_instance = "render-count-1+remembered+%5B%5D+page";
+    let sent: Vec<String> = evil
+        .hits()
+        .into_iter()
+        .filter(|h| h.target == "/collect")
+        .map(|h| h.body)
+        .chain(
+            bank.hits()
+                .into_iter()
+                .filter(|h| h.target.starts_with("/search"))
+                .map(|h| h.target),
+        )
+        .collect();
+    assert_eq!(sent.len(), 3, "{sent:#?}");
+    for s in &sent {
+        assert!(s.contains(fresh_instance), "a renderer remembered: {s}");
+    }
+    d.stop();
+}
+
+#[test]
+fn a_link_that_redirects_shows_the_final_address_before_the_new_page() {
+    let site = Site::start();
+    site.html("", "<title>Start</title><p><a href='/old'>moved</a></p>");
+    site.redirect("old", &site.url("new"));
+    site.html("new", "<title>New</title><p>the new place</p>");
+    let (_dir, d) = fresh();
+    let w = d.launch("browser");
+    let (home, old, new) = (site.url(""), site.url("old"), site.url("new"));
+    go(&d, &w, &home);
+    wait_page(&d, &w, &home, |t| t.iter().any(|s| s == "moved"));
+    let mut m = Messages::new(&d);
+    d.ok(
+        &format!("api/windows/{w}/event"),
+        &json!({"type": "link", "n": 0}).to_string(),
+    );
+    m.until("the new page", || {
+        let win = d.window(&w);
+        win["browser"]["url"] == new.as_str()
+            && texts(&win["view"]).iter().any(|s| s == "the new place")
+    });
+    // The link's address first (before the fetch), then the address the
+    // site redirected to, then the page.
+    let asked = m.first("with the link's address", |m| url_is(m, &old));
+    let landed = m.first("with the final address", |m| url_is(m, &new));
+    let drawn = m.first("drawing the new page", |m| view_with(m, "the new place"));
+    assert!(asked < landed && landed < drawn, "{:#?}", m.seen);
+    assert_eq!(chrome(&d, &w)["title"], "New");
+    assert!(site.saw("/new"));
+    // The history holds the final address too.
+    d.ok(&format!("api/windows/{w}/back"), "{}");
+    wait_page(&d, &w, &home, |t| t.iter().any(|s| s == "moved"));
+    d.ok(&format!("api/windows/{w}/forward"), "{}");
+    wait_page(&d, &w, &new, |t| t.iter().any(|s| s == "the new place"));
     d.stop();
 }
 
@@ -613,6 +814,43 @@ fn a_refused_back_leaves_the_history_where_it_was() {
     // Typed again, A opens.
     go(&d, &w, &a);
     wait_page(&d, &w, &a, |t| t.iter().any(|s| s == "site a"));
+    d.stop();
+}
+
+#[test]
+fn the_url_field_moves_before_the_fetch_and_the_old_page_goes_at_once() {
+    let site = Site::start();
+    site.html(
+        "",
+        "<title>Home</title><h1>Welcome home</h1><p><a href='/slow'>slow page</a></p>",
+    );
+    let gate = site.gated("slow", "<title>Slow</title><p>slow content</p>");
+    let (_dir, d) = fresh();
+    let w = d.launch("browser");
+    let (home, slow) = (site.url(""), site.url("slow"));
+    go(&d, &w, &home);
+    wait_page(&d, &w, &home, |t| t.iter().any(|s| s == "Welcome home"));
+    let mut m = Messages::new(&d);
+    d.ok(
+        &format!("api/windows/{w}/event"),
+        &json!({"type": "link", "n": 0}).to_string(),
+    );
+    // The site has the request and holds it: the fetch is under way.
+    m.until("the request for the slow page", || site.saw("/slow"));
+    std::thread::sleep(Duration::from_millis(200));
+    m.drain();
+    let win = d.window(&w);
+    assert_eq!(win["browser"]["url"], slow.as_str(), "the URL field waited");
+    assert_eq!(win["browser"]["loading"], true);
+    assert_eq!(win["browser"]["title"], "");
+    // Nothing of the old page stays under the new address (it would
+    // pass for the new page's): the desk says what it is opening.
+    let t = texts(&win["view"]);
+    assert_eq!(t, [format!("Opening {slow} …")], "{t:?}");
+    assert!(m.seen.iter().any(|m| url_is(m, &slow)));
+    assert!(!m.seen.iter().any(|m| view_with(m, "slow content")));
+    gate.open();
+    wait_page(&d, &w, &slow, |t| t.iter().any(|s| s == "slow content"));
     d.stop();
 }
 

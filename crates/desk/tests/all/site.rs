@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::io::{BufRead as _, BufReader, Read as _, Write as _};
 use std::net::{TcpListener, TcpStream};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
 /// One page: status, content type, body.
@@ -16,6 +16,29 @@ pub struct Page {
     pub body: Vec<u8>,
     /// A `Location` header (for redirects).
     pub location: Option<String>,
+    /// Held until this gate opens (the request is logged at once).
+    pub gate: Option<Gate>,
+}
+
+/// A gate holding a page's answers back until the test opens it.
+#[derive(Clone, Default)]
+pub struct Gate(Arc<(Mutex<bool>, Condvar)>);
+
+impl Gate {
+    /// Lets every held and later request of the page be answered.
+    pub fn open(&self) {
+        *self.0.0.lock().expect("gate") = true;
+        self.0.1.notify_all();
+    }
+
+    /// Waits until the gate opens (at most a minute: bounds a hang).
+    fn pass(&self) {
+        let open = self.0.0.lock().expect("gate");
+        let _ = self
+            .0
+            .1
+            .wait_timeout_while(open, Duration::from_secs(60), |open| !*open);
+    }
 }
 
 /// A request the site got.
@@ -82,8 +105,27 @@ impl Site {
                 mime: mime.to_owned(),
                 body,
                 location: None,
+                gate: None,
             },
         );
+    }
+
+    /// Serves `body` as HTML at `/path`, but answers each request only
+    /// once the gate returned is opened (the request is in
+    /// [`Site::hits`] as soon as it arrives).
+    pub fn gated(&self, path: &str, body: &str) -> Gate {
+        let gate = Gate::default();
+        self.pages.lock().expect("pages").insert(
+            format!("/{path}"),
+            Page {
+                status: 200,
+                mime: "text/html; charset=utf-8".to_owned(),
+                body: body.as_bytes().to_vec(),
+                location: None,
+                gate: Some(gate.clone()),
+            },
+        );
+        gate
     }
 
     /// Redirects `/path` to `to`.
@@ -95,6 +137,7 @@ impl Site {
                 mime: "text/plain".to_owned(),
                 body: Vec::new(),
                 location: Some(to.to_owned()),
+                gate: None,
             },
         );
     }
@@ -158,7 +201,11 @@ fn serve(
             mime: "text/html".to_owned(),
             body: b"<title>Not found</title><p>No such page.</p>".to_vec(),
             location: None,
+            gate: None,
         });
+        if let Some(g) = &page.gate {
+            g.pass();
+        }
         let mut head = format!(
             "HTTP/1.1 {} X\r\ncontent-type: {}\r\ncontent-length: {}\r\n",
             page.status,
