@@ -19,6 +19,11 @@
 //! grant kept in storage, to be tried at the next launch) is shown in
 //! paragraphs under the list, never as a list item.
 //!
+//! Its "Spin" button holds the desk's vat instead: every turn computes for
+//! a while (well within one entry's fuel) and asks the pane something, and
+//! the answer starts the next such turn; no single turn is long, so only
+//! the budget across turns stops it (the desk then says so in the window).
+//!
 //! Attempts are independent: each is a send whose answer is watched, and
 //! the heavy ones (big trees, guessing handles, storing a grant) each run
 //! in a turn of their own, started from the answer to a re-shown view, so
@@ -174,6 +179,7 @@ impl Hostile {
             view::row([
                 view::button("attack", "Attack"),
                 view::button("use-file", "Use the file"),
+                view::button("spin", "Spin"),
             ]),
             view::list(self.lines.iter().map(|(_, l)| text(l))),
             view::column(self.notes.iter().map(|n| view::para([text(n)]))),
@@ -320,6 +326,24 @@ impl Hostile {
             ),
         }
         self.draw();
+    }
+
+    /// Re-enters itself for ever, each turn spinning about 10 M fuel (a few milliseconds).
+    fn spin(&mut self) {
+        fn again(pane: Ref) {
+            let mut x = 0u64;
+            for i in 0..1_000_000u64 {
+                x = std::hint::black_box(x.wrapping_mul(31).wrapping_add(i));
+            }
+            std::hint::black_box(x);
+            let _ = view::ask(pane, "spin", Vec::new(), move |_: &mut Hostile, _| {
+                again(pane);
+            });
+        }
+        if let Some(pane) = self.pane {
+            self.report("spin", "PENDING: spin: holding the desk's vat, turn after turn".to_owned());
+            again(pane);
+        }
     }
 
     fn use_file(&mut self) {
@@ -614,6 +638,7 @@ impl Caplet for Hostile {
                 match Event::parse(&args) {
                     Some(Event::Click { id }) if id == "attack" => self.attack(),
                     Some(Event::Click { id }) if id == "use-file" => self.use_file(),
+                    Some(Event::Click { id }) if id == "spin" => self.spin(),
                     _ => {}
                 }
                 reply.ok(Val::Bool(true));

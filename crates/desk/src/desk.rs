@@ -13,7 +13,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use pola_powerbox::icon::Icon;
 use pola_powerbox::package::{Access, Kind, Package, Request, Sites};
 use pola_sandbox::Sandbox;
-use pola_sandbox::vat::{CapletCode, CapletObject, Policy, VatLink};
+use pola_sandbox::vat::{CapletCode, CapletObject, Policy, RESTART, Stopper, Upgrader, VatLink};
 use pola_store::Store;
 use pola_vat::patterns::{forward, revocable};
 use pola_vat::{Object, Outcome, Ref, Resolver, Turn, Val, Vat, error};
@@ -193,6 +193,9 @@ struct Window {
     dirty: bool,
     /// The browser's state, in a browser window.
     browser: Option<browser::BrowserState>,
+    /// Tells whether the app's caplet was stopped by its budget across
+    /// turns (an app's window; the browser's renderers have their own).
+    stopper: Option<Stopper>,
 }
 
 /// An object a running app offers to others.
@@ -420,6 +423,8 @@ impl Desk {
                     "seq": w.seq,
                     "prompt": w.prompt.as_ref().map(|p| prompt_json(&inner, p)),
                     "browser": w.browser.as_ref().map(browser::BrowserState::json),
+                    // The app stopped by its budget, in plain words.
+                    "stopped": w.stopper.as_ref().and_then(Stopper::stopped).map(|r| r.public_reason()),
                 })
             })
             .collect();
@@ -907,6 +912,7 @@ impl Desk {
                     shows: VecDeque::new(),
                     dirty: false,
                     browser: None,
+                    stopper: None,
                 },
             );
             (window, endowments)
@@ -942,6 +948,19 @@ impl Desk {
             if !me.attach(cx, window, revokers) {
                 // Closed while this turn waited: nothing is handed over.
                 return Ok(Val::null());
+            }
+            if let Some(object) = cx.inspect::<CapletObject>(&caplet) {
+                let stopper = object.stopper();
+                // The page hears of a stop at once (the hook only wakes it).
+                let shared = Arc::downgrade(&me.shared);
+                stopper.on_stop(move |_| {
+                    if let Some(shared) = shared.upgrade() {
+                        shared.changed();
+                    }
+                });
+                if let Some(w) = me.shared.lock().windows.get_mut(&window) {
+                    w.stopper = Some(stopper);
+                }
             }
             let mut env = BTreeMap::new();
             env.insert(Val::str("pane"), Val::Ref(pane_fwd));
@@ -991,6 +1010,7 @@ impl Desk {
                     shows: VecDeque::new(),
                     dirty: false,
                     browser: Some(browser::BrowserState::new()),
+                    stopper: None,
                 },
             );
             window
@@ -1234,15 +1254,48 @@ impl Desk {
             p.resolver.settle_now(Err(error("the window was closed")));
         }
         let revokers: Vec<Ref> = w.revokers.into_iter().map(|(_, r)| r).collect();
+        // An app starts afresh at its next launch: whatever it was still
+        // doing (callbacks, loops) ends with its window, and a stop by its
+        // budget is lifted. Its storage stays. (A browser window's
+        // renderer was stopped above.)
+        let app = (w.browser.is_none()).then_some(w.caplet);
         let done = self.vat.run(move |cx| {
             for r in &revokers {
                 cx.send_only(r, "revoke", Vec::new());
             }
-            Ok(Val::null())
+            let Some(app) = app else {
+                return Ok(Val::null());
+            };
+            let key = cx.spawn(Upgrader);
+            Ok(Val::Ref(cx.send(&app, RESTART, vec![Val::Ref(key)])))
         });
         self.wait(&done)?;
         self.shared.changed();
         Ok(())
+    }
+
+    /// `POST api/windows/W/restart`: closes an app's window (taking back
+    /// what that launch was given) and launches the app again, fresh;
+    /// answers the new window.
+    ///
+    /// # Errors
+    /// No such window, a browser window, or the launch's errors.
+    pub fn restart(self: &Arc<Self>, window: u64) -> R<u64> {
+        let app = {
+            let inner = self.shared.lock();
+            let w = inner
+                .windows
+                .get(&window)
+                .ok_or_else(|| DeskError::missing("that window is closed"))?;
+            if w.browser.is_some() {
+                return Err(DeskError::bad(
+                    "the browser is not restarted: reload the page",
+                ));
+            }
+            w.app.clone()
+        };
+        self.close(window)?;
+        self.launch(&app)
     }
 
     // ----- the powerbox -----

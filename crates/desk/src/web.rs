@@ -62,6 +62,7 @@ pub fn router(desk: Arc<Desk>, token: &str, port: u16) -> Router {
         .route("/d/{t}/api/apps/{app}/revoke-all", post(revoke_all))
         .route("/d/{t}/api/apps/{app}/audit", get(audit))
         .route("/d/{t}/api/windows/{w}/close", post(close))
+        .route("/d/{t}/api/windows/{w}/restart", post(restart))
         .route("/d/{t}/api/windows/{w}/event", post(event))
         .route("/d/{t}/api/windows/{w}/drop", post(drop_file))
         .route("/d/{t}/api/windows/{w}/navigate", post(navigate))
@@ -335,6 +336,16 @@ async fn close(State(app): State<App>, Path((_t, w)): Path<(String, String)>) ->
         blocking(move || {
             app.desk.close(number(&w, "window")?)?;
             Ok(json!({}))
+        })
+        .await,
+    )
+}
+
+async fn restart(State(app): State<App>, Path((_t, w)): Path<(String, String)>) -> Response {
+    answer_json(
+        blocking(move || {
+            let window = app.desk.restart(number(&w, "window")?)?;
+            Ok(json!({"window": window.to_string()}))
         })
         .await,
     )

@@ -265,6 +265,7 @@
       this.iconSlot = h('span', { className: 'title-icon' });
       this.status = h('div', { className: 'window-status', attrs: { role: 'status' } });
       this.promptArea = h('div', { className: 'prompt-area' });
+      this.stoppedArea = h('div', { className: 'stopped-area', attrs: { role: 'alert' } });
       this.pane = h('div', { className: 'pane', data: { window: id } });
       this.chrome = h('div', { className: 'browser-chrome', hidden: true });
       this.frame = h('section', { className: 'window', data: { window: id, app }, attrs: { 'aria-label': 'window' } },
@@ -280,6 +281,7 @@
           }, '×')),
         this.chrome,
         this.promptArea,
+        this.stoppedArea,
         this.pane,
         this.status);
       this.frame.addEventListener('dragover', (ev) => this.dragOver(ev));
@@ -312,6 +314,40 @@
       const seq = typeof w.seq === 'number' ? w.seq : this.seq;
       if (w.view && (seq > this.seq || this.seq < 0)) this.show(w.view, seq);
       this.drawPrompt(w.prompt || null);
+      this.drawStopped(typeof w.stopped === 'string' ? w.stopped : null);
+    }
+
+    /** The app was stopped by its budget across turns: say so, in the
+     * desk's words, with the way out (a fresh start; its storage stays). */
+    drawStopped(why) {
+      if (why === this.stoppedWhy) return;
+      this.stoppedWhy = why;
+      clear(this.stoppedArea);
+      this.frame.classList.toggle('stopped', !!why);
+      if (!why) return;
+      const what = why.replace(/^this caplet was stopped: /, '').replace(/^this caplet was stopped by its host$/, 'the desk stopped it');
+      this.stoppedArea.append(
+        h('p', { className: 'stopped-head' },
+          h('strong', {}, `${this.pet} was stopped`), `: ${what}. It no longer runs; what it shows may be out of date.`),
+        h('div', { className: 'prompt-actions' },
+          h('button', {
+            type: 'button', className: 'primary', title: 'Close this window and open the app again, fresh (what it saved stays)',
+            on: { click: () => this.restart() },
+          }, 'Restart')));
+    }
+
+    async restart() {
+      try {
+        this.say('Restarting…');
+        const r = await api(`api/windows/${this.id}/restart`, {});
+        this.remove();
+        desk.windows.delete(this.id);
+        await refresh();
+        const win = desk.windows.get(String(r.window));
+        if (win) win.flash();
+      } catch (e) {
+        this.say(`Could not restart: ${e.message}`);
+      }
     }
 
     remove() {

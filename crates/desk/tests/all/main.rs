@@ -13,6 +13,8 @@
 //!   hostile app's attack;
 //! - `powerbox`: runtime requests answered, refused, or left pending;
 //! - `persist`: what survives a restart of the desk;
+//! - `stopped`: an app stopped by its budget across turns, said in its
+//!   window and restarted fresh;
 //! - `browser`: the browser against real sites on loopback: pages,
 //!   links, images, forms, and the 2002 red team's attacks by the hostile
 //!   renderer and a conspiring server.
@@ -24,4 +26,5 @@ mod launch;
 mod persist;
 mod powerbox;
 mod site;
+mod stopped;
 mod support;
