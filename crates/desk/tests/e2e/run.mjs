@@ -355,6 +355,33 @@ async function hostileAttack(page) {
   await closeWindow(page, NAMES.hostile);
 }
 
+/** 5b. The hostile app holds the desk's vat turn after turn: its budget
+ * across turns stops it, the window says so without a reload (the desk
+ * pushes the change), the other windows keep working, and Restart opens
+ * it again, fresh. */
+async function hostileSpin(page, editorPet) {
+  // The editor's window, open since scenario 3 (or opened now).
+  const other = await launchAndWait(page, editorPet, 'Save');
+  const win = await launchAndWait(page, NAMES.hostile, 'Spin');
+  await win.locator('.pane button', { hasText: 'Spin' }).click();
+  const banner = win.locator('.stopped-area');
+  await banner.getByText('was stopped').waitFor({ timeout: SLOW });
+  const said = await banner.innerText();
+  check(said.includes(`${NAMES.hostile} was stopped`) && said.includes('CPU budget'), `the window says why: ${said}`);
+  await shot(page, OUT, 'hostile-stopped');
+  // The other app still answers.
+  await other.locator('.pane button', { hasText: 'Save' }).click();
+  await other.locator('.pane', { hasText: /Saved|revoked|refused|failed/ }).waitFor({ timeout: SLOW });
+  const old = await win.getAttribute('data-window');
+  await banner.getByRole('button', { name: 'Restart' }).click();
+  await page.locator(`section.window[data-window="${old}"]`).waitFor({ state: 'detached', timeout: SLOW });
+  const fresh = windowOf(page, NAMES.hostile);
+  await fresh.locator('.pane', { hasText: 'Spin' }).waitFor({ timeout: SLOW });
+  check(await fresh.locator('.stopped-area').innerText() === '', 'the restarted app is not stopped');
+  check(await fresh.locator('.pane li', { hasText: 'PENDING: spin' }).count() === 0, 'the restarted app starts afresh');
+  await closeWindow(page, NAMES.hostile);
+}
+
 /** 6. A document dropped on the editor's window frame opens in it. */
 async function dropDocument(page, pet) {
   const win = windowOf(page, pet);
@@ -503,6 +530,7 @@ const scenarios = [
   ['3. editor: chooser at install, Save, runtime request', editor],
   ['4. revoke: the next Save fails, the audit counts', revoke],
   ['5. hostile app: every attack blocked', hostileAttack],
+  ['   hostile app: stopped by its budget, said, restarted', hostileSpin],
   ['6. a document dropped on the window opens', dropDocument],
   ['7. hostile HTTP refused, nothing changed', hostileHttp],
   ['   screenshot', screenshot],
