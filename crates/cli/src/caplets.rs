@@ -189,8 +189,8 @@ mod tests {
                 package: dir.join("big.wasm"),
                 sha256: Sha256::digest(&wasm).into(),
                 quotas: crate::config::Quotas {
-                    fuel_per_call: None,
                     memory_bytes: Some(quota),
+                    ..Default::default()
                 },
                 line: 1,
             };

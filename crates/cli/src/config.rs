@@ -20,6 +20,8 @@
 //! package = "counter.wasm"    # relative to the folder of pola.toml
 //! sha256 = "…64 hex digits…"
 //! quotas = { fuel_per_call = 50000000, memory_bytes = 16777216 }
+//! # also fuel_per_second = 1000000000, fuel_burst = 5000000000: the
+//! # budget across turns (raise it for a caplet that serves many calls)
 //! ```
 //!
 //! Invariants (upheld here): a [`Config`] exists only for a file that
@@ -98,6 +100,10 @@ pub struct Quotas {
     pub fuel_per_call: Option<u64>,
     /// Most linear memory of one instance, in bytes.
     pub memory_bytes: Option<u64>,
+    /// The budget across turns: fuel per second of wall time.
+    pub fuel_per_second: Option<u64>,
+    /// The budget across turns: fuel when the bucket is full.
+    pub fuel_burst: Option<u64>,
 }
 
 impl Quotas {
@@ -111,6 +117,12 @@ impl Quotas {
         }
         if let Some(bytes) = self.memory_bytes {
             config.memory_bytes = usize::try_from(bytes).unwrap_or(usize::MAX);
+        }
+        if let Some(rate) = self.fuel_per_second {
+            config.fuel_per_second = rate;
+        }
+        if let Some(burst) = self.fuel_burst {
+            config.fuel_burst = burst;
         }
         config
     }
@@ -218,6 +230,8 @@ struct RawCaplet {
 struct RawQuotas {
     fuel_per_call: Option<Spanned<i64>>,
     memory_bytes: Option<Spanned<i64>>,
+    fuel_per_second: Option<Spanned<i64>>,
+    fuel_burst: Option<Spanned<i64>>,
 }
 
 /// The 1-based line of byte `offset` in `text`.
@@ -569,10 +583,20 @@ fn check_caplet(
     let mut quotas = Quotas::default();
     if let Some(q) = &c.quotas {
         let q = q.get_ref();
-        if let Some(f) = &q.fuel_per_call {
-            match u64::try_from(*f.get_ref()) {
-                Ok(v) if v > 0 => quotas.fuel_per_call = Some(v),
-                _ => faults.at(f.span(), "fuel_per_call must be 1 or more"),
+        for (field, value, slot) in [
+            ("fuel_per_call", &q.fuel_per_call, &mut quotas.fuel_per_call),
+            (
+                "fuel_per_second",
+                &q.fuel_per_second,
+                &mut quotas.fuel_per_second,
+            ),
+            ("fuel_burst", &q.fuel_burst, &mut quotas.fuel_burst),
+        ] {
+            if let Some(f) = value {
+                match u64::try_from(*f.get_ref()) {
+                    Ok(v) if v > 0 => *slot = Some(v),
+                    _ => faults.at(f.span(), format!("{field} must be 1 or more")),
+                }
             }
         }
         if let Some(m) = &q.memory_bytes {
@@ -931,13 +955,15 @@ mod tests {
         let sha = caplet_file(&s.0, "c.wasm", CONFINED);
         // A good one, with quotas.
         let text = format!(
-            "{}quotas = {{ fuel_per_call = 1000, memory_bytes = 65536 }}\n",
+            "{}quotas = {{ fuel_per_call = 1000, memory_bytes = 65536, fuel_per_second = 7, fuel_burst = 9 }}\n",
             caplet_text("counter", "c.wasm", &sha)
         );
         let c = Config::parse(&text, &file).unwrap();
         assert_eq!(c.caplets.len(), 1);
         assert_eq!(c.caplets[0].package, s.0.join("c.wasm"));
         assert_eq!(c.caplets[0].quotas.fuel_per_call, Some(1000));
+        let config = c.caplets[0].quotas.sandbox_config();
+        assert_eq!((config.fuel_per_second, config.fuel_burst), (7, 9));
         assert_eq!(c.caplets[0].line, 1);
 
         let one = |text: &str| {
