@@ -9,7 +9,7 @@
 //! `.ci/run` installs both. Without them this test fails and says so.
 //! Screenshots are left in the scratch folder printed on failure; with
 //! `POLA_UPDATE_SCREENSHOT=1` the desk's picture is copied to
-//! `docs/desk.png`.
+//! `docs/desk.png`, and a stopped app's window to `docs/desk-stopped.png`.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::{Path, PathBuf};

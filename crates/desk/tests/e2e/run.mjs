@@ -9,6 +9,7 @@
 //   POLA_DESK_HOSTILE_PKG   the hostile test app's .polapkg
 //   POLA_DESK_EDITOR_PKG    the editor's .polapkg (installed again through the dialog)
 //   POLA_UPDATE_SCREENSHOT  1: copy a screenshot of the desk to docs/desk.png
+//                           and of a stopped app's window to docs/desk-stopped.png
 //   POLA_REPO               the repository (for docs/desk.png)
 //   POLA_DESK_ONLY          (debugging) run only the scenarios whose names
 //                           contain one of these comma-separated strings
@@ -369,6 +370,16 @@ async function hostileSpin(page, editorPet) {
   const said = await banner.innerText();
   check(said.includes(`${NAMES.hostile} was stopped`) && said.includes('CPU budget'), `the window says why: ${said}`);
   await shot(page, OUT, 'hostile-stopped');
+  await page.mouse.move(1279, 799);
+  await page.waitForTimeout(1000); // the opening highlight fades
+  const stoppedShot = path.join(OUT, 'hostile-stopped-window.png');
+  await win.screenshot({ path: stoppedShot });
+  if (process.env.POLA_UPDATE_SCREENSHOT === '1') {
+    const repo = env('POLA_REPO');
+    fs.mkdirSync(path.join(repo, 'docs'), { recursive: true });
+    fs.copyFileSync(stoppedShot, path.join(repo, 'docs', 'desk-stopped.png'));
+    console.log(`updated ${path.join(repo, 'docs', 'desk-stopped.png')}`);
+  }
   // The other app still answers.
   await other.locator('.pane button', { hasText: 'Save' }).click();
   await other.locator('.pane', { hasText: /Saved|revoked|refused|failed/ }).waitFor({ timeout: SLOW });
