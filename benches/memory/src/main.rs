@@ -38,6 +38,8 @@
 //! part of pola) needs two exceptions, each allowed where it stands with
 //! its reason: the counting global allocator (`counting.rs`; `GlobalAlloc`
 //! is an unsafe trait) and `malloc_trim` for `--trim` (an FFI call).
+// Not forbid(unsafe_code): a benchmark binary, never linked into pola, with
+// two unsafe spots allowed one by one (the counting allocator, malloc_trim).
 #![deny(unsafe_code)]
 
 mod counting;
