@@ -24,11 +24,14 @@ const LABELS: &[&str] = &[
 ];
 
 fn check(p: &Page, limits: &Limits) {
-    let tree: Value = p.tree(
-        &mut |i| Value::record("L", vec![Value::int(i as u64)]),
-        &mut |i| Value::record("I", vec![Value::int(i as u64)]),
-        &mut |i| Value::record("F", vec![Value::int(i as u64)]),
-    );
+    let tree: Value = p.tree(&mut |slot, i| {
+        let label = match slot {
+            pola_browser::Slot::Link => "L",
+            pola_browser::Slot::Image => "I",
+            pola_browser::Slot::Form => "F",
+        };
+        Value::record(label, vec![Value::int(i as u64)])
+    });
     let (mut nodes, mut text) = (0usize, 0usize);
     let mut order: [Vec<usize>; 3] = Default::default();
     let mut stack = vec![(&tree, 1usize)];

@@ -1276,12 +1276,8 @@ fn label_under_attr(a: Option<&str>) -> String {
     cut_to(s.trim(), crate::MAX_VALUE).0.to_owned()
 }
 
-/// The callbacks that fill capability slots.
-pub(crate) struct Slots<'a, R> {
-    pub(crate) link: &'a mut dyn FnMut(usize) -> Value<R>,
-    pub(crate) image: &'a mut dyn FnMut(usize) -> Value<R>,
-    pub(crate) form: &'a mut dyn FnMut(usize) -> Value<R>,
-}
+/// The callback that fills capability slots.
+pub(crate) type Slots<'a, R> = dyn FnMut(crate::Slot, usize) -> Value<R> + 'a;
 
 /// The tree as a Syrup value (recursive: the depth is at most 257).
 pub(crate) fn to_value<R: Clone>(page: &Page, node: &Node, slots: &mut Slots<'_, R>) -> Value<R> {
@@ -1316,17 +1312,17 @@ pub(crate) fn to_value<R: Clone>(page: &Page, node: &Node, slots: &mut Slots<'_,
         Kind::Break => "break",
         Kind::Rule => "rule",
         Kind::Link(i) => {
-            fields.push((slots.link)(i));
+            fields.push(slots(crate::Slot::Link, i));
             "link"
         }
         Kind::Image(i) => {
-            fields.push((slots.image)(i));
+            fields.push(slots(crate::Slot::Image, i));
             let alt = page.images.get(i).map_or("", |im| im.alt.as_str());
             fields.push(Value::str(alt));
             "image"
         }
         Kind::Form(i) => {
-            fields.push((slots.form)(i));
+            fields.push(slots(crate::Slot::Form, i));
             "form"
         }
         Kind::Field(f, j) => {

@@ -30,7 +30,7 @@
 //! Nothing here panics on any input.
 //!
 //! ```
-//! use pola_browser::{Limits, parse};
+//! use pola_browser::{Limits, Slot, parse};
 //! use pola_syrup::Value;
 //!
 //! let base = url::Url::parse("https://example.com/news/").unwrap();
@@ -39,11 +39,10 @@
 //! let page = parse(html, &base, &Limits::default());
 //! assert_eq!(page.links[0].as_str(), "https://example.com/news/today.html");
 //! // The desk fills each slot with a capability; here, a stand-in.
-//! let tree: Value = page.tree(
-//!     &mut |i| Value::record("link-cap", vec![Value::int(i as i64)]),
-//!     &mut |_| Value::null(),
-//!     &mut |_| Value::null(),
-//! );
+//! let tree: Value = page.tree(&mut |slot, i| match slot {
+//!     Slot::Link => Value::record("link-cap", vec![Value::int(i as i64)]),
+//!     Slot::Image | Slot::Form => Value::null(),
+//! });
 //! assert_eq!(tree.to_string(), r#"<block <para "Read " <link <link-cap 0> "today's"> " news">>"#);
 //! ```
 
@@ -164,18 +163,24 @@ pub fn plain_text(body: &[u8], limits: &Limits) -> Page {
     build::plain(&text, limits, cut)
 }
 
+/// What a capability slot of the tree stands for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Slot {
+    /// A link: the desk makes it `follow()`.
+    Link,
+    /// An image the desk paints.
+    Image,
+    /// A form: the desk makes it `submit(FIELDS)`, to the form's action.
+    Form,
+}
+
 impl Page {
     /// The tree as a Syrup value (a `<'block …>`), each capability slot
-    /// filled by the caller: `link(i)` for `links[i]`, `image(i)` for
-    /// `images[i]`, `form(i)` for `forms[i]`. Each is called once per slot,
-    /// in page order.
-    pub fn tree<R: Clone>(
-        &self,
-        link: &mut dyn FnMut(usize) -> Value<R>,
-        image: &mut dyn FnMut(usize) -> Value<R>,
-        form: &mut dyn FnMut(usize) -> Value<R>,
-    ) -> Value<R> {
-        build::to_value(self, &self.root, &mut build::Slots { link, image, form })
+    /// filled by the caller: `fill(Slot::Link, i)` for `links[i]`,
+    /// `fill(Slot::Image, i)` for `images[i]`, `fill(Slot::Form, i)` for
+    /// `forms[i]`. It is called once per slot, in page order.
+    pub fn tree<R: Clone>(&self, fill: &mut dyn FnMut(Slot, usize) -> Value<R>) -> Value<R> {
+        build::to_value(self, &self.root, fill)
     }
 
     /// Bytes of text in the tree (as [`Limits::max_text`] counts them).

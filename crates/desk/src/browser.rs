@@ -16,7 +16,7 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, Weak};
 
-use pola_browser::{Limits, Page, Submission};
+use pola_browser::{Limits, Page, Slot, Submission};
 use pola_powerbox::caps::{Sites, WebCap, WebOptions};
 use pola_sandbox::CapletModule;
 use pola_sandbox::vat::{CapletObject, Policy, Stopper, VatLink};
@@ -546,31 +546,21 @@ impl Desk {
         let loaded = loaded.clone();
         let made = self.vat.run(move |cx| {
             let p = &loaded.page;
-            let mut mint = |slot: Slot, count: usize| -> Vec<Ref> {
-                (0..count)
-                    .map(|n| {
-                        cx.spawn(PageCap {
-                            desk: Arc::downgrade(&me),
-                            window,
-                            page,
-                            slot,
-                            n,
-                        })
-                    })
-                    .collect()
-            };
-            let links = mint(Slot::Link, p.links.len());
-            let images = mint(Slot::Image, p.images.len());
-            let forms = mint(Slot::Form, p.forms.len());
-            let slot = |v: &[Ref], n: usize| {
-                v.get(n)
-                    .map_or_else(|| Val::str(""), |r| Val::Ref(r.clone()))
-            };
-            let tree = p.tree(
-                &mut |n| slot(&links, n),
-                &mut |n| slot(&images, n),
-                &mut |n| slot(&forms, n),
-            );
+            // One capability per slot of the tree, made as the tree is built.
+            #[cfg(test)]
+            let mut minted: Vec<(Slot, Ref)> = Vec::new();
+            let tree = p.tree(&mut |slot, n| {
+                let cap = cx.spawn(PageCap {
+                    desk: Arc::downgrade(&me),
+                    window,
+                    page,
+                    slot,
+                    n,
+                });
+                #[cfg(test)]
+                minted.push((slot, cap.clone()));
+                Val::Ref(cap)
+            });
             let pane = cx.spawn(super::PaneObject {
                 desk: Arc::downgrade(&me),
                 window,
@@ -603,9 +593,9 @@ impl Desk {
                             page,
                             env: env.clone(),
                             pane,
-                            links,
-                            images,
-                            forms,
+                            links: tests::of(&minted, Slot::Link),
+                            images: tests::of(&minted, Slot::Image),
+                            forms: tests::of(&minted, Slot::Form),
                             renderer: renderer.clone(),
                             stopper: stopper.clone(),
                         });
@@ -819,17 +809,6 @@ pub(super) fn page_image(cx: &mut Turn<'_>, r: &Ref, window: u64, page: u64) -> 
     (img.slot == Slot::Image && img.window == window && img.page == page).then_some(img.n)
 }
 
-/// What a capability of a page stands for.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Slot {
-    /// `follow()`.
-    Link,
-    /// Nothing to call: the desk paints it when a view holds it.
-    Image,
-    /// `submit(FIELDS)`.
-    Form,
-}
-
 /// A link, image or form of one page: element `n` of its kind. It works
 /// only while its page is the window's current one.
 struct PageCap {
@@ -921,6 +900,15 @@ mod tests {
 
     /// Bounds a hang (debug builds of the sandbox are slow).
     const PATIENCE: Duration = Duration::from_secs(120);
+
+    /// The capabilities of one kind, in page order.
+    pub(super) fn of(minted: &[(Slot, Ref)], kind: Slot) -> Vec<Ref> {
+        minted
+            .iter()
+            .filter(|(s, _)| *s == kind)
+            .map(|(_, r)| r.clone())
+            .collect()
+    }
 
     /// What the desk handed one page's renderer.
     #[derive(Clone)]

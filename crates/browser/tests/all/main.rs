@@ -23,11 +23,14 @@ pub fn page(html: &str) -> Page {
 
 /// The tree with slots filled as `<L i>`, `<I i>`, `<F i>`.
 pub fn tree(p: &Page) -> Value {
-    p.tree(
-        &mut |i| Value::record("L", vec![Value::int(i as i64)]),
-        &mut |i| Value::record("I", vec![Value::int(i as i64)]),
-        &mut |i| Value::record("F", vec![Value::int(i as i64)]),
-    )
+    p.tree(&mut |slot, i| {
+        let label = match slot {
+            pola_browser::Slot::Link => "L",
+            pola_browser::Slot::Image => "I",
+            pola_browser::Slot::Form => "F",
+        };
+        Value::record(label, vec![Value::int(i as i64)])
+    })
 }
 
 /// The tree in Syrup's text form.

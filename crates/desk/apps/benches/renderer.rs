@@ -22,11 +22,11 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use pola_browser::{Limits, Page};
+use pola_browser::{Limits, Page, Slot};
 use pola_desk_apps::RENDERERS;
 use pola_sandbox::Sandbox;
 use pola_sandbox::vat::{CapletObject, Policy, Stopper};
-use pola_vat::{Object, Outcome, Ref, Turn, Val, Vat, error};
+use pola_vat::{Object, Outcome, Turn, Val, Vat, error};
 
 /// A small page as a site would serve it: a navigation bar, a heading,
 /// paragraphs with inline links and emphasis, a list, an image, a table
@@ -53,14 +53,6 @@ minted for this page, and so is each <a href="/three.html">other link</a>.</p>
 <footer><p>A footer, <a href="/contact">contact</a>.</p></footer>
 </body></html>
 "#;
-
-/// What a page's capability stands for (as the desk's `Slot`).
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Slot {
-    Link,
-    Image,
-    Form,
-}
 
 /// A link, image or form of one page (as the desk's `PageCap`); nothing
 /// is followed or submitted in this bench.
@@ -115,23 +107,7 @@ fn show_page(
     let (module, parsed, out) = (module.clone(), parsed.clone(), made.clone());
     let turn = vat.run(move |cx| {
         let p = &parsed;
-        let mut mint = |slot: Slot, count: usize| -> Vec<Ref> {
-            (0..count)
-                .map(|_| cx.spawn(PageCap { page, slot }))
-                .collect()
-        };
-        let links = mint(Slot::Link, p.links.len());
-        let images = mint(Slot::Image, p.images.len());
-        let forms = mint(Slot::Form, p.forms.len());
-        let slot = |v: &[Ref], n: usize| {
-            v.get(n)
-                .map_or_else(|| Val::str(""), |r| Val::Ref(r.clone()))
-        };
-        let tree = p.tree(
-            &mut |n| slot(&links, n),
-            &mut |n| slot(&images, n),
-            &mut |n| slot(&forms, n),
-        );
+        let tree = p.tree(&mut |slot, _| Val::Ref(cx.spawn(PageCap { page, slot })));
         let pane = cx.spawn(Pane {
             page,
             shown: shown.clone(),
