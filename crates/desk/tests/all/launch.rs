@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value as Json, json};
 
-use crate::support::{Desktop, PATIENCE, fresh, pack, texts};
+use crate::support::{Desktop, PATIENCE, fresh, texts};
 
 fn grants(audit: &Json) -> Vec<Json> {
     audit["grants"].as_array().cloned().unwrap_or_default()
@@ -151,27 +151,17 @@ fn verdicts(texts: &[String]) -> Vec<&String> {
 fn the_hostile_app_escapes_nothing() {
     let (_tmp, d) = fresh();
     std::fs::write(d.docs.join("notes.txt"), "a note\n").expect("write");
-    let rev = d.post_bytes(
-        "api/packages",
-        &pack(&pola_desk_apps::HOSTILE),
-        "application/octet-stream",
-    );
-    assert_eq!(rev.status, 200, "{}", rev.text());
-    let rid = rev.json()["id"].as_str().expect("id").to_owned();
     // Given what a careless person might give it (not the web).
-    let app = d.ok(
-        &format!("api/reviews/{rid}/install"),
-        &json!({"pet": "Mallory", "decisions": [
+    let app = d.install_reviewed(
+        &pola_desk_apps::HOSTILE,
+        "Mallory",
+        json!([
             {"name": "file", "grant": true, "path": "notes.txt"},
             {"name": "home", "grant": true, "path": ""},
             {"name": "clock", "grant": true},
             {"name": "random", "grant": true},
-            {"name": "storage", "grant": true}]})
-        .to_string(),
-    )["app"]
-        .as_str()
-        .expect("id")
-        .to_owned();
+            {"name": "storage", "grant": true}]),
+    );
     let w = d.launch(&app);
     d.wait_view(&w, "the hostile app", |t| t.iter().any(|s| s == "Attack"));
     d.click(&w, "attack");

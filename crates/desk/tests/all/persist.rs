@@ -2,7 +2,7 @@
 
 use serde_json::{Value as Json, json};
 
-use crate::support::{Desktop, pack};
+use crate::support::Desktop;
 
 /// The apps as the page sees them, without what a run changes.
 fn apps(d: &Desktop) -> Vec<Json> {
@@ -24,22 +24,11 @@ fn installs_names_endowments_and_app_storage_survive_a_restart() {
     let notes = d.install_stock(&pola_desk_apps::NOTES);
     std::fs::write(d.docs.join("other.txt"), "read me\n").expect("write");
     // An install narrowed by the user: the editor's code, reading one file.
-    let rev = d.post_bytes(
-        "api/packages",
-        &pack(&pola_desk_apps::EDITOR),
-        "application/octet-stream",
+    let viewer = d.install_reviewed(
+        &pola_desk_apps::EDITOR,
+        "Viewer",
+        json!([{"name": "file", "grant": true, "access": "read", "path": "other.txt"}]),
     );
-    assert_eq!(rev.status, 200, "{}", rev.text());
-    let rid = rev.json()["id"].as_str().expect("id").to_owned();
-    let viewer = d.ok(
-        &format!("api/reviews/{rid}/install"),
-        &json!({"pet": "Viewer", "decisions": [
-            {"name": "file", "grant": true, "access": "read", "path": "other.txt"}]})
-        .to_string(),
-    )["app"]
-        .as_str()
-        .expect("id")
-        .to_owned();
     d.ok(&format!("api/apps/{notes}/rename"), r#"{"pet":"Jottings"}"#);
     // A note, kept in the notes app's own storage.
     let w = d.launch(&notes);

@@ -7,27 +7,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value as Json, json};
 
-use crate::support::{Desktop, fresh, pack};
+use crate::support::{Desktop, fresh};
 
 const PATIENCE: Duration = Duration::from_secs(20);
-
-/// Installs the hostile app with nothing granted; its id.
-fn install_hostile(d: &Desktop) -> String {
-    let rev = d.post_bytes(
-        "api/packages",
-        &pack(&pola_desk_apps::HOSTILE),
-        "application/octet-stream",
-    );
-    assert_eq!(rev.status, 200, "{}", rev.text());
-    let rid = rev.json()["id"].as_str().expect("id").to_owned();
-    d.ok(
-        &format!("api/reviews/{rid}/install"),
-        &json!({"pet": "Mallory", "decisions": []}).to_string(),
-    )["app"]
-        .as_str()
-        .expect("id")
-        .to_owned()
-}
 
 /// Waits until window `w` says its app was stopped; the reason.
 fn wait_stopped(d: &Desktop, w: &str) -> String {
@@ -49,7 +31,7 @@ fn wait_stopped(d: &Desktop, w: &str) -> String {
 fn an_app_that_holds_the_vat_is_stopped_said_and_restarted_fresh() {
     let (_tmp, d) = fresh();
     let editor = d.install_stock(&pola_desk_apps::EDITOR);
-    let bad = install_hostile(&d);
+    let bad = d.install_reviewed(&pola_desk_apps::HOSTILE, "Mallory", json!([]));
     let e = d.launch(&editor);
     d.wait_view(&e, "the file's text", |t| {
         t.iter().any(|s| s == "Welcome to the pola desk.\n")

@@ -107,6 +107,22 @@ impl Desktop {
             .expect("a stock app installs")
     }
 
+    /// Installs a stock app's package through the install dialog's API
+    /// (upload, review, install) with the person's `decisions` (a JSON
+    /// list) under the pet name `pet`; the app's id.
+    pub fn install_reviewed(&self, app: &StockApp, pet: &str, decisions: Json) -> String {
+        let rev = self.post_bytes("api/packages", &pack(app), "application/octet-stream");
+        assert_eq!(rev.status, 200, "{}", rev.text());
+        let rid = rev.json()["id"].as_str().expect("id").to_owned();
+        self.ok(
+            &format!("api/reviews/{rid}/install"),
+            &serde_json::json!({"pet": pet, "decisions": decisions}).to_string(),
+        )["app"]
+            .as_str()
+            .expect("id")
+            .to_owned()
+    }
+
     /// `127.0.0.1:PORT`.
     pub fn host(&self) -> String {
         format!("127.0.0.1:{}", self.port)
