@@ -245,6 +245,18 @@ pub struct PeerHandle {
     tx: CmdTx,
     vat: Vat,
     location: PeerLocator,
+    sturdy: Sturdies,
+}
+
+/// The Swiss numbers this peer serves, shared by its handles and its core:
+/// a registration or revocation holds from the moment its call returns,
+/// even for a fetch already on its way in.
+type Sturdies = Arc<Mutex<SturdyTable<Ref>>>;
+
+/// Locks the Swiss-number table. Nothing panics while holding it (it is
+/// a map), but a poisoned lock still holds a consistent table.
+fn sturdies(t: &Sturdies) -> std::sync::MutexGuard<'_, SturdyTable<Ref>> {
+    t.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 impl std::fmt::Debug for Cmd {
@@ -279,22 +291,15 @@ impl PeerHandle {
         object: Ref,
         expires: Option<std::time::SystemTime>,
     ) {
-        let _ = self.tx.send(Cmd::Api(ApiCmd::Register {
-            swiss: swiss.into(),
-            object,
-            expires,
-        }));
+        sturdies(&self.sturdy).register_until(swiss.into(), object, expires);
     }
 
-    /// Forgets the Swiss number `swiss`: later `fetch`es of it fail.
+    /// Forgets the Swiss number `swiss`: every `fetch` of it handled after
+    /// this call returns fails, including one already on its way in.
     /// References already handed out stay live (revoke those with a
-    /// revocable forwarder). Asynchronous: it takes effect when the
-    /// peer's loop handles it; awaiting [`PeerHandle::stats`] afterwards
-    /// waits for that.
+    /// revocable forwarder).
     pub fn revoke(&self, swiss: &Swiss) {
-        let _ = self.tx.send(Cmd::Api(ApiCmd::Revoke {
-            swiss: swiss.clone(),
-        }));
+        sturdies(&self.sturdy).revoke(swiss);
     }
 
     /// Mints a sturdyref for `object`: a fresh random Swiss number (256
@@ -439,6 +444,7 @@ impl Peer {
             local: local.clone(),
         };
         let spin_max = config.spin_max;
+        let sturdy: Sturdies = Arc::default();
         let (net_tx, net_rx) = mpsc::channel(conn::EVENT_QUEUE);
         for n in &netlayers {
             conn::spawn_acceptor(n.clone(), net_tx.clone());
@@ -461,7 +467,7 @@ impl Peer {
             locals: HashMap::new(),
             local_of: HashMap::new(),
             next_local: 1,
-            sturdy: SturdyTable::new(),
+            sturdy: sturdy.clone(),
             waiting: HashMap::new(),
             next_token: 1,
             dirty: BTreeSet::new(),
@@ -499,7 +505,12 @@ impl Peer {
         lock(&core).io = io;
         let task = tokio::spawn(run(core, local, cmd_rx, net_rx, tick));
         Ok(Peer {
-            handle: PeerHandle { tx, vat, location },
+            handle: PeerHandle {
+                tx,
+                vat,
+                location,
+                sturdy,
+            },
             task,
         })
     }
@@ -672,7 +683,7 @@ struct Core {
     locals: HashMap<LocalId, LocalEntry>,
     local_of: HashMap<Ref, LocalId>,
     next_local: u64,
-    sturdy: SturdyTable<Ref>,
+    sturdy: Sturdies,
     waiting: HashMap<WaitToken, (ConnId, Waiting)>,
     next_token: u64,
     dirty: BTreeSet<ConnId>,
@@ -1057,16 +1068,6 @@ impl Core {
                 }
             }
             Cmd::Api(api) => match api {
-                ApiCmd::Register {
-                    swiss,
-                    object,
-                    expires,
-                } => {
-                    self.sturdy.register_until(swiss, object, expires);
-                }
-                ApiCmd::Revoke { swiss } => {
-                    self.sturdy.revoke(&swiss);
-                }
                 ApiCmd::Enliven { sturdy, answer } => self.enliven(sturdy, answer),
                 ApiCmd::Stats { reply } => {
                     let _ = reply.send(self.stats());
@@ -1080,7 +1081,8 @@ impl Core {
     /// Fetches the object `sturdy` names into `answer`.
     fn enliven(&mut self, sturdy: SturdyRef, answer: Arc<QuestionRemote>) {
         if sturdy.peer.same_peer(&self.location) {
-            match self.sturdy.lookup(&sturdy.swiss) {
+            let found = sturdies(&self.sturdy).lookup(&sturdy.swiss);
+            match found {
                 Ok(r) => answer.settle(Ok(Value::Ref(r))),
                 Err(e) => answer.settle(Err(error(e.to_string()))),
             }
@@ -1118,7 +1120,7 @@ impl Core {
                 })
                 .collect(),
             exported_locals: self.locals.len(),
-            sturdyrefs: self.sturdy.len(),
+            sturdyrefs: sturdies(&self.sturdy).len(),
             held_bytes: self.pool.used(),
         }
     }
@@ -1804,7 +1806,9 @@ impl Core {
                 self.await_local(id, &p, Waiting::Reply(reply));
             }
             Event::Fetch { swiss, reply } => {
-                let found = self.sturdy.lookup(&swiss).map_err(|e| error(e.to_string()));
+                let found = sturdies(&self.sturdy)
+                    .lookup(&swiss)
+                    .map_err(|e| error(e.to_string()));
                 let Some(reply) = reply else {
                     return;
                 };

@@ -21,9 +21,9 @@
 
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 
-use pola_captp::locator::{SturdyRef, Swiss};
+use pola_captp::locator::SturdyRef;
 use pola_captp::{ImportPosition, QuestionPosition};
-use pola_vat::{Message, Outcome, Ref, Remote, Resolver};
+use pola_vat::{Message, Outcome, Remote, Resolver};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::conn::ConnId;
@@ -85,14 +85,6 @@ pub(crate) enum Cmd {
 
 /// Requests from the public API to the loop.
 pub(crate) enum ApiCmd {
-    Register {
-        swiss: Swiss,
-        object: Ref,
-        expires: Option<std::time::SystemTime>,
-    },
-    Revoke {
-        swiss: Swiss,
-    },
     Enliven {
         sturdy: SturdyRef,
         answer: Arc<QuestionRemote>,
