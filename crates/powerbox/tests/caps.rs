@@ -681,7 +681,11 @@ fn serve(
     requests.lock().unwrap().push(path.clone());
     let now = busy.fetch_add(1, Ordering::SeqCst) + 1;
     most_busy.fetch_max(now, Ordering::SeqCst);
+    // Every arm but /hang answers once through `reply`, which counts the
+    // request finished before writing: a client that has read the answer
+    // must never find it still counted as running.
     let reply = |conn: &mut TcpStream, status: &str, headers: &str, body: &[u8]| {
+        busy.fetch_sub(1, Ordering::SeqCst);
         let _ = write!(
             conn,
             "HTTP/1.1 {status}\r\nContent-Length: {}\r\nConnection: close\r\n{headers}\r\n",
@@ -712,10 +716,12 @@ fn serve(
             std::thread::sleep(Duration::from_millis(300));
             reply(&mut conn, "200 OK", "", b"slow");
         }
-        "/hang" => std::thread::sleep(Duration::from_secs(60)),
+        "/hang" => {
+            std::thread::sleep(Duration::from_secs(60));
+            busy.fetch_sub(1, Ordering::SeqCst);
+        }
         _ => reply(&mut conn, "400 Bad Request", "", b""),
     }
-    busy.fetch_sub(1, Ordering::SeqCst);
 }
 
 fn web(vat: &Vat, sites: &[&str], options: WebOptions) -> Ref {
