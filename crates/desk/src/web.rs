@@ -496,14 +496,16 @@ async fn timeline(State(app): State<App>) -> Response {
 }
 
 async fn events(State(app): State<App>, ws: WebSocketUpgrade) -> Response {
+    // Subscribed before the upgrade is answered: a change made once the
+    // page holds its socket reaches it, even before `push` first runs.
+    let rx = app.desk.subscribe();
     ws.max_message_size(MAX_BODY)
-        .on_upgrade(move |socket| push(socket, app.desk.clone()))
+        .on_upgrade(move |socket| push(socket, rx))
 }
 
 /// Forwards the desk's live messages to one page; what the page sends is
 /// read and dropped.
-async fn push(mut socket: WebSocket, desk: Arc<Desk>) {
-    let mut rx = desk.subscribe();
+async fn push(mut socket: WebSocket, mut rx: tokio::sync::broadcast::Receiver<String>) {
     loop {
         tokio::select! {
             msg = rx.recv() => match msg {
