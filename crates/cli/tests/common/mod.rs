@@ -83,13 +83,39 @@ impl Drop for Served {
 /// How long a client waits for an answer.
 pub const T: Duration = Duration::from_secs(20);
 
-/// A free loopback port (so URIs stay the same across restarts).
+/// A free loopback port (so URIs stay the same across restarts), below
+/// the kernel's ephemeral range: a port the kernel hands to any `bind(0)`
+/// or outgoing connection could be taken while a server is restarted.
+/// Never the same twice in one test process.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
+    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    let ephemeral_low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|r| r.split_whitespace().next()?.parse::<u16>().ok())
+        .unwrap_or(32768);
+    const LOW: u16 = 20000;
+    let mut given = GIVEN.lock().unwrap();
+    if ephemeral_low > LOW + 1000 {
+        let span = u32::from(ephemeral_low - LOW);
+        let seed = std::process::id().wrapping_mul(7919)
+            ^ std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.subsec_nanos());
+        for i in 0..span {
+            let port = LOW + u16::try_from((seed.wrapping_add(i)) % span).unwrap();
+            if !given.contains(&port) && std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+                given.push(port);
+                return port;
+            }
+        }
+    }
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
         .unwrap()
-        .port()
+        .port();
+    given.push(port);
+    port
 }
 
 /// Starts `pola serve ROLE… --listen 127.0.0.1 --port PORT --state DIR`.

@@ -453,8 +453,10 @@ fn has_session(victim: &Victim, name: &str) -> bool {
 fn a_quiet_session_is_closed_once_idle_and_says_why() {
     let idle = Duration::from_millis(300);
     let victim = Victim::new(PeerConfig::default().with_idle_timeout(idle));
-    let (mut s, _client) = open_session(&victim, "quiet", 11);
+    // Timed from before the handshake: the victim's clock starts later,
+    // when it has our hello.
     let opened = Instant::now();
+    let (mut s, _client) = open_session(&victim, "quiet", 11);
     // The peer finished the handshake and says nothing more.
     let got = read_all_values(&mut s);
     let waited = opened.elapsed();
@@ -548,10 +550,12 @@ fn a_session_the_peer_awaits_is_not_idle() {
 
 #[test]
 fn a_session_holding_the_peers_references_is_kept_alive() {
-    // Both sides close idle sessions after 300 ms; the client holds a far
+    // Both sides close idle sessions after 1 s; the client holds a far
     // reference to the server's echo, so it pokes the server while quiet
-    // and the same reference still works long after.
-    let idle = Duration::from_millis(300);
+    // and the same reference still works long after. (The client pokes
+    // after half the timeout, at its next tick: a quarter of a second of
+    // slack for a busy machine.)
+    let idle = Duration::from_secs(1);
     let server = Victim::new(PeerConfig::default().with_idle_timeout(idle));
     let client = Victim::new(PeerConfig::default().with_idle_timeout(idle));
     let _g = client.rt.enter();
@@ -564,7 +568,7 @@ fn a_session_holding_the_peers_references_is_kept_alive() {
         client.vat.block_on(&a, T)
     };
     assert_eq!(call(1).unwrap(), Value::List(vec![Value::int(1i64)]));
-    std::thread::sleep(idle * 6);
+    std::thread::sleep(idle * 3);
     assert_eq!(
         call(2).unwrap(),
         Value::List(vec![Value::int(2i64)]),
@@ -589,8 +593,10 @@ fn a_message_that_stalls_or_trickles_is_cut_off() {
         "x".repeat(4096)
     ));
     let (mut s, _c) = open_session(&victim, "staller", 14);
-    s.write_all(&message[..2048]).unwrap();
+    // Timed from before the first byte leaves: the victim's clock starts
+    // when it arrives.
     let started = Instant::now();
+    s.write_all(&message[..2048]).unwrap();
     let got = read_all_values(&mut s);
     assert_eq!(
         got.last().and_then(abort_reason),
@@ -603,6 +609,7 @@ fn a_message_that_stalls_or_trickles_is_cut_off() {
     // session is never silent, but the message is not done in time.
     let (s, _c) = open_session(&victim, "trickler", 15);
     let mut w = s.try_clone().unwrap();
+    let started = Instant::now();
     let trickle = std::thread::spawn(move || {
         for b in &message {
             if w.write_all(std::slice::from_ref(b)).is_err() {
@@ -612,7 +619,6 @@ fn a_message_that_stalls_or_trickles_is_cut_off() {
         }
     });
     let mut s = s;
-    let started = Instant::now();
     let got = read_all_values(&mut s);
     assert_eq!(
         got.last().and_then(abort_reason),

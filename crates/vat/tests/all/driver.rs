@@ -94,9 +94,16 @@ fn tally(vat: &Vat) -> (Ref, Arc<AtomicUsize>) {
 fn posts_from_other_threads_wake_a_vat_sleeping_in_its_driver() {
     let (a, _input, waits) = vat_with_sleeper("drive-a");
     let b = Vat::new("drive-b");
-    // b takes its time, so a has gone to sleep before each answer comes.
-    let counter = b.spawn(from_fn(|_cx, _m, _args| {
-        std::thread::sleep(std::time::Duration::from_micros(200));
+    let before = waits.load(Ordering::SeqCst);
+    // b answers its k-th call only once a has gone to sleep in its driver
+    // for the k-th time (bounded: if a never sleeps, the count below fails).
+    let (asleep, calls) = (waits.clone(), AtomicUsize::new(0));
+    let counter = b.spawn(from_fn(move |_cx, _m, _args| {
+        let k = calls.fetch_add(1, Ordering::SeqCst) + 1;
+        let give_up = std::time::Instant::now() + std::time::Duration::from_secs(1);
+        while asleep.load(Ordering::SeqCst) < before + k && std::time::Instant::now() < give_up {
+            std::thread::sleep(std::time::Duration::from_micros(50));
+        }
         Ok(n(1))
     }));
     let pinger = a.spawn(from_fn(move |cx, _m, args| {
@@ -112,7 +119,6 @@ fn posts_from_other_threads_wake_a_vat_sleeping_in_its_driver() {
             }
         })))
     }));
-    let before = waits.load(Ordering::SeqCst);
     let v = a.block_on(&a.send(&pinger, "go", vec![n(300)]), T).unwrap();
     assert_eq!(int(&v), 300);
     // a slept in the driver for each answer (never in thread::park: a
@@ -278,11 +284,13 @@ fn round(vat: &Vat, counter: &Ref) -> i64 {
 }
 
 /// Keeps `vat` busy until the returned flag is set: an object that sends
-/// to itself, so the vat's queue never empties.
-fn keep_busy(vat: &Vat) -> Arc<AtomicBool> {
+/// to itself, so the vat's queue never empties. The count is its turns.
+fn keep_busy(vat: &Vat) -> (Arc<AtomicBool>, Arc<AtomicUsize>) {
     let stop = Arc::new(AtomicBool::new(false));
-    let s = stop.clone();
+    let spins = Arc::new(AtomicUsize::new(0));
+    let (s, turns) = (stop.clone(), spins.clone());
     let spinner = vat.spawn(from_fn(move |cx, _m, _args| {
+        turns.fetch_add(1, Ordering::SeqCst);
         if !s.load(Ordering::Relaxed) {
             let me = cx.me().ok_or_else(|| error("me"))?;
             cx.send_only(&me, "spin", vec![]);
@@ -290,7 +298,7 @@ fn keep_busy(vat: &Vat) -> Arc<AtomicBool> {
         Ok(Val::null())
     }));
     vat.send_only(&spinner, "spin", vec![]);
-    stop
+    (stop, spins)
 }
 
 #[test]
@@ -298,10 +306,12 @@ fn a_busy_vat_still_polls_its_drivers() {
     let (vat, input, _waits) = vat_with_sleeper("busy-driver");
     let other = attach_probe(&vat, Fault::None, false);
     let (target, count) = tally(&vat);
-    let stop = keep_busy(&vat);
-    // Let the spinner get going, then note where the probe stands: the
-    // vat is never idle from here on.
-    std::thread::sleep(std::time::Duration::from_millis(20));
+    let (stop, spins) = keep_busy(&vat);
+    // Once the spinner is going, note where the probe stands: the vat is
+    // never idle from here on.
+    eventually("the spinner is going", T, || {
+        spins.load(Ordering::SeqCst) > 10
+    });
     let idles = other.idles.load(Ordering::SeqCst);
     let polls = other.polls.load(Ordering::SeqCst);
     // Input only the driver sees (the channel posts nothing to the vat):
@@ -356,7 +366,7 @@ fn a_driver_that_panics_is_dropped_and_the_vat_keeps_working() {
             let bad = attach_probe(&vat, fault, sleeper);
             let good = attach_probe(&vat, Fault::None, false);
             if fault == Fault::PanicInPoll {
-                let stop = keep_busy(&vat);
+                let (stop, _) = keep_busy(&vat);
                 eventually("the busy vat polled", T, || {
                     bad.polls.load(Ordering::SeqCst) > 0
                 });
