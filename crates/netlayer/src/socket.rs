@@ -248,3 +248,17 @@ impl AsyncWrite for SockWrite {
         Poll::Ready(self.sock.shutdown(std::net::Shutdown::Write))
     }
 }
+
+/// Test support: waits (at most ~5 s) until `stream` has seen the other
+/// side's end of writing, so what came before it and the end are both
+/// readable.
+#[cfg(test)]
+pub(crate) async fn until_read_closed(stream: &TcpStream) {
+    for _ in 0..5000 {
+        match stream.ready(Interest::READABLE).await {
+            Ok(ready) if !ready.is_read_closed() => {}
+            _ => return,
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+    }
+}

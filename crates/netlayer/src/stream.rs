@@ -344,14 +344,7 @@ mod tests {
         let (server, _) = listener.accept().await.unwrap();
         std::io::Write::write_all(&mut client, b"10:<op").unwrap();
         client.shutdown(std::net::Shutdown::Write).unwrap();
-        // Until the cut is here too (bytes and end both readable).
-        for _ in 0..5000 {
-            let ready = server.ready(tokio::io::Interest::READABLE).await.unwrap();
-            if ready.is_read_closed() {
-                break;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(1)).await;
-        }
+        crate::socket::until_read_closed(&server).await;
         let (r, _w) = crate::socket::split(server, false).unwrap();
         let mut reader = StreamReader::new(r, Framing::ByteString { max_frame: 100 });
         let first = reader.read_now(usize::MAX);

@@ -934,14 +934,7 @@ mod tests {
         sealer.push_frame(b"hello", &mut frame).unwrap();
         std::io::Write::write_all(&mut client, &frame[..5]).unwrap();
         client.shutdown(std::net::Shutdown::Write).unwrap();
-        // Until the cut is here too (bytes and end both readable).
-        for _ in 0..5000 {
-            let ready = server.ready(tokio::io::Interest::READABLE).await.unwrap();
-            if ready.is_read_closed() {
-                break;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(1)).await;
-        }
+        crate::socket::until_read_closed(&server).await;
         let (r, _w) = crate::socket::split(server, false).unwrap();
         let mut reader = NoiseReader::new(r, rx);
         let first = reader.read_now(usize::MAX);
